@@ -1,0 +1,31 @@
+package queue
+
+import "context"
+
+// Item is one copy waiting for delivery: a single audit record line in
+// auditd's log format, without its trailing newline.
+type Item struct {
+	// Seq numbers items in the order they were pushed, starting at 1 for a
+	// new queue and continuing across restarts for a spooled one.
+	Seq uint64
+	// Data is the record line. It must not be modified by the reader.
+	Data []byte
+	// Lost is the number of copies dropped (queue full) immediately before
+	// this item. A reader that sees Lost > 0 tells the tenant in the stream,
+	// before Data.
+	Lost uint64
+}
+
+// Reader is what a delivery target drains. Read hands out items that have
+// not been read yet, Commit removes delivered items, and Rewind makes every
+// uncommitted item readable again (after a reconnect, for at-least-once
+// delivery). *Queue implements it.
+type Reader interface {
+	// Read blocks until at least one unread item is available or ctx ends,
+	// and returns at most max items, oldest first.
+	Read(ctx context.Context, max int) ([]Item, error)
+	// Commit marks every item with Seq <= seq as delivered and frees it.
+	Commit(seq uint64)
+	// Rewind moves the read position back to the oldest uncommitted item.
+	Rewind()
+}
