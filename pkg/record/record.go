@@ -1,0 +1,164 @@
+package record
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+)
+
+// Record is one audit record. Its byte slices point into the buffer it was
+// parsed from; Clone makes a copy that owns its memory.
+type Record struct {
+	// Type is the kernel's message type, such as 1300 for SYSCALL.
+	Type uint16
+	// Sec and Msec are the event time, Serial the event serial number; all
+	// records of one event share them.
+	Sec    uint64
+	Msec   uint32
+	Serial uint64
+	// Data is the payload as the kernel sent it, "audit(...): text", with
+	// trailing NULs and newlines removed.
+	Data []byte
+	// Text is the part of Data after the header's ": ".
+	Text []byte
+}
+
+// ErrHeader is matched (errors.Is) by every header parsing error.
+var ErrHeader = errors.New("malformed audit record header")
+
+// HeaderError says what is wrong with a record's header and where.
+type HeaderError struct {
+	Offset int
+	Reason string
+}
+
+func (e *HeaderError) Error() string {
+	return fmt.Sprintf("malformed audit record header at byte %d: %s", e.Offset, e.Reason)
+}
+
+// Is reports whether target is ErrHeader.
+func (e *HeaderError) Is(target error) bool { return target == ErrHeader }
+
+// Parse parses data, the payload of one kernel audit message, into r. It does
+// not allocate; r's slices point into data. On error r.Data and r.Type are
+// still set so that the caller can log the record unchanged.
+func Parse(r *Record, typ uint16, data []byte) error {
+	data = trimTail(data)
+	*r = Record{Type: typ, Data: data}
+	const prefix = "audit("
+	if !bytes.HasPrefix(data, []byte(prefix)) {
+		return &HeaderError{0, `does not start with "audit("`}
+	}
+	i := len(prefix)
+	sec, n, ok := parseUint(data[i:])
+	if !ok {
+		return &HeaderError{i, "bad seconds"}
+	}
+	i += n
+	if i >= len(data) || data[i] != '.' {
+		return &HeaderError{i, `missing "." after seconds`}
+	}
+	i++
+	msec, n, ok := parseUint(data[i:])
+	if !ok || msec > 999 {
+		return &HeaderError{i, "bad milliseconds"}
+	}
+	i += n
+	if i >= len(data) || data[i] != ':' {
+		return &HeaderError{i, `missing ":" before serial`}
+	}
+	i++
+	serial, n, ok := parseUint(data[i:])
+	if !ok {
+		return &HeaderError{i, "bad serial"}
+	}
+	i += n
+	if !bytes.HasPrefix(data[i:], []byte("):")) {
+		return &HeaderError{i, `missing "):" after serial`}
+	}
+	i += 2
+	if i < len(data) && data[i] == ' ' {
+		i++
+	}
+	r.Sec, r.Msec, r.Serial, r.Text = sec, uint32(msec), serial, data[i:]
+	return nil
+}
+
+// Clone returns a copy of r that owns its memory.
+func (r *Record) Clone() Record {
+	c := *r
+	c.Data = bytes.Clone(r.Data)
+	c.Text = c.Data[len(c.Data)-len(r.Text):]
+	return c
+}
+
+// Field returns the raw value of the first field called name in the record's
+// text, quotes included, and whether it was found. It does not allocate.
+func (r *Record) Field(name string) ([]byte, bool) {
+	return Field(r.Text, name)
+}
+
+// Field finds name=value in text, a space-separated list of fields, and
+// returns the raw value (quotes included). Values in double quotes may
+// contain spaces.
+func Field(text []byte, name string) ([]byte, bool) {
+	for i := 0; i < len(text); {
+		for i < len(text) && text[i] == ' ' {
+			i++
+		}
+		start := i
+		for i < len(text) && text[i] != '=' && text[i] != ' ' {
+			i++
+		}
+		key := text[start:i]
+		if i >= len(text) || text[i] != '=' {
+			continue
+		}
+		i++
+		vstart := i
+		if i < len(text) && text[i] == '"' {
+			j := bytes.IndexByte(text[i+1:], '"')
+			if j < 0 {
+				i = len(text)
+			} else {
+				i += j + 2
+			}
+		}
+		for i < len(text) && text[i] != ' ' {
+			i++
+		}
+		if string(key) == name {
+			return text[vstart:i], true
+		}
+	}
+	return nil, false
+}
+
+// Unquote strips one pair of surrounding double quotes, if present.
+func Unquote(v []byte) []byte {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		return v[1 : len(v)-1]
+	}
+	return v
+}
+
+func trimTail(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == 0 || b[len(b)-1] == '\n') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// parseUint parses leading decimal digits. It fails on no digits and on
+// overflow of uint64.
+func parseUint(b []byte) (v uint64, n int, ok bool) {
+	for n < len(b) && b[n] >= '0' && b[n] <= '9' {
+		d := uint64(b[n] - '0')
+		if v > (1<<64-1-d)/10 {
+			return 0, n, false
+		}
+		v = v*10 + d
+		n++
+	}
+	return v, n, n > 0
+}

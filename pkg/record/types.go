@@ -1,0 +1,64 @@
+package record
+
+import (
+	"strconv"
+
+	"github.com/elastic/go-libaudit/v2/auparse"
+)
+
+// names holds auditd's name for every record type, "UNKNOWN[n]" for types it
+// does not know; built once so that naming a record never allocates.
+var names = buildNames()
+
+func buildNames() *[1 << 16]string {
+	var t [1 << 16]string
+	for i := range t {
+		t[i] = "UNKNOWN[" + strconv.Itoa(i) + "]"
+	}
+	for i := range t {
+		if n := auparse.AuditMessageType(i).String(); n[0] != 'U' || n[:8] != "UNKNOWN[" {
+			t[i] = n
+		}
+	}
+	t[TypeContainerOp] = "CONTAINER_OP"
+	t[TypeContainerID] = "CONTAINER_ID"
+	t[TypeNamespace] = "NAMESPACE"
+	return &t
+}
+
+// TypeName returns the name auditd prints for a record type.
+func TypeName(typ uint16) string { return names[typ] }
+
+// TypeByName returns the record type called name ("SYSCALL", "UNKNOWN[1340]",
+// or a decimal number).
+func TypeByName(name string) (uint16, bool) {
+	if n, err := strconv.ParseUint(name, 10, 16); err == nil {
+		return uint16(n), true
+	}
+	switch name {
+	case "CONTAINER_OP":
+		return TypeContainerOp, true
+	case "CONTAINER_ID":
+		return TypeContainerID, true
+	case "NAMESPACE":
+		return TypeNamespace, true
+	}
+	t, err := auparse.GetAuditMessageType(name)
+	if err != nil {
+		return 0, false
+	}
+	return uint16(t), true
+}
+
+// Common record types.
+const (
+	TypeDaemonStart  = 1200
+	TypeDaemonEnd    = 1201
+	TypeDaemonAbort  = 1202
+	TypeDaemonConfig = 1203
+	TypeDaemonRotate = 1205
+	TypeDaemonResume = 1206
+	TypeDaemonErr    = 1209
+	TypeSyscall      = 1300
+	TypeEOE          = 1320
+)
