@@ -62,3 +62,6 @@ const (
 	TypeSyscall      = 1300
 	TypeEOE          = 1320
 )
+
+// UnsetUID is the auid of a task that never logged in.
+const UnsetUID = ^uint32(0)

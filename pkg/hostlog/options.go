@@ -1,0 +1,142 @@
+package hostlog
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// FlushMode is auditd's flush option.
+type FlushMode int
+
+// Flush modes, as in auditd.conf(5).
+const (
+	// FlushNone leaves data to the page cache; lines are handed to the
+	// kernel in batches and whenever the daemon goes idle.
+	FlushNone FlushMode = 1
+	// FlushIncremental calls fdatasync every Freq records, in line.
+	FlushIncremental FlushMode = 2
+	// FlushIncrementalAsync calls fdatasync every Freq records in the
+	// background, so the writer never waits for the disk.
+	FlushIncrementalAsync FlushMode = 3
+	// FlushData calls fdatasync after every record.
+	FlushData FlushMode = 4
+	// FlushSync calls fsync after every record.
+	FlushSync FlushMode = 5
+)
+
+// ActionKind is what to do when a threshold is crossed or an error happens.
+type ActionKind int
+
+// Actions, named as in auditd.conf(5).
+const (
+	ActionIgnore   ActionKind = 1
+	ActionSyslog   ActionKind = 2
+	ActionRotate   ActionKind = 3
+	ActionKeepLogs ActionKind = 4
+	ActionSuspend  ActionKind = 5
+	ActionExec     ActionKind = 6
+	// ActionHalt stops the daemon cleanly (auditd's halt would stop the
+	// machine; a daemon in a container host must not).
+	ActionHalt ActionKind = 7
+)
+
+// Action is an ActionKind and, for ActionExec, the program to run.
+type Action struct {
+	Kind ActionKind
+	Exec string
+}
+
+func (a Action) String() string {
+	switch a.Kind {
+	case ActionIgnore:
+		return "ignore"
+	case ActionSyslog:
+		return "syslog"
+	case ActionRotate:
+		return "rotate"
+	case ActionKeepLogs:
+		return "keep_logs"
+	case ActionSuspend:
+		return "suspend"
+	case ActionExec:
+		return "exec " + a.Exec
+	case ActionHalt:
+		return "halt"
+	}
+	return fmt.Sprintf("action(%d)", int(a.Kind))
+}
+
+// Space is a free-space threshold: an absolute number of bytes, or a
+// percentage of the file system when Percent is set.
+type Space struct {
+	Bytes   uint64
+	Percent float64
+}
+
+// Options configures a Writer. The zero value of each field means auditd's
+// default, applied by Open.
+type Options struct {
+	// Path of the log file. Its directory is created with mode 0700 if
+	// missing; neither it nor the file may be a symlink.
+	Path string
+	// Mode of a new log file. Zero means 0600.
+	Mode   uint32
+	Format Format
+	// Node, when set, prefixes every line with "node=NODE ".
+	Node  string
+	Flush FlushMode
+	// Freq is the record count between syncs for the incremental modes.
+	// Zero means 50.
+	Freq int
+	// MaxLogFile is the size in bytes at which MaxLogFileAction runs.
+	// Zero means no limit.
+	MaxLogFile       int64
+	MaxLogFileAction Action
+	// NumLogs is how many files rotation keeps, the current one included.
+	NumLogs              int
+	SpaceLeft            Space
+	SpaceLeftAction      Action
+	AdminSpaceLeft       Space
+	AdminSpaceLeftAction Action
+	DiskFullAction       Action
+	DiskErrorAction      Action
+	// Halt is called (once) when an action says to stop the daemon.
+	Halt func(reason string)
+	// Logger receives warnings and errors. Nil means no logging.
+	Logger hclog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.Mode == 0 {
+		o.Mode = 0o600
+	}
+	if o.Format == 0 {
+		o.Format = Raw
+	}
+	if o.Flush == 0 {
+		o.Flush = FlushIncrementalAsync
+	}
+	if o.Freq <= 0 {
+		o.Freq = 50
+	}
+	def := func(a *Action, k ActionKind) {
+		if a.Kind == 0 {
+			a.Kind = k
+		}
+	}
+	def(&o.MaxLogFileAction, ActionRotate)
+	def(&o.SpaceLeftAction, ActionSyslog)
+	def(&o.AdminSpaceLeftAction, ActionSuspend)
+	def(&o.DiskFullAction, ActionSuspend)
+	def(&o.DiskErrorAction, ActionSuspend)
+	if o.NumLogs == 0 {
+		o.NumLogs = 5
+	}
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	if o.Halt == nil {
+		o.Halt = func(string) {}
+	}
+}

@@ -1,0 +1,124 @@
+package hostlog
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/auditd-ns/auditd-ns/pkg/record"
+)
+
+// Rotate rotates the log now, as auditd does on SIGUSR1: a DAEMON_ROTATE
+// record closes the current file, which becomes PATH.1 (older files move up,
+// the oldest beyond num_logs is removed), and a new empty file is opened.
+func (w *Writer) Rotate() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rotateLocked(false)
+}
+
+func (w *Writer) rotateLocked(keepAll bool) error {
+	if w.f == nil {
+		return errors.New("rotating log: log is closed")
+	}
+	w.daemonLocked(record.TypeDaemonRotate, "op=rotate-logs"+daemonSuffix())
+	if err := w.flushLocked(); err != nil {
+		return fmt.Errorf("rotating log: %w", err)
+	}
+	if err := errors.Join(w.f.Sync(), w.f.Close()); err != nil {
+		w.opt.Logger.Warn("closing the log before rotating", "error", err)
+	}
+	w.f = nil
+	if err := w.shift(keepAll); err != nil {
+		w.opt.Logger.Error("rotating log", "error", err)
+	}
+	w.stats.Rotations++
+	if err := w.open(); err != nil {
+		w.opt.Logger.Error("reopening log after rotation", "error", err)
+		w.run(w.opt.DiskErrorAction, "disk error")
+		return err
+	}
+	return nil
+}
+
+// shift renames PATH.i to PATH.i+1 from the oldest down, then PATH to
+// PATH.1. With keepAll (keep_logs) nothing is removed.
+func (w *Writer) shift(keepAll bool) error {
+	p := w.opt.Path
+	last := w.opt.NumLogs - 1
+	if keepAll {
+		last = 1
+		for exists(p + "." + strconv.Itoa(last)) {
+			last++
+		}
+	} else if last < 1 {
+		// num_logs 0 or 1: nothing is kept, the file starts again.
+		return os.Remove(p)
+	} else {
+		os.Remove(p + "." + strconv.Itoa(last))
+	}
+	for i := last - 1; i >= 1; i-- {
+		from := p + "." + strconv.Itoa(i)
+		if err := os.Rename(from, p+"."+strconv.Itoa(i+1)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return os.Rename(p, p+".1")
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// sizeAction applies max_log_file_action once the file reaches max_log_file.
+func (w *Writer) sizeAction() {
+	act := w.opt.MaxLogFileAction
+	switch act.Kind {
+	case ActionRotate:
+		w.rotateLocked(false)
+	case ActionKeepLogs:
+		w.rotateLocked(true)
+	case ActionIgnore:
+	default:
+		if w.size-w.opt.MaxLogFile < batchSize { // only on crossing
+			w.run(act, "max_log_file reached")
+		}
+	}
+}
+
+// daemonLocked appends one of the daemon's own records.
+func (w *Writer) daemonLocked(typ uint16, text string) {
+	w.serial++
+	now := time.Now()
+	data := fmt.Appendf(nil, "audit(%d.%03d:%d): %s", now.Unix(), now.Nanosecond()/1e6, w.serial, text)
+	w.writeLocked(typ, data)
+}
+
+// Daemon writes one of the daemon's own records (DAEMON_START, ...), with
+// the current time and the writer's own serial counter.
+func (w *Writer) Daemon(typ uint16, text string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.daemonLocked(typ, text)
+	return w.flushLocked()
+}
+
+// daemonSuffix is the subject part auditd puts on its own records.
+func daemonSuffix() string {
+	return fmt.Sprintf(" auid=%d pid=%d subj=unconfined res=success", loginUID(), os.Getpid())
+}
+
+func loginUID() uint32 {
+	b, err := os.ReadFile("/proc/self/loginuid")
+	if err != nil {
+		return record.UnsetUID
+	}
+	v, err := strconv.ParseUint(string(b), 10, 32)
+	if err != nil {
+		return record.UnsetUID
+	}
+	return uint32(v)
+}

@@ -1,0 +1,303 @@
+package hostlog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// batchSize is how many bytes of whole lines are collected before they are
+// handed to the kernel in one write.
+const batchSize = 64 << 10
+
+// Stats counts what a Writer did. Dropped counts records that did not reach
+// the file, by reason.
+type Stats struct {
+	Records        uint64
+	Bytes          uint64
+	Rotations      uint64
+	Syncs          uint64
+	DroppedSuspend uint64
+	DroppedError   uint64
+	RepairedBytes  int64
+	Suspended      bool
+	Size           int64
+}
+
+// Writer appends records to an auditd-format log file. It is safe for use by
+// several goroutines; the daemon writes from one and rotates from another.
+type Writer struct {
+	mu         sync.Mutex // guards every field below
+	opt        Options
+	f          *os.File
+	size       int64
+	buf        []byte
+	unsynced   int // records written to the kernel since the last sync
+	suspended  bool
+	spaceLevel int // 0 fine, 1 below space_left, 2 below admin_space_left
+	lastCheck  time.Time
+	halted     bool
+	serial     uint64
+	stats      Stats
+	syncReq    chan struct{}
+	syncDone   chan struct{}
+	names      *nameCache
+}
+
+// Open opens (or creates) the log at opt.Path for appending. A line torn by
+// a crash at the end of an existing file is cut off, so the file holds only
+// whole lines; Stats().RepairedBytes says how much was cut.
+func Open(opt Options) (*Writer, error) {
+	opt.setDefaults()
+	w := &Writer{opt: opt, buf: make([]byte, 0, batchSize+16<<10), names: newNameCache()}
+	if err := w.open(); err != nil {
+		return nil, err
+	}
+	if opt.Flush == FlushIncrementalAsync {
+		w.syncReq = make(chan struct{}, 1)
+		w.syncDone = make(chan struct{})
+		go w.syncLoop()
+	}
+	return w, nil
+}
+
+func (w *Writer) open() error {
+	if err := ensureDir(filepath.Dir(w.opt.Path)); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(w.opt.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, os.FileMode(w.opt.Mode))
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return fmt.Errorf("opening log %s: it is a symlink, refusing to follow it", w.opt.Path)
+		}
+		return fmt.Errorf("opening log: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("opening log: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return fmt.Errorf("opening log %s: not a regular file", w.opt.Path)
+	}
+	cut, err := repairTail(f, st.Size())
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("opening log %s: repairing torn last line: %w", w.opt.Path, err)
+	}
+	if cut > 0 {
+		w.stats.RepairedBytes += cut
+		w.opt.Logger.Warn("cut a torn last line from the log", "path", w.opt.Path, "bytes", cut)
+	}
+	w.f, w.size = f, st.Size()-cut
+	return nil
+}
+
+// ensureDir creates dir with mode 0700 if it is missing and refuses a symlink.
+func ensureDir(dir string) error {
+	st, err := os.Lstat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("creating log directory: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("checking log directory: %w", err)
+	}
+	if st.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("log directory %s is a symlink, refusing to follow it", dir)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("log directory %s is not a directory", dir)
+	}
+	return nil
+}
+
+// repairTail truncates f after its last newline when it does not end in one.
+func repairTail(f *os.File, size int64) (int64, error) {
+	if size == 0 {
+		return 0, nil
+	}
+	buf := make([]byte, 64<<10)
+	end := size
+	for end > 0 {
+		start := max(end-int64(len(buf)), 0)
+		n, err := f.ReadAt(buf[:end-start], start)
+		if err != nil {
+			return 0, err
+		}
+		for i := n - 1; i >= 0; i-- {
+			if buf[i] == '\n' {
+				keep := start + int64(i) + 1
+				if keep == size {
+					return 0, nil
+				}
+				return size - keep, f.Truncate(keep)
+			}
+		}
+		end = start
+	}
+	return size, f.Truncate(0)
+}
+
+// Write appends the log line of one record.
+func (w *Writer) Write(typ uint16, data []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writeLocked(typ, data)
+}
+
+func (w *Writer) writeLocked(typ uint16, data []byte) error {
+	if w.suspended || w.halted || w.f == nil {
+		w.stats.DroppedSuspend++
+		return nil
+	}
+	w.buf = AppendLine(w.buf, w.opt.Node, typ, data)
+	if w.opt.Format == Enriched {
+		w.buf = appendEnriched(w.buf, data, w.names)
+	}
+	w.stats.Records++
+	switch {
+	case w.opt.Flush == FlushData || w.opt.Flush == FlushSync:
+		return w.flushLocked()
+	case len(w.buf) >= batchSize:
+		return w.flushLocked()
+	}
+	return nil
+}
+
+// Flush hands buffered lines to the kernel and, depending on the flush
+// mode, syncs them. The daemon calls it whenever its input goes idle.
+func (w *Writer) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.flushLocked()
+}
+
+func (w *Writer) flushLocked() error {
+	if len(w.buf) == 0 || w.f == nil {
+		return nil
+	}
+	records := countLines(w.buf)
+	n, err := w.f.Write(w.buf)
+	w.size += int64(n)
+	w.stats.Bytes += uint64(n)
+	if err != nil {
+		return w.writeFailed(err, n)
+	}
+	w.buf = w.buf[:0]
+	w.unsynced += records
+	if err := w.syncPolicy(); err != nil {
+		return w.writeFailed(err, 0)
+	}
+	w.checkSpace()
+	if w.opt.MaxLogFile > 0 && w.size >= w.opt.MaxLogFile {
+		w.sizeAction()
+	}
+	return nil
+}
+
+func (w *Writer) syncPolicy() error {
+	switch w.opt.Flush {
+	case FlushData:
+		w.unsynced = 0
+		w.stats.Syncs++
+		return unix.Fdatasync(int(w.f.Fd()))
+	case FlushSync:
+		w.unsynced = 0
+		w.stats.Syncs++
+		return w.f.Sync()
+	case FlushIncremental:
+		if w.unsynced >= w.opt.Freq {
+			w.unsynced = 0
+			w.stats.Syncs++
+			return unix.Fdatasync(int(w.f.Fd()))
+		}
+	case FlushIncrementalAsync:
+		if w.unsynced >= w.opt.Freq {
+			w.unsynced = 0
+			select {
+			case w.syncReq <- struct{}{}:
+			default: // a sync is already pending; it covers these records
+			}
+		}
+	}
+	return nil
+}
+
+// syncLoop runs fdatasync in the background for FlushIncrementalAsync.
+func (w *Writer) syncLoop() {
+	defer close(w.syncDone)
+	for range w.syncReq {
+		w.mu.Lock()
+		f := w.f
+		w.stats.Syncs++
+		w.mu.Unlock()
+		if f == nil {
+			continue
+		}
+		if rc, err := f.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) { unix.Fdatasync(int(fd)) })
+		}
+	}
+}
+
+// writeFailed applies disk_full_action or disk_error_action. The lines that
+// could not be written are dropped and counted.
+func (w *Writer) writeFailed(err error, written int) error {
+	lost := countLines(w.buf[written:])
+	w.buf = w.buf[:0]
+	if written > 0 && w.size > 0 {
+		// Never leave a torn line: cut the file back to its last newline.
+		if cut, rerr := repairTail(w.f, w.size); rerr == nil {
+			w.size -= cut
+		}
+	}
+	w.stats.DroppedError += uint64(lost)
+	act, what := w.opt.DiskErrorAction, "disk error"
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		act, what = w.opt.DiskFullAction, "disk full"
+	}
+	w.opt.Logger.Error("writing the log failed", "what", what, "error", err, "lost", lost, "action", act.String())
+	w.run(act, what)
+	return fmt.Errorf("writing log %s: %w", w.opt.Path, err)
+}
+
+func countLines(b []byte) int { return bytes.Count(b, []byte{'\n'}) }
+
+// Stats returns a snapshot of the writer's counters.
+func (w *Writer) Stats() Stats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.stats
+	s.Suspended, s.Size = w.suspended, w.size
+	return s
+}
+
+// Path returns the log file's path.
+func (w *Writer) Path() string { return w.opt.Path }
+
+// Close flushes, syncs and closes the log.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	err := w.flushLocked()
+	if w.f != nil {
+		err = errors.Join(err, w.f.Sync(), w.f.Close())
+		w.f = nil
+	}
+	w.mu.Unlock()
+	if w.syncReq != nil {
+		close(w.syncReq)
+		<-w.syncDone
+	}
+	return err
+}

@@ -1,0 +1,125 @@
+package source
+
+import (
+	"fmt"
+
+	libaudit "github.com/elastic/go-libaudit/v2"
+)
+
+// Control makes the kernel's audit control calls on a socket of its own.
+// Needs CAP_AUDIT_CONTROL for everything but Status.
+type Control struct {
+	c *libaudit.AuditClient
+}
+
+// OpenControl opens the control socket.
+func OpenControl() (*Control, error) {
+	c, err := libaudit.NewAuditClient(nil)
+	if err != nil {
+		return nil, fmt.Errorf("opening audit control socket: %w", err)
+	}
+	return &Control{c: c}, nil
+}
+
+// Status is the kernel's audit status.
+type Status = libaudit.AuditStatus
+
+// Status reads the kernel's audit status (enabled, pid, lost, backlog...).
+func (c *Control) Status() (*Status, error) {
+	s, err := c.c.GetStatus()
+	if err != nil {
+		return nil, fmt.Errorf("reading audit status: %w", err)
+	}
+	return s, nil
+}
+
+// Failure modes for SetFailure, with the kernel's numbers (go-libaudit's
+// FailureMode constants are all zero).
+const (
+	FailureSilent = 0
+	FailurePrintk = 1
+	FailurePanic  = 2
+)
+
+// SetEnabled sets the enabled flag: 0 off, 1 on, 2 on and locked.
+func (c *Control) SetEnabled(v uint32) error {
+	var err error
+	if v == 2 {
+		err = c.c.SetImmutable(libaudit.WaitForReply)
+	} else {
+		err = c.c.SetEnabled(v == 1, libaudit.WaitForReply)
+	}
+	if err != nil {
+		return fmt.Errorf("setting audit enabled=%d: %w", v, err)
+	}
+	return nil
+}
+
+// SetBacklogLimit sets the kernel's backlog_limit.
+func (c *Control) SetBacklogLimit(v uint32) error {
+	if err := c.c.SetBacklogLimit(v, libaudit.WaitForReply); err != nil {
+		return fmt.Errorf("setting backlog_limit=%d: %w", v, err)
+	}
+	return nil
+}
+
+// SetRateLimit sets the kernel's rate_limit (records per second, 0 = none).
+func (c *Control) SetRateLimit(v uint32) error {
+	if err := c.c.SetRateLimit(v, libaudit.WaitForReply); err != nil {
+		return fmt.Errorf("setting rate_limit=%d: %w", v, err)
+	}
+	return nil
+}
+
+// SetBacklogWaitTime sets backlog_wait_time (in jiffies, as auditctl).
+func (c *Control) SetBacklogWaitTime(v uint32) error {
+	if err := c.c.SetBacklogWaitTime(int32(v), libaudit.WaitForReply); err != nil {
+		return fmt.Errorf("setting backlog_wait_time=%d: %w", v, err)
+	}
+	return nil
+}
+
+// SetFailure sets the failure mode (FailureSilent, FailurePrintk, FailurePanic).
+func (c *Control) SetFailure(v uint32) error {
+	if err := c.c.SetFailure(libaudit.FailureMode(v), libaudit.WaitForReply); err != nil {
+		return fmt.Errorf("setting failure=%d: %w", v, err)
+	}
+	return nil
+}
+
+// AddRule loads one rule in the kernel's wire format.
+func (c *Control) AddRule(wire []byte) error {
+	if err := c.c.AddRule(wire); err != nil {
+		return fmt.Errorf("adding rule: %w", err)
+	}
+	return nil
+}
+
+// DeleteRule removes one rule given in the kernel's wire format.
+func (c *Control) DeleteRule(wire []byte) error {
+	if err := c.c.DeleteRule(wire); err != nil {
+		return fmt.Errorf("deleting rule: %w", err)
+	}
+	return nil
+}
+
+// DeleteRules removes every rule and returns how many there were.
+func (c *Control) DeleteRules() (int, error) {
+	n, err := c.c.DeleteRules()
+	if err != nil {
+		return n, fmt.Errorf("deleting rules: %w", err)
+	}
+	return n, nil
+}
+
+// Rules returns every loaded rule in the kernel's wire format.
+func (c *Control) Rules() ([][]byte, error) {
+	r, err := c.c.GetRules()
+	if err != nil {
+		return nil, fmt.Errorf("listing rules: %w", err)
+	}
+	return r, nil
+}
+
+// Close closes the control socket. It never changes the audit pid.
+func (c *Control) Close() error { return c.c.Close() }

@@ -1,0 +1,206 @@
+package source
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Netlink message types of the audit protocol used here.
+const (
+	auditGet = 1000
+	auditSet = 1001
+
+	statusPID = 0x4 // AUDIT_STATUS_PID
+)
+
+// maxMessage bounds one kernel audit message: header plus the kernel's
+// largest payload (MAX_AUDIT_MESSAGE_LENGTH 8970), with room to spare.
+const maxMessage = 16 + 8970 + 64
+
+// readBuffer is the receive buffer asked of the kernel (SO_RCVBUFFORCE).
+const readBuffer = 8 << 20
+
+// Kernel is the receiving socket of the registered audit daemon. Receive is
+// for one goroutine; Close may be called from any.
+type Kernel struct {
+	conn    *netlink.Conn
+	raw     syscall.RawConn
+	buf     []byte
+	mu      sync.Mutex // guards pending
+	pending [][]byte   // records read while waiting for the registration ack
+	closed  chan struct{}
+	once    sync.Once
+}
+
+// OpenKernel opens an audit netlink socket for receiving records. It does not
+// register; call Register. Needs CAP_AUDIT_CONTROL to register.
+func OpenKernel() (*Kernel, error) {
+	conn, err := netlink.Dial(unix.NETLINK_AUDIT, nil)
+	if err != nil {
+		return nil, fmt.Errorf("opening audit netlink socket: %w", err)
+	}
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("opening audit netlink socket: %w", err)
+	}
+	raw.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, readBuffer) != nil {
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, readBuffer)
+		}
+	})
+	return &Kernel{conn: conn, raw: raw, buf: make([]byte, maxMessage), closed: make(chan struct{})}, nil
+}
+
+// Register makes this socket the kernel's audit daemon (AUDIT_SET pid). It
+// fails with an error wrapping syscall.EEXIST when another live daemon is
+// registered; the kernel itself checks whether a registered daemon is still
+// alive and takes over a stale registration.
+func (k *Kernel) Register() error {
+	return k.setPID(uint32(os.Getpid()))
+}
+
+// Unregister sets the kernel's audit pid back to 0.
+func (k *Kernel) Unregister() error {
+	return k.setPID(0)
+}
+
+func (k *Kernel) setPID(pid uint32) error {
+	var st [44]byte
+	binary.NativeEndian.PutUint32(st[0:], statusPID)
+	binary.NativeEndian.PutUint32(st[12:], pid)
+	req, err := k.conn.Send(netlink.Message{
+		Header: netlink.Header{Type: auditSet, Flags: netlink.Request | netlink.Acknowledge},
+		Data:   st[:],
+	})
+	if err != nil {
+		return fmt.Errorf("setting audit pid: %w", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		typ, data, err := k.read(time.Until(deadline))
+		if err != nil {
+			return fmt.Errorf("setting audit pid: waiting for the kernel's answer: %w", err)
+		}
+		if typ != unix.NLMSG_ERROR {
+			k.mu.Lock()
+			k.pending = append(k.pending, append([]byte{byte(typ), byte(typ >> 8)}, data...))
+			k.mu.Unlock()
+			continue
+		}
+		if len(data) < 20 || binary.NativeEndian.Uint32(data[12:]) != req.Header.Sequence {
+			continue
+		}
+		if errno := int32(binary.NativeEndian.Uint32(data[0:])); errno != 0 {
+			return fmt.Errorf("setting audit pid: %w", syscall.Errno(-errno))
+		}
+		return nil
+	}
+	return errors.New("setting audit pid: no answer from the kernel in 5s")
+}
+
+// read reads one netlink message, waiting at most d (0 = no limit). The
+// kernel puts the payload length rather than the message length in the
+// header of audit records, so the length field is not trusted: a message is
+// one datagram.
+func (k *Kernel) read(d time.Duration) (uint16, []byte, error) {
+	if d > 0 {
+		k.conn.SetReadDeadline(time.Now().Add(d))
+		defer k.conn.SetReadDeadline(time.Time{})
+	}
+	var n int
+	var rerr error
+	err := k.raw.Read(func(fd uintptr) bool {
+		n, rerr = unix.Read(int(fd), k.buf)
+		return rerr != unix.EAGAIN
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	if n < unix.NLMSG_HDRLEN {
+		return 0, nil, fmt.Errorf("short netlink message: %d bytes", n)
+	}
+	typ := binary.NativeEndian.Uint16(k.buf[4:])
+	return typ, k.buf[unix.NLMSG_HDRLEN:n], nil
+}
+
+// ErrClosed is returned by Receive after Close.
+var ErrClosed = errors.New("kernel source closed")
+
+// Receive returns the next audit record: its type and payload. The payload
+// is valid until the next call. Control replies (NLMSG_ERROR, NLMSG_DONE)
+// are skipped. When no record is waiting, idle is called once before
+// Receive blocks, so the caller can flush. ENOBUFS (the socket buffer
+// overflowed and the kernel dropped messages) is returned as an error
+// wrapping unix.ENOBUFS; the caller counts it and goes on.
+func (k *Kernel) Receive(idle func()) (uint16, []byte, error) {
+	if p := k.popPending(); p != nil {
+		return uint16(p[0]) | uint16(p[1])<<8, p[2:], nil
+	}
+	for {
+		var n int
+		var rerr error
+		idled := false
+		err := k.raw.Read(func(fd uintptr) bool {
+			n, rerr = unix.Read(int(fd), k.buf)
+			if rerr == unix.EAGAIN && !idled && idle != nil {
+				idled = true
+				idle()
+				n, rerr = unix.Read(int(fd), k.buf)
+			}
+			return rerr != unix.EAGAIN
+		})
+		if err == nil {
+			err = rerr
+		}
+		if err != nil {
+			select {
+			case <-k.closed:
+				return 0, nil, ErrClosed
+			default:
+			}
+			return 0, nil, fmt.Errorf("receiving audit records: %w", err)
+		}
+		if n < unix.NLMSG_HDRLEN {
+			continue
+		}
+		typ := binary.NativeEndian.Uint16(k.buf[4:])
+		if typ == unix.NLMSG_ERROR || typ == unix.NLMSG_DONE || typ == unix.NLMSG_NOOP {
+			continue
+		}
+		return typ, k.buf[unix.NLMSG_HDRLEN:n], nil
+	}
+}
+
+func (k *Kernel) popPending() []byte {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.pending) == 0 {
+		return nil
+	}
+	p := k.pending[0]
+	k.pending = k.pending[1:]
+	return p
+}
+
+// Close closes the socket, interrupting a blocked Receive. It does not
+// unregister; call Unregister first.
+func (k *Kernel) Close() error {
+	var err error
+	k.once.Do(func() {
+		close(k.closed)
+		err = k.conn.Close()
+	})
+	return err
+}
