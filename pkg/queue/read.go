@@ -1,0 +1,146 @@
+package queue
+
+import (
+	"context"
+	"io"
+)
+
+// maxReadBytes bounds the Data one Read returns (beyond its first item), so
+// that a Read holds the queue's lock for a bounded time.
+const maxReadBytes = 256 << 10
+
+// Read blocks until at least one unread item is available, ctx ends or the
+// queue is closed (ErrClosed), and returns at most max items, oldest first
+// (max < 1 counts as 1). The returned slice and the Data of its items belong
+// to the queue and stay valid until the next call to Read: a reader that
+// keeps them longer copies them.
+func (q *Queue) Read(ctx context.Context, max int) ([]Item, error) {
+	if max < 1 {
+		max = 1
+	}
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if items := q.collect(max); len(items) > 0 {
+			q.mu.Unlock()
+			return items, nil
+		}
+		q.waiting = true
+		q.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-q.done:
+		case <-q.notify:
+		}
+	}
+}
+
+// collect gathers up to max unread items: from the spool first, which holds
+// the older ones, then from memory.
+func (q *Queue) collect(limit int) []Item {
+	q.out, q.outBuf = q.out[:0], q.outBuf[:0]
+	q.readSeq = max(q.readSeq, q.commit+1)
+	if q.sp != nil {
+		q.collectSpool(limit)
+	}
+	if q.readSeq < q.memHead {
+		q.readSeq = q.memHead
+	}
+	if len(q.out) < limit && q.readSeq < q.nextSeq {
+		c := q.mem.seek(int(q.readSeq - q.memHead))
+		for len(q.out) < limit && len(q.outBuf) < maxReadBytes && q.readSeq < q.nextSeq {
+			a, b := q.mem.at(c)
+			q.add(q.readSeq, a, b)
+			c = q.mem.seek(c.i + 1)
+		}
+	}
+	return q.out
+}
+
+// collectSpool adds spooled items to q.out.
+func (q *Queue) collectSpool(limit int) {
+	last, ok := q.sp.last()
+	for ok && len(q.out) < limit && len(q.outBuf) < maxReadBytes && q.readSeq <= last {
+		f, err := q.sp.next(q.readSeq)
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			q.spoolUnreadable(err)
+			last, ok = q.sp.last()
+			continue
+		}
+		q.add(f.seq, f.data, nil)
+	}
+}
+
+// spoolUnreadable drops the rest of the segment being read when a frame in
+// it cannot be read: after a power loss or a disk error. The spool keeps
+// going with the next segment.
+func (q *Queue) spoolUnreadable(err error) {
+	s := q.sp.rseg
+	good := q.sp.rexp - 1
+	lost := uint64(0)
+	if lo := max(good+1, q.commit+1); s.last >= lo {
+		lost = s.last - lo + 1
+	}
+	from, to := good+1, s.last
+	s.last = good
+	q.sp.closeReader()
+	q.lose(from, to, lost, &q.stats.Dropped.Corrupt)
+	q.logError("spool segment unreadable; the rest of it is dropped", "error", err, "lost", lost)
+}
+
+// add appends item seq with data a+b to q.out, copying the data.
+func (q *Queue) add(seq uint64, a, b []byte) {
+	start := len(q.outBuf)
+	q.outBuf = append(append(q.outBuf, a...), b...)
+	q.out = append(q.out, Item{Seq: seq, Data: q.outBuf[start:len(q.outBuf):len(q.outBuf)], Lost: lostBefore(q.gaps, seq)})
+	q.readSeq = seq + 1
+}
+
+// Commit marks every item with Seq <= seq as delivered and frees it. It
+// also tells the queue that the tenant learnt of the losses before them.
+func (q *Queue) Commit(seq uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed || seq <= q.commit {
+		return
+	}
+	seq = min(seq, q.nextSeq-1)
+	if q.sp != nil {
+		q.stats.Committed += q.sp.items(q.commit) - q.sp.items(seq)
+		q.sp.commit(seq)
+	}
+	for q.mem.count > 0 && q.memHead <= seq {
+		q.mem.pop()
+		q.memHead++
+		q.stats.Committed++
+	}
+	q.mem.release(ringKeep)
+	q.commit = seq
+	q.st.put(offCommitted, seq)
+	if len(q.gaps) > 0 && q.gaps[0].seq <= seq {
+		q.gaps = dropGaps(q.gaps, seq)
+		q.st.putGaps(q.gaps)
+	}
+}
+
+// ringKeep is the memory buffer an emptied queue keeps; a bigger one, grown
+// for a burst, is freed.
+const ringKeep = 64 << 10
+
+// Rewind moves the read position back to the oldest uncommitted item, so
+// that Read hands out again what was read but not committed.
+func (q *Queue) Rewind() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.readSeq = q.commit + 1
+	if q.sp != nil {
+		q.sp.closeReader()
+	}
+}

@@ -1,0 +1,50 @@
+package queue
+
+// Stats are a queue's figures. The counters start at zero when the queue is
+// opened; the queued figures include items read but not yet committed.
+type Stats struct {
+	MemoryItems int64 // items held in memory
+	MemoryBytes int64 // bytes of the items held in memory
+	SpoolItems  int64 // items held in the spool
+	SpoolBytes  int64 // bytes of the spool's segment files
+	Pushed      uint64
+	Committed   uint64
+	Dropped     Drops
+}
+
+// Drops counts the copies a queue lost, by reason.
+type Drops struct {
+	// Full counts the oldest copies dropped to make room when memory and
+	// spool were both full.
+	Full uint64
+	// TooLarge counts copies bigger than the queue can hold at all.
+	TooLarge uint64
+	// SpoolError counts copies lost because writing the spool failed.
+	SpoolError uint64
+	// Corrupt counts spooled copies that could not be read back: damage
+	// after a power loss, or a disk error.
+	Corrupt uint64
+	// Crash counts copies that were in memory when the previous run was
+	// killed; Open finds them from the state file.
+	Crash uint64
+	// Closed counts copies pushed after Close, and copies in a queue
+	// without a spool when it was closed.
+	Closed uint64
+}
+
+// Total is the sum of the drops of every reason.
+func (d Drops) Total() uint64 {
+	return d.Full + d.TooLarge + d.SpoolError + d.Corrupt + d.Crash + d.Closed
+}
+
+// Stats returns the queue's figures.
+func (q *Queue) Stats() Stats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := q.stats
+	s.MemoryItems, s.MemoryBytes = int64(q.mem.count), int64(q.mem.used)
+	if q.sp != nil {
+		s.SpoolItems, s.SpoolBytes = int64(q.sp.items(q.commit)), q.sp.bytes
+	}
+	return s
+}
