@@ -301,3 +301,25 @@ func (w *Writer) Close() error {
 	}
 	return err
 }
+
+// Reconfigure switches to new options (a reloaded config): buffered lines go
+// to the old file, which is closed, and the new one is opened. If the new
+// file cannot be opened the old one is reopened and the error returned.
+func (w *Writer) Reconfigure(opt Options) error {
+	opt.setDefaults()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.flushLocked()
+	if w.f != nil {
+		w.f.Sync()
+		w.f.Close()
+		w.f = nil
+	}
+	old := w.opt
+	w.opt = opt
+	if err := w.open(); err != nil {
+		w.opt = old
+		return errors.Join(err, w.open())
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package record
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/elastic/go-libaudit/v2/auparse"
 )
@@ -16,7 +17,7 @@ func buildNames() *[1 << 16]string {
 		t[i] = "UNKNOWN[" + strconv.Itoa(i) + "]"
 	}
 	for i := range t {
-		if n := auparse.AuditMessageType(i).String(); n[0] != 'U' || n[:8] != "UNKNOWN[" {
+		if n := auparse.AuditMessageType(i).String(); !strings.HasPrefix(n, "UNKNOWN[") {
 			t[i] = n
 		}
 	}

@@ -88,7 +88,7 @@ func ParseKernelFile(src []byte, file string) (*KernelFile, error) {
 			continue
 		}
 		col := strings.Index(text, line) + 1
-		if err := kf.parseLine(line); err != nil {
+		if err := kf.parseLine(line, n); err != nil {
 			errs = append(errs, &KernelError{file, n, col, err.Error()})
 		}
 	}
@@ -98,7 +98,7 @@ func ParseKernelFile(src []byte, file string) (*KernelFile, error) {
 	return kf, errors.Join(errs...)
 }
 
-func (kf *KernelFile) parseLine(line string) error {
+func (kf *KernelFile) parseLine(line string, n int) error {
 	fields := strings.Fields(line)
 	set := func(dst **uint32, max uint32) error {
 		if len(fields) != 2 {
@@ -137,7 +137,7 @@ func (kf *KernelFile) parseLine(line string) error {
 		if err != nil {
 			return err
 		}
-		kf.Rules = append(kf.Rules, KernelRule{Wire: wire, Text: line})
+		kf.Rules = append(kf.Rules, KernelRule{Wire: wire, Line: n, Text: line})
 		return nil
 	}
 	return fmt.Errorf("%s is not supported in an audit.rules file here (supported: -a -A -w -D -b -f -r -e -i -c --backlog_wait_time)", fields[0])

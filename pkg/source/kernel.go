@@ -204,3 +204,29 @@ func (k *Kernel) Close() error {
 	})
 	return err
 }
+
+// Interrupt makes a blocked or later Receive return (with an error matching
+// os.ErrDeadlineExceeded) without closing the socket, so the daemon can
+// still unregister and drain it.
+func (k *Kernel) Interrupt() {
+	k.conn.SetReadDeadline(time.Unix(1, 0))
+}
+
+// Drain returns records still waiting on the socket, without blocking for
+// more than a moment; ok is false when none is left. Use it after
+// Unregister to keep every record the kernel sent.
+func (k *Kernel) Drain() (typ uint16, data []byte, ok bool) {
+	if p := k.popPending(); p != nil {
+		return uint16(p[0]) | uint16(p[1])<<8, p[2:], true
+	}
+	for {
+		typ, data, err := k.read(20 * time.Millisecond)
+		if err != nil {
+			return 0, nil, false
+		}
+		if typ == unix.NLMSG_ERROR || typ == unix.NLMSG_DONE || typ == unix.NLMSG_NOOP {
+			continue
+		}
+		return typ, data, true
+	}
+}

@@ -1,0 +1,97 @@
+// Command auditd-ns is the audit daemon for container hosts: `run` is the
+// daemon, `check` validates its config and rules files.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/auditd-ns/auditd-ns/internal/daemon"
+)
+
+const usage = `usage: auditd-ns COMMAND [flags]
+
+commands:
+  run   --config FILE   run the daemon (as root): register with the kernel,
+                        load rules, write the host log
+  check --config FILE   validate the config and its rules files; exit 1 on
+                        any error
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "run":
+		err = runCmd(os.Args[2:])
+	case "check":
+		err = checkCmd(os.Args[2:], os.Stdout)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "auditd-ns: unknown command %q\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "auditd-ns %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
+
+func configFlag(name string, args []string) (string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	path := fs.String("config", "/etc/auditd-ns/auditd-ns.yaml", "daemon config file")
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if fs.NArg() > 0 {
+		return "", fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return *path, nil
+}
+
+func runCmd(args []string) error {
+	path, err := configFlag("run", args)
+	if err != nil {
+		return err
+	}
+	cfg, kf, err := daemon.Load(path)
+	if err != nil {
+		return err
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "auditd-ns", Level: hclog.LevelFromString(cfg.LogLevel), Output: os.Stderr})
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return daemon.Run(ctx, cfg, kf, log)
+}
+
+func checkCmd(args []string, out io.Writer) error {
+	path, err := configFlag("check", args)
+	if err != nil {
+		return err
+	}
+	if _, _, err := daemon.Load(path); err != nil {
+		var joined interface{ Unwrap() []error }
+		if errors.As(err, &joined) {
+			for _, e := range joined.Unwrap() {
+				fmt.Fprintln(out, e)
+			}
+			return fmt.Errorf("%d errors", len(joined.Unwrap()))
+		}
+		return err
+	}
+	fmt.Fprintf(out, "%s: ok\n", path)
+	return nil
+}

@@ -1,0 +1,192 @@
+// Package daemon is the host daemon: it registers with the kernel as its
+// audit daemon, applies the kernel settings and rules, writes every record to
+// the host log before anything else sees it, and handles auditd's signals.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/auditd-ns/auditd-ns/internal/config"
+	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
+	"github.com/auditd-ns/auditd-ns/pkg/record"
+	"github.com/auditd-ns/auditd-ns/pkg/rules"
+	"github.com/auditd-ns/auditd-ns/pkg/source"
+)
+
+// Version is printed in DAEMON_START records.
+const Version = "0.1.0"
+
+// Daemon is a running host daemon.
+type Daemon struct {
+	log    hclog.Logger
+	cfg    *config.Config
+	rules  *rules.KernelFile
+	ctl    *source.Control
+	ctlMu  sync.Mutex // serialises control calls (poller, reload, shutdown)
+	kern   *source.Kernel
+	hlog   *hostlog.Writer
+	halt   context.CancelFunc
+	stats  Stats
+	statMu sync.Mutex // guards stats
+}
+
+// Stats is what the daemon reports about itself and the kernel.
+type Stats struct {
+	Records      uint64
+	ReceiveError uint64
+	KernelLost   uint32
+	Backlog      uint32
+	LastPoll     time.Time
+}
+
+// Load reads and validates the config and its audit.rules file without
+// touching the system. It is what `check` runs and what `run` runs first.
+func Load(path string) (*config.Config, *rules.KernelFile, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	kf := &rules.KernelFile{}
+	if cfg.AuditRules != "" {
+		if kf, err = rules.LoadKernelFile(cfg.AuditRules); err != nil {
+			return nil, nil, err
+		}
+	}
+	return cfg, kf, nil
+}
+
+// Run runs the daemon until ctx ends or an action halts it. It returns nil
+// on a clean stop.
+func Run(ctx context.Context, cfg *config.Config, kf *rules.KernelFile, log hclog.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d := &Daemon{log: log, cfg: cfg, rules: kf, halt: cancel}
+	if err := d.start(); err != nil {
+		d.closeAll()
+		return err
+	}
+	err := d.loop(ctx)
+	return errors.Join(err, d.stop())
+}
+
+// start checks the registration, opens the log, registers and configures
+// the kernel.
+func (d *Daemon) start() error {
+	var err error
+	if d.ctl, err = source.OpenControl(); err != nil {
+		return err
+	}
+	if err := d.checkRegistered(); err != nil {
+		return err
+	}
+	if d.hlog, err = d.openLog(d.cfg); err != nil {
+		return err
+	}
+	if d.kern, err = source.OpenKernel(); err != nil {
+		return err
+	}
+	if err := d.kern.Register(); err != nil {
+		if errors.Is(err, syscall.EEXIST) {
+			return fmt.Errorf("registering with the kernel: another audit daemon is registered (%s)", d.describeRegistered())
+		}
+		return fmt.Errorf("registering with the kernel: %w", err)
+	}
+	boost(d.cfg.PriorityBoost, d.log)
+	d.hlog.Daemon(record.TypeDaemonStart, d.startText())
+	d.log.Info("registered as the kernel's audit daemon", "pid", os.Getpid(), "log", d.cfg.Log.Path)
+	d.applyKernel(d.cfg, d.rules)
+	return nil
+}
+
+// checkRegistered refuses to start when a live daemon is registered. A
+// stale registration (dead pid) is left for the kernel to replace.
+func (d *Daemon) checkRegistered() error {
+	st, err := d.ctl.Status()
+	if err != nil {
+		return fmt.Errorf("checking the kernel's audit daemon: %w", err)
+	}
+	if st.PID == 0 || int(st.PID) == os.Getpid() {
+		return nil
+	}
+	if err := syscall.Kill(int(st.PID), 0); errors.Is(err, syscall.ESRCH) {
+		d.log.Warn("taking over a stale registration of a dead audit daemon", "pid", st.PID)
+		return nil
+	}
+	return fmt.Errorf("another audit daemon is registered with the kernel: %s; stop it first (the kernel was left untouched)", d.describeRegistered())
+}
+
+func (d *Daemon) describeRegistered() string {
+	st, err := d.ctl.Status()
+	if err != nil || st.PID == 0 {
+		return "pid unknown"
+	}
+	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", st.PID))
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", st.PID))
+	return fmt.Sprintf("pid %d, program %s (%s)", st.PID, strings.TrimSpace(string(comm)), exe)
+}
+
+func (d *Daemon) openLog(cfg *config.Config) (*hostlog.Writer, error) {
+	opt := d.logOptions(cfg)
+	w, err := hostlog.Open(opt)
+	if err != nil {
+		return nil, err
+	}
+	if opt.Mode == 0o640 {
+		if err := chgrp(opt.Path, cfg.LogGroup); err != nil {
+			w.Close()
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+func (d *Daemon) logOptions(cfg *config.Config) hostlog.Options {
+	opt := cfg.Log
+	opt.Logger = d.log.Named("hostlog")
+	opt.Node = nodeName(cfg)
+	opt.Halt = func(reason string) {
+		d.log.Error("stopping the daemon", "reason", reason)
+		d.halt()
+	}
+	if cfg.LogGroup != "root" && cfg.LogGroup != "0" {
+		opt.Mode = 0o640
+	}
+	if !cfg.WriteLogs {
+		opt.Path = os.DevNull
+	}
+	return opt
+}
+
+func (d *Daemon) startText() string {
+	var u unix.Utsname
+	unix.Uname(&u)
+	kernel := unix.ByteSliceToString(u.Release[:])
+	format := "raw"
+	if d.cfg.Log.Format == hostlog.Enriched {
+		format = "enriched"
+	}
+	return fmt.Sprintf("op=start ver=%s format=%s kernel=%s auid=%d pid=%d uid=%d ses=4294967295 subj=unconfined res=success",
+		Version, format, kernel, loginUID(), os.Getpid(), os.Getuid())
+}
+
+func (d *Daemon) closeAll() {
+	if d.kern != nil {
+		d.kern.Close()
+	}
+	if d.hlog != nil {
+		d.hlog.Close()
+	}
+	if d.ctl != nil {
+		d.ctl.Close()
+	}
+}

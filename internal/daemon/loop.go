@@ -1,0 +1,143 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/auditd-ns/auditd-ns/pkg/record"
+	"github.com/auditd-ns/auditd-ns/pkg/source"
+)
+
+// loop receives records until ctx ends, handling signals and polling the
+// kernel's counters beside it.
+func (d *Daemon) loop(ctx context.Context) error {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+	done := make(chan error, 1)
+	go func() { done <- d.receive() }()
+	tick := time.NewTicker(d.cfg.LostCheckInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			d.kern.Interrupt()
+			<-done
+			return nil
+		case err := <-done:
+			return err
+		case s := <-sigs:
+			d.signal(s)
+		case <-tick.C:
+			d.poll()
+		}
+	}
+}
+
+// receive writes every record to the host log, in kernel order. It returns
+// nil when interrupted.
+func (d *Daemon) receive() error {
+	idle := func() { d.hlog.Flush() }
+	var lastErr time.Time
+	for {
+		typ, data, err := d.kern.Receive(idle)
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, source.ErrClosed):
+			return nil
+		case errors.Is(err, unix.ENOBUFS):
+			d.count(func(s *Stats) { s.ReceiveError++ })
+			if time.Since(lastErr) > time.Second {
+				lastErr = time.Now()
+				d.log.Warn("the kernel dropped records: receive buffer overflow", "error", err)
+			}
+			continue
+		default:
+			return err
+		}
+		d.hlog.Write(typ, data)
+		d.stats.Records++ // only this goroutine writes Records
+	}
+}
+
+func (d *Daemon) count(f func(*Stats)) {
+	d.statMu.Lock()
+	f(&d.stats)
+	d.statMu.Unlock()
+}
+
+// poll reads the kernel's lost and backlog counters, and writes a record to
+// the host log when lost has risen.
+func (d *Daemon) poll() {
+	d.ctlMu.Lock()
+	st, err := d.ctl.Status()
+	d.ctlMu.Unlock()
+	if err != nil {
+		d.log.Warn("polling the kernel's audit status", "error", err)
+		return
+	}
+	d.statMu.Lock()
+	prev := d.stats.KernelLost
+	d.stats.KernelLost, d.stats.Backlog, d.stats.LastPoll = st.Lost, st.Backlog, time.Now()
+	d.statMu.Unlock()
+	if st.Lost > prev {
+		delta := st.Lost - prev
+		d.log.Warn("the kernel lost audit records", "lost", st.Lost, "new", delta, "backlog", st.Backlog)
+		d.hlog.Daemon(record.TypeDaemonErr, fmt.Sprintf("op=kernel-lost lost=%d new=%d backlog=%d backlog_limit=%d auid=%d pid=%d subj=unconfined res=failed",
+			st.Lost, delta, st.Backlog, st.BacklogLimit, loginUID(), os.Getpid()))
+	}
+	d.log.Debug("kernel status", "lost", st.Lost, "backlog", st.Backlog, "records", d.Stats().Records)
+}
+
+// Stats returns a snapshot of the daemon's counters.
+func (d *Daemon) Stats() Stats {
+	d.statMu.Lock()
+	defer d.statMu.Unlock()
+	return d.stats
+}
+
+func (d *Daemon) signal(s os.Signal) {
+	switch s {
+	case syscall.SIGUSR1:
+		d.log.Info("rotating the log (SIGUSR1)")
+		if err := d.hlog.Rotate(); err != nil {
+			d.log.Error("rotating the log", "error", err)
+		}
+	case syscall.SIGUSR2:
+		d.log.Info("resuming logging (SIGUSR2)")
+		d.hlog.Resume()
+	case syscall.SIGHUP:
+		d.reload()
+	}
+}
+
+// stop unregisters, keeps every record that arrived meanwhile, writes
+// DAEMON_END and closes.
+func (d *Daemon) stop() error {
+	var errs []error
+	if err := d.kern.Unregister(); err != nil {
+		errs = append(errs, fmt.Errorf("unregistering: %w", err))
+	}
+	for {
+		typ, data, ok := d.kern.Drain()
+		if !ok {
+			break
+		}
+		d.hlog.Write(typ, data)
+	}
+	if d.cfg.RulesOnExit == "delete" {
+		d.deleteRules()
+	}
+	d.hlog.Daemon(record.TypeDaemonEnd, fmt.Sprintf("op=terminate auid=%d uid=%d ses=4294967295 pid=%d subj=unconfined res=success",
+		loginUID(), os.Getuid(), os.Getpid()))
+	errs = append(errs, d.hlog.Close(), d.kern.Close(), d.ctl.Close())
+	d.log.Info("stopped and unregistered")
+	return errors.Join(errs...)
+}

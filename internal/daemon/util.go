@@ -1,0 +1,73 @@
+package daemon
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/auditd-ns/auditd-ns/internal/config"
+)
+
+func loginUID() uint32 {
+	b, err := os.ReadFile("/proc/self/loginuid")
+	if err != nil {
+		return ^uint32(0)
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+	if err != nil {
+		return ^uint32(0)
+	}
+	return uint32(v)
+}
+
+// nodeName is the node= prefix that name_format asks for ("" for none).
+func nodeName(cfg *config.Config) string {
+	host, _ := os.Hostname()
+	switch cfg.NameFormat {
+	case "hostname":
+		return host
+	case "fqd":
+		if cname, err := net.LookupCNAME(host); err == nil {
+			return strings.TrimSuffix(cname, ".")
+		}
+		return host
+	case "numeric":
+		if addrs, err := net.LookupHost(host); err == nil && len(addrs) > 0 {
+			return addrs[0]
+		}
+		return host
+	case "user":
+		return cfg.Name
+	}
+	return ""
+}
+
+func chgrp(path, group string) error {
+	g, err := user.LookupGroup(group)
+	if err != nil {
+		if g, err = user.LookupGroupId(group); err != nil {
+			return fmt.Errorf("log_group %q: %w", group, err)
+		}
+	}
+	gid, _ := strconv.Atoi(g.Gid)
+	if err := os.Lchown(path, -1, gid); err != nil {
+		return fmt.Errorf("setting the log's group: %w", err)
+	}
+	return nil
+}
+
+// boost raises the daemon's scheduling priority like auditd's priority_boost.
+func boost(n int, log hclog.Logger) {
+	if n == 0 {
+		return
+	}
+	if err := unix.Setpriority(unix.PRIO_PROCESS, 0, -n); err != nil {
+		log.Warn("raising priority (priority_boost)", "error", err)
+	}
+}
