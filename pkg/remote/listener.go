@@ -116,7 +116,8 @@ func (l *Listener) Run(ctx context.Context, ln net.Listener) error {
 	}
 	l.mu.Lock()
 	l.conns = make(map[net.Conn]struct{})
-	l.rejectLg.every, l.badLg.every = 10*time.Second, 10*time.Second
+	l.rejectLg = rateLimit{every: time.Second, burst: 20}
+	l.badLg = rateLimit{every: time.Second, burst: 20}
 	l.mu.Unlock()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
