@@ -1,0 +1,76 @@
+package rules_test
+
+import (
+	"testing"
+
+	"github.com/auditd-ns/auditd-ns/pkg/rules"
+)
+
+// benchRules are ten rules of the kind an admin writes; the execve event
+// below is decided by the ninth.
+const benchRules = `
+- drop:
+    key: [noisy, cron-*]
+- drop:
+    type: [USER_START, USER_END, CRED_ACQ, CRED_DISP]
+- drop:
+    exe: {prefix: /usr/lib/systemd/}
+- keep:
+    syscall: [open, openat]
+    success: no
+    exit: [-EACCES, -EPERM]
+- keep:
+    path: [/etc/shadow, /etc/sudoers, {prefix: /etc/sudoers.d/}]
+- drop:
+    uid: 0
+    exe: /usr/sbin/cron
+- keep:
+    key: [identity, privileged, "mod*"]
+- drop:
+    field: {tty: (none)}
+- keep:
+    syscall: [execve, execveat]
+    auid: {min: 1000}
+    not: {auid: unset}
+    exe: "/usr/*/*"
+  strip: [PROCTITLE]
+- keep:
+    type: AVC
+- default: drop
+`
+
+func BenchmarkMatch(b *testing.B) {
+	p := mustParse(b, benchRules)
+	ev := execEvent(b)
+	if v, i := p.MatchRule(ev); !v.Keep || i != 8 {
+		b.Fatalf("got %v by rule %d, want keep by rule 8", v, i)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Match(ev)
+	}
+}
+
+// BenchmarkMatchDefault is an event that no rule matches, so every rule is
+// tried.
+func BenchmarkMatchDefault(b *testing.B) {
+	p := mustParse(b, benchRules)
+	ev := execEvent(b, "auid=1000", "auid=4294967295")
+	if v, i := p.MatchRule(ev); v.Keep || i != -1 {
+		b.Fatalf("got %v by rule %d, want the default", v, i)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Match(ev)
+	}
+}
+
+func BenchmarkParse(b *testing.B) {
+	src := []byte(benchRules)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := rules.Parse(src, "bench.yaml"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,177 @@
+package rules
+
+import (
+	"bytes"
+	"strings"
+
+	"github.com/auditd-ns/auditd-ns/pkg/record"
+)
+
+// findField returns what record.Field(text, name) returns, usually much
+// faster: when no double-quoted value of text contains a space (the kernel
+// never writes one: it hex-encodes such strings), every " name=" is a field
+// start, so a search for a rare byte of the name finds the field without
+// reading each field before it. Otherwise it asks record.Field. name must be
+// non-empty and hold no space, '=' or '"' (the compiler checks).
+func findField(text []byte, name string, anchor int) ([]byte, bool) {
+	if quotedSpace(text) {
+		return record.Field(text, name)
+	}
+	return findClean(text, name, anchor)
+}
+
+// findClean finds the first " name=" or leading "name=" in text, looking
+// for name[anchor] first.
+func findClean(text []byte, name string, anchor int) ([]byte, bool) {
+	c := name[anchor]
+	for from := anchor; from < len(text); {
+		j := bytes.IndexByte(text[from:], c)
+		if j < 0 {
+			return nil, false
+		}
+		s := from + j - anchor
+		from += j + 1
+		end := s + len(name)
+		if end >= len(text) || text[end] != '=' || string(text[s:end]) != name {
+			continue
+		}
+		if s > 0 && text[s-1] != ' ' {
+			continue
+		}
+		return value(text, end+1), true
+	}
+	return nil, false
+}
+
+// value returns the value that starts at i, as record.Field delimits it.
+func value(text []byte, i int) []byte {
+	start := i
+	if i < len(text) && text[i] == '"' {
+		j := bytes.IndexByte(text[i+1:], '"')
+		if j < 0 {
+			return text[start:]
+		}
+		i += j + 2
+	}
+	if j := bytes.IndexByte(text[i:], ' '); j >= 0 {
+		return text[start : i+j]
+	}
+	return text[start:]
+}
+
+// quotedSpace reports whether a double-quoted value in text, as record.Field
+// sees one, contains a space.
+func quotedSpace(text []byte) bool {
+	for i := 0; ; {
+		j := bytes.IndexByte(text[i:], '"')
+		if j < 0 {
+			return false
+		}
+		q := i + j
+		i = q + 1
+		if !valueStart(text, q) {
+			continue
+		}
+		k := bytes.IndexByte(text[q+1:], '"')
+		if k < 0 {
+			return bytes.IndexByte(text[q+1:], ' ') >= 0
+		}
+		if bytes.IndexByte(text[q+1:q+1+k], ' ') >= 0 {
+			return true
+		}
+		i = q + k + 2
+	}
+}
+
+// valueStart reports whether the quote at q opens a field's value: it
+// follows the first '=' of a field, which follows a space or the start.
+func valueStart(text []byte, q int) bool {
+	if q == 0 || text[q-1] != '=' {
+		return false
+	}
+	for k := q - 2; k >= 0; k-- {
+		switch text[k] {
+		case ' ':
+			return true
+		case '=':
+			return false
+		}
+	}
+	return true
+}
+
+// common lists the bytes that fill audit records, most frequent first: hex
+// digits of values, separators, then the letters of common field names.
+// Bytes not listed (k, x, y, ...) are the rarest and the best to search for.
+const common = "0123456789abcdef= \"usitrnoml"
+
+// anchorOf returns the index of the rarest byte of name, the one to search
+// for. Later indexes win ties: names often share their start.
+func anchorOf(name string) int {
+	best, bestRank := 0, len(common)+1
+	for i := 0; i < len(name); i++ {
+		r := 0
+		if k := strings.IndexByte(common, name[i]); k >= 0 {
+			r = len(common) - k
+		}
+		if r <= bestRank {
+			best, bestRank = i, r
+		}
+	}
+	return best
+}
+
+// decoded is a value of a field the kernel writes as an untrusted string
+// (exe, name, key, ...): in double quotes, as hex when it holds a quote,
+// space or control character, or (null) when absent.
+type decoded struct {
+	b   []byte
+	hex bool // b is the hex form
+}
+
+func decodeValue(v []byte) (decoded, bool) {
+	switch {
+	case len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"':
+		return decoded{b: v[1 : len(v)-1]}, true
+	case string(v) == "(null)" || len(v) == 0:
+		return decoded{}, false
+	case isHex(v):
+		return decoded{b: v, hex: true}, true
+	}
+	return decoded{b: v}, true
+}
+
+func isHex(v []byte) bool {
+	if len(v)%2 != 0 {
+		return false
+	}
+	for _, c := range v {
+		if unhex(c) > 15 {
+			return false
+		}
+	}
+	return true
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	}
+	return 255
+}
+
+// hexByte returns the i-th decoded byte of the hex string h.
+func hexByte(h []byte, i int) byte { return unhex(h[2*i])<<4 | unhex(h[2*i+1]) }
+
+// decodeHex appends the bytes of the hex string h to dst.
+func decodeHex(dst, h []byte) []byte {
+	for i := 0; i < len(h)/2; i++ {
+		dst = append(dst, hexByte(h, i))
+	}
+	return dst
+}

@@ -1,0 +1,310 @@
+package rules
+
+import (
+	"github.com/auditd-ns/auditd-ns/pkg/record"
+)
+
+// Match returns the verdict of the first rule whose conditions all hold for
+// ev, or the default. It does not allocate and does not modify ev. A nil
+// Program keeps every event whole.
+func (p *Program) Match(ev *record.Event) Verdict {
+	v, _ := p.MatchRule(ev)
+	return v
+}
+
+// MatchRule is Match that also returns the index of the rule that decided,
+// or -1 for the default (and for a nil Program).
+func (p *Program) MatchRule(ev *record.Event) (Verdict, int) {
+	if p == nil {
+		return Verdict{Keep: true}, -1
+	}
+	v := view{ev: ev}
+	for i := range p.rules {
+		if p.rules[i].cond.match(&v) {
+			return p.rules[i].verdict, i
+		}
+	}
+	return p.def, -1
+}
+
+// Fields of the event's main record that conditions read; the view looks
+// each up at most once per event.
+const (
+	fArch = iota
+	fSyscall
+	fSuccess
+	fExit
+	fUID
+	fAUID
+	fEUID
+	fExe
+	fKey
+	nFields
+)
+
+var fieldNames = [nFields]string{"arch", "syscall", "success", "exit", "uid", "auid", "euid", "exe", "key"}
+
+var fieldAnchors = func() (a [nFields]int) {
+	for i, n := range fieldNames {
+		a[i] = anchorOf(n)
+	}
+	return a
+}()
+
+func fieldIndex(name string) int {
+	for i, n := range fieldNames {
+		if n == name {
+			return i
+		}
+	}
+	panic("rules: no field " + name)
+}
+
+// view caches what the conditions of one Match call read from the event.
+// It lives on Match's stack.
+type view struct {
+	ev      *record.Event
+	main    *record.Record // the SYSCALL record, else the first; nil when none
+	mainSet bool
+	dirty   int8 // main has a quoted value with a space: 0 unknown, 1 no, 2 yes
+	looked  uint16
+	found   uint16
+	vals    [nFields][]byte
+}
+
+// mainRecord returns the record that the fixed conditions read.
+func (v *view) mainRecord() *record.Record {
+	if !v.mainSet {
+		v.mainSet = true
+		recs := v.ev.Records
+		for i := range recs {
+			if recs[i].Type == record.TypeSyscall {
+				v.main = &recs[i]
+				break
+			}
+		}
+		if v.main == nil && len(recs) > 0 {
+			v.main = &recs[0]
+		}
+	}
+	return v.main
+}
+
+// field returns the raw value of field f of the main record.
+func (v *view) field(f int) ([]byte, bool) {
+	bit := uint16(1) << f
+	if v.looked&bit == 0 {
+		v.looked |= bit
+		if r := v.mainRecord(); r != nil {
+			if v.dirty == 0 {
+				v.dirty = 1
+				if quotedSpace(r.Text) {
+					v.dirty = 2
+				}
+			}
+			var ok bool
+			if v.dirty == 2 {
+				v.vals[f], ok = record.Field(r.Text, fieldNames[f])
+			} else {
+				v.vals[f], ok = findClean(r.Text, fieldNames[f], fieldAnchors[f])
+			}
+			if ok {
+				v.found |= bit
+			}
+		}
+	}
+	return v.vals[f], v.found&bit != 0
+}
+
+func (v *view) number(f int) (int64, bool) {
+	b, ok := v.field(f)
+	if !ok {
+		return 0, false
+	}
+	return parseInt(b)
+}
+
+func (c *cond) match(v *view) bool {
+	if c.types != nil && !hasType(v.ev, c.types) {
+		return false
+	}
+	if c.success != successAny && !c.matchSuccess(v) {
+		return false
+	}
+	if (c.archs != nil || c.sys != nil) && !c.matchArchSyscall(v) {
+		return false
+	}
+	if c.exit != nil && !matchNumber(v, fExit, c.exit) {
+		return false
+	}
+	for i := range c.ids {
+		if !matchNumber(v, c.ids[i].field, c.ids[i].spans) {
+			return false
+		}
+	}
+	if c.key != nil && !matchString(v, fKey, c.key) {
+		return false
+	}
+	if c.exe != nil && !matchString(v, fExe, c.exe) {
+		return false
+	}
+	if c.path != nil && !matchPath(v.ev, c.path) {
+		return false
+	}
+	for i := range c.fields {
+		if !c.fields[i].match(v.ev) {
+			return false
+		}
+	}
+	return c.not == nil || !c.not.match(v)
+}
+
+func hasType(ev *record.Event, types []uint16) bool {
+	for i := range ev.Records {
+		for _, t := range types {
+			if ev.Records[i].Type == t {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (c *cond) matchSuccess(v *view) bool {
+	b, ok := v.field(fSuccess)
+	if !ok {
+		return false
+	}
+	if c.success == successYes {
+		return string(b) == "yes"
+	}
+	return string(b) == "no"
+}
+
+func (c *cond) matchArchSyscall(v *view) bool {
+	b, ok := v.field(fArch)
+	if !ok {
+		return false
+	}
+	arch, ok := parseHex32(b)
+	if !ok {
+		return false
+	}
+	if c.archs != nil && !contains(c.archs, arch) {
+		return false
+	}
+	if c.sys == nil {
+		return true
+	}
+	nr, ok := v.number(fSyscall)
+	return ok && nr >= 0 && nr <= 1<<32-1 && c.sys.has(arch, uint32(nr))
+}
+
+func matchNumber(v *view, f int, spans []span) bool {
+	n, ok := v.number(f)
+	if !ok {
+		return false
+	}
+	for _, s := range spans {
+		if s.has(n) {
+			return true
+		}
+	}
+	return false
+}
+
+func matchString(v *view, f int, ps []pattern) bool {
+	b, ok := v.field(f)
+	if !ok {
+		return false
+	}
+	d, ok := decodeValue(b)
+	if !ok {
+		return false
+	}
+	if f == fKey {
+		return matchKey(ps, d)
+	}
+	return matchValue(ps, d)
+}
+
+// matchPath matches the name= of each PATH record.
+func matchPath(ev *record.Event, ps []pattern) bool {
+	for i := range ev.Records {
+		r := &ev.Records[i]
+		if r.Type != typePath {
+			continue
+		}
+		b, ok := findField(r.Text, "name", 0)
+		if !ok {
+			continue
+		}
+		if d, ok := decodeValue(b); ok && matchValue(ps, d) {
+			return true
+		}
+	}
+	return false
+}
+
+const typePath = 1302 // PATH
+
+// match reports whether some record of ev has the field with one of the
+// values, compared with the value's quotes removed, or decoded when the
+// value is in hex.
+func (f *fieldCond) match(ev *record.Event) bool {
+	for i := range ev.Records {
+		b, ok := findField(ev.Records[i].Text, f.name, f.anchor)
+		if !ok {
+			continue
+		}
+		u := record.Unquote(b)
+		hex := len(u) == len(b) && isHex(b)
+		for _, want := range f.values {
+			if string(u) == want || hex && len(b) == 2*len(want) && hexHasPrefix(b, want) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// parseInt parses a decimal int64 with an optional minus sign.
+func parseInt(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if n < 0 { // 19 digits can overflow
+		return 0, false
+	}
+	if neg {
+		return -n, true
+	}
+	return n, true
+}
+
+// parseHex32 parses the arch= value, such as c000003e.
+func parseHex32(b []byte) (uint32, bool) {
+	if len(b) == 0 || len(b) > 8 {
+		return 0, false
+	}
+	var n uint32
+	for _, c := range b {
+		d := unhex(c)
+		if d > 15 {
+			return 0, false
+		}
+		n = n<<4 | uint32(d)
+	}
+	return n, true
+}

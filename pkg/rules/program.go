@@ -1,0 +1,119 @@
+package rules
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Program is a compiled rule list. It is immutable: Match may be called from
+// any number of goroutines, and a new Program replaces an old one by pointer.
+// A nil *Program keeps every event whole.
+type Program struct {
+	rules []filterRule
+	def   Verdict // for events no rule matches
+}
+
+type filterRule struct {
+	cond    cond
+	verdict Verdict
+}
+
+// Len returns the number of rules, not counting the default.
+func (p *Program) Len() int {
+	if p == nil {
+		return 0
+	}
+	return len(p.rules)
+}
+
+// Default returns the verdict for events that no rule matches.
+func (p *Program) Default() Verdict {
+	if p == nil {
+		return Verdict{Keep: true}
+	}
+	return p.def
+}
+
+// Parse compiles a standalone rules file: a YAML document whose root is the
+// rule list (what a container file holds under rules:). An empty file keeps
+// everything. file names the file in errors, which are *Error values (joined
+// with errors.Join when there are several).
+func Parse(src []byte, file string) (p *Program, err error) {
+	// yaml.v3 has panicked on hostile input before; a rules file must never
+	// take the daemon down (DESIGN.md, invariant 4).
+	defer func() {
+		if r := recover(); r != nil {
+			p, err = nil, &Error{File: file, Msg: fmt.Sprintf("yaml: %v", r)}
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return &Program{def: Verdict{Keep: true}}, nil
+		}
+		return nil, yamlError(src, file, err)
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case err == nil:
+		return nil, &Error{File: file, Line: extra.Line, Col: extra.Column, Msg: "a rules file holds one YAML document"}
+	case !errors.Is(err, io.EOF):
+		return nil, yamlError(src, file, err)
+	}
+	return FromNode(&doc, file)
+}
+
+// FromNode compiles the rule list in n, the rules: value of a container file
+// that the caller parsed with yaml.v3, so errors carry that file's lines. A
+// document node is unwrapped; a nil or null node keeps everything.
+func FromNode(n *yaml.Node, file string) (*Program, error) {
+	c := compiler{errList{file: file}}
+	p := c.program(n)
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// yamlError turns a yaml.v3 syntax error into an *Error with its line, and
+// finds the byte that yaml.v3 complains about without a line.
+func yamlError(src []byte, file string, err error) error {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &Error{File: file, Line: line, Msg: "yaml: " + m[2]}
+	}
+	e := &Error{File: file, Msg: msg}
+	if off := badByte(src); off >= 0 {
+		e.Line = 1 + bytes.Count(src[:off], []byte("\n"))
+		e.Col = 1 + utf8.RuneCount(src[bytes.LastIndexByte(src[:off], '\n')+1:off])
+	}
+	return e
+}
+
+// badByte returns the offset of the first byte YAML does not allow: invalid
+// UTF-8, or a control character other than tab, newline and return.
+func badByte(src []byte) int {
+	for i := 0; i < len(src); {
+		r, n := utf8.DecodeRune(src[i:])
+		switch {
+		case r == utf8.RuneError && n == 1,
+			r < 0x20 && r != '\t' && r != '\n' && r != '\r',
+			r >= 0x7f && r <= 0x9f && r != 0x85,
+			r == 0xfffe || r == 0xffff:
+			return i
+		}
+		i += n
+	}
+	return -1
+}
