@@ -1,0 +1,170 @@
+package remote_test
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// need skips the test unless it runs as root and every named program is
+// installed; it returns their paths.
+func need(t testing.TB, progs ...string) map[string]string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skipf("needs root: %s run in a private mount namespace", strings.Join(progs, ", "))
+	}
+	paths := map[string]string{}
+	for _, p := range progs {
+		path, err := exec.LookPath(p)
+		if err != nil {
+			for _, dir := range []string{"/sbin", "/usr/sbin"} {
+				if _, serr := os.Stat(filepath.Join(dir, p)); serr == nil {
+					path, err = filepath.Join(dir, p), nil
+					break
+				}
+			}
+		}
+		if err != nil {
+			t.Skipf("%s not installed (Debian packages auditd, audispd-plugins, util-linux)", p)
+		}
+		paths[p] = path
+	}
+	return paths
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// tenantAuditd is a real auditd with local_events = no, listening on
+// Port, run in a private mount namespace with its own tmpfs on /run so its
+// pid and state files stay off the host. It never talks to the kernel's
+// audit state: -s nochange, and local_events = no skips registration.
+type tenantAuditd struct {
+	t      testing.TB
+	bin    string
+	Dir    string // holds auditd.conf and the log directory
+	Log    string
+	Port   int
+	cmd    *exec.Cmd
+	stderr bytes.Buffer
+}
+
+// auditdConf is a minimal tenant configuration: what auditd 3.0.9 needs to
+// receive over TCP. tcp_client_ports is left unset (any source port),
+// use_libwrap is off so the host's hosts.allow/deny do not matter, and
+// tcp_max_per_addr stays at its default of 1.
+const auditdConf = `local_events = no
+write_logs = yes
+log_file = %s
+log_format = RAW
+flush = INCREMENTAL_ASYNC
+freq = 50
+max_log_file = 1000
+num_logs = 2
+max_log_file_action = IGNORE
+space_left = 2
+space_left_action = IGNORE
+admin_space_left = 1
+admin_space_left_action = IGNORE
+disk_full_action = IGNORE
+disk_error_action = IGNORE
+priority_boost = 0
+name_format = NONE
+tcp_listen_port = %d
+tcp_listen_queue = 5
+tcp_max_per_addr = 1
+use_libwrap = no
+tcp_client_max_idle = 0
+distribute_network = no
+plugin_dir = %s
+q_depth = 2000
+`
+
+func newTenantAuditd(t testing.TB) *tenantAuditd {
+	bins := need(t, "auditd", "unshare", "ausearch")
+	dir := t.TempDir()
+	a := &tenantAuditd{t: t, bin: bins["auditd"], Dir: dir, Log: filepath.Join(dir, "log", "audit.log"), Port: freePort(t)}
+	for _, d := range []string{"log", "plugins"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := fmt.Sprintf(auditdConf, a.Log, a.Port, filepath.Join(dir, "plugins"))
+	if err := os.WriteFile(filepath.Join(dir, "auditd.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.Start()
+	t.Cleanup(a.Stop)
+	return a
+}
+
+// Start runs auditd and waits until it accepts connections.
+func (a *tenantAuditd) Start() {
+	a.t.Helper()
+	script := `mount -t tmpfs tmpfs /run && exec "$0" -n -s nochange -c "$1"`
+	a.cmd = exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, a.bin, a.Dir)
+	a.stderr.Reset()
+	a.cmd.Stdout, a.cmd.Stderr = &a.stderr, &a.stderr
+	if err := a.cmd.Start(); err != nil {
+		a.t.Fatalf("starting auditd: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", a.Port), time.Second)
+		if err == nil {
+			c.Close()
+			// tcp_max_per_addr = 1: let auditd see this probe close.
+			time.Sleep(100 * time.Millisecond)
+			return
+		}
+		if time.Now().After(deadline) {
+			a.Stop()
+			a.t.Fatalf("auditd never listened on port %d: %s", a.Port, a.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop ends auditd with SIGTERM, which flushes its log.
+func (a *tenantAuditd) Stop() {
+	if a.cmd == nil || a.cmd.Process == nil || a.cmd.ProcessState != nil {
+		return
+	}
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { a.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		a.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Addr is where the tenant listens.
+func (a *tenantAuditd) Addr() string { return fmt.Sprintf("127.0.0.1:%d", a.Port) }
+
+// Search returns the record lines ausearch finds in the log.
+func (a *tenantAuditd) Search() []string {
+	a.t.Helper()
+	out, err := exec.Command("ausearch", "--input", a.Log, "--raw").Output()
+	if err != nil {
+		a.t.Fatalf("ausearch --input %s --raw: %v", a.Log, err)
+	}
+	return strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+}

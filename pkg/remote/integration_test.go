@@ -1,0 +1,130 @@
+package remote_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditd-ns/auditd-ns/pkg/remote"
+)
+
+// tenantRecords returns n realistic record lines with distinct serials.
+func tenantRecords(n, first int, tag string) []string {
+	out := make([]string, n)
+	for i := range out {
+		s := first + i
+		out[i] = fmt.Sprintf(`type=USER_ACCT msg=audit(1700000000.%03d:%d): pid=%d uid=0 auid=4294967295 ses=4294967295 msg='op=PAM:accounting grantors=pam_permit acct="%s" exe="/usr/bin/su" hostname=? addr=? terminal=pts/0 res=success'`,
+			s%1000, s, 1000+s, tag)
+	}
+	return out
+}
+
+// missing returns the wanted lines that are not in got.
+func missing(want, got []string) []string {
+	have := make(map[string]int, len(got))
+	for _, g := range got {
+		have[g]++
+	}
+	var out []string
+	for _, w := range want {
+		if have[w] == 0 {
+			out = append(out, w)
+			continue
+		}
+		have[w]--
+	}
+	return out
+}
+
+func TestIntegrationSenderToAuditd(t *testing.T) {
+	a := newTenantAuditd(t)
+	q := newFakeQueue(t)
+	want := tenantRecords(3000, 1, "plain")
+	q.push(0, want...)
+	// What the sanitiser must turn into something auditd logs as one line.
+	long := `type=EXECVE msg=audit(1700000001.000:9001): argc=2 a0="echo" a1="` + strings.Repeat("A", 9500) + `"`
+	q.push(0,
+		"type=EOE msg=audit(1700000001.000:9000): ",
+		long,
+		"type=USER_CMD msg=audit(1700000001.000:9002): pid=1 uid=0 msg='cmd=x\ntype=USER_LOGIN msg=audit(1700000001.000:9003): forged\x00'",
+	)
+	q.push(7, "type=USER_END msg=audit(1700000001.500:9004): pid=1 uid=0 msg='op=PAM:session_close res=success'")
+	want = append(want,
+		truncatedTo(long, remote.DefaultMaxPayload),
+		"type=USER_CMD msg=audit(1700000001.000:9002): pid=1 uid=0 msg='cmd=x?type=USER_LOGIN msg=audit(1700000001.000:9003): forged?'",
+		"type=DAEMON_ERR msg=audit(1700000001.500:0): op=queue-lost lost=7",
+		"type=USER_END msg=audit(1700000001.500:9004): pid=1 uid=0 msg='op=PAM:session_close res=success'",
+	)
+
+	s := &remote.Sender{Addr: a.Addr(), Queue: q, MinBackoff: 10 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	waitFor(t, "every record acked by auditd", 30*time.Second, func() bool { c, _ := q.state(); return c == 3004 })
+	cancel()
+	<-done
+	a.Stop()
+
+	got := a.Search()
+	if m := missing(want, got); len(m) > 0 {
+		log, _ := os.ReadFile(a.Log)
+		t.Fatalf("ausearch misses %d of %d records, first (%d bytes): %.200s\nlog has:\n%s", len(m), len(want), len(m[0]), m[0], lineWith(string(log), ":9001)"))
+	}
+	log, _ := os.ReadFile(a.Log)
+	for _, line := range strings.Split(string(log), "\n") {
+		if strings.Contains(line, "type=EOE") || strings.HasPrefix(line, "type=USER_LOGIN") {
+			t.Errorf("log has a line it must not: %.200s", line)
+		}
+	}
+	if st := s.Status(); st.Acked != 3003 || st.Truncated != 1 || st.Replaced != 1 || st.Skipped != 1 || st.LostNotices != 1 {
+		t.Errorf("status %+v", st)
+	}
+}
+
+func TestIntegrationSenderAuditdRestart(t *testing.T) {
+	a := newTenantAuditd(t)
+	q := newFakeQueue(t)
+	first, second := tenantRecords(500, 1, "before"), tenantRecords(500, 501, "during")
+	q.push(0, first...)
+	s := &remote.Sender{Addr: a.Addr(), Queue: q, MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Pause: 200 * time.Millisecond}
+	runSender(t, s)
+	waitFor(t, "the first half acked", 30*time.Second, func() bool { c, _ := q.state(); return c == 500 })
+
+	a.Stop() // the tenant goes away; copies queue up meanwhile
+	q.push(0, second...)
+	waitFor(t, "the sender to notice", 10*time.Second, func() bool { return !s.Status().Connected })
+	time.Sleep(300 * time.Millisecond)
+	if c, _ := q.state(); c != 500 {
+		t.Fatalf("committed %d while the tenant was down", c)
+	}
+	a.Start()
+	waitFor(t, "the second half acked", 30*time.Second, func() bool { c, _ := q.state(); return c == 1000 })
+	a.Stop()
+	if m := missing(slices.Concat(first, second), a.Search()); len(m) > 0 {
+		t.Fatalf("ausearch misses %d records after the restart, first: %.200s", len(m), m[0])
+	}
+	if st := s.Status(); st.Connects < 2 {
+		t.Errorf("status %+v, want a reconnect", st)
+	}
+}
+
+// lineWith returns the lines of text containing sub, shortened, with their lengths.
+func lineWith(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, fmt.Sprintf("%d bytes: %.100s ... %s", len(l), l, l[max(0, len(l)-60):]))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// truncatedTo is what the sender makes of a line longer than limit.
+func truncatedTo(line string, limit int) string {
+	marker := fmt.Sprintf(" truncated=%d", len(line))
+	return line[:limit-len(marker)] + marker
+}
