@@ -168,3 +168,51 @@ func (a *tenantAuditd) Search() []string {
 	}
 	return strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
 }
+
+// audispRemoteConf sends to 127.0.0.1:PORT in the managed format, keeps
+// its queue in memory and, when its input ends, flushes the queue and
+// exits.
+const audispRemoteConf = `remote_server = 127.0.0.1
+port = %d
+transport = tcp
+queue_file = %s
+mode = immediate
+queue_depth = 500000
+format = managed
+network_retry_time = 1
+max_tries_per_record = 3
+max_time_per_record = 5
+heartbeat_timeout = 0
+network_failure_action = stop
+disk_low_action = ignore
+disk_full_action = warn_once
+disk_error_action = warn_once
+remote_ending_action = reconnect
+generic_error_action = syslog
+generic_warning_action = syslog
+queue_error_action = stop
+overflow_action = syslog
+startup_failure_action = warn_once_continue
+`
+
+// audispRemote returns a command that runs the real audisp-remote with
+// input on stdin, sending to 127.0.0.1:port. audisp-remote 3.0.9 takes no
+// options and always reads /etc/audit/audisp-remote.conf, so the command
+// bind-mounts a private configuration over that path inside a private
+// mount namespace; the host's file is untouched.
+func audispRemote(t testing.TB, port int, input []byte) *exec.Cmd {
+	t.Helper()
+	need(t, "audisp-remote", "unshare")
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "audisp-remote.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(audispRemoteConf, port, filepath.Join(dir, "queue"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/etc/audit/audisp-remote.conf"); err != nil {
+		t.Skipf("no /etc/audit/audisp-remote.conf to mount over: %v", err)
+	}
+	script := `mount --bind "$1" /etc/audit/audisp-remote.conf && mount -t tmpfs tmpfs /run && exec audisp-remote`
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", conf)
+	cmd.Stdin = bytes.NewReader(input)
+	return cmd
+}

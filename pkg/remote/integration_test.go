@@ -1,10 +1,14 @@
 package remote_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -127,4 +131,64 @@ func lineWith(text, sub string) string {
 func truncatedTo(line string, limit int) string {
 	marker := fmt.Sprintf(" truncated=%d", len(line))
 	return line[:limit-len(marker)] + marker
+}
+
+func TestIntegrationAudispRemoteToListener(t *testing.T) {
+	var s sink
+	l := &remote.Listener{Handle: s.handle}
+	addr, logs := startListener(t, l)
+	port := addrPort(t, addr)
+
+	want := tenantRecords(2000, 1, "from-audisp")
+	var in bytes.Buffer
+	for i, r := range want {
+		in.WriteString(r + "\n")
+		if i%10 == 9 { // audisp-remote drops EOE records itself
+			fmt.Fprintf(&in, "type=EOE msg=audit(1700000000.%03d:%d): \n", i%1000, i+1)
+		}
+	}
+	cmd := audispRemote(t, port, in.Bytes())
+	out, err := runWithTimeout(cmd, 60*time.Second)
+	if err != nil {
+		t.Fatalf("audisp-remote: %v\n%s\nlistener log:\n%s", err, out, logs)
+	}
+	got := s.get()
+	if !slices.Equal(got, want) {
+		t.Fatalf("listener handled %d lines, want %d in order; missing %d, first: %.200s",
+			len(got), len(want), len(missing(want, got)), strings.Join(missing(want, got), "\n"))
+	}
+	if st := l.Status(); st.BadFrames != 0 || st.Records != uint64(len(want)) {
+		t.Errorf("status %+v", st)
+	}
+}
+
+func addrPort(t testing.TB, addr string) int {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// runWithTimeout runs cmd, killing it after d.
+func runWithTimeout(cmd *exec.Cmd, d time.Duration) ([]byte, error) {
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return out.Bytes(), err
+	case <-time.After(d):
+		cmd.Process.Kill()
+		<-done
+		return out.Bytes(), fmt.Errorf("still running after %v", d)
+	}
 }
