@@ -1,0 +1,60 @@
+#!/bin/bash
+# vmtest.sh - boot a kernel under qemu with the in-guest tests as /init.
+#
+# Usage: vmtest.sh BZIMAGE [GUEST-ARGS...]
+#   Builds kernel-patches/vmtest statically, packs it with busybox into an
+#   initramfs, boots BZIMAGE with qemu (TCG: nested KVM does not work on
+#   these machines) and waits for the summary line
+#   "vmtest: N passed, M failed".  Exits 0 only if it appears with M = 0
+#   before VMTEST_TIMEOUT seconds (default 600).  The serial console is
+#   kept in $VMTEST_LOG (default: a file next to the initramfs).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+kernel=${1:?usage: vmtest.sh BZIMAGE [GUEST-ARGS...]}
+shift
+cache=${KERNEL_CACHE:-/var/cache/auditd-ns-kernel}
+timeout=${VMTEST_TIMEOUT:-600}
+work=$(mktemp -d "${TMPDIR:-/tmp}/vmtest.XXXXXX")
+log=${VMTEST_LOG:-$cache/out/vmtest-$(basename "$kernel").log}
+trap 'rm -rf "$work"' EXIT
+
+busybox=$(command -v busybox || true)
+if [ -z "$busybox" ] || ! file -L "$busybox" 2>/dev/null | grep -q 'statically linked'; then
+	busybox=/bin/busybox
+fi
+if [ ! -x "$busybox" ]; then
+	echo "vmtest: static busybox missing: apt-get install busybox-static" >&2
+	exit 1
+fi
+
+mkdir -p "$work/root/bin" "$work/root/proc" "$work/root/sys" "$work/root/dev" \
+	"$work/root/tmp" "$(dirname "$log")"
+(cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$work/root/init" ./kernel-patches/vmtest)
+cp "$busybox" "$work/root/bin/busybox"
+ln -s busybox "$work/root/bin/sh"
+(cd "$work/root" && find . | cpio -o -H newc --quiet) | gzip -1 > "$work/initramfs.gz"
+
+echo "vmtest: booting $kernel (timeout ${timeout}s, serial log $log)"
+start=$(date +%s)
+set +e
+timeout --foreground -k 5 "$timeout" qemu-system-x86_64 -accel tcg -m 1024 -smp 1 \
+	-nographic -no-reboot -nodefaults -serial stdio \
+	-kernel "$kernel" -initrd "$work/initramfs.gz" \
+	-append "console=ttyS0 panic=-1 oops=panic quiet loglevel=4 -- $*" \
+	< /dev/null > "$log" 2>&1
+rc=$?
+set -e
+tr -d '\r' < "$log" | grep -E '^(PASS|FAIL|SKIP|INFO|vmtest:)' || true
+summary=$(tr -d '\r' < "$log" | grep -E '^vmtest: [0-9]+ passed, [0-9]+ failed' | tail -1 || true)
+echo "vmtest: guest ran $(( $(date +%s) - start ))s, qemu exit $rc"
+if [ -z "$summary" ]; then
+	echo "vmtest: no summary line (timeout or crash); last console lines:" >&2
+	tr -d '\r' < "$log" | tail -40 >&2
+	exit 1
+fi
+case "$summary" in
+*" 0 failed"*) exit 0 ;;
+*) exit 1 ;;
+esac

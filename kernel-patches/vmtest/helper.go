@@ -1,0 +1,123 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+)
+
+// runHelper runs one helper role, started by a test as "/init helper ROLE
+// ARGS...". It reports each check on stdout as "ok WHAT" or "bad WHAT" and
+// returns the exit code.
+func runHelper(args []string) int {
+	if len(args) == 0 {
+		fmt.Println("bad helper: no role")
+		return 2
+	}
+	h := helper{}
+	switch args[0] {
+	case "child-write":
+		// child-write VALUE WANT: start a child and write VALUE to it.
+		h.childWrite(args[1], args[2])
+	case "write":
+		// write PID VALUE WANT
+		pid, _ := strconv.Atoi(args[1])
+		h.expect("write "+args[2]+" to "+args[1], writeContid(pid, args[2]), args[3])
+	case "wait":
+		// wait: block until stdin closes.
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		return 0
+	case "nest":
+		// nest MINE NEW: a nested orchestrator in container MINE.
+		h.nest(args[1], args[2])
+	default:
+		fmt.Printf("bad helper: unknown role %q\n", args[0])
+		return 2
+	}
+	if h.bad {
+		return 1
+	}
+	return 0
+}
+
+type helper struct{ bad bool }
+
+func (h *helper) check(ok bool, format string, args ...any) {
+	what := fmt.Sprintf(format, args...)
+	if ok {
+		fmt.Println("ok " + what)
+		return
+	}
+	h.bad = true
+	fmt.Println("bad " + what)
+}
+
+// expect checks that err has the errno named want ("success" for none).
+func (h *helper) expect(what string, err error, want string) {
+	got := errnoName(err)
+	h.check(got == want, "%s: got %s, want %s", what, got, want)
+}
+
+func (h *helper) sleeper() *exec.Cmd {
+	cmd := exec.Command("/bin/busybox", "sleep", "1000")
+	if err := cmd.Start(); err != nil {
+		h.check(false, "starting sleeper: %v", err)
+		return nil
+	}
+	return cmd
+}
+
+func reap(cmd *exec.Cmd) {
+	if cmd != nil {
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+	}
+}
+
+func (h *helper) contidIs(pid int, want string) {
+	got, err := readContid(pid)
+	h.check(err == nil && got == want, "contid of %d: got %q (%v), want %s", pid, got, err, want)
+}
+
+func (h *helper) childWrite(val, want string) {
+	c := h.sleeper()
+	if c == nil {
+		return
+	}
+	defer reap(c)
+	h.expect("write "+val+" to own child", writeContid(c.Process.Pid, val), want)
+}
+
+// nest acts as an orchestrator running inside container mine: it gives
+// its children the nested contid next, then checks what it may not do.
+func (h *helper) nest(mine, next string) {
+	self := os.Getpid()
+	h.contidIs(self, mine)
+	h.expect("set own contid", writeContid(self, next), "EXDEV")
+	a := h.sleeper()
+	if a == nil {
+		return
+	}
+	defer reap(a)
+	h.contidIs(a.Process.Pid, mine) // inherited on fork
+	h.expect("nest "+next+" in "+mine, writeContid(a.Process.Pid, next), "success")
+	h.contidIs(a.Process.Pid, next)
+	h.expect("set again", writeContid(a.Process.Pid, next+"1"), "EEXIST")
+	b := h.sleeper()
+	if b == nil {
+		return
+	}
+	defer reap(b)
+	h.expect("reuse own "+next, writeContid(b.Process.Pid, next), "success")
+	h.expect("reuse outer "+mine, writeContid(self, mine), "EXDEV")
+	c := h.sleeper()
+	if c == nil {
+		return
+	}
+	defer reap(c)
+	h.expect("take the enclosing contid "+mine, writeContid(c.Process.Pid, mine), "EEXIST")
+	fmt.Printf("child %d\n", a.Process.Pid)
+}

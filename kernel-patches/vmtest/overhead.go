@@ -1,0 +1,5 @@
+package main
+
+func testOverheadOnly(t *T) {
+	t.Skipf("overhead: not yet")
+}
