@@ -55,11 +55,15 @@ func freePort(t testing.TB) int {
 // pid and state files stay off the host. It never talks to the kernel's
 // audit state: -s nochange, and local_events = no skips registration.
 type tenantAuditd struct {
-	t      testing.TB
-	bin    string
-	Dir    string // holds auditd.conf and the log directory
-	Log    string
-	Port   int
+	t    testing.TB
+	bin  string
+	Dir  string // holds auditd.conf and the log directory
+	Log  string
+	Port int
+	// LogFS, when set, is the size of a tmpfs mounted over the log
+	// directory inside the namespace (for disk-full tests); the log is
+	// copied to Log when auditd ends.
+	LogFS  string
 	cmd    *exec.Cmd
 	stderr bytes.Buffer
 }
@@ -96,9 +100,15 @@ q_depth = 2000
 `
 
 func newTenantAuditd(t testing.TB) *tenantAuditd {
+	return newTenantAuditdFS(t, "")
+}
+
+// newTenantAuditdFS starts a tenant auditd whose log directory is a tmpfs
+// of size logFS, or a plain directory when logFS is empty.
+func newTenantAuditdFS(t testing.TB, logFS string) *tenantAuditd {
 	bins := need(t, "auditd", "unshare", "ausearch")
 	dir := t.TempDir()
-	a := &tenantAuditd{t: t, bin: bins["auditd"], Dir: dir, Log: filepath.Join(dir, "log", "audit.log"), Port: freePort(t)}
+	a := &tenantAuditd{t: t, bin: bins["auditd"], Dir: dir, Log: filepath.Join(dir, "log", "audit.log"), Port: freePort(t), LogFS: logFS}
 	for _, d := range []string{"log", "plugins"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
 			t.Fatal(err)
@@ -117,7 +127,16 @@ func newTenantAuditd(t testing.TB) *tenantAuditd {
 func (a *tenantAuditd) Start() {
 	a.t.Helper()
 	script := `mount -t tmpfs tmpfs /run && exec "$0" -n -s nochange -c "$1"`
-	a.cmd = exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, a.bin, a.Dir)
+	if a.LogFS != "" {
+		// The shell stays to copy the log out of the private tmpfs.
+		script = `set -e; mount -t tmpfs tmpfs /run; mount -t tmpfs -o size="$2" tmpfs "$1/log"
+"$0" -n -s nochange -c "$1" & pid=$!
+trap 'kill -TERM $pid' TERM
+wait $pid || wait $pid || true
+cp "$1/log/audit.log" "$1/final.log"`
+		a.Log = filepath.Join(a.Dir, "final.log")
+	}
+	a.cmd = exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, a.bin, a.Dir, a.LogFS)
 	a.stderr.Reset()
 	a.cmd.Stdout, a.cmd.Stderr = &a.stderr, &a.stderr
 	if err := a.cmd.Start(); err != nil {
@@ -215,4 +234,9 @@ func audispRemote(t testing.TB, port int, input []byte) *exec.Cmd {
 	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", conf)
 	cmd.Stdin = bytes.NewReader(input)
 	return cmd
+}
+
+// InNamespace returns path as seen inside the tenant's mount namespace.
+func (a *tenantAuditd) InNamespace(path string) string {
+	return fmt.Sprintf("/proc/%d/root%s", a.cmd.Process.Pid, path)
 }
