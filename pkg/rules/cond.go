@@ -7,17 +7,18 @@ import (
 // cond is the compiled conditions of one rule (or one not:). A nil slice is
 // a condition the rule does not have; all present ones must hold.
 type cond struct {
-	types   []uint16 // the event has a record of one of these types
-	success success
-	archs   []uint32
-	sys     *syscallSet
-	exit    []span
-	ids     []idCond
-	key     []pattern
-	exe     []pattern
-	path    []pattern
-	fields  []fieldCond
-	not     *cond
+	types    []uint16 // the event has a record of one of these types
+	typeBits uint64   // types folded as view.typeBits folds them
+	success  success
+	archs    []uint32
+	sys      *syscallSet
+	exit     []span
+	ids      []idCond
+	key      []pattern
+	exe      []pattern
+	path     []pattern
+	fields   []fieldCond
+	not      *cond
 }
 
 type success uint8
@@ -61,6 +62,9 @@ func (c *compiler) conds(n *yaml.Node, what string) cond {
 		switch name := key.Value; name {
 		case "type":
 			k.types = nonNil(c.types(v, name))
+			for _, t := range k.types {
+				k.typeBits |= 1 << (t % 64)
+			}
 		case "syscall":
 			k.sys = c.syscalls(v)
 		case "arch":

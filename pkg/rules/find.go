@@ -44,19 +44,20 @@ func findClean(text []byte, name string, anchor int) ([]byte, bool) {
 }
 
 // value returns the value that starts at i, as record.Field delimits it.
+// Values are short, so a plain loop beats a call to bytes.IndexByte.
 func value(text []byte, i int) []byte {
 	start := i
 	if i < len(text) && text[i] == '"' {
-		j := bytes.IndexByte(text[i+1:], '"')
-		if j < 0 {
+		for i++; i < len(text) && text[i] != '"'; i++ {
+		}
+		if i == len(text) {
 			return text[start:]
 		}
-		i += j + 2
 	}
-	if j := bytes.IndexByte(text[i:], ' '); j >= 0 {
-		return text[start : i+j]
+	for i < len(text) && text[i] != ' ' {
+		i++
 	}
-	return text[start:]
+	return text[start:i]
 }
 
 // quotedSpace reports whether a double-quoted value in text, as record.Field
@@ -72,14 +73,15 @@ func quotedSpace(text []byte) bool {
 		if !valueStart(text, q) {
 			continue
 		}
-		k := bytes.IndexByte(text[q+1:], '"')
-		if k < 0 {
-			return bytes.IndexByte(text[q+1:], ' ') >= 0
+		for ; i < len(text) && text[i] != '"'; i++ {
+			if text[i] == ' ' {
+				return true
+			}
 		}
-		if bytes.IndexByte(text[q+1:q+1+k], ' ') >= 0 {
-			return true
+		if i == len(text) {
+			return false
 		}
-		i = q + k + 2
+		i++
 	}
 }
 
@@ -103,7 +105,7 @@ func valueStart(text []byte, q int) bool {
 // common lists the bytes that fill audit records, most frequent first: hex
 // digits of values, separators, then the letters of common field names.
 // Bytes not listed (k, x, y, ...) are the rarest and the best to search for.
-const common = "0123456789abcdef= \"usitrnoml"
+const common = "0123456789abcdef= \"sitnruomlpg"
 
 // anchorOf returns the index of the rarest byte of name, the one to search
 // for. Later indexes win ties: names often share their start.

@@ -63,31 +63,66 @@ func fieldIndex(name string) int {
 // view caches what the conditions of one Match call read from the event.
 // It lives on Match's stack.
 type view struct {
-	ev      *record.Event
-	main    *record.Record // the SYSCALL record, else the first; nil when none
-	mainSet bool
-	dirty   int8 // main has a quoted value with a space: 0 unknown, 1 no, 2 yes
-	looked  uint16
-	found   uint16
-	vals    [nFields][]byte
+	ev       *record.Event
+	main     int    // index of the SYSCALL record, else 0; -1 when no records
+	mainSet  bool   // main is known
+	looked   uint16 // fields of the main record looked up
+	found    uint16 // fields of the main record found
+	vals     [nFields][]byte
+	typesSet bool
+	types    uint64 // bit t%64 for each record type t of the event
+	checked  uint64 // records (the first 64) whose dirty bit is known
+	dirty    uint64 // records with a double-quoted value holding a space
 }
 
-// mainRecord returns the record that the fixed conditions read.
-func (v *view) mainRecord() *record.Record {
+// mainRecord returns the index of the record that the fixed conditions
+// read, or -1.
+func (v *view) mainRecord() int {
 	if !v.mainSet {
 		v.mainSet = true
+		v.main = -1
 		recs := v.ev.Records
 		for i := range recs {
 			if recs[i].Type == record.TypeSyscall {
-				v.main = &recs[i]
+				v.main = i
 				break
 			}
 		}
-		if v.main == nil && len(recs) > 0 {
-			v.main = &recs[0]
+		if v.main < 0 && len(recs) > 0 {
+			v.main = 0
 		}
 	}
 	return v.main
+}
+
+// find returns record.Field(v.ev.Records[i].Text, name). It searches with
+// findClean first: what that does not find, record.Field does not find
+// either. What it finds is exact unless the record has a double-quoted value
+// holding a space (see findField); that is checked once per record, and
+// only for records where something was found.
+func (v *view) find(i int, name string, anchor int) ([]byte, bool) {
+	text := v.ev.Records[i].Text
+	b, ok := findClean(text, name, anchor)
+	if !ok {
+		return nil, false
+	}
+	if i >= 64 {
+		if quotedSpace(text) {
+			return record.Field(text, name)
+		}
+		return b, true
+	}
+	bit := uint64(1) << i
+	if v.checked&bit == 0 {
+		v.checked |= bit
+		if quotedSpace(text) {
+			v.dirty |= bit
+		}
+	}
+	if v.dirty&bit != 0 {
+		return record.Field(text, name)
+	}
+	return b, true
 }
 
 // field returns the raw value of field f of the main record.
@@ -95,20 +130,9 @@ func (v *view) field(f int) ([]byte, bool) {
 	bit := uint16(1) << f
 	if v.looked&bit == 0 {
 		v.looked |= bit
-		if r := v.mainRecord(); r != nil {
-			if v.dirty == 0 {
-				v.dirty = 1
-				if quotedSpace(r.Text) {
-					v.dirty = 2
-				}
-			}
+		if i := v.mainRecord(); i >= 0 {
 			var ok bool
-			if v.dirty == 2 {
-				v.vals[f], ok = record.Field(r.Text, fieldNames[f])
-			} else {
-				v.vals[f], ok = findClean(r.Text, fieldNames[f], fieldAnchors[f])
-			}
-			if ok {
+			if v.vals[f], ok = v.find(i, fieldNames[f], fieldAnchors[f]); ok {
 				v.found |= bit
 			}
 		}
@@ -125,7 +149,7 @@ func (v *view) number(f int) (int64, bool) {
 }
 
 func (c *cond) match(v *view) bool {
-	if c.types != nil && !hasType(v.ev, c.types) {
+	if c.types != nil && (v.typeBits()&c.typeBits == 0 || !hasType(v.ev, c.types)) {
 		return false
 	}
 	if c.success != successAny && !c.matchSuccess(v) {
@@ -148,15 +172,27 @@ func (c *cond) match(v *view) bool {
 	if c.exe != nil && !matchString(v, fExe, c.exe) {
 		return false
 	}
-	if c.path != nil && !matchPath(v.ev, c.path) {
+	if c.path != nil && !matchPath(v, c.path) {
 		return false
 	}
 	for i := range c.fields {
-		if !c.fields[i].match(v.ev) {
+		if !c.fields[i].match(v) {
 			return false
 		}
 	}
 	return c.not == nil || !c.not.match(v)
+}
+
+// typeBits returns the event's types folded into 64 bits, so that most
+// type conditions are decided without a look at the records.
+func (v *view) typeBits() uint64 {
+	if !v.typesSet {
+		v.typesSet = true
+		for i := range v.ev.Records {
+			v.types |= 1 << (v.ev.Records[i].Type % 64)
+		}
+	}
+	return v.types
 }
 
 func hasType(ev *record.Event, types []uint16) bool {
@@ -229,13 +265,12 @@ func matchString(v *view, f int, ps []pattern) bool {
 }
 
 // matchPath matches the name= of each PATH record.
-func matchPath(ev *record.Event, ps []pattern) bool {
-	for i := range ev.Records {
-		r := &ev.Records[i]
-		if r.Type != typePath {
+func matchPath(v *view, ps []pattern) bool {
+	for i := range v.ev.Records {
+		if v.ev.Records[i].Type != typePath {
 			continue
 		}
-		b, ok := findField(r.Text, "name", 0)
+		b, ok := v.find(i, "name", 0)
 		if !ok {
 			continue
 		}
@@ -251,9 +286,9 @@ const typePath = 1302 // PATH
 // match reports whether some record of ev has the field with one of the
 // values, compared with the value's quotes removed, or decoded when the
 // value is in hex.
-func (f *fieldCond) match(ev *record.Event) bool {
-	for i := range ev.Records {
-		b, ok := findField(ev.Records[i].Text, f.name, f.anchor)
+func (f *fieldCond) match(v *view) bool {
+	for i := range v.ev.Records {
+		b, ok := v.find(i, f.name, f.anchor)
 		if !ok {
 			continue
 		}
