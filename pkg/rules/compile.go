@@ -105,14 +105,14 @@ func (c *compiler) strip(k, v *yaml.Node, keep bool) TypeSet {
 	return s
 }
 
-// pairs returns the key and value nodes of mapping n, reporting non-string
-// keys, aliases and duplicate keys.
+// pairs returns the key and value nodes of mapping n, reporting keys that
+// are not names and duplicate keys. Values are checked by their users.
 func (c *compiler) pairs(n *yaml.Node) [][2]*yaml.Node {
 	var out [][2]*yaml.Node
 	seen := make(map[string]bool, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if !c.plain(k) || !c.plain(v) {
+		if !c.plain(k) {
 			continue
 		}
 		if k.Kind != yaml.ScalarNode || isNull(k) {
