@@ -91,10 +91,10 @@ func ackingPeer(b *testing.B) string {
 }
 
 // benchSender sends b.N records to addr and reports records per second.
-func benchSender(b *testing.B, addr string) {
+func benchSender(b *testing.B, addr string, window int) {
 	q := newFakeQueue(b)
 	q.pushN(b.N, benchLine)
-	s := &remote.Sender{Addr: addr, Queue: q}
+	s := &remote.Sender{Addr: addr, Queue: q, Window: window}
 	b.ReportAllocs()
 	b.ResetTimer()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -116,12 +116,16 @@ func benchSender(b *testing.B, addr string) {
 }
 
 func BenchmarkSenderFakePeer(b *testing.B) {
-	benchSender(b, ackingPeer(b))
+	benchSender(b, ackingPeer(b), 0)
 }
 
 func BenchmarkIntegrationSenderAuditd(b *testing.B) {
-	a := newTenantAuditd(b)
-	benchSender(b, a.Addr())
+	for _, w := range []int{16, 64, remote.DefaultWindow, 1024} {
+		b.Run(fmt.Sprintf("window=%d", w), func(b *testing.B) {
+			a := newTenantAuditd(b)
+			benchSender(b, a.Addr(), w)
+		})
+	}
 }
 
 // BenchmarkIntegrationAudispRemoteAuditd is the yardstick for the sender:

@@ -3,12 +3,13 @@ package remote
 // entry is one sequence number of a connection: a frame waiting for its
 // reply, or a record that was not sent (skipped) and so is acked already.
 type entry struct {
-	seq    uint32
-	item   uint64 // queue item sequence, 0 for heartbeats and notices
-	last   bool   // the item's record frame, after which it can be committed
-	acked  bool
-	notice bool
-	v      verdict
+	seq       uint32
+	item      uint64 // queue item sequence, 0 for heartbeats and notices
+	last      bool   // the item's record frame, after which it can be committed
+	acked     bool
+	notice    bool
+	heartbeat bool
+	v         verdict
 }
 
 // inflight is the window: entries in sequence order. Sequence numbers of
@@ -43,12 +44,13 @@ func (f *inflight) ack(seq uint32) bool {
 
 // popped is what leaving the window produced.
 type popped struct {
-	commit    uint64 // highest item sequence now delivered, 0 for none
-	records   uint64 // records acked (skipped ones excluded)
-	skipped   uint64
-	truncated uint64
-	replaced  uint64
-	notices   uint64
+	commit     uint64 // highest item sequence now delivered, 0 for none
+	records    uint64 // records acked (skipped ones excluded)
+	skipped    uint64
+	truncated  uint64
+	replaced   uint64
+	notices    uint64
+	heartbeats uint64
 }
 
 // pop removes acked entries from the head.
@@ -59,6 +61,9 @@ func (f *inflight) pop() popped {
 		f.head++
 		if e.notice {
 			p.notices++
+		}
+		if e.heartbeat {
+			p.heartbeats++
 		}
 		if !e.last {
 			continue

@@ -67,11 +67,15 @@ func TestIntegrationSenderToAuditd(t *testing.T) {
 		"type=USER_END msg=audit(1700000001.500:9004): pid=1 uid=0 msg='op=PAM:session_close res=success'",
 	)
 
-	s := &remote.Sender{Addr: a.Addr(), Queue: q, MinBackoff: 10 * time.Millisecond}
+	s := &remote.Sender{Addr: a.Addr(), Queue: q, MinBackoff: 10 * time.Millisecond, Heartbeat: 20 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
 	waitFor(t, "every record acked by auditd", 30*time.Second, func() bool { c, _ := q.state(); return c == 3004 })
+	time.Sleep(200 * time.Millisecond) // idle: auditd acks our heartbeats
+	if st := s.Status(); st.Connects != 1 || st.LastError != "" || !st.Connected || st.Heartbeats == 0 {
+		t.Errorf("after idling with heartbeats: %+v", st)
+	}
 	cancel()
 	<-done
 	a.Stop()

@@ -32,12 +32,7 @@ func isEOE(line []byte) bool {
 // needsReplace reports whether line has a byte that would end or split
 // the line at the receiver.
 func needsReplace(line []byte) bool {
-	for _, c := range line {
-		if c == '\n' || c == '\r' || c == 0 {
-			return true
-		}
-	}
-	return false
+	return bytes.IndexByte(line, '\n') >= 0 || bytes.IndexByte(line, '\r') >= 0 || bytes.IndexByte(line, 0) >= 0
 }
 
 // sanitize appends to dst the payload to send for line, at most limit

@@ -87,6 +87,8 @@ type Status struct {
 	Skipped uint64
 	// LostNotices counts delivered queue-lost notices.
 	LostNotices uint64
+	// Heartbeats counts heartbeats the receiver acknowledged.
+	Heartbeats uint64
 	// Connects counts successful connections.
 	Connects uint64
 	// DiskLow is set when the last reply said the receiver's disk is low.

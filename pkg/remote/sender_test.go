@@ -223,7 +223,7 @@ func TestSenderHeartbeat(t *testing.T) {
 			t.Errorf("idle sender sent %s with %d bytes", f.Type, len(f.Payload))
 		}
 	}
-	if conns != 1 || s.Status().Acked != 0 {
+	if st := s.Status(); conns != 1 || st.Acked != 0 || st.Heartbeats == 0 {
 		t.Errorf("conns %d status %+v", conns, s.Status())
 	}
 }

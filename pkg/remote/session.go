@@ -2,6 +2,7 @@ package remote
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -33,8 +34,10 @@ type batch struct {
 	err   error
 }
 
-type reply struct {
-	f   Frame
+// replies is what the reader decoded in one go: frames, then possibly
+// the error that ended the connection.
+type replies struct {
+	fs  []Frame
 	err error
 }
 
@@ -57,17 +60,20 @@ func (ss *session) run(ctx context.Context) outcome {
 	defer wg.Wait()
 	defer cancel()
 
-	replies := make(chan reply, ss.cfg.window+16)
+	replyc := make(chan replies, 4)
 	want := make(chan int, 1)
 	batches := make(chan batch, 1)
-	wg.Go(func() { ss.readReplies(sctx, replies) })
+	wg.Go(func() { ss.readReplies(sctx, replyc) })
 	wg.Go(func() { ss.feed(sctx, want, batches) })
 
 	tick := time.NewTicker(ss.tickEvery())
 	defer tick.Stop()
 	feederIdle := true
 	for {
-		if room := ss.cfg.window - ss.fl.len(); feederIdle && room > 0 {
+		// Ask for more only when a quarter of the window is free (or the
+		// window is empty): fewer, larger writes.
+		room := ss.cfg.window - ss.fl.len()
+		if feederIdle && room > 0 && (room >= ss.cfg.window/4 || ss.fl.len() == 0) {
 			want <- room
 			feederIdle = false
 		}
@@ -78,8 +84,8 @@ func (ss *session) run(ctx context.Context) outcome {
 		case b := <-batches:
 			feederIdle = true
 			out = ss.onBatch(ctx, b)
-		case r := <-replies:
-			out = ss.onReplies(r, replies)
+		case r := <-replyc:
+			out = ss.onReplies(r, replyc)
 		case now := <-tick.C:
 			out = ss.onTick(now)
 		}
@@ -119,23 +125,30 @@ func (ss *session) feed(ctx context.Context, want <-chan int, out chan<- batch) 
 	}
 }
 
-// readReplies decodes replies until the connection fails.
-func (ss *session) readReplies(ctx context.Context, out chan<- reply) {
+// readReplies decodes replies until the connection fails. Replies that
+// arrived together are passed on together.
+func (ss *session) readReplies(ctx context.Context, out chan<- replies) {
 	d := NewDecoder(ss.conn, DefaultListenMaxPayload)
 	for {
-		f, err := d.Decode()
-		if err == nil && !f.Type.IsReply() {
-			err = fmt.Errorf("receiver sent a %s frame, not a reply", f.Type)
-		}
-		if err == nil && len(f.Payload) > 0 {
-			f.Payload = append([]byte(nil), f.Payload...)
+		var r replies
+		for r.err == nil && (len(r.fs) == 0 || d.Buffered() >= HeaderSize) {
+			f, err := d.Decode()
+			switch {
+			case err != nil:
+				r.err = err
+			case !f.Type.IsReply():
+				r.err = fmt.Errorf("receiver sent a %s frame, not a reply", f.Type)
+			default:
+				f.Payload = bytes.Clone(f.Payload)
+				r.fs = append(r.fs, f)
+			}
 		}
 		select {
-		case out <- reply{f, err}:
+		case out <- r:
 		case <-ctx.Done():
 			return
 		}
-		if err != nil {
+		if r.err != nil {
 			return
 		}
 	}
@@ -196,12 +209,17 @@ func (ss *session) flush(now time.Time) *outcome {
 	return nil
 }
 
-// onReplies handles r and every other reply already waiting.
-func (ss *session) onReplies(r reply, more <-chan reply) *outcome {
+// onReplies handles r and every other batch already waiting.
+func (ss *session) onReplies(r replies, more <-chan replies) *outcome {
 	defer ss.settle()
 	for {
-		if out := ss.onReply(r); out != nil {
-			return out
+		for _, f := range r.fs {
+			if out := ss.onReply(f); out != nil {
+				return out
+			}
+		}
+		if r.err != nil {
+			return &outcome{err: &OpError{Op: "read", Addr: ss.s.Addr, Err: r.err}}
 		}
 		select {
 		case r = <-more:
@@ -211,11 +229,7 @@ func (ss *session) onReplies(r reply, more <-chan reply) *outcome {
 	}
 }
 
-func (ss *session) onReply(r reply) *outcome {
-	if r.err != nil {
-		return &outcome{err: &OpError{Op: "read", Addr: ss.s.Addr, Err: r.err}}
-	}
-	f := r.f
+func (ss *session) onReply(f Frame) *outcome {
 	ss.waitingSince = time.Now()
 	switch {
 	case f.Type == TypeAck:
@@ -261,6 +275,7 @@ func (ss *session) settle() {
 	st.Truncated += p.truncated
 	st.Replaced += p.replaced
 	st.LostNotices += p.notices
+	st.Heartbeats += p.heartbeats
 	ss.s.mu.Unlock()
 }
 
@@ -273,7 +288,7 @@ func (ss *session) onTick(now time.Time) *outcome {
 	}
 	hb := ss.cfg.heartbeat
 	if hb > 0 && now.Sub(ss.lastSend) >= hb && ss.fl.len() < ss.cfg.window {
-		ss.writeFrame(TypeHeartbeat, nil, entry{})
+		ss.writeFrame(TypeHeartbeat, nil, entry{heartbeat: true})
 		return ss.flush(now)
 	}
 	return nil
