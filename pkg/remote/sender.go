@@ -61,11 +61,11 @@ type Sender struct {
 	Pause time.Duration
 
 	mu sync.Mutex // guards st
-	st Status
+	st SenderStatus
 }
 
-// Status is a snapshot of a Sender.
-type Status struct {
+// SenderStatus is a snapshot of a Sender.
+type SenderStatus struct {
 	Addr      string
 	Connected bool
 	// Paused is set while waiting after a disk full, disk error or
@@ -99,7 +99,7 @@ type Status struct {
 }
 
 // Status returns a snapshot of the sender's state and counters.
-func (s *Sender) Status() Status {
+func (s *Sender) Status() SenderStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.st
