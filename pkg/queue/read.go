@@ -39,39 +39,44 @@ func (q *Queue) Read(ctx context.Context, max int) ([]Item, error) {
 	}
 }
 
-// collect gathers up to max unread items: from the spool first, which holds
-// the older ones, then from memory.
+// collect gathers up to limit unread items: from the spool first, which
+// holds the older ones, then from memory.
 func (q *Queue) collect(limit int) []Item {
 	q.out, q.outBuf = q.out[:0], q.outBuf[:0]
 	q.readSeq = max(q.readSeq, q.commit+1)
-	if q.sp != nil {
-		q.collectSpool(limit)
+	if q.sp != nil && !q.collectSpool(limit) {
+		return q.out
 	}
-	if q.readSeq < q.memHead {
-		q.readSeq = q.memHead
+	q.readSeq = max(q.readSeq, q.memHead)
+	if q.readSeq >= q.nextSeq {
+		return q.out
 	}
-	if len(q.out) < limit && q.readSeq < q.nextSeq {
-		c := q.mem.seek(int(q.readSeq - q.memHead))
-		for len(q.out) < limit && len(q.outBuf) < maxReadBytes && q.readSeq < q.nextSeq {
-			a, b := q.mem.at(c)
-			q.add(q.readSeq, a, b)
-			c = q.mem.seek(c.i + 1)
-		}
+	c := q.mem.seek(int(q.readSeq - q.memHead))
+	for len(q.out) < limit && len(q.outBuf) < maxReadBytes && q.readSeq < q.nextSeq {
+		a, b := q.mem.at(c)
+		q.add(q.readSeq, a, b)
+		c = q.mem.seek(c.i + 1)
 	}
 	return q.out
 }
 
-// collectSpool adds spooled items to q.out.
-func (q *Queue) collectSpool(limit int) {
-	last, ok := q.sp.last()
-	for ok && len(q.out) < limit && len(q.outBuf) < maxReadBytes && q.readSeq <= last {
+// collectSpool adds spooled items to q.out, and reports whether it read
+// all of them and there is room for more.
+func (q *Queue) collectSpool(limit int) bool {
+	for {
+		last, ok := q.sp.last()
+		if !ok || q.readSeq > last {
+			return true
+		}
+		if len(q.out) >= limit || len(q.outBuf) >= maxReadBytes {
+			return false
+		}
 		f, err := q.sp.next(q.readSeq)
 		if err == io.EOF {
-			return
+			return true
 		}
 		if err != nil {
 			q.spoolUnreadable(err)
-			last, ok = q.sp.last()
 			continue
 		}
 		q.add(f.seq, f.data, nil)

@@ -83,12 +83,12 @@ func (r *ring) pop() int {
 		r.head -= len(r.buf)
 	}
 	r.used -= n
-	if r.count == 0 {
-		r.head = 0
-	}
-	if r.rc.i > 0 {
+	switch {
+	case r.count == 0:
+		r.head, r.rc = 0, cursor{}
+	case r.rc.i > 0:
 		r.rc.i--
-	} else {
+	default:
 		r.rc.off = r.head
 	}
 	return n
