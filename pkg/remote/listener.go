@@ -191,13 +191,13 @@ func (l *Listener) allowed(a net.Addr) bool {
 
 func (l *Listener) reject(c net.Conn, reason string) {
 	l.ctr.rejected.Add(1)
-	c.Close()
 	l.mu.Lock()
 	ok := l.rejectLg.allow(time.Now())
 	l.mu.Unlock()
 	if ok {
 		l.log().Warn("refused connection", "peer", c.RemoteAddr(), "reason", reason)
 	}
+	c.Close()
 }
 
 func (l *Listener) forget(c net.Conn) {
