@@ -1,0 +1,120 @@
+package rules_test
+
+import (
+	"encoding/hex"
+	"errors"
+	"path"
+	"strconv"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/auditd-ns/auditd-ns/pkg/record"
+	"github.com/auditd-ns/auditd-ns/pkg/rules"
+)
+
+// FuzzParse feeds Parse arbitrary files: it must not panic, errors must be
+// *Error values naming the file, and what compiles must match events.
+// Seeds: testdata/fuzz/FuzzParse.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(benchRules))
+	f.Add([]byte("- keep: {exe: \"[a\"}\n- default: drop\n"))
+	evs := events(f)
+	f.Fuzz(func(t *testing.T, src []byte) {
+		p, err := rules.Parse(src, "fuzz.yaml")
+		if err != nil {
+			for _, e := range unjoin(err) {
+				var re *rules.Error
+				if !errors.As(e, &re) || re.File != "fuzz.yaml" || !strings.HasPrefix(e.Error(), "fuzz.yaml:") {
+					t.Fatalf("error %T %q is not a *rules.Error for fuzz.yaml", e, e)
+				}
+			}
+			return
+		}
+		for _, ev := range evs {
+			p.Match(ev)
+		}
+	})
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// FuzzMatch matches arbitrary records. It checks that a field condition
+// finds the value record.Field finds, that a glob on exe agrees with
+// path.Match, and that nothing panics. Seeds: testdata/fuzz/FuzzMatch.
+func FuzzMatch(f *testing.F) {
+	f.Add(uint16(1300), execSyscall[len("audit(1700000000.123:4242): "):], "key", "/usr/*/t*e", "/usr/bin/true")
+	f.Add(uint16(1300), `a="x y key=1" key=2 uid=0`, "key", "[a-c]?*", "b/x")
+	f.Add(uint16(1302), `item=0 name=2F6F70742F6D7920746F6F6C`, "name", `\*[^/]`, "*x")
+	f.Add(uint16(1112), `pid=1 msg='op=x exe="/a b" res=1'`, "exe", "*", "")
+	all := mustParse(f, benchRules)
+	f.Fuzz(func(t *testing.T, typ uint16, text, name, pattern, subject string) {
+		ev := &record.Event{Records: make([]record.Record, 3)}
+		for i, ty := range []uint16{typ, 1302, 1320} {
+			if err := record.Parse(&ev.Records[i], ty, []byte("audit(1.002:3): "+text)); err != nil {
+				t.Skip()
+			}
+		}
+		all.Match(ev)
+
+		if v, ok := record.Field(ev.Records[0].Text, name); ok && fieldName(name) && utf8.Valid(record.Unquote(v)) {
+			want := string(record.Unquote(v))
+			p := compile(t, "{field: {"+strconv.Quote(name)+": "+strconv.Quote(want)+"}}")
+			if p != nil && !p.Match(ev).Keep {
+				t.Errorf("field %s: record.Field finds %q, the condition does not", name, v)
+			}
+		}
+		checkGlob(t, pattern, subject)
+	})
+}
+
+// checkGlob matches subject, as a hex exe= and when it can be as a quoted
+// one, against pattern and compares with path.Match.
+func checkGlob(t *testing.T, pattern, subject string) {
+	if subject == "" || !utf8.ValidString(pattern) {
+		return
+	}
+	p := compile(t, "{exe: {glob: "+strconv.Quote(pattern)+"}}")
+	want, err := path.Match(pattern, subject)
+	if (err != nil) != (p == nil) {
+		t.Fatalf("glob %q: path.Match error %v, Parse error %v", pattern, err, p == nil)
+	}
+	if p == nil {
+		return
+	}
+	values := []string{strings.ToUpper(hex.EncodeToString([]byte(subject)))}
+	if !strings.ContainsAny(subject, "\" ") && utf8.ValidString(subject) {
+		values = append(values, `"`+subject+`"`)
+	}
+	for _, v := range values {
+		ev := &record.Event{Records: make([]record.Record, 1)}
+		if err := record.Parse(&ev.Records[0], 1300, []byte("audit(1.002:3): arch=c000003e exe="+v)); err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Match(ev).Keep; got != want {
+			t.Errorf("glob %q on exe=%s (%q): got %v, path.Match says %v", pattern, v, subject, got, want)
+		}
+	}
+}
+
+func fieldName(s string) bool {
+	return s != "" && utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool {
+		return r <= ' ' || r == '=' || r == '"' || r >= 0x7f
+	})
+}
+
+// compile builds "- keep: CONDS" and "- default: drop"; strings in conds
+// are quoted with strconv.Quote, whose escapes YAML shares. It returns nil
+// when Parse refuses the rules.
+func compile(t *testing.T, conds string) *rules.Program {
+	p, err := rules.Parse([]byte("- keep: "+conds+"\n- default: drop\n"), "fuzz.yaml")
+	if err != nil {
+		return nil
+	}
+	return p
+}
