@@ -1,30 +1,43 @@
 package queue
 
-// gap says that lost copies were dropped immediately before the item seq.
-// A queue keeps its gaps sorted by seq; there are few of them, because
-// drops take the oldest items and so merge into the gap at the head.
+// gap says that copies were dropped immediately before the item seq. The
+// reader learns of lost in that item's Lost. A queue keeps its gaps sorted by
+// seq; there are few of them, because drops take the oldest items and so
+// merge into the gap at the head.
 type gap struct {
 	seq  uint64
 	lost uint64
+	// inflight were dropped after the reader was given them, and told
+	// were reported in a Lost the reader was given, that dropped item's.
+	// Both count as delivered if the reader commits past them, and become
+	// lost if it rewinds.
+	inflight, told uint64
 }
 
-// addGap records that lost copies are missing just before seq. Gaps at or
-// before seq that now precede nothing (their item was dropped too) merge into
-// it: every gap with a seq in [from, seq] is folded in.
-func addGap(gs []gap, from, seq, lost uint64) []gap {
+// addGap records that copies are missing just before seq: lost unread and
+// inflight read ones. Gaps at or before seq that now precede nothing (their
+// item was dropped too) merge into it: every gap with a seq in [from, seq]
+// is folded in; the reader was given those before readSeq.
+func addGap(gs []gap, from, seq, lost, inflight, readSeq uint64) []gap {
 	i := 0
 	for i < len(gs) && gs[i].seq < from {
 		i++
 	}
+	g := gap{seq: seq, lost: lost, inflight: inflight}
 	j := i
-	for j < len(gs) && gs[j].seq <= seq {
-		lost += gs[j].lost
-		j++
+	for ; j < len(gs) && gs[j].seq <= seq; j++ {
+		m := gs[j]
+		g.inflight += m.inflight
+		if m.seq < readSeq {
+			g.told += m.told + m.lost
+		} else {
+			g.lost += m.lost
+			g.told += m.told
+		}
 	}
-	if lost == 0 {
+	if g.lost == 0 && g.inflight == 0 && g.told == 0 {
 		return gs
 	}
-	g := gap{seq: seq, lost: lost}
 	if i == j {
 		gs = append(gs, gap{})
 		copy(gs[i+1:], gs[i:])
@@ -36,16 +49,19 @@ func addGap(gs []gap, from, seq, lost uint64) []gap {
 }
 
 // dropGaps removes the gaps before items up to and including seq: the
-// reader has committed those items, so the tenant was told.
-func dropGaps(gs []gap, seq uint64) []gap {
+// reader has committed those items, so the tenant was told. It returns the
+// in-flight drops among them: delivered.
+func dropGaps(gs []gap, seq uint64) ([]gap, uint64) {
 	i := 0
+	var delivered uint64
 	for i < len(gs) && gs[i].seq <= seq {
+		delivered += gs[i].inflight
 		i++
 	}
 	if i == 0 {
-		return gs
+		return gs, 0
 	}
-	return append(gs[:0], gs[i:]...)
+	return append(gs[:0], gs[i:]...), delivered
 }
 
 // lostBefore returns the copies lost just before seq.
@@ -59,4 +75,33 @@ func lostBefore(gs []gap, seq uint64) uint64 {
 		}
 	}
 	return 0
+}
+
+// rewindGaps makes the in-flight drops and told losses lost again: after
+// a rewind the reader will not see those items again. It returns how many
+// in-flight drops there were: losses not counted yet.
+func rewindGaps(gs []gap) uint64 {
+	var n uint64
+	for i := range gs {
+		n += gs[i].inflight
+		gs[i].lost += gs[i].inflight + gs[i].told
+		gs[i].inflight, gs[i].told = 0, 0
+	}
+	return n
+}
+
+// deliveredGaps forgets the in-flight drops and told losses: the reader
+// committed every item it was given, so it delivered them. It returns the
+// in-flight drops.
+func deliveredGaps(gs []gap) ([]gap, uint64) {
+	out := gs[:0]
+	var delivered uint64
+	for _, g := range gs {
+		delivered += g.inflight
+		g.inflight, g.told = 0, 0
+		if g.lost > 0 {
+			out = append(out, g)
+		}
+	}
+	return out, delivered
 }

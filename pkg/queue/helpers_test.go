@@ -10,7 +10,9 @@ import (
 )
 
 // rec is the record pushed as the n-th item of a test.
-func rec(n int) []byte { return fmt.Appendf(nil, "type=SYSCALL msg=audit(1700000000.%03d:%06d): n=%06d", n%1000, n, n) }
+func rec(n int) []byte {
+	return fmt.Appendf(nil, "type=SYSCALL msg=audit(1700000000.%03d:%06d): n=%06d", n%1000, n, n)
+}
 
 // got is what a test read: an item with its Data copied.
 type got struct {

@@ -123,13 +123,13 @@ func (q *Queue) resume() {
 	q.commit = committed
 	q.nextSeq = max(pushed, spooled) + 1
 	q.memHead, q.readSeq = q.nextSeq, committed+1
-	q.gaps = dropGaps(q.st.gaps(), committed)
+	q.gaps, _ = dropGaps(q.st.gaps(), committed)
 	if q.st.get(offClean) == 0 {
 		// Killed: what was in memory is gone. It is exactly the items
 		// after the spool's last and after the last commit.
 		if kept := max(spooled, committed); pushed > kept {
 			lost := pushed - kept
-			q.gaps = addGap(q.gaps, kept+1, q.nextSeq, lost)
+			q.gaps = addGap(q.gaps, kept+1, q.nextSeq, lost, 0, 0)
 			q.stats.Dropped.Crash = lost
 			q.log.Warn("the previous run stopped without closing the queue; copies held in memory are lost",
 				"dir", q.sp.dir, "lost", lost)
@@ -153,7 +153,7 @@ func (q *Queue) Push(data []byte) {
 	q.stats.Pushed++
 	if !q.makeRoom(len(data)) {
 		q.stats.Dropped.TooLarge++
-		q.gaps = addGap(q.gaps, q.nextSeq, q.nextSeq, 1)
+		q.gaps = addGap(q.gaps, q.nextSeq, q.nextSeq, 1, 0, q.readSeq)
 		q.st.putGaps(q.gaps)
 		q.mu.Unlock()
 		return
@@ -212,7 +212,7 @@ func (q *Queue) evict() {
 	if q.sp == nil {
 		q.mem.pop()
 		q.memHead++
-		q.lose(seq, seq, 1, &q.stats.Dropped.Full)
+		q.lose(seq, seq, &q.stats.Dropped.Full, true)
 		return
 	}
 	q.spoolRoom(int64(frameHeaderLen + len(a) + len(b)))
@@ -231,30 +231,34 @@ func (q *Queue) spoolRoom(n int64) {
 	n += fileHeaderLen + frameHeaderLen
 	for len(sp.segs) > 0 && sp.bytes+n > sp.limit {
 		s := sp.dropHead()
-		lost := uint64(0)
-		if lo := max(s.first, q.commit+1); s.last >= lo {
-			lost = s.last - lo + 1
-		}
-		q.lose(s.first, s.last, lost, &q.stats.Dropped.Full)
+		q.lose(s.first, s.last, &q.stats.Dropped.Full, true)
 	}
 }
 
 // spoolFailed counts the items (kept, to] that a failed spool write lost.
 func (q *Queue) spoolFailed(kept, to uint64, err error) {
-	lost := uint64(0)
-	if lo := max(kept+1, q.commit+1); to >= lo {
-		lost = to - lo + 1
-	}
-	q.lose(kept+1, to, lost, &q.stats.Dropped.SpoolError)
+	lost := q.lose(kept+1, to, &q.stats.Dropped.SpoolError, false)
 	q.logError("spool write failed; copies dropped", "error", err, "lost", lost)
 }
 
-// lose records that the items first..last are gone, lost of them
-// undelivered, counted in reason.
-func (q *Queue) lose(first, last, lost uint64, reason *uint64) {
-	*reason += lost
-	q.gaps = addGap(q.gaps, first, last+1, lost)
+// lose records that the items first..last are gone, and returns how many
+// of them were not committed. Those the reader had not been given are
+// counted in reason and reported in the next item's Lost. With inflight,
+// those it had been given are kept apart: they count (as full) only if it
+// rewinds; without, they count at once.
+func (q *Queue) lose(first, last uint64, reason *uint64, inflight bool) uint64 {
+	lo := max(first, q.commit+1)
+	var unread, read uint64
+	if last >= lo {
+		if inflight && q.readSeq > lo {
+			read = min(last, q.readSeq-1) - lo + 1
+		}
+		unread = last - lo + 1 - read
+	}
+	*reason += unread
+	q.gaps = addGap(q.gaps, first, last+1, unread, read, q.readSeq)
 	q.st.putGaps(q.gaps)
+	return unread + read
 }
 
 // logError logs at most one error every ten seconds: errors of the spool

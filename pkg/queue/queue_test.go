@@ -126,10 +126,21 @@ func TestLostIsToldUntilCommitted(t *testing.T) {
 	if diff := cmp.Diff(wantRange(4, 6, 0), readAvailable(t, q, 100)); diff != "" {
 		t.Errorf("read after Commit and Rewind (-want +got):\n%s", diff)
 	}
-	// Drops after a partial read: the gap is reported on the next item.
+	// Drops after a partial read: the next item reports the unread ones
+	// dropped, 7 and 8; the read ones, 4 to 6, count only after a Rewind.
 	pushN(q, 7, 12) // 4..8 dropped: memory holds 9..12
-	if diff := cmp.Diff(wantRange(9, 12, 5), readAvailable(t, q, 100)); diff != "" {
+	if diff := cmp.Diff(wantRange(9, 12, 2), readAvailable(t, q, 100)); diff != "" {
 		t.Errorf("read after more drops (-want +got):\n%s", diff)
+	}
+	if got := q.Stats().Dropped.Full; got != 4 {
+		t.Errorf("Dropped.Full = %d, want 4 (1, 2, 7, 8)", got)
+	}
+	q.Rewind()
+	if diff := cmp.Diff(wantRange(9, 12, 5), readAvailable(t, q, 100)); diff != "" {
+		t.Errorf("read after more drops and Rewind (-want +got):\n%s", diff)
+	}
+	if got := q.Stats().Dropped.Full; got != 7 {
+		t.Errorf("Dropped.Full after Rewind = %d, want 7", got)
 	}
 }
 

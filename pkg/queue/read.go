@@ -89,14 +89,10 @@ func (q *Queue) collectSpool(limit int) bool {
 func (q *Queue) spoolUnreadable(err error) {
 	s := q.sp.rseg
 	good := q.sp.rexp - 1
-	lost := uint64(0)
-	if lo := max(good+1, q.commit+1); s.last >= lo {
-		lost = s.last - lo + 1
-	}
 	from, to := good+1, s.last
 	s.last = good
 	q.sp.closeReader()
-	q.lose(from, to, lost, &q.stats.Dropped.Corrupt)
+	lost := q.lose(from, to, &q.stats.Dropped.Corrupt, false)
 	q.logError("spool segment unreadable; the rest of it is dropped", "error", err, "lost", lost)
 }
 
@@ -129,8 +125,15 @@ func (q *Queue) Commit(seq uint64) {
 	q.mem.release(ringKeep)
 	q.commit = seq
 	q.st.put(offCommitted, seq)
-	if len(q.gaps) > 0 && q.gaps[0].seq <= seq {
-		q.gaps = dropGaps(q.gaps, seq)
+	if len(q.gaps) > 0 {
+		// Items dropped after they were read and before this commit were
+		// delivered.
+		var n, m uint64
+		q.gaps, n = dropGaps(q.gaps, seq)
+		if seq+1 >= q.readSeq {
+			q.gaps, m = deliveredGaps(q.gaps)
+		}
+		q.stats.Committed += n + m
 		q.st.putGaps(q.gaps)
 	}
 }
@@ -145,6 +148,9 @@ func (q *Queue) Rewind() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.readSeq = q.commit + 1
+	if n := rewindGaps(q.gaps); n > 0 {
+		q.stats.Dropped.Full += n
+	}
 	if q.sp != nil {
 		q.sp.closeReader()
 	}

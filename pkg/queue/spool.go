@@ -68,12 +68,14 @@ func (sp *spool) last() (uint64, bool) {
 }
 
 // appendItem adds the item seq with data a+b to the active segment,
-// starting a new segment first if needed. On an error, the items (lost,
+// starting a new segment first if needed: when it is full, or when seq does
+// not follow its last (the items between were committed from memory), so
+// that the seqs in a segment are always consecutive. On an error, the items (lost,
 // seq] are gone: those not yet written out of the segment being written, and
 // this one; the segment is cut back to what was written and closed.
 func (sp *spool) appendItem(seq uint64, a, b []byte) (lost uint64, err error) {
 	n := int64(frameHeaderLen + len(a) + len(b))
-	if sp.active != nil && sp.active.count() > 0 && sp.active.size+n+frameHeaderLen > sp.segSize {
+	if s := sp.active; s != nil && s.count() > 0 && (s.size+n+frameHeaderLen > sp.segSize || seq != s.last+1) {
 		if err := sp.seal(); err != nil {
 			return sp.failWrite(), err
 		}
@@ -188,10 +190,9 @@ func (sp *spool) dropHead() *segment {
 	return s
 }
 
-// commit removes the segments whose items are all at or before seq; the
-// active segment stays, to be filled further.
+// commit removes the segments whose items are all at or before seq.
 func (sp *spool) commit(seq uint64) {
-	for len(sp.segs) > 0 && sp.segs[0].last <= seq && sp.segs[0] != sp.active {
+	for len(sp.segs) > 0 && sp.segs[0].last <= seq {
 		sp.dropHead()
 	}
 }

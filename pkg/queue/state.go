@@ -105,13 +105,13 @@ func (st *state) putGaps(gs []gap) {
 	if len(gs) > maxGaps {
 		last := gap{seq: gs[len(gs)-1].seq}
 		for _, g := range gs[maxGaps-1:] {
-			last.lost += g.lost
+			last.lost += g.lost + g.inflight + g.told
 		}
 		gs = append(gs[:maxGaps-1:maxGaps-1], last)
 	}
 	for i, g := range gs {
 		st.put(offGaps+16*i, g.seq)
-		st.put(offGaps+16*i+8, g.lost)
+		st.put(offGaps+16*i+8, g.lost+g.inflight+g.told)
 	}
 	st.put(offNGaps, uint64(len(gs)))
 }
