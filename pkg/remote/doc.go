@@ -45,6 +45,29 @@
 // an allow list of peer networks; a peer that sends a bad frame is
 // disconnected with a logged reason, and the server keeps running.
 //
+// # Interoperability
+//
+// Checked against auditd and audisp-remote 3.0.9 (Debian bookworm) by the
+// TestIntegration tests:
+//
+//   - A tenant auditd needs local_events = no and tcp_listen_port; with
+//     local_events = no it never registers with the kernel (run it with
+//     -s nochange, and -n rather than -f: in the foreground it logs to
+//     stdout instead of log_file). tcp_client_ports is unset by default,
+//     which admits any source port; use_libwrap = yes consults
+//     /etc/hosts.allow and hosts.deny; tcp_max_per_addr = 1 admits one
+//     connection per address, so a reconnect can be refused until auditd
+//     has seen the old one close (the Sender backs off and retries).
+//   - auditd acknowledges a record once fprintf has buffered it; a disk
+//     that fills mid-line leaves a partial line, to which the retried
+//     record is appended. It replies disk low while space_left is
+//     crossed (the record was written), and sends ENDING with sequence 0
+//     to every client when it shuts down.
+//   - audisp-remote takes no options and reads
+//     /etc/audit/audisp-remote.conf (remote_server, port, format =
+//     managed). It sends one record per round trip, each payload ending
+//     in a newline, which the Listener drops as auditd does.
+//
 // This package knows nothing of routing, rules or containers; dialing is
 // pluggable ([Sender.Dial]) so that callers can connect from inside a
 // network namespace.
