@@ -1,19 +1,31 @@
 #!/bin/bash
 # build-kernel.sh - build the auditd-ns test kernel, cached by content.
 #
-# Usage: build-kernel.sh [--base] OUT
-#   Unpacks Debian's linux-source-6.12 tarball, applies the series in
-#   kernel-patches/series/*.patch (skipped with --base, which builds the
-#   same config without the patches, for the overhead comparison), merges
-#   kernel-patches/config over tinyconfig and builds a bzImage.  The
-#   result is cached under $KERNEL_CACHE/<hash of tarball+series+config>,
-#   so a second run only copies it to OUT.
+# Usage: build-kernel.sh [--base] [--upto N] OUT
+#   Builds Debian's linux-source-6.12 with the series in
+#   kernel-patches/series/*.patch (none with --base, the baseline for the
+#   overhead comparison; only the first N with --upto N, to check that
+#   each patch builds on its own) and kernel-patches/config merged over
+#   tinyconfig, and copies the bzImage to OUT.
+#
+#   Finished images are cached under $KERNEL_CACHE/<hash of tarball,
+#   series and config>, so a second run only copies.  Builds happen in a
+#   persistent tree per flavour ($KERNEL_CACHE/tree-*): only files whose
+#   content changes are rewritten, so make rebuilds just what depends on
+#   them, and ccache (if installed) catches the rest.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-base=0
-if [ "${1:-}" = --base ]; then base=1; shift; fi
-out=${1:?usage: build-kernel.sh [--base] OUT}
+flavour=series
+upto=
+while [ $# -gt 1 ]; do
+	case "$1" in
+	--base) flavour=base; shift ;;
+	--upto) upto=$2; flavour=upto; shift 2 ;;
+	*) break ;;
+	esac
+done
+out=${1:?usage: build-kernel.sh [--base] [--upto N] OUT}
 tarball=${KERNEL_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
 cache=${KERNEL_CACHE:-/var/cache/auditd-ns-kernel}
 jobs=${KERNEL_JOBS:-$(nproc)}
@@ -24,50 +36,87 @@ if [ ! -r "$tarball" ]; then
 fi
 
 patches=()
-if [ $base = 0 ]; then
+if [ $flavour != base ]; then
 	mapfile -t patches < <(ls "$here"/series/0*.patch 2>/dev/null | grep -v /0000- || true)
+	if [ -n "$upto" ]; then patches=("${patches[@]:0:$upto}"); fi
 fi
 
 key=$( {
 	stat -c '%s %Y' "$tarball"
 	cat "$here/config"
-	for p in "${patches[@]}"; do cat "$p"; done
-	echo "base=$base"
+	for p in "${patches[@]}"; do sed -n '/^---$/,$p' "$p"; done
+	if [ $flavour = base ]; then echo base=1; fi
 } | sha256sum | cut -c1-16)
 dir=$cache/$key
 mkdir -p "$cache"
 
 if [ -f "$dir/bzImage" ]; then
-	echo "build-kernel: cached $dir/bzImage"
+	echo "build-kernel: cached $dir/bzImage (${#patches[@]} patches)"
 	install -D -m 0644 "$dir/bzImage" "$out"
 	exit 0
 fi
 
 start=$(date +%s)
-rm -rf "$dir.tmp"
-mkdir -p "$dir.tmp"
-echo "build-kernel: unpacking $tarball into $dir.tmp"
-tar -C "$dir.tmp" --strip-components=1 -xf "$tarball"
-cd "$dir.tmp"
-for p in "${patches[@]}"; do
-	echo "build-kernel: applying $(basename "$p")"
-	patch -p1 --quiet --forward < "$p"
-done
+tree=$cache/tree-$flavour
+top=$(tar -tf "$tarball" | head -1 | cut -d/ -f1)
+if [ ! -f "$tree/.unpacked" ]; then
+	echo "build-kernel: unpacking $tarball into $tree"
+	rm -rf "$tree"
+	mkdir -p "$tree"
+	tar -C "$tree" --strip-components=1 -xf "$tarball"
+	: > "$tree/.series-files"
+	touch "$tree/.unpacked"
+fi
+
+# Bring the tree to pristine + this series, rewriting only changed files.
+files() { sed -n 's|^+++ b/||p; s|^--- a/||p' "$@" | sort -u; }
+wanted=$(if [ ${#patches[@]} -gt 0 ]; then files "${patches[@]}"; fi)
+all=$(printf '%s\n%s\n' "$wanted" "$(cat "$tree/.series-files")" | sed '/^$/d' | sort -u)
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+if [ -n "$all" ]; then
+	# shellcheck disable=SC2001
+	tar -C "$scratch" --strip-components=1 -xf "$tarball" \
+		$(echo "$all" | sed "s|^|$top/|") 2>/dev/null || true
+	for p in "${patches[@]}"; do
+		echo "build-kernel: applying $(basename "$p")"
+		(cd "$scratch" && patch -p1 --quiet --forward < "$p")
+	done
+	changed=0
+	for f in $all; do
+		if [ -e "$scratch/$f" ]; then
+			if ! cmp -s "$scratch/$f" "$tree/$f"; then
+				mkdir -p "$(dirname "$tree/$f")"
+				cp "$scratch/$f" "$tree/$f"
+				changed=$((changed + 1))
+			fi
+		elif [ -e "$tree/$f" ]; then
+			rm -f "$tree/$f"
+			changed=$((changed + 1))
+		fi
+	done
+	echo "build-kernel: $changed source files changed since the last build"
+fi
+echo "$wanted" > "$tree/.series-files"
 
 cc=gcc
 if command -v ccache >/dev/null; then
 	cc="ccache gcc"
 	export CCACHE_DIR=${CCACHE_DIR:-$cache/ccache}
-	export CCACHE_BASEDIR=$dir.tmp
+	export CCACHE_BASEDIR=$tree
 	export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
 fi
-# Reproducible names so ccache hits across build directories.
 export KBUILD_BUILD_TIMESTAMP='Thu Jan  1 00:00:00 UTC 2026'
 export KBUILD_BUILD_USER=auditd-ns KBUILD_BUILD_HOST=vmtest
 
+cd "$tree"
+[ -f .config ] && cp -p .config "$scratch/config.old"
 make -s CC="$cc" tinyconfig >/dev/null
 scripts/kconfig/merge_config.sh -m .config "$here/config" >/dev/null
 make -s CC="$cc" olddefconfig >/dev/null
+if [ -f "$scratch/config.old" ] && cmp -s .config "$scratch/config.old"; then
+	cp -p "$scratch/config.old" .config
+fi
 missing=0
 while IFS= read -r line; do
 	case "$line" in
@@ -79,15 +128,18 @@ while IFS= read -r line; do
 done < "$here/config"
 [ $missing = 0 ] || exit 1
 
-echo "build-kernel: make -j$jobs bzImage (log in $dir.tmp/build.log)"
+echo "build-kernel: make -j$jobs bzImage (log in $tree/build.log)"
 if ! make -j"$jobs" CC="$cc" bzImage > build.log 2>&1; then
-	grep -E 'error|Error' build.log | head -40 >&2
+	grep -E -B2 -A6 'error:|Error [0-9]' build.log | head -60 >&2
 	exit 1
 fi
-cd /
+if grep -E 'warning:' build.log | grep -E 'audit|proc/base|fork|exit|nsproxy|netfilter' >&2; then
+	echo "build-kernel: the series adds compiler warnings" >&2
+	exit 1
+fi
+mkdir -p "$dir.tmp"
+cp arch/x86/boot/bzImage .config "$dir.tmp/"
 rm -rf "$dir"
-mkdir -p "$dir"
-cp "$dir.tmp/arch/x86/boot/bzImage" "$dir.tmp/.config" "$dir/"
-rm -rf "$dir.tmp"
+mv "$dir.tmp" "$dir"
 echo "build-kernel: built $dir/bzImage in $(( $(date +%s) - start ))s"
 install -D -m 0644 "$dir/bzImage" "$out"

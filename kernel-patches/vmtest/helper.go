@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // runHelper runs one helper role, started by a test as "/init helper ROLE
@@ -30,6 +31,27 @@ func runHelper(args []string) int {
 		// wait: block until stdin closes.
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		return 0
+	case "nest-run":
+		// nest-run NEW ARGV...: run ARGV in nested container NEW.
+		h.nestRun(args[1], args[2:])
+	case "userns-run":
+		// userns-run ARGV...: run ARGV as root of a new user namespace.
+		h.usernsRun(args[1:])
+	case "child-capwrite":
+		// child-capwrite WANT: start a child and grant it capcontid.
+		c := h.sleeper()
+		if c != nil {
+			h.expect("grant capcontid", writeFile(capPath(c.Process.Pid), "1"), args[1])
+			reap(c)
+		}
+	case "usermsg":
+		// usermsg TEXT: send an AUDIT_USER message.
+		fd, err := nlSocket()
+		if err == nil {
+			a := &auditd{ctl: fd}
+			err = a.request(fd, auditUser, append([]byte(args[1]), 0))
+		}
+		h.expect("send user message", err, "success")
 	case "nest":
 		// nest MINE NEW: a nested orchestrator in container MINE.
 		h.nest(args[1], args[2])
@@ -120,4 +142,47 @@ func (h *helper) nest(mine, next string) {
 	defer reap(c)
 	h.expect("take the enclosing contid "+mine, writeContid(c.Process.Pid, mine), "EEXIST")
 	fmt.Printf("child %d\n", a.Process.Pid)
+}
+
+// nestRun starts argv in a stub, gives it contid next and lets it run.
+func (h *helper) nestRun(next string, argv []string) {
+	args := append([]string{"sh", "-c", `read x; exec "$@"`, "sh"}, argv...)
+	cmd := exec.Command("/bin/busybox", args...)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		h.check(false, "stdin pipe: %v", err)
+		return
+	}
+	cmd.Stdout = os.Stdout
+	if err := cmd.Start(); err != nil {
+		h.check(false, "starting %v: %v", argv, err)
+		return
+	}
+	pid := cmd.Process.Pid
+	for i := 0; i < 500; i++ {
+		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); l == "/bin/busybox" {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	h.expect("nest "+next, writeContid(pid, next), "success")
+	fmt.Printf("child %d\n", pid)
+	_, _ = in.Write([]byte("go\n"))
+	in.Close()
+	h.check(cmd.Wait() == nil, "child %v ran", argv)
+}
+
+// usernsRun runs argv in a new user namespace where it is root (uid 0
+// mapped to uid 0), so it has CAP_AUDIT_CONTROL only in that namespace.
+func (h *helper) usernsRun(argv []string) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout = os.Stdout
+	cmd.Stderr = os.Stdout
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}},
+	}
+	err := cmd.Run()
+	h.check(err == nil, "user namespace child %v: %v", argv, err)
 }

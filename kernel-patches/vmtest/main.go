@@ -38,6 +38,12 @@ func main() {
 	case "overhead":
 		r.run("overhead", testOverheadOnly)
 	default:
+		if hasContid() {
+			var err error
+			if daemon, err = startAuditd(); err != nil {
+				fmt.Printf("INFO no audit daemon: %v\n", err)
+			}
+		}
 		r.runAll()
 	}
 	fmt.Printf("INFO tests took %.1fs\n", time.Since(start).Seconds())

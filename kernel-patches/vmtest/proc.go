@@ -191,3 +191,18 @@ func waitChildren(t *T, pid, n int) []int {
 	t.Fatalf("pid %d never had %d children", pid, n)
 	return nil
 }
+
+func capPath(pid int) string {
+	return fmt.Sprintf("/proc/%d/audit_capcontainerid", pid)
+}
+
+// writeFile writes val to path in one write and returns the raw errno.
+func writeFile(path, val string) error {
+	fd, err := unix.Open(path, unix.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	_, err = unix.Write(fd, []byte(val))
+	return err
+}
