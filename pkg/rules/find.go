@@ -8,26 +8,32 @@ import (
 )
 
 // findField returns what record.Field(text, name) returns, usually much
-// faster: when no double-quoted value of text contains a space (the kernel
-// never writes one: it hex-encodes such strings), every " name=" is a field
-// start, so a search for a rare byte of the name finds the field without
-// reading each field before it. Otherwise it asks record.Field. name must be
-// non-empty and hold no space, '=' or '"' (the compiler checks).
+// faster. It searches for the first " name=" (or "name=" at the start) with
+// bytes.IndexByte on a rare byte of the name instead of reading every field
+// before it. Such a match is the field record.Field finds unless a
+// double-quoted value before it holds a space (the kernel never writes one:
+// it hex-encodes such strings; user messages may): then it asks record.Field.
+// name must be non-empty and hold no space, '=' or '"' (the compiler checks).
 func findField(text []byte, name string, anchor int) ([]byte, bool) {
-	if quotedSpace(text) {
+	p, ok := candidate(text, name, anchor)
+	if !ok {
+		return nil, false
+	}
+	if quotedSpace(text, 0, p) {
 		return record.Field(text, name)
 	}
-	return findClean(text, name, anchor)
+	return value(text, p+len(name)+1), true
 }
 
-// findClean finds the first " name=" or leading "name=" in text, looking
-// for name[anchor] first.
-func findClean(text []byte, name string, anchor int) ([]byte, bool) {
+// candidate returns the offset of the first " name=" (past its space) or
+// leading "name=" in text, looking for name[anchor] first. record.Field
+// finds no field called name when there is none.
+func candidate(text []byte, name string, anchor int) (int, bool) {
 	c := name[anchor]
 	for from := anchor; from < len(text); {
 		j := bytes.IndexByte(text[from:], c)
 		if j < 0 {
-			return nil, false
+			return 0, false
 		}
 		s := from + j - anchor
 		from += j + 1
@@ -38,9 +44,9 @@ func findClean(text []byte, name string, anchor int) ([]byte, bool) {
 		if s > 0 && text[s-1] != ' ' {
 			continue
 		}
-		return value(text, end+1), true
+		return s, true
 	}
-	return nil, false
+	return 0, false
 }
 
 // value returns the value that starts at i, as record.Field delimits it.
@@ -60,11 +66,12 @@ func value(text []byte, i int) []byte {
 	return text[start:i]
 }
 
-// quotedSpace reports whether a double-quoted value in text, as record.Field
-// sees one, contains a space.
-func quotedSpace(text []byte) bool {
-	for i := 0; ; {
-		j := bytes.IndexByte(text[i:], '"')
+// quotedSpace reports whether a double-quoted value that starts in
+// text[from:to], as record.Field sees one, contains a space. from must not be
+// inside a quoted value.
+func quotedSpace(text []byte, from, to int) bool {
+	for i := from; i < to; {
+		j := indexQuote(text[i:to])
 		if j < 0 {
 			return false
 		}
@@ -83,6 +90,20 @@ func quotedSpace(text []byte) bool {
 		}
 		i++
 	}
+	return false
+}
+
+// indexQuote is bytes.IndexByte(b, '"'), without the call for short b.
+func indexQuote(b []byte) int {
+	if len(b) > 16 {
+		return bytes.IndexByte(b, '"')
+	}
+	for i, c := range b {
+		if c == '"' {
+			return i
+		}
+	}
+	return -1
 }
 
 // valueStart reports whether the quote at q opens a field's value: it

@@ -118,3 +118,23 @@ func compile(t *testing.T, conds string) *rules.Program {
 	}
 	return p
 }
+
+// TestGlobAgreesWithPathMatch compares globs of every shape with path.Match
+// on names around them.
+func TestGlobAgreesWithPathMatch(t *testing.T) {
+	patterns := []string{
+		"/usr/*/*", "/usr/bin/*", "cron-*", "*", "*/*", "/*", "*/", "/usr/*/t?ue", "/a/*b*/c",
+		"/usr/*", "**", "/**/x", "a*b*c", "*.so.?", "/lib*/ld-*", "/[a-z]*/*", `/usr/\*`, "/h?me/*/.ssh/*",
+		"/ü/*", "?", "/?/", "[^/]", "[/]x", "a/b", "", "/", "//", "*x*/", "/opt/my?tool/*/run",
+	}
+	names := []string{
+		"/usr/bin/true", "/usr/bin/", "/usr/", "/usr", "usr", "/usr/lib/x/ssh", "cron-daily", "cron-", "cron-a/b",
+		"a", "", "/", "//", "/a/xbx/c", "/a/b/c", "abc", "aXbYc", "libc.so.6", "/lib64/ld-linux.so", "/usr/*",
+		"/home/al/.ssh/keys", "/ü/a", "/u/", "x", "/x", "a/b", "/opt/my tool/bin/run", "ax/", "/bin/x",
+	}
+	for _, pat := range patterns {
+		for _, name := range names {
+			checkGlob(t, pat, name)
+		}
+	}
+}

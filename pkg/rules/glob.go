@@ -3,6 +3,7 @@ package rules
 import (
 	"bytes"
 	"path"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -11,6 +12,13 @@ import (
 // It gives the same answers as path.Match for every valid pattern.
 type glob struct {
 	chunks []chunk
+	// For patterns without classes and escapes, which match '/' only with a
+	// literal '/': the pattern's parts between slashes, matched part by
+	// part against the name's (segs), or, when the pattern is a literal
+	// then one trailing '*', that literal (prefix, with star set).
+	segs   []glob
+	prefix string
+	star   bool
 }
 
 // chunk is what path.Match's scanChunk returns: an optional leading star and
@@ -42,6 +50,23 @@ func compileGlob(pattern string) (glob, error) {
 	if _, err := path.Match(pattern, ""); err != nil {
 		return glob{}, err
 	}
+	g := chunks(pattern)
+	if strings.ContainsAny(pattern, `[\`) {
+		return g, nil
+	}
+	if lit, ok := strings.CutSuffix(pattern, "*"); ok && !strings.ContainsAny(lit, "*?") {
+		g.prefix, g.star = lit, true
+		return g, nil
+	}
+	if strings.Contains(pattern, "/") {
+		for _, part := range strings.Split(pattern, "/") {
+			g.segs = append(g.segs, chunks(part))
+		}
+	}
+	return g, nil
+}
+
+func chunks(pattern string) glob {
 	var g glob
 	for rest := pattern; len(rest) > 0; {
 		var c chunk
@@ -50,7 +75,7 @@ func compileGlob(pattern string) (glob, error) {
 		c.toks = tokens(text)
 		g.chunks = append(g.chunks, c)
 	}
-	return g, nil
+	return g
 }
 
 // scanChunk is path.Match's: leading stars, then up to the next star that is
@@ -139,6 +164,36 @@ func classRune(c string) (rune, string) {
 
 // match reports whether name matches, as path.Match(pattern, name) would.
 func (g *glob) match(name []byte) bool {
+	switch {
+	case g.star:
+		return bytes.HasPrefix(name, []byte(g.prefix)) && bytes.IndexByte(name[len(g.prefix):], '/') < 0
+	case g.segs != nil:
+		return g.matchSegs(name)
+	}
+	return g.matchChunks(name)
+}
+
+// matchSegs matches the name's parts between slashes with the pattern's.
+func (g *glob) matchSegs(name []byte) bool {
+	for i := range g.segs {
+		part := name
+		if i < len(g.segs)-1 {
+			j := bytes.IndexByte(name, '/')
+			if j < 0 {
+				return false
+			}
+			part, name = name[:j], name[j+1:]
+		} else if bytes.IndexByte(name, '/') >= 0 {
+			return false
+		}
+		if !g.segs[i].matchChunks(part) {
+			return false
+		}
+	}
+	return true
+}
+
+func (g *glob) matchChunks(name []byte) bool {
 	chunks := g.chunks
 next:
 	for len(chunks) > 0 {

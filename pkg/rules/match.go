@@ -71,8 +71,10 @@ type view struct {
 	vals     [nFields][]byte
 	typesSet bool
 	types    uint64 // bit t%64 for each record type t of the event
-	checked  uint64 // records (the first 64) whose dirty bit is known
-	dirty    uint64 // records with a double-quoted value holding a space
+	// The main record has no double-quoted value with a space before
+	// mainClean, or has one (mainDirty).
+	mainClean int
+	mainDirty bool
 }
 
 // mainRecord returns the index of the record that the fixed conditions
@@ -95,34 +97,24 @@ func (v *view) mainRecord() int {
 	return v.main
 }
 
-// find returns record.Field(v.ev.Records[i].Text, name). It searches with
-// findClean first: what that does not find, record.Field does not find
-// either. What it finds is exact unless the record has a double-quoted value
-// holding a space (see findField); that is checked once per record, and
-// only for records where something was found.
+// find returns record.Field(v.ev.Records[i].Text, name), as findField
+// does. For the main record, read by many conditions, it remembers how far
+// the text is known to have no double-quoted value with a space.
 func (v *view) find(i int, name string, anchor int) ([]byte, bool) {
+	if i != v.mainRecord() {
+		return findField(v.ev.Records[i].Text, name, anchor)
+	}
 	text := v.ev.Records[i].Text
-	b, ok := findClean(text, name, anchor)
+	p, ok := candidate(text, name, anchor)
 	if !ok {
 		return nil, false
 	}
-	if i >= 64 {
-		if quotedSpace(text) {
-			return record.Field(text, name)
-		}
-		return b, true
-	}
-	bit := uint64(1) << i
-	if v.checked&bit == 0 {
-		v.checked |= bit
-		if quotedSpace(text) {
-			v.dirty |= bit
-		}
-	}
-	if v.dirty&bit != 0 {
+	if v.mainDirty || p > v.mainClean && quotedSpace(text, v.mainClean, p) {
+		v.mainDirty = true
 		return record.Field(text, name)
 	}
-	return b, true
+	v.mainClean = max(v.mainClean, p)
+	return value(text, p+len(name)+1), true
 }
 
 // field returns the raw value of field f of the main record.

@@ -1,0 +1,11 @@
+//go:build !linux
+
+package rules_test
+
+import "testing"
+
+func loopCPU(b *testing.B, f func()) {
+	for b.Loop() {
+		f()
+	}
+}
