@@ -175,7 +175,7 @@ func (d *Daemon) startText() string {
 	if d.cfg.Log.Format == hostlog.Enriched {
 		format = "enriched"
 	}
-	return fmt.Sprintf("op=start ver=%s format=%s kernel=%s auid=%d pid=%d uid=%d ses=4294967295 subj=unconfined res=success",
+	return fmt.Sprintf("op=start ver=%s format=%s kernel=%s auid=%d pid=%d uid=%d ses=4294967295 res=success",
 		Version, format, kernel, loginUID(), os.Getpid(), os.Getuid())
 }
 

@@ -90,7 +90,7 @@ func (d *Daemon) poll() {
 	if st.Lost > prev {
 		delta := st.Lost - prev
 		d.log.Warn("the kernel lost audit records", "lost", st.Lost, "new", delta, "backlog", st.Backlog)
-		d.hlog.Daemon(record.TypeDaemonErr, fmt.Sprintf("op=kernel-lost lost=%d new=%d backlog=%d backlog_limit=%d auid=%d pid=%d subj=unconfined res=failed",
+		d.hlog.Daemon(record.TypeDaemonErr, fmt.Sprintf("op=kernel-lost lost=%d new=%d backlog=%d backlog_limit=%d auid=%d pid=%d res=failed",
 			st.Lost, delta, st.Backlog, st.BacklogLimit, loginUID(), os.Getpid()))
 	}
 	d.log.Debug("kernel status", "lost", st.Lost, "backlog", st.Backlog, "records", d.Stats().Records)
@@ -135,7 +135,7 @@ func (d *Daemon) stop() error {
 	if d.cfg.RulesOnExit == "delete" {
 		d.deleteRules()
 	}
-	d.hlog.Daemon(record.TypeDaemonEnd, fmt.Sprintf("op=terminate auid=%d uid=%d ses=4294967295 pid=%d subj=unconfined res=success",
+	d.hlog.Daemon(record.TypeDaemonEnd, fmt.Sprintf("op=terminate auid=%d uid=%d ses=4294967295 pid=%d res=success",
 		loginUID(), os.Getuid(), os.Getpid()))
 	errs = append(errs, d.hlog.Close(), d.kern.Close(), d.ctl.Close())
 	d.log.Info("stopped and unregistered")

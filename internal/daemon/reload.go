@@ -14,11 +14,11 @@ func (d *Daemon) reload() {
 	cfg, kf, err := Load(d.cfg.File)
 	if err != nil {
 		d.log.Error("reloading the config (SIGHUP): keeping the running configuration", "error", err)
-		d.hlog.Daemon(record.TypeDaemonConfig, fmt.Sprintf("op=reconfigure state=no-change auid=%d pid=%d subj=unconfined res=failed", loginUID(), os.Getpid()))
+		d.hlog.Daemon(record.TypeDaemonConfig, fmt.Sprintf("op=reconfigure state=no-change auid=%d pid=%d res=failed", loginUID(), os.Getpid()))
 		return
 	}
 	if !reflect.DeepEqual(cfg.Log, d.cfg.Log) || cfg.NameFormat != d.cfg.NameFormat || cfg.Name != d.cfg.Name || cfg.WriteLogs != d.cfg.WriteLogs {
-		d.hlog.Daemon(record.TypeDaemonConfig, fmt.Sprintf("op=reconfigure state=changed auid=%d pid=%d subj=unconfined res=success", loginUID(), os.Getpid()))
+		d.hlog.Daemon(record.TypeDaemonConfig, fmt.Sprintf("op=reconfigure state=changed auid=%d pid=%d res=success", loginUID(), os.Getpid()))
 		if err := d.hlog.Reconfigure(d.logOptions(cfg)); err != nil {
 			d.log.Error("reloading the config: opening the new log; keeping the old one", "error", err)
 			return

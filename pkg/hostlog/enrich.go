@@ -1,6 +1,7 @@
 package hostlog
 
 import (
+	"bytes"
 	"os/user"
 	"strconv"
 	"sync"
@@ -11,9 +12,49 @@ import (
 )
 
 var (
-	uidFields = []string{"uid", "auid", "euid", "suid", "fsuid", "ouid", "iuid", "obj_uid", "sauid", "inode_uid"}
-	gidFields = []string{"gid", "egid", "sgid", "fsgid", "ogid", "igid", "obj_gid", "inode_gid"}
+	uidFields = set("uid", "auid", "euid", "suid", "fsuid", "ouid", "iuid", "obj_uid", "sauid", "inode_uid", "loginuid", "old-auid", "old-loginuid")
+	gidFields = set("gid", "egid", "sgid", "fsgid", "ogid", "igid", "obj_gid", "inode_gid", "new_gid", "old_gid")
 )
+
+func set(keys ...string) map[string]bool {
+	m := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		m[k] = true
+	}
+	return m
+}
+
+type kv struct{ key, val string }
+
+// fieldsOf splits record text into its name=value fields, in order.
+func fieldsOf(text []byte) []kv {
+	var out []kv
+	for i := 0; i < len(text); {
+		for i < len(text) && text[i] == ' ' {
+			i++
+		}
+		start := i
+		for i < len(text) && text[i] != '=' && text[i] != ' ' {
+			i++
+		}
+		if i >= len(text) || text[i] != '=' {
+			continue
+		}
+		key := string(text[start:i])
+		i++
+		vstart := i
+		if i < len(text) && text[i] == '"' {
+			if j := bytes.IndexByte(text[i+1:], '"'); j >= 0 {
+				i += j + 2
+			}
+		}
+		for i < len(text) && text[i] != ' ' {
+			i++
+		}
+		out = append(out, kv{key, string(text[vstart:i])})
+	}
+	return out
+}
 
 // appendEnriched appends auditd's ENRICHED part: 0x1d, then the interpreted
 // arch, syscall, uid and gid fields in upper case, names quoted. It replaces
@@ -36,27 +77,27 @@ func appendEnriched(dst, data []byte, names *nameCache) []byte {
 		n++
 	}
 	arch := ""
-	if v, ok := r.Field("arch"); ok {
-		if a, err := strconv.ParseUint(string(v), 16, 32); err == nil {
-			arch = auparse.AuditArch(a).String()
-			add("ARCH", arch)
-		}
-	}
-	if v, ok := r.Field("syscall"); ok && arch != "" {
-		if nr, err := strconv.Atoi(string(v)); err == nil {
-			if name, ok := auparse.AuditSyscalls[arch][nr]; ok {
-				add("SYSCALL", name)
+	for _, f := range fieldsOf(r.Text) {
+		switch {
+		case f.key == "arch":
+			if a, err := strconv.ParseUint(f.val, 16, 32); err == nil {
+				arch = auparse.AuditArch(a).String()
+				add("ARCH", arch)
 			}
-		}
-	}
-	for _, f := range uidFields {
-		if v, ok := r.Field(f); ok {
-			add(upper(f), `"`+names.user(string(v))+`"`)
-		}
-	}
-	for _, f := range gidFields {
-		if v, ok := r.Field(f); ok {
-			add(upper(f), `"`+names.group(string(v))+`"`)
+		case f.key == "syscall" && arch != "":
+			if nr, err := strconv.Atoi(f.val); err == nil {
+				if name, ok := auparse.AuditSyscalls[arch][nr]; ok {
+					add("SYSCALL", name)
+				}
+			}
+		case f.key == "saddr":
+			if v, ok := interpretSaddr(f.val); ok {
+				add("SADDR", v)
+			}
+		case uidFields[f.key]:
+			add(upper(f.key), `"`+names.user(f.val)+`"`)
+		case gidFields[f.key]:
+			add(upper(f.key), `"`+names.group(f.val)+`"`)
 		}
 	}
 	if n == 0 {

@@ -1,6 +1,8 @@
 package hostlog
 
 import (
+	"bytes"
+
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 )
 
@@ -29,10 +31,19 @@ func AppendLine(dst []byte, node string, typ uint16, data []byte) []byte {
 	dst = append(dst, " msg="...)
 	start := len(dst)
 	dst = append(dst, data...)
-	for i := start; i < len(dst); i++ {
-		if dst[i] == '\n' || dst[i] == 0 {
-			dst[i] = ' '
-		}
-	}
+	replace(dst[start:], '\n')
+	replace(dst[start:], 0)
 	return append(dst, '\n')
+}
+
+// replace turns every c in b into a space.
+func replace(b []byte, c byte) {
+	for {
+		i := bytes.IndexByte(b, c)
+		if i < 0 {
+			return
+		}
+		b[i] = ' '
+		b = b[i+1:]
+	}
 }

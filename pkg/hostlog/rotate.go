@@ -23,6 +23,11 @@ func (w *Writer) rotateLocked(keepAll bool) error {
 	if w.f == nil {
 		return errors.New("rotating log: log is closed")
 	}
+	if w.rotating {
+		return nil
+	}
+	w.rotating = true
+	defer func() { w.rotating = false }()
 	w.daemonLocked(record.TypeDaemonRotate, "op=rotate-logs"+daemonSuffix())
 	if err := w.flushLocked(); err != nil {
 		return fmt.Errorf("rotating log: %w", err)
@@ -108,7 +113,7 @@ func (w *Writer) Daemon(typ uint16, text string) error {
 
 // daemonSuffix is the subject part auditd puts on its own records.
 func daemonSuffix() string {
-	return fmt.Sprintf(" auid=%d pid=%d subj=unconfined res=success", loginUID(), os.Getpid())
+	return fmt.Sprintf(" auid=%d pid=%d res=success", loginUID(), os.Getpid())
 }
 
 func loginUID() uint32 {

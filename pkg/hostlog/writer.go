@@ -44,6 +44,7 @@ type Writer struct {
 	spaceLevel int // 0 fine, 1 below space_left, 2 below admin_space_left
 	lastCheck  time.Time
 	halted     bool
+	rotating   bool // set during rotation, so its own writes do not rotate again
 	serial     uint64
 	stats      Stats
 	syncReq    chan struct{}
@@ -72,7 +73,7 @@ func (w *Writer) open() error {
 	if err := ensureDir(filepath.Dir(w.opt.Path)); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(w.opt.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, os.FileMode(w.opt.Mode))
+	f, err := os.OpenFile(w.opt.Path, os.O_RDWR|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, os.FileMode(w.opt.Mode))
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
 			return fmt.Errorf("opening log %s: it is a symlink, refusing to follow it", w.opt.Path)
@@ -200,7 +201,7 @@ func (w *Writer) flushLocked() error {
 		return w.writeFailed(err, 0)
 	}
 	w.checkSpace()
-	if w.opt.MaxLogFile > 0 && w.size >= w.opt.MaxLogFile {
+	if w.opt.MaxLogFile > 0 && w.size >= w.opt.MaxLogFile && !w.rotating {
 		w.sizeAction()
 	}
 	return nil
