@@ -43,7 +43,8 @@ type Sender struct {
 	// Window is the number of frames in flight. Zero means DefaultWindow.
 	Window int
 	// MaxPayload is the largest record sent; longer ones are truncated.
-	// Zero means DefaultMaxPayload. auditd 3.0.9 handles at most 8954.
+	// Zero means DefaultMaxPayload; values below 64 are raised to 64 to
+	// leave room for the marker. auditd 3.0.9 handles at most 8954.
 	MaxPayload int
 	// Heartbeat is how long the connection may stay idle before a
 	// heartbeat frame is sent. Zero means DefaultHeartbeat; negative
