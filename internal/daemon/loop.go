@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"encoding/binary"
 	"context"
 	"errors"
 	"fmt"
@@ -62,8 +63,28 @@ func (d *Daemon) receive() error {
 		default:
 			return err
 		}
+		if typ == auditReplace {
+			d.replaced(data)
+			continue
+		}
 		d.hlog.Write(typ, data)
 		d.stats.Records++ // only this goroutine writes Records
+	}
+}
+
+// auditReplace is the kernel's liveness probe of the registered daemon, sent
+// when some process asks to become the audit daemon (or to unregister). Its
+// payload is the asking pid in binary, not a record, so it is not logged as
+// one.
+const auditReplace = 1329
+
+func (d *Daemon) replaced(data []byte) {
+	if len(data) < 4 {
+		return
+	}
+	pid := binary.NativeEndian.Uint32(data)
+	if int(pid) != os.Getpid() {
+		d.log.Warn("another process asked to become the kernel's audit daemon; refused by the kernel", "pid", pid)
 	}
 }
 
@@ -130,7 +151,9 @@ func (d *Daemon) stop() error {
 		if !ok {
 			break
 		}
-		d.hlog.Write(typ, data)
+		if typ != auditReplace {
+			d.hlog.Write(typ, data)
+		}
 	}
 	if d.cfg.RulesOnExit == "delete" {
 		d.deleteRules()
