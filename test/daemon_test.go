@@ -194,4 +194,3 @@ func needTools(t testing.TB) {
 		}
 	}
 }
-

@@ -149,6 +149,9 @@ func Parse(src []byte, file string) (*Config, error) {
 }
 
 func (c *Config) resolve(dir string) {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
 	abs := func(s *string) {
 		if *s != "" && !filepath.IsAbs(*s) {
 			*s = filepath.Join(dir, *s)
