@@ -281,3 +281,23 @@ func TestListenerFromSender(t *testing.T) {
 		t.Errorf("listener got %d lines, want %d in order", len(got), len(want))
 	}
 }
+
+func TestListenerRunReportsClosedListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s sink
+	l := &remote.Listener{Handle: s.handle}
+	done := make(chan error)
+	go func() { done <- l.Run(context.Background(), ln) }()
+	time.Sleep(20 * time.Millisecond)
+	ln.Close() // not through ctx: a failure
+	var oe *remote.OpError
+	if err := <-done; !errors.As(err, &oe) || oe.Op != "accept" {
+		t.Errorf("Run returned %v, want an accept OpError", err)
+	}
+	if err := (&remote.Listener{}).Run(context.Background(), ln); err == nil {
+		t.Error("Run without Handle: no error")
+	}
+}
