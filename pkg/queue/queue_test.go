@@ -265,3 +265,28 @@ func TestOpenTwiceRefused(t *testing.T) {
 		t.Fatal("a second Open on the same directory succeeded")
 	}
 }
+
+// TestRewindDeepInSegment commits far into a spool segment and rewinds, so
+// that reading skips many frames (over several turns of the lock), and does
+// the same across a restart.
+func TestRewindDeepInSegment(t *testing.T) {
+	dir := t.TempDir()
+	lim := queue.Limits{Memory: 1 << 10, Spool: 64 << 20}
+	q := open(t, dir, lim)
+	pushN(q, 1, 50000)
+	if got := len(readAvailable(t, q, 1000)); got != 50000 {
+		t.Fatalf("read %d items, want 50000", got)
+	}
+	q.Commit(40000)
+	q.Rewind()
+	if diff := cmp.Diff(wantRange(40001, 50000, 0), readAvailable(t, q, 1000)); diff != "" {
+		t.Errorf("read after Rewind (-want +got):\n%s", diff)
+	}
+	q.Commit(45000)
+	closeQueue(t, q)
+	q = open(t, dir, lim)
+	defer closeQueue(t, q)
+	if diff := cmp.Diff(wantRange(45001, 50000, 0), readAvailable(t, q, 1000)); diff != "" {
+		t.Errorf("read after reopening (-want +got):\n%s", diff)
+	}
+}

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"io"
+	"runtime"
 )
 
 // maxReadBytes bounds the Data one Read returns (beyond its first item), so
@@ -24,9 +25,20 @@ func (q *Queue) Read(ctx context.Context, max int) ([]Item, error) {
 			q.mu.Unlock()
 			return nil, ErrClosed
 		}
-		if items := q.collect(max); len(items) > 0 {
+		items, more := q.collect(max)
+		if len(items) > 0 {
 			q.mu.Unlock()
 			return items, nil
+		}
+		if more {
+			// Skipping spooled items took the lock long enough; let Push
+			// have it, then go on.
+			q.mu.Unlock()
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			runtime.Gosched()
+			continue
 		}
 		q.waiting = true
 		q.mu.Unlock()
@@ -40,16 +52,19 @@ func (q *Queue) Read(ctx context.Context, max int) ([]Item, error) {
 }
 
 // collect gathers up to limit unread items: from the spool first, which
-// holds the older ones, then from memory.
-func (q *Queue) collect(limit int) []Item {
+// holds the older ones, then from memory. With no items, more says that it
+// stopped early, and there may be some.
+func (q *Queue) collect(limit int) (items []Item, more bool) {
 	q.out, q.outBuf = q.out[:0], q.outBuf[:0]
 	q.readSeq = max(q.readSeq, q.commit+1)
-	if q.sp != nil && !q.collectSpool(limit) {
-		return q.out
+	if q.sp != nil {
+		if done, yield := q.collectSpool(limit); !done {
+			return q.out, yield
+		}
 	}
 	q.readSeq = max(q.readSeq, q.memHead)
 	if q.readSeq >= q.nextSeq {
-		return q.out
+		return q.out, false
 	}
 	c := q.mem.seek(int(q.readSeq - q.memHead))
 	for len(q.out) < limit && len(q.outBuf) < maxReadBytes && q.readSeq < q.nextSeq {
@@ -57,23 +72,28 @@ func (q *Queue) collect(limit int) []Item {
 		q.add(q.readSeq, a, b)
 		c = q.mem.seek(c.i + 1)
 	}
-	return q.out
+	return q.out, false
 }
 
 // collectSpool adds spooled items to q.out, and reports whether it read
-// all of them and there is room for more.
-func (q *Queue) collectSpool(limit int) bool {
+// all of them and there is room for more, or else whether it stopped to
+// yield the lock.
+func (q *Queue) collectSpool(limit int) (done, yield bool) {
+	budget := maxReadBytes
 	for {
 		last, ok := q.sp.last()
 		if !ok || q.readSeq > last {
-			return true
+			return true, false
 		}
 		if len(q.out) >= limit || len(q.outBuf) >= maxReadBytes {
-			return false
+			return false, false
 		}
-		f, err := q.sp.next(q.readSeq)
+		f, err := q.sp.next(q.readSeq, &budget)
 		if err == io.EOF {
-			return true
+			return true, false
+		}
+		if err == errYield {
+			return false, true
 		}
 		if err != nil {
 			q.spoolUnreadable(err)

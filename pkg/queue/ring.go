@@ -13,7 +13,8 @@ type ring struct {
 	sh    int      // index in spans of the oldest item
 	count int      // items held
 
-	rc cursor // where the last seek ended, kept valid by pop and grow
+	rc   cursor // where the last seek ended, kept valid by pop and grow
+	peak int    // most bytes held since the ring was last empty at release
 }
 
 const minRingBytes = 4 << 10
@@ -32,6 +33,7 @@ func (r *ring) push(data []byte) {
 	n := copy(r.buf[tail:], data)
 	copy(r.buf, data[n:])
 	r.used += len(data)
+	r.peak = max(r.peak, r.used)
 }
 
 // grow makes room for need more bytes if the limit allows, and reports
@@ -121,9 +123,15 @@ func (r *ring) at(c cursor) ([]byte, []byte) {
 	return r.halves(c.off, int(r.spans[(r.sh+c.i)&(len(r.spans)-1)]))
 }
 
-// release frees the buffers of an empty ring that grew beyond keep bytes.
+// release frees the buffers of an empty ring that grew beyond keep bytes
+// for a burst, once it has been filled to no more than keep since: a queue
+// that keeps needing the space keeps it, one back to a trickle returns it.
 func (r *ring) release(keep int) {
-	if r.count == 0 && len(r.buf) > keep {
+	if r.count != 0 {
+		return
+	}
+	if len(r.buf) > keep && r.peak <= keep {
 		*r = ring{}
 	}
+	r.peak = 0
 }

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -215,11 +216,16 @@ func (sp *spool) closeReader() {
 	sp.rseg, sp.rf = nil, nil
 }
 
+// errYield says that next skipped its budget of bytes without finding the
+// frame: the caller lets others take the lock, then calls again.
+var errYield = errors.New("skipped enough for now")
+
 // next returns the first spooled frame with a seq at or after want, or
 // io.EOF if there is none. The frame's data is valid until the next call.
 // errCorrupt (or a read error) means the segment being read, sp.rseg, has
-// no good frame from sp.rexp on.
-func (sp *spool) next(want uint64) (frame, error) {
+// no good frame from sp.rexp on. Frames skipped (after a Rewind or Open,
+// up to want) are taken from *budget; errYield when it runs out.
+func (sp *spool) next(want uint64, budget *int) (frame, error) {
 	for {
 		if sp.rseg == nil || sp.rseg.dead || want > sp.rseg.last {
 			if err := sp.openReader(want); err != nil {
@@ -241,6 +247,9 @@ func (sp *spool) next(want uint64) (frame, error) {
 		sp.rexp++
 		if f.seq >= want {
 			return f, nil
+		}
+		if *budget -= int(f.size()); *budget <= 0 {
+			return frame{}, errYield
 		}
 	}
 }
