@@ -18,7 +18,7 @@ import (
 func need(t testing.TB, progs ...string) map[string]string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skipf("needs root: %s run in a private mount namespace", strings.Join(progs, ", "))
+		t.Skipf("needs root to run %s in a private mount namespace", strings.Join(progs, ", "))
 	}
 	paths := map[string]string{}
 	for _, p := range progs {
@@ -32,11 +32,16 @@ func need(t testing.TB, progs ...string) map[string]string {
 			}
 		}
 		if err != nil {
-			t.Skipf("%s not installed (Debian packages auditd, audispd-plugins, util-linux)", p)
+			t.Skipf("%s not found in PATH, /sbin or /usr/sbin (Debian package %s)", p, debianPackage[p])
 		}
 		paths[p] = path
 	}
 	return paths
+}
+
+// debianPackage names the package that installs each program used.
+var debianPackage = map[string]string{
+	"auditd": "auditd", "ausearch": "auditd", "audisp-remote": "audispd-plugins", "unshare": "util-linux",
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
@@ -55,11 +60,12 @@ func freePort(t testing.TB) int {
 // pid and state files stay off the host. It never talks to the kernel's
 // audit state: -s nochange, and local_events = no skips registration.
 type tenantAuditd struct {
-	t    testing.TB
-	bin  string
-	Dir  string // holds auditd.conf and the log directory
-	Log  string
-	Port int
+	t       testing.TB
+	bin     string
+	unshare string
+	Dir     string // holds auditd.conf and the log directory
+	Log     string
+	Port    int
 	// LogFS, when set, is the size of a tmpfs mounted over the log
 	// directory inside the namespace (for disk-full tests); the log is
 	// copied to Log when auditd ends.
@@ -100,15 +106,17 @@ q_depth = 2000
 `
 
 func newTenantAuditd(t testing.TB) *tenantAuditd {
+	t.Helper()
 	return newTenantAuditdFS(t, "")
 }
 
 // newTenantAuditdFS starts a tenant auditd whose log directory is a tmpfs
 // of size logFS, or a plain directory when logFS is empty.
 func newTenantAuditdFS(t testing.TB, logFS string) *tenantAuditd {
+	t.Helper()
 	bins := need(t, "auditd", "unshare", "ausearch")
 	dir := t.TempDir()
-	a := &tenantAuditd{t: t, bin: bins["auditd"], Dir: dir, Log: filepath.Join(dir, "log", "audit.log"), Port: freePort(t), LogFS: logFS}
+	a := &tenantAuditd{t: t, bin: bins["auditd"], unshare: bins["unshare"], Dir: dir, Log: filepath.Join(dir, "log", "audit.log"), Port: freePort(t), LogFS: logFS}
 	for _, d := range []string{"log", "plugins"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
 			t.Fatal(err)
@@ -136,7 +144,7 @@ wait $pid || wait $pid || true
 cp "$1/log/audit.log" "$1/final.log"`
 		a.Log = filepath.Join(a.Dir, "final.log")
 	}
-	a.cmd = exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, a.bin, a.Dir, a.LogFS)
+	a.cmd = exec.Command(a.unshare, "--mount", "--propagation", "private", "sh", "-c", script, a.bin, a.Dir, a.LogFS)
 	a.stderr.Reset()
 	a.cmd.Stdout, a.cmd.Stderr = &a.stderr, &a.stderr
 	if err := a.cmd.Start(); err != nil {
@@ -181,7 +189,7 @@ func (a *tenantAuditd) Addr() string { return fmt.Sprintf("127.0.0.1:%d", a.Port
 // Search returns the record lines ausearch finds in the log.
 func (a *tenantAuditd) Search() []string {
 	a.t.Helper()
-	out, err := exec.Command("ausearch", "--input", a.Log, "--raw").Output()
+	out, err := exec.Command(need(a.t, "ausearch")["ausearch"], "--input", a.Log, "--raw").Output()
 	if err != nil {
 		a.t.Fatalf("ausearch --input %s --raw: %v", a.Log, err)
 	}
@@ -221,7 +229,7 @@ startup_failure_action = warn_once_continue
 // mount namespace; the host's file is untouched.
 func audispRemote(t testing.TB, port int, input []byte) *exec.Cmd {
 	t.Helper()
-	need(t, "audisp-remote", "unshare")
+	bins := need(t, "audisp-remote", "unshare")
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "audisp-remote.conf")
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf(audispRemoteConf, port, filepath.Join(dir, "queue"))), 0o600); err != nil {
@@ -230,8 +238,8 @@ func audispRemote(t testing.TB, port int, input []byte) *exec.Cmd {
 	if _, err := os.Stat("/etc/audit/audisp-remote.conf"); err != nil {
 		t.Skipf("no /etc/audit/audisp-remote.conf to mount over: %v", err)
 	}
-	script := `mount --bind "$1" /etc/audit/audisp-remote.conf && mount -t tmpfs tmpfs /run && exec audisp-remote`
-	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", conf)
+	script := `mount --bind "$1" /etc/audit/audisp-remote.conf && mount -t tmpfs tmpfs /run && exec "$0"`
+	cmd := exec.Command(bins["unshare"], "--mount", "--propagation", "private", "sh", "-c", script, bins["audisp-remote"], conf)
 	cmd.Stdin = bytes.NewReader(input)
 	return cmd
 }
