@@ -10,8 +10,8 @@
 //
 // # Memory and spool
 //
-// Items go to memory, a byte ring that grows to Limits.Memory and then stays
-// (a steady Push allocates nothing). When it is full, the oldest items move
+// Items go to memory, a byte ring that grows to Limits.Memory as needed (a
+// steady Push allocates nothing; an idle queue costs under 1 KiB). When it is full, the oldest items move
 // to the spool, append-only segment files in the queue's directory; when the
 // spool is full too, its oldest segment is dropped. Without a spool the
 // oldest items are dropped one by one. Read hands out the spool's items
@@ -23,8 +23,10 @@
 // A reader Reads a batch, delivers it, and Commits the last Seq delivered,
 // which frees everything up to it. After a reconnect it calls Rewind and
 // reads again from the oldest uncommitted item: delivery is at least once.
-// An item whose Lost was handed out keeps reporting it, on a Rewind too,
-// until it is committed.
+// An item whose Lost was handed out reports it again after a Rewind, until
+// it is committed. Items dropped after they were read, while the reader had
+// not committed them yet, are not reported at once: if the reader commits
+// past them it delivered them; if it rewinds, they are reported then.
 //
 // # Durability
 //

@@ -9,10 +9,15 @@ type Item struct {
 	// new queue and continuing across restarts for a spooled one.
 	Seq uint64
 	// Data is the record line. It must not be modified by the reader.
+	// Queue.Read lends it: it stays valid until the next Read.
 	Data []byte
 	// Lost is the number of copies dropped (queue full) immediately before
 	// this item. A reader that sees Lost > 0 tells the tenant in the stream,
-	// before Data.
+	// before Data. Besides a full queue, it counts every other loss that
+	// Queue.Stats reports in Dropped (a spool error, a kill, ...). Copies
+	// dropped after the reader was given them and before it committed them
+	// count only if it rewinds; a Lost the reader was given is given again
+	// after a Rewind, until the item is committed.
 	Lost uint64
 }
 

@@ -5,17 +5,23 @@ package queue
 type Stats struct {
 	MemoryItems int64 // items held in memory
 	MemoryBytes int64 // bytes of the items held in memory
-	SpoolItems  int64 // items held in the spool
+	SpoolItems  int64 // items held in the spool, not committed
 	SpoolBytes  int64 // bytes of the spool's segment files
-	Pushed      uint64
-	Committed   uint64
-	Dropped     Drops
+	// Pushed counts calls to Push on an open queue.
+	Pushed uint64
+	// Committed counts items delivered: committed, including those
+	// dropped after Read handed them out and before the Commit that
+	// covered them.
+	Committed uint64
+	// Dropped counts the items lost, by reason.
+	Dropped Drops
 }
 
 // Drops counts the copies a queue lost, by reason.
 type Drops struct {
 	// Full counts the oldest copies dropped to make room when memory and
-	// spool were both full.
+	// spool were both full. A copy dropped after Read handed it out counts
+	// when the reader rewinds instead of committing it.
 	Full uint64
 	// TooLarge counts copies bigger than the queue can hold at all.
 	TooLarge uint64
