@@ -58,7 +58,7 @@ fi
 
 start=$(date +%s)
 tree=$cache/tree-$flavour
-top=$(tar -tf "$tarball" | head -1 | cut -d/ -f1)
+top=$(basename "$tarball" .tar.xz)
 if [ ! -f "$tree/.unpacked" ]; then
 	echo "build-kernel: unpacking $tarball into $tree"
 	rm -rf "$tree"

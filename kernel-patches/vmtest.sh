@@ -34,26 +34,65 @@ mkdir -p "$work/root/bin" "$work/root/proc" "$work/root/sys" "$work/root/dev" \
 (cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$work/root/init" ./kernel-patches/vmtest)
 cp "$busybox" "$work/root/bin/busybox"
 ln -s busybox "$work/root/bin/sh"
+# iptables-legacy and what it loads, for the netfilter test (optional).
+if [ -x /usr/sbin/xtables-legacy-multi ]; then
+	for f in /usr/sbin/xtables-legacy-multi $(ldd /usr/sbin/xtables-legacy-multi | grep -o '/[^ ]*') \
+		/usr/lib/x86_64-linux-gnu/xtables/libxt_AUDIT.so \
+		/usr/lib/x86_64-linux-gnu/xtables/libxt_standard.so \
+		/usr/lib/x86_64-linux-gnu/xtables/libipt_icmp.so \
+		/usr/lib/x86_64-linux-gnu/xtables/libxt_icmp.so; do
+		[ -e "$f" ] || continue
+		mkdir -p "$work/root$(dirname "$f")"
+		cp -L "$f" "$work/root$f"
+	done
+	mkdir -p "$work/root/run"
+fi
 (cd "$work/root" && find . | cpio -o -H newc --quiet) | gzip -1 > "$work/initramfs.gz"
 
-echo "vmtest: booting $kernel (timeout ${timeout}s, serial log $log)"
-start=$(date +%s)
-set +e
-timeout --foreground -k 5 "$timeout" qemu-system-x86_64 -accel tcg -m 1024 -smp 1 \
-	-nographic -no-reboot -nodefaults -serial stdio \
-	-kernel "$kernel" -initrd "$work/initramfs.gz" \
-	-append "console=ttyS0 panic=-1 oops=panic quiet loglevel=4 -- $*" \
-	< /dev/null > "$log" 2>&1
-rc=$?
-set -e
+# boot KERNEL LOG GUEST-ARGS...: boot once, serial console into LOG.
+boot() {
+	local k=$1 l=$2 rc
+	shift 2
+	echo "vmtest: booting $k (timeout ${timeout}s, serial log $l)"
+	local t0
+	t0=$(date +%s)
+	set +e
+	timeout --foreground -k 5 "$timeout" qemu-system-x86_64 -accel tcg -m 1024 -smp 1 \
+		-nographic -no-reboot -nodefaults -serial stdio \
+		-kernel "$k" -initrd "$work/initramfs.gz" \
+		-append "console=ttyS0 panic=-1 oops=panic quiet loglevel=4 -- $*" \
+		< /dev/null > "$l" 2>&1
+	rc=$?
+	set -e
+	echo "vmtest: guest ran $(( $(date +%s) - t0 ))s, qemu exit $rc"
+}
+
+boot "$kernel" "$log" "$@"
 tr -d '\r' < "$log" | grep -E '^(PASS|FAIL|SKIP|INFO|vmtest:)' || true
 summary=$(tr -d '\r' < "$log" | grep -E '^vmtest: [0-9]+ passed, [0-9]+ failed' | tail -1 || true)
-echo "vmtest: guest ran $(( $(date +%s) - start ))s, qemu exit $rc"
+
+# The overhead comparison: the same loop on the unpatched kernel.
+if [ -n "${VMTEST_BASE:-}" ] && [ -n "$summary" ]; then
+	baselog=${log%.log}-base.log
+	boot "$VMTEST_BASE" "$baselog" overhead
+	tr -d '\r' < "$baselog" | grep -E '^(FAIL|INFO overhead)' | sed 's/^/base: /' || true
+	ns() { tr -d '\r' < "$1" | sed -n "s/^INFO overhead: $2 \([0-9]*\) ns\/op/\1/p" | tail -1; }
+	base=$(ns "$baselog" nocontid)
+	for what in nocontid contid; do
+		got=$(ns "$log" $what)
+		if [ -n "$base" ] && [ -n "$got" ] && [ "$base" -gt 0 ]; then
+			echo "vmtest: overhead ($what): $got ns/op patched vs $base ns/op base," \
+				"ratio $(echo "scale=3; $got / $base" | bc) (target <= 1.03)"
+		fi
+	done
+fi
+
 if [ -z "$summary" ]; then
 	echo "vmtest: no summary line (timeout or crash); last console lines:" >&2
 	tr -d '\r' < "$log" | tail -40 >&2
 	exit 1
 fi
+echo "$summary"
 case "$summary" in
 *" 0 failed"*) exit 0 ;;
 *) exit 1 ;;

@@ -29,8 +29,9 @@ const (
 	containerOp    = 1020
 	containerID    = 1340
 
-	statusEnabled = 0x1
-	statusPID     = 0x4
+	statusEnabled      = 0x1
+	statusPID          = 0x4
+	statusBacklogLimit = 0x10
 
 	fieldContid      = 27
 	featureContainer = 0x80
@@ -77,6 +78,12 @@ func startAuditd() (*auditd, error) {
 		return nil, fmt.Errorf("registering as audit daemon: %w", err)
 	}
 	go a.read(recv)
+	st = make([]byte, 44)
+	binary.LittleEndian.PutUint32(st[0:], statusBacklogLimit)
+	binary.LittleEndian.PutUint32(st[20:], 8192)
+	if err := a.request(ctl, auditSet, st); err != nil {
+		return nil, fmt.Errorf("setting the backlog limit: %w", err)
+	}
 	return a, nil
 }
 
@@ -188,6 +195,9 @@ func (a *auditd) read(fd int) {
 		if m := headerRE.FindStringSubmatch(data); m != nil {
 			r.serial = m[2]
 			r.text = data[len(m[0]):]
+		}
+		if discard.Load() && r.typ != containerOp {
+			continue
 		}
 		a.mu.Lock()
 		a.recs = append(a.recs, r)

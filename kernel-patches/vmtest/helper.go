@@ -52,6 +52,10 @@ func runHelper(args []string) int {
 			err = a.request(fd, auditUser, append([]byte(args[1]), 0))
 		}
 		h.expect("send user message", err, "success")
+	case "bench":
+		// bench N: time N audited syscalls.
+		n, _ := strconv.Atoi(args[1])
+		bench(n)
 	case "nest":
 		// nest MINE NEW: a nested orchestrator in container MINE.
 		h.nest(args[1], args[2])
