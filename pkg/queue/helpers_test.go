@@ -44,11 +44,14 @@ func pushN(q *queue.Queue, from, to int) {
 }
 
 // readAvailable reads until nothing is unread, in batches of batch items.
+// It waits up to a second for the first batch (which may have to skip many
+// spooled items first) and 50 ms for the next ones.
 func readAvailable(t testing.TB, q *queue.Queue, batch int) []got {
 	t.Helper()
 	var all []got
+	wait := time.Second
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		items, err := q.Read(ctx, batch)
 		cancel()
 		if err == context.DeadlineExceeded {
@@ -63,6 +66,7 @@ func readAvailable(t testing.TB, q *queue.Queue, batch int) []got {
 		for _, it := range items {
 			all = append(all, got{it.Seq, string(it.Data), it.Lost})
 		}
+		wait = 50 * time.Millisecond
 	}
 }
 
