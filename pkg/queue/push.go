@@ -125,7 +125,7 @@ func (q *Queue) lose(first, last uint64, reason *uint64, inflight bool) uint64 {
 		unread = last - lo + 1 - read
 	}
 	*reason += unread
-	q.gaps = addGap(q.gaps, first, last+1, unread, read, q.readSeq)
+	q.gaps = addGap(q.gaps, first, q.nextItem(last), unread, read, q.readSeq)
 	q.st.putGaps(q.gaps)
 	return unread + read
 }
@@ -137,4 +137,20 @@ func (q *Queue) logError(msg string, args ...any) {
 		q.errLog = now
 		q.log.Error(msg, append(args, "dir", q.sp.dir)...)
 	}
+}
+
+// nextItem returns the seq of the oldest item held after seq, or the seq
+// the next Push will get.
+func (q *Queue) nextItem(seq uint64) uint64 {
+	if q.sp != nil {
+		for _, s := range q.sp.segs {
+			if s.last > seq && s.last >= s.first {
+				return max(s.first, seq+1)
+			}
+		}
+	}
+	if q.mem.count > 0 && seq < q.nextSeq-1 {
+		return max(q.memHead, seq+1)
+	}
+	return q.nextSeq
 }

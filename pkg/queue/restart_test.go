@@ -209,3 +209,32 @@ func TestMemoryOnlyStartsOver(t *testing.T) {
 }
 
 var _ = strconv.Itoa
+
+// TestSpoolErrorCounted removes the spool directory under a queue: starting
+// the next segment fails, and the items that could not be spooled are
+// counted and reported, without stopping the queue.
+func TestSpoolErrorCounted(t *testing.T) {
+	dir := t.TempDir()
+	q := open(t, dir, queue.Limits{Memory: 10 * int64(len(rec(1))), Spool: queue.MinSpool})
+	pushN(q, 1, 100)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	pushN(q, 101, 1000)
+	st := q.Stats()
+	if st.Dropped.SpoolError == 0 {
+		t.Fatalf("Stats = %+v, want spool errors", st)
+	}
+	items := readAvailable(t, q, 100)
+	checkAccounting(t, items, 1000)
+	var lost uint64
+	for _, it := range items {
+		lost += it.Lost
+	}
+	if st = q.Stats(); lost != st.Dropped.Total() {
+		t.Errorf("told %d lost, Stats = %+v", lost, st)
+	}
+	if err := q.Close(); err == nil {
+		t.Error("Close without a spool directory succeeded")
+	}
+}
