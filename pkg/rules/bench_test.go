@@ -49,6 +49,36 @@ func BenchmarkMatch(b *testing.B) {
 	loopCPU(b, func() { p.Match(ev) })
 }
 
+// typicalRules are ten rules on the SYSCALL record only: keys, syscalls,
+// ids and executables, the conditions most rule files use.
+const typicalRules = `
+- drop: {key: [noisy, cron-*]}
+- drop: {type: [USER_START, USER_END, CRED_ACQ, CRED_DISP]}
+- drop: {exe: {prefix: /usr/lib/systemd/}}
+- keep: {syscall: [open, openat], success: no}
+- keep: {key: [identity, privileged]}
+- drop: {uid: 0, exe: /usr/sbin/cron}
+- keep: {syscall: [init_module, finit_module, delete_module]}
+- keep: {type: [AVC, USER_AVC]}
+- keep:
+    syscall: [execve, execveat]
+    auid: {min: 1000}
+    not: {auid: unset}
+  strip: [PROCTITLE]
+- keep: {key: mod*}
+- default: drop
+`
+
+func BenchmarkMatchTypical(b *testing.B) {
+	p := mustParse(b, typicalRules)
+	ev := execEvent(b)
+	if v, i := p.MatchRule(ev); !v.Keep || i != 8 {
+		b.Fatalf("got %v by rule %d, want keep by rule 8", v, i)
+	}
+	b.ReportAllocs()
+	loopCPU(b, func() { p.Match(ev) })
+}
+
 // BenchmarkMatchDefault is an event that no rule matches, so every rule is
 // tried.
 func BenchmarkMatchDefault(b *testing.B) {

@@ -37,28 +37,32 @@ func candidate(text []byte, name string, anchor int) (int, bool) {
 		}
 		s := from + j - anchor
 		from += j + 1
-		end := s + len(name)
-		if end >= len(text) || text[end] != '=' || string(text[s:end]) != name {
-			continue
+		if fieldAt(text, s, name) {
+			return s, true
 		}
-		if s > 0 && text[s-1] != ' ' {
-			continue
-		}
-		return s, true
 	}
 	return 0, false
 }
 
+// fieldAt reports whether "name=" starts at s, after a space or at the
+// start of text.
+func fieldAt(text []byte, s int, name string) bool {
+	end := s + len(name)
+	if end >= len(text) || text[end] != '=' || s > 0 && text[s-1] != ' ' || text[s] != name[0] {
+		return false
+	}
+	return string(text[s+1:end]) == name[1:]
+}
+
 // value returns the value that starts at i, as record.Field delimits it.
-// Values are short, so a plain loop beats a call to bytes.IndexByte.
 func value(text []byte, i int) []byte {
 	start := i
 	if i < len(text) && text[i] == '"' {
-		for i++; i < len(text) && text[i] != '"'; i++ {
-		}
-		if i == len(text) {
+		j := bytes.IndexByte(text[i+1:], '"')
+		if j < 0 {
 			return text[start:]
 		}
+		i += j + 2
 	}
 	for i < len(text) && text[i] != ' ' {
 		i++
@@ -123,10 +127,10 @@ func valueStart(text []byte, q int) bool {
 	return true
 }
 
-// common lists the bytes that fill audit records, most frequent first: hex
-// digits of values, separators, then the letters of common field names.
-// Bytes not listed (k, x, y, ...) are the rarest and the best to search for.
-const common = "0123456789abcdef= \"sitnruomlpg"
+// common lists the bytes of audit records, most frequent first: hex digits
+// of values, separators, then letters as field names use them. Bytes not
+// listed are rarer still.
+const common = "0123456789abcdef= \"sitnruomlpgy_hxwkvjqz"
 
 // anchorOf returns the index of the rarest byte of name, the one to search
 // for. Later indexes win ties: names often share their start.

@@ -69,8 +69,36 @@ func FuzzMatch(f *testing.F) {
 				t.Errorf("field %s: record.Field finds %q, the condition does not", name, v)
 			}
 		}
+		checkMain(t, ev)
 		checkGlob(t, pattern, subject)
 	})
+}
+
+// checkMain checks that the conditions on the main record's fields see the
+// values record.Field finds there.
+func checkMain(t *testing.T, ev *record.Event) {
+	text := ev.Records[0].Text
+	for _, id := range []string{"uid", "auid", "euid"} {
+		v, ok := record.Field(text, id)
+		if n, err := strconv.ParseUint(string(v), 10, 32); ok && err == nil {
+			if p := compile(t, "{"+id+": "+strconv.FormatUint(n, 10)+"}"); p == nil || !p.Match(ev).Keep {
+				t.Errorf("%s: record.Field finds %q, the condition does not", id, v)
+			}
+		}
+	}
+	for _, name := range []string{"exe", "key"} {
+		v, ok := record.Field(text, name)
+		if !ok || len(v) < 3 || v[0] != '"' || v[len(v)-1] != '"' {
+			continue
+		}
+		s := string(v[1 : len(v)-1])
+		if !utf8.ValidString(s) || strings.ContainsRune(s, 1) {
+			continue
+		}
+		if p := compile(t, "{"+name+": {exact: "+strconv.Quote(s)+"}}"); p == nil || !p.Match(ev).Keep {
+			t.Errorf("%s: record.Field finds %q, the condition does not", name, v)
+		}
+	}
 }
 
 // checkGlob matches subject, as a hex exe= and when it can be as a quoted

@@ -1,6 +1,9 @@
 package rules
 
 import (
+	"bytes"
+	"math/bits"
+
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 )
 
@@ -51,6 +54,20 @@ var fieldAnchors = func() (a [nFields]int) {
 	return a
 }()
 
+// fieldGroups has, for each field, the mask of the fields searched for by
+// the same byte (uid, auid, euid and success by 'u'): one sweep over that
+// byte's occurrences locates them all.
+var fieldGroups = func() (g [nFields]uint16) {
+	for i := range fieldNames {
+		for j := range fieldNames {
+			if fieldNames[i][fieldAnchors[i]] == fieldNames[j][fieldAnchors[j]] {
+				g[i] |= 1 << j
+			}
+		}
+	}
+	return g
+}()
+
 func fieldIndex(name string) int {
 	for i, n := range fieldNames {
 		if n == name {
@@ -64,11 +81,17 @@ func fieldIndex(name string) int {
 // It lives on Match's stack.
 type view struct {
 	ev       *record.Event
-	main     int    // index of the SYSCALL record, else 0; -1 when no records
-	mainSet  bool   // main is known
-	looked   uint16 // fields of the main record looked up
-	found    uint16 // fields of the main record found
+	main     int            // index of the SYSCALL record, else 0; -1 when no records
+	mainSet  bool           // main is known
+	looked   uint16         // fields of the main record located (found or not)
+	found    uint16         // fields of the main record found
+	got      uint16         // fields of the main record whose value is in vals
+	pos      [nFields]int32 // where found fields start
+	resume   [nFields]int32 // by group lead: where its sweep goes on
 	vals     [nFields][]byte
+	parsed   uint16 // fields whose number is in nums (if numOK)
+	numOK    uint16
+	nums     [nFields]int64
 	typesSet bool
 	types    uint64 // bit t%64 for each record type t of the event
 	// The main record has no double-quoted value with a space before
@@ -121,23 +144,75 @@ func (v *view) find(i int, name string, anchor int) ([]byte, bool) {
 func (v *view) field(f int) ([]byte, bool) {
 	bit := uint16(1) << f
 	if v.looked&bit == 0 {
-		v.looked |= bit
-		if i := v.mainRecord(); i >= 0 {
-			var ok bool
-			if v.vals[f], ok = v.find(i, fieldNames[f], fieldAnchors[f]); ok {
-				v.found |= bit
+		v.locate(f)
+	}
+	if v.found&bit == 0 {
+		return nil, false
+	}
+	if v.got&bit == 0 {
+		v.got |= bit
+		text := v.ev.Records[v.main].Text
+		p := int(v.pos[f])
+		if v.mainDirty || p > v.mainClean && quotedSpace(text, v.mainClean, p) {
+			v.mainDirty = true
+			v.vals[f], _ = record.Field(text, fieldNames[f])
+		} else {
+			v.mainClean = max(v.mainClean, p)
+			v.vals[f] = value(text, p+len(fieldNames[f])+1)
+		}
+	}
+	return v.vals[f], true
+}
+
+// locate finds where field f and the fields of its group first occur in the
+// main record as candidate would, sweeping once over the group's byte.
+func (v *view) locate(f int) {
+	group := fieldGroups[f]
+	i := v.mainRecord()
+	if i < 0 {
+		v.looked |= group
+		return
+	}
+	text := v.ev.Records[i].Text
+	c := fieldNames[f][fieldAnchors[f]]
+	lead := bits.TrailingZeros16(group) // where the group's sweep resumes
+	from := int(v.resume[lead])
+	for from < len(text) {
+		j := bytes.IndexByte(text[from:], c)
+		if j < 0 {
+			break
+		}
+		at := from + j
+		from = at + 1
+		for todo := group &^ v.looked; todo != 0; todo &= todo - 1 {
+			m := bits.TrailingZeros16(todo)
+			if s := at - fieldAnchors[m]; s >= 0 && fieldAt(text, s, fieldNames[m]) {
+				v.pos[m] = int32(s)
+				v.looked |= 1 << m
+				v.found |= 1 << m
+			}
+		}
+		if v.looked&(1<<f) != 0 {
+			v.resume[lead] = int32(from)
+			return
+		}
+	}
+	v.looked |= group
+	v.resume[lead] = int32(len(text))
+}
+
+// number returns field f of the main record as a decimal number.
+func (v *view) number(f int) (int64, bool) {
+	bit := uint16(1) << f
+	if v.parsed&bit == 0 {
+		v.parsed |= bit
+		if b, ok := v.field(f); ok {
+			if v.nums[f], ok = parseInt(b); ok {
+				v.numOK |= bit
 			}
 		}
 	}
-	return v.vals[f], v.found&bit != 0
-}
-
-func (v *view) number(f int) (int64, bool) {
-	b, ok := v.field(f)
-	if !ok {
-		return 0, false
-	}
-	return parseInt(b)
+	return v.nums[f], v.numOK&bit != 0
 }
 
 func (c *cond) match(v *view) bool {
