@@ -24,15 +24,16 @@ type Limits struct {
 	// Spool is the most bytes of segment files on disk (records plus 16
 	// bytes per item and 32 per file), zero or at least MinSpool. Zero
 	// means no spool: the queue lives in memory only and is lost on Close.
-	// The oldest segment may hold already delivered items until all of it
-	// is (at most Spool/8 and 16 MiB); and Close moves everything in
-	// memory to the spool even beyond Spool, so that nothing is lost on a
-	// restart; the oldest are dropped as new items come.
+	// A segment is Spool/8 (at least 4 KiB, at most 16 MiB); delivered
+	// items stay on disk, and count, until their whole segment is
+	// delivered, and a full spool drops its oldest segment at once. Close
+	// moves everything in memory to the spool, beyond Spool if need be, so
+	// that a restart loses nothing; the excess goes as new items come.
 	Spool int64
 }
 
 // Queue is a bounded queue of record copies for one container. Push never
-// waits for the reader or the disk; Read, Commit and Rewind are for one
+// waits for the reader or for fsync; Read, Commit and Rewind are for one
 // reader goroutine, which may run alongside the goroutine that pushes. All
 // methods are safe to call at the same time. The zero value is not usable:
 // call Open.
@@ -61,3 +62,5 @@ type Queue struct {
 	out    []Item // returned by Read, reused
 	outBuf []byte // holds the Data of out
 }
+
+var _ Reader = (*Queue)(nil)
