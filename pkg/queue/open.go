@@ -39,7 +39,7 @@ func Open(dir string, lim Limits, logger hclog.Logger) (*Queue, error) {
 		return nil, errors.New("opening queue: a spool needs a directory")
 	}
 	if err := q.openSpool(dir); err != nil {
-		return nil, fmt.Errorf("opening queue spool %s: %w", dir, err)
+		return nil, &Error{Op: "opening", Dir: dir, Err: err}
 	}
 	return q, nil
 }
@@ -127,7 +127,7 @@ func (q *Queue) Close() error {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("closing queue spool %s: %w", q.sp.dir, err)
+		return &Error{Op: "closing", Dir: q.sp.dir, Err: err}
 	}
 	return nil
 }

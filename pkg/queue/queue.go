@@ -1,15 +1,11 @@
 package queue
 
 import (
-	"errors"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
-
-// ErrClosed is returned by Read on a closed queue.
-var ErrClosed = errors.New("queue closed")
 
 // MinSpool is the smallest spool limit other than zero.
 const MinSpool = 16 << 10

@@ -260,9 +260,14 @@ func TestOpenTwiceRefused(t *testing.T) {
 	dir := t.TempDir()
 	q := open(t, dir, queue.Limits{Memory: 1 << 10, Spool: 1 << 20})
 	defer closeQueue(t, q)
-	if q2, err := queue.Open(dir, queue.Limits{Memory: 1 << 10, Spool: 1 << 20}, nil); err == nil {
+	q2, err := queue.Open(dir, queue.Limits{Memory: 1 << 10, Spool: 1 << 20}, nil)
+	if err == nil {
 		q2.Close()
 		t.Fatal("a second Open on the same directory succeeded")
+	}
+	var qe *queue.Error
+	if !errors.Is(err, queue.ErrSpoolInUse) || !errors.As(err, &qe) || qe.Op != "opening" || qe.Dir != dir {
+		t.Errorf("second Open: err = %v, want a *queue.Error opening %s matching ErrSpoolInUse", err, dir)
 	}
 }
 

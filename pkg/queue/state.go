@@ -60,7 +60,10 @@ func openState(dir string) (*state, error) {
 
 func (st *state) init() error {
 	if err := syscall.Flock(int(st.f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		return fmt.Errorf("locking: spool in use by another queue: %w", err)
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return ErrSpoolInUse
+		}
+		return fmt.Errorf("locking: %w", err)
 	}
 	if err := st.f.Truncate(stateSize); err != nil {
 		return err
