@@ -54,6 +54,18 @@ var fieldAnchors = func() (a [nFields]int) {
 	return a
 }()
 
+// fieldBefore is, for each field, the byte before its search byte: the
+// name's, or the space before the name.
+var fieldBefore = func() (b [nFields]byte) {
+	for i, n := range fieldNames {
+		b[i] = ' '
+		if a := fieldAnchors[i]; a > 0 {
+			b[i] = n[a-1]
+		}
+	}
+	return b
+}()
+
 // fieldGroups has, for each field, the mask of the fields searched for by
 // the same byte (uid, auid, euid and success by 'u'): one sweep over that
 // byte's occurrences locates them all.
@@ -186,6 +198,9 @@ func (v *view) locate(f int) {
 		from = at + 1
 		for todo := group &^ v.looked; todo != 0; todo &= todo - 1 {
 			m := bits.TrailingZeros16(todo)
+			if at > 0 && text[at-1] != fieldBefore[m] || at == 0 && fieldAnchors[m] != 0 {
+				continue
+			}
 			if s := at - fieldAnchors[m]; s >= 0 && fieldAt(text, s, fieldNames[m]) {
 				v.pos[m] = int32(s)
 				v.looked |= 1 << m
@@ -199,6 +214,22 @@ func (v *view) locate(f int) {
 	}
 	v.looked |= group
 	v.resume[lead] = int32(len(text))
+}
+
+// arch returns the main record's arch= value.
+func (v *view) arch() (uint32, bool) {
+	const bit = 1 << fArch
+	if v.parsed&bit == 0 {
+		v.parsed |= bit
+		if b, ok := v.field(fArch); ok {
+			var a uint32
+			if a, ok = parseHex32(b); ok {
+				v.nums[fArch] = int64(a)
+				v.numOK |= bit
+			}
+		}
+	}
+	return uint32(v.nums[fArch]), v.numOK&bit != 0
 }
 
 // number returns field f of the main record as a decimal number.
@@ -285,11 +316,7 @@ func (c *cond) matchSuccess(v *view) bool {
 }
 
 func (c *cond) matchArchSyscall(v *view) bool {
-	b, ok := v.field(fArch)
-	if !ok {
-		return false
-	}
-	arch, ok := parseHex32(b)
+	arch, ok := v.arch()
 	if !ok {
 		return false
 	}

@@ -2,6 +2,8 @@ package rules_test
 
 import (
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/auditd-ns/auditd-ns/pkg/record"
@@ -265,4 +267,26 @@ func TestMatchAllocs(t *testing.T) {
 			t.Errorf("event %s: %v allocations per Match", name, n)
 		}
 	}
+}
+
+// TestConcurrentMatch shares one Program between goroutines while another
+// swaps programs, as a registry does; run with -race.
+func TestConcurrentMatch(t *testing.T) {
+	var cur atomic.Pointer[rules.Program]
+	cur.Store(mustParse(t, benchRules))
+	evs := events(t)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 200 {
+				for _, ev := range evs {
+					cur.Load().Match(ev)
+				}
+			}
+		})
+	}
+	for range 50 {
+		cur.Store(mustParse(t, typicalRules))
+	}
+	wg.Wait()
 }
