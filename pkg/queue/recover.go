@@ -101,5 +101,10 @@ func readTrailer(r io.ReaderAt, size int64, first uint64) (uint64, bool) {
 	if err != nil || !f.trailer || f.seq < first {
 		return 0, false
 	}
+	// Every item takes at least a frame header: a trailer claiming more
+	// items than fit is not believed.
+	if items := f.seq - first + 1; items > uint64(size-fileHeaderLen-frameHeaderLen)/frameHeaderLen {
+		return 0, false
+	}
 	return f.seq, true
 }
