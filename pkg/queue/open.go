@@ -115,6 +115,7 @@ func (q *Queue) Close() error {
 			q.spoolFailed(lost, seq, err)
 		}
 	}
+	q.mem = ring{}
 	if kept, to, err := q.sp.close(); err != nil {
 		errs = append(errs, err)
 		q.spoolFailed(kept, to, err)
