@@ -7,8 +7,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// MinSpool is the smallest spool limit other than zero.
-const MinSpool = 16 << 10
+// MinSpool is the smallest spool limit other than zero: four segments of
+// the smallest size.
+const MinSpool = 4 * minSegment
 
 // Limits bounds a queue.
 type Limits struct {
@@ -20,7 +21,7 @@ type Limits struct {
 	// Spool is the most bytes of segment files on disk (records plus 16
 	// bytes per item and 32 per file), zero or at least MinSpool. Zero
 	// means no spool: the queue lives in memory only and is lost on Close.
-	// A segment is Spool/8 (at least 4 KiB, at most 16 MiB); delivered
+	// A segment is Spool/8 (at least 32 KiB, at most 16 MiB); delivered
 	// items stay on disk, and count, until their whole segment is
 	// delivered, and a full spool drops its oldest segment at once. Close
 	// moves everything in memory to the spool, beyond Spool if need be, so

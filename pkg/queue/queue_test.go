@@ -223,7 +223,7 @@ func TestSpoolOverflow(t *testing.T) {
 }
 
 func TestSpoolFullDropsOldest(t *testing.T) {
-	const spool = 64 << 10
+	const spool = queue.MinSpool
 	size := int64(len(rec(1)))
 	q := open(t, t.TempDir(), queue.Limits{Memory: 10 * size, Spool: spool})
 	defer closeQueue(t, q)

@@ -9,8 +9,15 @@ import (
 	"sync"
 )
 
-// wbufSize is how many bytes of frames a spool gathers before one write.
-const wbufSize = 64 << 10
+const (
+	// wbufSize is how many bytes of frames a spool gathers before one
+	// write.
+	wbufSize = 64 << 10
+	// minSegment and maxSegment bound the size of a segment, Spool/8: each
+	// one sealed costs an fsync, each one dropped loses all its items.
+	minSegment = 32 << 10
+	maxSegment = 16 << 20
+)
 
 // segment is one spool file, named after its first seq.
 type segment struct {
@@ -25,8 +32,8 @@ func (s *segment) count() uint64 { return s.last + 1 - s.first }
 // spool is the disk part of a queue: append-only segment files, oldest
 // first. The newest, active segment gathers frames in wbuf and writes them
 // out when wbuf fills, when the segment is sealed and at close. A sealed
-// segment ends with a trailer and is fsynced by a goroutine of its own, so
-// that the producer never waits for the disk to confirm.
+// segment ends with a trailer and is fsynced by a goroutine, so that the
+// producer never waits for the disk to confirm.
 type spool struct {
 	dir     string
 	limit   int64 // Limits.Spool
@@ -46,11 +53,14 @@ type spool struct {
 	rexp uint64 // seq the frame at roff must carry
 	fr   frameReader
 
-	syncs sync.WaitGroup // fsyncs of sealed segments in flight
+	syncs   sync.WaitGroup // the syncer goroutine, while it runs
+	smu     sync.Mutex     // guards toSync and syncing
+	toSync  []*os.File     // sealed segments waiting for fsync
+	syncing bool           // a syncer goroutine runs
 }
 
 func newSpool(dir string, limit int64) *spool {
-	return &spool{dir: dir, limit: limit, segSize: min(max(limit/8, 4<<10), 16<<20)}
+	return &spool{dir: dir, limit: limit, segSize: min(max(limit/8, minSegment), maxSegment)}
 }
 
 func (sp *spool) path(first uint64) string {
@@ -134,7 +144,7 @@ func (sp *spool) flush() error {
 }
 
 // seal ends the active segment with a trailer, writes it out and has it
-// fsynced in the background.
+// fsynced in the background, by syncer.
 func (sp *spool) seal() error {
 	s := sp.active
 	sp.wbuf = appendFrame(sp.wbuf, s.last, nil, nil, true)
@@ -143,16 +153,45 @@ func (sp *spool) seal() error {
 	if err := sp.flush(); err != nil {
 		return err
 	}
-	f := sp.wf
+	sp.syncLater(sp.wf)
 	sp.active, sp.wf = nil, nil
-	sp.syncs.Add(1)
-	go func() {
-		defer sp.syncs.Done()
-		f.Sync()
-		f.Close()
-		syncDir(sp.dir)
-	}()
 	return nil
+}
+
+// syncLater hands a sealed segment's file to the syncer goroutine, starting
+// it if it does not run: one per queue at most, and none while idle.
+func (sp *spool) syncLater(f *os.File) {
+	sp.smu.Lock()
+	defer sp.smu.Unlock()
+	sp.toSync = append(sp.toSync, f)
+	if !sp.syncing {
+		sp.syncing = true
+		sp.syncs.Add(1)
+		go sp.syncer()
+	}
+}
+
+// syncer fsyncs and closes the files handed to it, then the directory, and
+// returns when there are no more. Errors are not reported: the data is
+// written, and the next Open checks every frame it reads.
+func (sp *spool) syncer() {
+	defer sp.syncs.Done()
+	for {
+		sp.smu.Lock()
+		fs := sp.toSync
+		sp.toSync = nil
+		if len(fs) == 0 {
+			sp.syncing = false
+			sp.smu.Unlock()
+			return
+		}
+		sp.smu.Unlock()
+		for _, f := range fs {
+			f.Sync()
+			f.Close()
+		}
+		syncDir(sp.dir)
+	}
 }
 
 // failWrite cuts the active segment back to what was written out after a
