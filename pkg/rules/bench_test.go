@@ -100,3 +100,29 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMatchChain matches one event against the programs of three
+// containers, as the router does for an event of a container nested two
+// deep: with a Scan, the fields are read once for the three.
+func BenchmarkMatchChain(b *testing.B) {
+	progs := []*rules.Program{mustParse(b, typicalRules), mustParse(b, benchRules), mustParse(b, typicalRules)}
+	ev := execEvent(b)
+	b.Run("Match", func(b *testing.B) {
+		b.ReportAllocs()
+		loopCPU(b, func() {
+			for _, p := range progs {
+				p.Match(ev)
+			}
+		})
+	})
+	b.Run("Scan", func(b *testing.B) {
+		b.ReportAllocs()
+		var s rules.Scan
+		loopCPU(b, func() {
+			s.Reset(ev)
+			for _, p := range progs {
+				p.MatchScan(&s)
+			}
+		})
+	})
+}

@@ -22,13 +22,44 @@ func (p *Program) MatchRule(ev *record.Event) (Verdict, int) {
 		return Verdict{Keep: true}, -1
 	}
 	v := view{ev: ev}
+	return p.match(&v)
+}
+
+func (p *Program) match(v *view) (Verdict, int) {
 	for i := range p.rules {
-		if p.rules[i].cond.match(&v) {
+		if p.rules[i].cond.match(v) {
 			return p.rules[i].verdict, i
 		}
 	}
 	return p.def, -1
 }
+
+// Scan holds what matching has read from one event, so that the programs of
+// all the containers on the event's chain read each field only once. The
+// zero value holds no event; Reset it for each event. A Scan is not safe for
+// concurrent use; keep one per goroutine.
+type Scan struct {
+	v view
+}
+
+// Reset makes s hold nothing read from ev yet. ev must not change while s
+// holds it.
+func (s *Scan) Reset(ev *record.Event) { s.v = view{ev: ev} }
+
+// MatchScan is MatchRule for the event that s was last Reset with, reusing
+// what earlier calls on s read from it.
+func (p *Program) MatchScan(s *Scan) (Verdict, int) {
+	if p == nil {
+		return Verdict{Keep: true}, -1
+	}
+	if s.v.ev == nil {
+		s.v.ev = &noEvent
+	}
+	return p.match(&s.v)
+}
+
+// noEvent is what a Scan that was never Reset holds; it is never modified.
+var noEvent record.Event
 
 // Fields of the event's main record that conditions read; the view looks
 // each up at most once per event.

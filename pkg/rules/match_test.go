@@ -290,3 +290,26 @@ func TestConcurrentMatch(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestScan checks that MatchScan decides as MatchRule does, for several
+// programs on one Scan.
+func TestScan(t *testing.T) {
+	progs := []*rules.Program{mustParse(t, benchRules), mustParse(t, typicalRules), nil,
+		mustParse(t, "- keep: {not: {type: SYSCALL}}\n- default: drop")}
+	var s rules.Scan
+	if v, _ := progs[3].MatchScan(&s); v.Keep != true {
+		t.Errorf("zero Scan: got %v, want keep (an empty event has no SYSCALL)", v)
+	}
+	for name, ev := range events(t) {
+		s.Reset(ev)
+		for i, p := range progs {
+			wantV, wantI := p.MatchRule(ev)
+			if gotV, gotI := p.MatchScan(&s); gotV != wantV || gotI != wantI {
+				t.Errorf("event %s, program %d: MatchScan %v by %d, MatchRule %v by %d", name, i, gotV, gotI, wantV, wantI)
+			}
+		}
+		if n := testing.AllocsPerRun(20, func() { s.Reset(ev); progs[0].MatchScan(&s) }); n != 0 {
+			t.Errorf("event %s: %v allocations per MatchScan", name, n)
+		}
+	}
+}
