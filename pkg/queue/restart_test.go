@@ -238,3 +238,39 @@ func TestSpoolErrorCounted(t *testing.T) {
 		t.Error("Close without a spool directory succeeded")
 	}
 }
+
+// TestCorruptSegment damages a frame in the middle of a sealed segment: the
+// rest of that segment is counted corrupt and reported on the next item,
+// and the following segments are read as before.
+func TestCorruptSegment(t *testing.T) {
+	dir := t.TempDir()
+	lim := queue.Limits{Memory: 10 * int64(len(rec(1))), Spool: 512 << 10}
+	q := open(t, dir, lim)
+	pushN(q, 1, 3000)
+	closeQueue(t, q)
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	slices.Sort(segs)
+	if len(segs) < 3 {
+		t.Fatalf("%d segments, want at least 3", len(segs))
+	}
+	b, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(segs[0], b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	q = open(t, dir, lim)
+	defer closeQueue(t, q)
+	items := readAvailable(t, q, 100)
+	checkAccounting(t, items, 3000)
+	var lost uint64
+	for _, it := range items {
+		lost += it.Lost
+	}
+	st := q.Stats()
+	if lost == 0 || st.Dropped.Corrupt != lost || uint64(len(items))+lost != 3000 {
+		t.Errorf("read %d, told %d lost; Stats = %+v", len(items), lost, st)
+	}
+}
