@@ -15,12 +15,15 @@ import (
 func TestConcurrentPushRead(t *testing.T) {
 	size := int64(len(rec(1)))
 	for _, tc := range []struct {
-		name string
-		dir  string
-		lim  queue.Limits
+		name   string
+		dir    string
+		lim    queue.Limits
+		rewind bool // rewind instead of committing every 7th batch
 	}{
-		{"memory", "", queue.Limits{Memory: 100 * size}},
-		{"spool", t.TempDir(), queue.Limits{Memory: 100 * size, Spool: queue.MinSpool * 4}},
+		{"memory", "", queue.Limits{Memory: 100 * size}, false},
+		{"spool", t.TempDir(), queue.Limits{Memory: 100 * size, Spool: queue.MinSpool * 4}, false},
+		{"memory rewind", "", queue.Limits{Memory: 100 * size}, true},
+		{"spool rewind", t.TempDir(), queue.Limits{Memory: 100 * size, Spool: queue.MinSpool}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const n = 30000
@@ -39,8 +42,8 @@ func TestConcurrentPushRead(t *testing.T) {
 			}()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			var next, lost, read uint64 = 1, 0, 0
-			for next <= n {
+			var next, lost, read, committed uint64 = 1, 0, 0, 0
+			for batch := 1; next <= n || committed < n; batch++ {
 				items, err := q.Read(ctx, 50)
 				if err != nil {
 					t.Fatalf("Read after item %d: %v", next-1, err)
@@ -56,11 +59,20 @@ func TestConcurrentPushRead(t *testing.T) {
 					next = it.Seq + 1
 					read++
 				}
-				q.Commit(items[len(items)-1].Seq)
+				if tc.rewind && batch%7 == 0 && next <= n {
+					q.Rewind()
+					next = committed + 1
+					continue
+				}
+				committed = items[len(items)-1].Seq
+				q.Commit(committed)
 			}
 			wg.Wait()
 			st := q.Stats()
-			if st.Pushed != n || st.Committed != read || st.Dropped.Total() != lost || read+lost != n {
+			if st.Pushed != n || st.Committed+st.Dropped.Total() != n {
+				t.Errorf("Stats = %+v, want committed and dropped to add up to %d", st, n)
+			}
+			if !tc.rewind && (st.Committed != read || st.Dropped.Total() != lost || read+lost != n) {
 				t.Errorf("read %d, told %d lost; Stats = %+v", read, lost, st)
 			}
 			t.Logf("read %d, lost %d", read, lost)
