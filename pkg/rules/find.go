@@ -48,10 +48,15 @@ func candidate(text []byte, name string, anchor int) (int, bool) {
 // start of text.
 func fieldAt(text []byte, s int, name string) bool {
 	end := s + len(name)
-	if end >= len(text) || text[end] != '=' || s > 0 && text[s-1] != ' ' || text[s] != name[0] {
+	if end >= len(text) || text[end] != '=' || s > 0 && text[s-1] != ' ' {
 		return false
 	}
-	return string(text[s+1:end]) == name[1:]
+	for k := 0; k < len(name); k++ { // names are short: no call to memequal
+		if text[s+k] != name[k] {
+			return false
+		}
+	}
+	return true
 }
 
 // value returns the value that starts at i, as record.Field delimits it.

@@ -30,7 +30,20 @@ var syscallTables = sync.OnceValue(func() []archTable {
 		}
 		ts = append(ts, t)
 	}
-	sort.Slice(ts, func(i, j int) bool { return ts[i].arch < ts[j].arch })
+	// Most events come from the host's own architecture: try it first.
+	first := map[string]int{"x86_64": 0, "aarch64": 1, "i386": 2, "arm": 3}
+	rank := func(t archTable) int {
+		if r, ok := first[t.name]; ok {
+			return r
+		}
+		return len(first)
+	}
+	sort.Slice(ts, func(i, j int) bool {
+		if ri, rj := rank(ts[i]), rank(ts[j]); ri != rj {
+			return ri < rj
+		}
+		return ts[i].arch < ts[j].arch
+	})
 	return ts
 })
 
@@ -50,7 +63,7 @@ func archByName(name string) (uint32, bool) {
 // architecture.
 type syscallSet struct {
 	numbers []uint32   // sorted
-	archs   []uint32   // sorted, parallel to byArch
+	archs   []uint32   // in syscallTables order, parallel to byArch
 	byArch  [][]uint32 // sorted numbers per architecture
 }
 
@@ -63,10 +76,11 @@ func (s *syscallSet) add(name string) bool {
 			continue
 		}
 		found = true
-		i, ok := slices.BinarySearch(s.archs, t.arch)
-		if !ok {
-			s.archs = slices.Insert(s.archs, i, t.arch)
-			s.byArch = slices.Insert(s.byArch, i, nil)
+		i := slices.Index(s.archs, t.arch)
+		if i < 0 {
+			i = len(s.archs)
+			s.archs = append(s.archs, t.arch)
+			s.byArch = append(s.byArch, nil)
 		}
 		s.byArch[i] = insertSorted(s.byArch[i], nr)
 	}

@@ -1,9 +1,6 @@
 package rules
 
 import (
-	"bytes"
-	"math/bits"
-
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 )
 
@@ -31,32 +28,6 @@ var fieldAnchors = func() (a [nFields]int) {
 	return a
 }()
 
-// fieldBefore is, for each field, the byte before its search byte: the
-// name's, or the space before the name.
-var fieldBefore = func() (b [nFields]byte) {
-	for i, n := range fieldNames {
-		b[i] = ' '
-		if a := fieldAnchors[i]; a > 0 {
-			b[i] = n[a-1]
-		}
-	}
-	return b
-}()
-
-// fieldGroups has, for each field, the mask of the fields searched for by
-// the same byte (uid, auid, euid and success by 'u'): one sweep over that
-// byte's occurrences locates them all.
-var fieldGroups = func() (g [nFields]uint16) {
-	for i := range fieldNames {
-		for j := range fieldNames {
-			if fieldNames[i][fieldAnchors[i]] == fieldNames[j][fieldAnchors[j]] {
-				g[i] |= 1 << j
-			}
-		}
-	}
-	return g
-}()
-
 func fieldIndex(name string) int {
 	for i, n := range fieldNames {
 		if n == name {
@@ -70,13 +41,10 @@ func fieldIndex(name string) int {
 // It lives on Match's stack.
 type view struct {
 	ev       *record.Event
-	main     int            // index of the SYSCALL record, else 0; -1 when no records
-	mainSet  bool           // main is known
-	looked   uint16         // fields of the main record located (found or not)
-	found    uint16         // fields of the main record found
-	got      uint16         // fields of the main record whose value is in vals
-	pos      [nFields]int32 // where found fields start
-	resume   [nFields]int32 // by group lead: where its sweep goes on
+	main     int    // index of the SYSCALL record, else 0; -1 when no records
+	mainSet  bool   // main is known
+	looked   uint16 // fields of the main record looked up
+	found    uint16 // fields of the main record found; their values in vals
 	vals     [nFields][]byte
 	parsed   uint16 // fields whose number is in nums (if numOK)
 	numOK    uint16
@@ -129,68 +97,20 @@ func (v *view) find(i int, name string, anchor int) ([]byte, bool) {
 	return value(text, p+len(name)+1), true
 }
 
-// field returns the raw value of field f of the main record.
+// field returns the raw value of field f of the main record, found as
+// find finds it, the first time it is asked for.
 func (v *view) field(f int) ([]byte, bool) {
 	bit := uint16(1) << f
 	if v.looked&bit == 0 {
-		v.locate(f)
-	}
-	if v.found&bit == 0 {
-		return nil, false
-	}
-	if v.got&bit == 0 {
-		v.got |= bit
-		text := v.ev.Records[v.main].Text
-		p := int(v.pos[f])
-		if v.mainDirty || p > v.mainClean && quotedSpace(text, v.mainClean, p) {
-			v.mainDirty = true
-			v.vals[f], _ = record.Field(text, fieldNames[f])
-		} else {
-			v.mainClean = max(v.mainClean, p)
-			v.vals[f] = value(text, p+len(fieldNames[f])+1)
-		}
-	}
-	return v.vals[f], true
-}
-
-// locate finds where field f and the fields of its group first occur in the
-// main record as candidate would, sweeping once over the group's byte.
-func (v *view) locate(f int) {
-	group := fieldGroups[f]
-	i := v.mainRecord()
-	if i < 0 {
-		v.looked |= group
-		return
-	}
-	text := v.ev.Records[i].Text
-	c := fieldNames[f][fieldAnchors[f]]
-	lead := bits.TrailingZeros16(group) // where the group's sweep resumes
-	from := int(v.resume[lead])
-	for from < len(text) {
-		j := bytes.IndexByte(text[from:], c)
-		if j < 0 {
-			break
-		}
-		at := from + j
-		from = at + 1
-		for todo := group &^ v.looked; todo != 0; todo &= todo - 1 {
-			m := bits.TrailingZeros16(todo)
-			if at > 0 && text[at-1] != fieldBefore[m] || at == 0 && fieldAnchors[m] != 0 {
-				continue
-			}
-			if s := at - fieldAnchors[m]; s >= 0 && fieldAt(text, s, fieldNames[m]) {
-				v.pos[m] = int32(s)
-				v.looked |= 1 << m
-				v.found |= 1 << m
+		v.looked |= bit
+		if i := v.mainRecord(); i >= 0 {
+			var ok bool
+			if v.vals[f], ok = v.find(i, fieldNames[f], fieldAnchors[f]); ok {
+				v.found |= bit
 			}
 		}
-		if v.looked&(1<<f) != 0 {
-			v.resume[lead] = int32(from)
-			return
-		}
 	}
-	v.looked |= group
-	v.resume[lead] = int32(len(text))
+	return v.vals[f], v.found&bit != 0
 }
 
 // arch returns the main record's arch= value.
