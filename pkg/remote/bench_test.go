@@ -124,7 +124,7 @@ func BenchmarkSenderFakePeer(b *testing.B) {
 }
 
 func BenchmarkIntegrationSenderAuditd(b *testing.B) {
-	for _, w := range []int{16, 64, remote.DefaultWindow, 1024} {
+	for _, w := range []int{16, 64, 256, 1024, 4096} {
 		b.Run(fmt.Sprintf("window=%d", w), func(b *testing.B) {
 			a := newTenantAuditd(b)
 			benchSender(b, a.Addr(), w)

@@ -1,0 +1,112 @@
+package remote
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/auditd-ns/auditd-ns/pkg/queue"
+)
+
+// writeLoop reads the queue whenever the window has room and sends what it
+// read.
+func (ss *session) writeLoop(ctx context.Context) {
+	var pending []entry
+	for {
+		n, ok := ss.waitRoom(ctx)
+		if !ok {
+			return
+		}
+		items, err := ss.s.Queue.Read(ctx, n)
+		if err != nil {
+			if ctx.Err() == nil {
+				ss.fail(outcome{err: fmt.Errorf("reading queue: %w", err)})
+			}
+			return
+		}
+		ss.wmu.Lock()
+		now := time.Now()
+		pending = pending[:0]
+		for _, it := range items {
+			pending = ss.encodeItem(pending, it, now)
+		}
+		ss.push(pending)
+		out := ss.flush(now)
+		ss.wmu.Unlock()
+		if out != nil {
+			ss.fail(*out)
+			return
+		}
+		ss.mu.Lock()
+		ss.settle() // skipped records at the head
+		ss.mu.Unlock()
+	}
+}
+
+// waitRoom blocks until the window has room worth a write.
+func (ss *session) waitRoom(ctx context.Context) (int, bool) {
+	for {
+		ss.mu.Lock()
+		n, ok := ss.room()
+		ss.mu.Unlock()
+		if ok {
+			return n, true
+		}
+		select {
+		case <-ss.roomc:
+		case <-ctx.Done():
+			return 0, false
+		}
+	}
+}
+
+// encodeItem buffers the frames of one queue item and appends their
+// window entries to pending. Call with wmu held.
+func (ss *session) encodeItem(pending []entry, it queue.Item, now time.Time) []entry {
+	if it.Lost > 0 {
+		ss.payload = LostNotice(ss.payload[:0], it.Lost, it.Data, now)
+		pending = ss.writeFrame(pending, TypeMessage, ss.payload, entry{notice: true})
+	}
+	var v verdict
+	ss.payload, v = sanitize(ss.payload[:0], it.Data, ss.cfg.maxPayload)
+	e := entry{item: it.Seq, last: true, v: v}
+	if v&skip != 0 {
+		ss.seq++
+		e.seq, e.acked = ss.seq, true
+		return append(pending, e)
+	}
+	return ss.writeFrame(pending, TypeMessage, ss.payload, e)
+}
+
+// writeFrame buffers one frame. Call with wmu held.
+func (ss *session) writeFrame(pending []entry, t Type, payload []byte, e entry) []entry {
+	ss.seq++
+	e.seq = ss.seq
+	ss.hdr = appendHeader(ss.hdr[:0], t, len(payload), ss.seq)
+	ss.bw.Write(ss.hdr) // errors surface in Flush
+	ss.bw.Write(payload)
+	return append(pending, e)
+}
+
+// push enters frames into the window before they are flushed, so that no
+// reply can come first. Call with wmu held.
+func (ss *session) push(pending []entry) {
+	ss.mu.Lock()
+	if ss.fl.len() == 0 {
+		ss.waitingSince = time.Now()
+	}
+	for _, e := range pending {
+		ss.fl.push(e)
+	}
+	ss.mu.Unlock()
+}
+
+// flush sends the buffered frames. Call with wmu held.
+func (ss *session) flush(now time.Time) *outcome {
+	ss.conn.SetWriteDeadline(now.Add(ss.cfg.ackTimeout))
+	if err := ss.bw.Flush(); err != nil {
+		return &outcome{err: &OpError{Op: "write", Addr: ss.s.Addr, Err: err}}
+	}
+	ss.lastSend = now
+	return nil
+}
