@@ -101,6 +101,9 @@ func (d *Daemon) start() error {
 		}
 		return fmt.Errorf("registering with the kernel: %w", err)
 	}
+	if st, err := d.ctl.Status(); err == nil {
+		d.stats.KernelLost = st.Lost // only rises after this are new losses
+	}
 	boost(d.cfg.PriorityBoost, d.log)
 	d.hlog.Daemon(record.TypeDaemonStart, d.startText())
 	d.log.Info("registered as the kernel's audit daemon", "pid", os.Getpid(), "log", d.cfg.Log.Path)

@@ -2,12 +2,14 @@ package source
 
 import (
 	"fmt"
+	"strings"
 
 	libaudit "github.com/elastic/go-libaudit/v2"
 )
 
 // Control makes the kernel's audit control calls on a socket of its own.
-// Needs CAP_AUDIT_CONTROL for everything but Status.
+// Needs CAP_AUDIT_CONTROL for everything but Status. Not safe for
+// concurrent use.
 type Control struct {
 	c *libaudit.AuditClient
 }
@@ -21,12 +23,38 @@ func OpenControl() (*Control, error) {
 	return &Control{c: c}, nil
 }
 
+// resync replaces the socket after a failed call. go-libaudit gives up on a
+// reply that is slow to come (a loaded machine); the late reply would then be
+// read as the answer to the next call, and every later call would fail with
+// "unexpected sequence number". A new socket has no stale replies.
+// retry runs f, and once more on a fresh socket if the reply was lost in
+// a stale-reply mix-up (see resync).
+func (c *Control) retry(f func() error) error {
+	err := f()
+	if err != nil && strings.Contains(err.Error(), "sequence number") {
+		c.resync()
+		err = f()
+	}
+	return err
+}
+
+func (c *Control) resync() {
+	if n, err := libaudit.NewAuditClient(nil); err == nil {
+		c.c.Close()
+		c.c = n
+	}
+}
+
 // Status is the kernel's audit status.
 type Status = libaudit.AuditStatus
 
 // Status reads the kernel's audit status (enabled, pid, lost, backlog...).
 func (c *Control) Status() (*Status, error) {
 	s, err := c.c.GetStatus()
+	if err != nil {
+		c.resync()
+		s, err = c.c.GetStatus()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading audit status: %w", err)
 	}
@@ -45,9 +73,9 @@ const (
 func (c *Control) SetEnabled(v uint32) error {
 	var err error
 	if v == 2 {
-		err = c.c.SetImmutable(libaudit.WaitForReply)
+		err = c.retry(func() error { return c.c.SetImmutable(libaudit.WaitForReply) })
 	} else {
-		err = c.c.SetEnabled(v == 1, libaudit.WaitForReply)
+		err = c.retry(func() error { return c.c.SetEnabled(v == 1, libaudit.WaitForReply) })
 	}
 	if err != nil {
 		return fmt.Errorf("setting audit enabled=%d: %w", v, err)
@@ -57,7 +85,7 @@ func (c *Control) SetEnabled(v uint32) error {
 
 // SetBacklogLimit sets the kernel's backlog_limit.
 func (c *Control) SetBacklogLimit(v uint32) error {
-	if err := c.c.SetBacklogLimit(v, libaudit.WaitForReply); err != nil {
+	if err := c.retry(func() error { return c.c.SetBacklogLimit(v, libaudit.WaitForReply) }); err != nil {
 		return fmt.Errorf("setting backlog_limit=%d: %w", v, err)
 	}
 	return nil
@@ -65,7 +93,7 @@ func (c *Control) SetBacklogLimit(v uint32) error {
 
 // SetRateLimit sets the kernel's rate_limit (records per second, 0 = none).
 func (c *Control) SetRateLimit(v uint32) error {
-	if err := c.c.SetRateLimit(v, libaudit.WaitForReply); err != nil {
+	if err := c.retry(func() error { return c.c.SetRateLimit(v, libaudit.WaitForReply) }); err != nil {
 		return fmt.Errorf("setting rate_limit=%d: %w", v, err)
 	}
 	return nil
@@ -73,7 +101,7 @@ func (c *Control) SetRateLimit(v uint32) error {
 
 // SetBacklogWaitTime sets backlog_wait_time (in jiffies, as auditctl).
 func (c *Control) SetBacklogWaitTime(v uint32) error {
-	if err := c.c.SetBacklogWaitTime(int32(v), libaudit.WaitForReply); err != nil {
+	if err := c.retry(func() error { return c.c.SetBacklogWaitTime(int32(v), libaudit.WaitForReply) }); err != nil {
 		return fmt.Errorf("setting backlog_wait_time=%d: %w", v, err)
 	}
 	return nil
@@ -81,7 +109,7 @@ func (c *Control) SetBacklogWaitTime(v uint32) error {
 
 // SetFailure sets the failure mode (FailureSilent, FailurePrintk, FailurePanic).
 func (c *Control) SetFailure(v uint32) error {
-	if err := c.c.SetFailure(libaudit.FailureMode(v), libaudit.WaitForReply); err != nil {
+	if err := c.retry(func() error { return c.c.SetFailure(libaudit.FailureMode(v), libaudit.WaitForReply) }); err != nil {
 		return fmt.Errorf("setting failure=%d: %w", v, err)
 	}
 	return nil
@@ -89,7 +117,7 @@ func (c *Control) SetFailure(v uint32) error {
 
 // AddRule loads one rule in the kernel's wire format.
 func (c *Control) AddRule(wire []byte) error {
-	if err := c.c.AddRule(wire); err != nil {
+	if err := c.retry(func() error { return c.c.AddRule(wire) }); err != nil {
 		return fmt.Errorf("adding rule: %w", err)
 	}
 	return nil
@@ -97,7 +125,7 @@ func (c *Control) AddRule(wire []byte) error {
 
 // DeleteRule removes one rule given in the kernel's wire format.
 func (c *Control) DeleteRule(wire []byte) error {
-	if err := c.c.DeleteRule(wire); err != nil {
+	if err := c.retry(func() error { return c.c.DeleteRule(wire) }); err != nil {
 		return fmt.Errorf("deleting rule: %w", err)
 	}
 	return nil

@@ -1,0 +1,107 @@
+package test
+
+import (
+	"bytes"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/auditd-ns/auditd-ns/internal/testkernel"
+	"github.com/auditd-ns/auditd-ns/pkg/rules"
+	"github.com/auditd-ns/auditd-ns/pkg/source"
+)
+
+// BenchmarkKernelPath measures the whole kernel path: b.N audited syscalls
+// (uname under a keyed rule) made by this process, and the time until the
+// registered daemon has every record. One op is one audited syscall and one
+// record, so records/s = 1e9 / (ns/op). "bare" is a read-and-discard loop,
+// the limit; "daemon" is auditd-ns writing its host log (flush
+// incremental_async). Each reports the records the kernel lost meanwhile.
+func BenchmarkKernelPath(b *testing.B) {
+	ctl := testkernel.Take(b)
+	b.Run("bare", func(b *testing.B) { benchBare(b, ctl) })
+	b.Run("daemon", func(b *testing.B) { benchDaemon(b, ctl) })
+}
+
+// measure runs b.N audited syscalls and waits until have() reaches base+N.
+func measure(b *testing.B, ctl *source.Control, have func() int64) {
+	base := have()
+	lost0 := lost(b, ctl)
+	b.ResetTimer()
+	uname(b.N)
+	deadline := time.Now().Add(time.Minute)
+	for have() < base+int64(b.N) {
+		if time.Now().After(deadline) {
+			b.Fatalf("only %d of %d records arrived in a minute", have()-base, b.N)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(lost(b, ctl)-lost0), "lost")
+}
+
+func benchBare(b *testing.B, ctl *source.Control) {
+	wire, err := rules.BuildKernelRule(unameRule("bench"))
+	must(b, err)
+	k, err := source.OpenKernel()
+	must(b, err)
+	defer k.Close()
+	must(b, k.Register())
+	defer k.Unregister()
+	must(b, ctl.SetBacklogLimit(8192))
+	must(b, ctl.SetBacklogWaitTime(60000))
+	must(b, ctl.SetEnabled(1))
+	must(b, ctl.AddRule(wire))
+	defer ctl.DeleteRules()
+	var got atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			typ, _, err := k.Receive(nil)
+			if err != nil {
+				return
+			}
+			if typ == 1300 {
+				got.Add(1)
+			}
+		}
+	}()
+	defer func() { k.Interrupt(); <-done }()
+	measure(b, ctl, got.Load)
+}
+
+func benchDaemon(b *testing.B, ctl *source.Control) {
+	dir := b.TempDir()
+	writeConfig(b, dir, "flush: incremental_async\nmax_log_file: 4096\n", "-D\n"+unameRule("bench"))
+	d := start(b, ctl, dir)
+	defer d.stop()
+	marker := []byte(`key="bench"`)
+	f, err := os.Open(d.log)
+	must(b, err)
+	defer f.Close()
+	// Count records as the log grows, reading only what is new.
+	var seen int64
+	var carry []byte
+	buf := make([]byte, 1<<20)
+	have := func() int64 {
+		for {
+			n, _ := f.Read(buf)
+			if n == 0 {
+				return seen
+			}
+			chunk := append(carry, buf[:n]...)
+			last := bytes.LastIndexByte(chunk, '\n')
+			seen += int64(bytes.Count(chunk[:last+1], marker))
+			carry = append(carry[:0], chunk[last+1:]...)
+		}
+	}
+	measure(b, ctl, have)
+}
+
+func lost(b *testing.B, ctl *source.Control) uint32 {
+	st, err := ctl.Status()
+	must(b, err)
+	return st.Lost
+}
