@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +20,8 @@ import (
 	"github.com/auditd-ns/auditd-ns/internal/config"
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
+	"github.com/auditd-ns/auditd-ns/pkg/registry"
+	"github.com/auditd-ns/auditd-ns/pkg/router"
 	"github.com/auditd-ns/auditd-ns/pkg/rules"
 	"github.com/auditd-ns/auditd-ns/pkg/source"
 )
@@ -36,6 +39,10 @@ type Daemon struct {
 	kern   *source.Kernel
 	hlog   *hostlog.Writer
 	halt   context.CancelFunc
+	router *router.Router
+	conts  *containers
+	rstop  context.CancelFunc // stops the router
+	rdone  chan struct{}
 	stats  Stats
 	statMu sync.Mutex // guards stats
 }
@@ -72,6 +79,9 @@ func Run(ctx context.Context, cfg *config.Config, kf *rules.KernelFile, log hclo
 	defer cancel()
 	d := &Daemon{log: log, cfg: cfg, rules: kf, halt: cancel}
 	if err := d.start(); err != nil {
+		if d.kern != nil {
+			d.kern.Unregister()
+		}
 		d.closeAll()
 		return err
 	}
@@ -108,6 +118,42 @@ func (d *Daemon) start() error {
 	d.hlog.Daemon(record.TypeDaemonStart, d.startText())
 	d.log.Info("registered as the kernel's audit daemon", "pid", os.Getpid(), "log", d.cfg.Log.Path)
 	d.applyKernel(d.cfg, d.rules)
+	return d.startContainers()
+}
+
+// startContainers starts the router and every registered container.
+func (d *Daemon) startContainers() error {
+	st, err := d.ctl.Status()
+	if err != nil {
+		return err
+	}
+	contid := st.FeatureBitmap&featureContID != 0
+	d.router = router.New(router.Options{Attribute: d.attributor(contid)})
+	store, err := registry.OpenStore(filepath.Join(d.cfg.StateDir, "containers"))
+	if err != nil {
+		return err
+	}
+	d.conts = &containers{d: d, log: d.log.Named("containers"), router: d.router, store: store, contid: contid, live: map[string]*tenant{}}
+	var cfg []*registry.Container
+	if d.cfg.ContainersDir != "" {
+		if cfg, err = registry.LoadDir(d.cfg.ContainersDir); err != nil {
+			return err
+		}
+	}
+	if err := d.conts.load(cfg); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.rstop, d.rdone = cancel, make(chan struct{})
+	go func() {
+		defer close(d.rdone)
+		d.router.Run(ctx)
+	}()
+	mode := "cgroup"
+	if contid {
+		mode = "contid"
+	}
+	d.log.Info("containers started", "containers", len(d.conts.live), "attribution", mode)
 	return nil
 }
 

@@ -68,6 +68,7 @@ func (d *Daemon) receive() error {
 			continue
 		}
 		d.hlog.Write(typ, data)
+		d.router.Submit(typ, data)
 		d.stats.Records++ // only this goroutine writes Records
 	}
 }
@@ -153,8 +154,12 @@ func (d *Daemon) stop() error {
 		}
 		if typ != auditReplace {
 			d.hlog.Write(typ, data)
+			d.router.Submit(typ, data)
 		}
 	}
+	d.rstop()
+	<-d.rdone
+	d.conts.stopAll()
 	if d.cfg.RulesOnExit == "delete" {
 		d.deleteRules()
 	}

@@ -1,0 +1,235 @@
+package registry
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/auditd-ns/auditd-ns/pkg/queue"
+	"github.com/auditd-ns/auditd-ns/pkg/record"
+	"github.com/auditd-ns/auditd-ns/pkg/rules"
+)
+
+// Target says where a container's copies go. Exactly one of File and Remote
+// is set; NetNS, with Remote, makes the daemon connect from inside that
+// network namespace.
+type Target struct {
+	File   string `json:"file,omitempty"`
+	Remote string `json:"remote,omitempty"`
+	NetNS  string `json:"netns,omitempty"`
+}
+
+func (t Target) String() string {
+	switch {
+	case t.File != "":
+		return "file:" + t.File
+	case t.NetNS != "":
+		return "remote:" + t.Remote + "@" + t.NetNS
+	}
+	return "remote:" + t.Remote
+}
+
+// Default queue limits of a container that names none.
+const (
+	DefaultMemory = 4 << 20
+	DefaultSpool  = 0
+)
+
+// Container is one registered container. It is immutable once parsed;
+// pushing new rules makes a new Container.
+type Container struct {
+	Name string
+	// ID is the audit container ID, record.Unset for a container known by
+	// its cgroup only.
+	ID uint64
+	// Cgroup is a cgroup directory (stock kernels), "" when ID is set.
+	Cgroup      string
+	Parent      string
+	Deliver     Target
+	Queue       queue.Limits
+	Rules       *rules.Program
+	KernelRules []KernelRule
+	// Socket is the path of a scoped control socket for a nested
+	// orchestrator, "" for none.
+	Socket string
+	// File and Source are where the container was read from and its text,
+	// kept for error messages and persistence.
+	File   string
+	Source []byte
+	// pos remembers where keys were, for whole-set validation errors.
+	pos map[string]*yaml.Node
+}
+
+// KernelRule is a container-scoped kernel rule: auditctl syntax, loaded with
+// the container's contid appended.
+type KernelRule struct {
+	Text string
+	Wire []byte
+	Line int
+}
+
+// HasID reports whether the container is known by an audit container ID.
+func (c *Container) HasID() bool { return c.ID != record.Unset }
+
+// Error is one problem in a container file.
+type Error struct {
+	File      string
+	Line, Col int
+	Msg       string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg) }
+
+type parser struct {
+	file string
+	errs []error
+}
+
+func (p *parser) fail(n *yaml.Node, format string, args ...any) {
+	line, col := 1, 1
+	if n != nil {
+		line, col = n.Line, n.Column
+	}
+	p.errs = append(p.errs, &Error{p.file, line, col, fmt.Sprintf(format, args...)})
+}
+
+// Parse parses one container file.
+func Parse(src []byte, file string) (*Container, error) {
+	p := &parser{file: file}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
+		root = root.Content[0]
+	}
+	if root.Kind != yaml.MappingNode {
+		p.fail(root, "a container file is a mapping with name, id or cgroup, deliver, queue and rules")
+		return nil, errors.Join(p.errs...)
+	}
+	c := &Container{ID: record.Unset, File: file, Source: bytes.Clone(src), pos: map[string]*yaml.Node{},
+		Queue: queue.Limits{Memory: DefaultMemory, Spool: DefaultSpool}}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		if _, dup := c.pos[k.Value]; dup {
+			p.fail(k, "%s is given twice", k.Value)
+			continue
+		}
+		c.pos[k.Value] = k
+		p.field(c, k, v)
+	}
+	p.check(c, root)
+	if len(p.errs) > 0 {
+		return nil, errors.Join(p.errs...)
+	}
+	return c, nil
+}
+
+func (p *parser) field(c *Container, k, v *yaml.Node) {
+	switch k.Value {
+	case "name":
+		c.Name = p.name(v)
+	case "id":
+		c.ID = p.contid(v)
+	case "cgroup":
+		c.Cgroup = p.cgroup(v)
+	case "parent":
+		c.Parent = p.name(v)
+	case "deliver":
+		c.Deliver = p.target(v)
+	case "queue":
+		c.Queue = p.queue(v)
+	case "rules":
+		prog, err := rules.FromNode(v, p.file)
+		if err != nil {
+			p.errs = append(p.errs, err)
+		}
+		c.Rules = prog
+	case "kernel_rules":
+		c.KernelRules = p.kernelRules(v)
+	case "socket":
+		if s := p.scalar(v, "socket"); s != "" && !filepath.IsAbs(s) {
+			p.fail(v, "socket must be an absolute path")
+		} else {
+			c.Socket = s
+		}
+	default:
+		p.fail(k, "unknown key %q (known: name, id, cgroup, parent, deliver, queue, rules, kernel_rules, socket)", k.Value)
+	}
+}
+
+func (p *parser) check(c *Container, root *yaml.Node) {
+	if c.Name == "" && c.pos["name"] == nil {
+		p.fail(root, "name is missing")
+	}
+	switch {
+	case c.pos["id"] == nil && c.pos["cgroup"] == nil:
+		p.fail(root, "give id (an audit container ID) or cgroup (a cgroup directory)")
+	case c.pos["id"] != nil && c.pos["cgroup"] != nil:
+		p.fail(c.pos["cgroup"], "give id or cgroup, not both")
+	}
+	if c.pos["deliver"] == nil {
+		p.fail(root, "deliver is missing (file: PATH, or remote: HOST:PORT)")
+	}
+	if len(c.KernelRules) > 0 && !c.HasID() {
+		p.fail(c.pos["kernel_rules"], "kernel_rules need an id: they are scoped to the container's contid")
+	}
+	if c.Parent != "" && c.Parent == c.Name {
+		p.fail(c.pos["parent"], "a container cannot be its own parent")
+	}
+}
+
+func (p *parser) scalar(v *yaml.Node, what string) string {
+	if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+		p.fail(v, "%s takes a single value", what)
+		return ""
+	}
+	return v.Value
+}
+
+func (p *parser) name(v *yaml.Node) string {
+	s := p.scalar(v, "a name")
+	if s == "" {
+		return ""
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.", r)) {
+			p.fail(v, "name %q: use letters, digits, '-', '_' and '.'", s)
+			return ""
+		}
+	}
+	if len(s) > 128 {
+		p.fail(v, "name is longer than 128 characters")
+		return ""
+	}
+	return s
+}
+
+func (p *parser) contid(v *yaml.Node) uint64 {
+	s := p.scalar(v, "id")
+	n, err := strconv.ParseUint(s, 10, 64)
+	if s != "" && (err != nil || n == record.Unset) {
+		p.fail(v, "id %q is not an audit container ID (a decimal u64 below 18446744073709551615)", s)
+		return record.Unset
+	}
+	return n
+}
+
+func (p *parser) cgroup(v *yaml.Node) string {
+	s := p.scalar(v, "cgroup")
+	if s == "" {
+		return ""
+	}
+	if !filepath.IsAbs(s) || filepath.Clean(s) != s {
+		p.fail(v, "cgroup %q must be a clean absolute path to a cgroup directory, like /sys/fs/cgroup/unified/tenants/a", s)
+		return ""
+	}
+	return s
+}

@@ -1,0 +1,142 @@
+package registry
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/auditd-ns/auditd-ns/pkg/queue"
+	"github.com/auditd-ns/auditd-ns/pkg/rules"
+)
+
+func (p *parser) target(v *yaml.Node) Target {
+	var t Target
+	if v.Kind != yaml.MappingNode {
+		p.fail(v, "deliver is a mapping: {file: PATH} or {remote: HOST:PORT, netns: PATH}")
+		return t
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, val := v.Content[i], v.Content[i+1]
+		if seen[k.Value] {
+			p.fail(k, "deliver.%s is given twice", k.Value)
+		}
+		seen[k.Value] = true
+		s := p.scalar(val, "deliver."+k.Value)
+		switch k.Value {
+		case "file":
+			if s != "" && !filepath.IsAbs(s) {
+				p.fail(val, "deliver.file must be an absolute path")
+			}
+			t.File = s
+		case "remote":
+			if _, port, err := net.SplitHostPort(s); s != "" && (err != nil || port == "") {
+				p.fail(val, "deliver.remote %q is not HOST:PORT", s)
+			}
+			t.Remote = s
+		case "netns":
+			if s != "" && !filepath.IsAbs(s) {
+				p.fail(val, "deliver.netns must be an absolute path like /run/netns/NAME or /proc/PID/ns/net")
+			}
+			t.NetNS = s
+		default:
+			p.fail(k, "unknown deliver key %q (known: file, remote, netns)", k.Value)
+		}
+	}
+	switch {
+	case t.File != "" && t.Remote != "":
+		p.fail(v, "deliver has both file and remote; give one")
+	case t.File == "" && t.Remote == "":
+		p.fail(v, "deliver needs file: PATH or remote: HOST:PORT")
+	case t.NetNS != "" && t.Remote == "":
+		p.fail(v, "deliver.netns needs remote: 127.0.0.1:PORT")
+	}
+	return t
+}
+
+func (p *parser) queue(v *yaml.Node) queue.Limits {
+	lim := queue.Limits{Memory: DefaultMemory, Spool: DefaultSpool}
+	if v.Kind != yaml.MappingNode {
+		p.fail(v, "queue is a mapping: {memory: 4MiB, spool: 64MiB}")
+		return lim
+	}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, val := v.Content[i], v.Content[i+1]
+		s := p.scalar(val, "queue."+k.Value)
+		n, err := ParseSize(s)
+		if s != "" && err != nil {
+			p.fail(val, "queue.%s: %v", k.Value, err)
+			continue
+		}
+		switch k.Value {
+		case "memory":
+			if n < 1 || n > 2<<30 {
+				p.fail(val, "queue.memory must be from 1B to 2GiB")
+			}
+			lim.Memory = n
+		case "spool":
+			if n != 0 && n < queue.MinSpool {
+				p.fail(val, "queue.spool must be 0 (no spool) or at least %d bytes (128KiB)", queue.MinSpool)
+			}
+			lim.Spool = n
+		default:
+			p.fail(k, "unknown queue key %q (known: memory, spool)", k.Value)
+		}
+	}
+	return lim
+}
+
+// ParseSize parses a byte size: a plain number, or one with a suffix KiB,
+// MiB, GiB (powers of 1024) or KB, MB, GB (powers of 1000).
+func ParseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size like 4MiB, 512KiB or 1048576", s)
+	}
+	return n * mult, nil
+}
+
+func (p *parser) kernelRules(v *yaml.Node) []KernelRule {
+	if v.Kind != yaml.SequenceNode {
+		p.fail(v, "kernel_rules is a list of rules in auditctl syntax")
+		return nil
+	}
+	var out []KernelRule
+	for _, n := range v.Content {
+		s := p.scalar(n, "a kernel rule")
+		if s == "" {
+			continue
+		}
+		f := strings.Fields(s)
+		if len(f) == 0 || (f[0] != "-a" && f[0] != "-A" && f[0] != "-w") {
+			p.fail(n, "a container's kernel rule must be -a, -A or -w (got %q)", s)
+			continue
+		}
+		if strings.Contains(s, "contid") {
+			p.fail(n, "a container's kernel rule may not name contid: the daemon adds the container's own")
+			continue
+		}
+		wire, err := rules.BuildKernelRule(s)
+		if err != nil {
+			p.fail(n, "kernel rule %q: %v", s, err)
+			continue
+		}
+		out = append(out, KernelRule{Text: s, Wire: wire, Line: n.Line})
+	}
+	return out
+}

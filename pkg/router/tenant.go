@@ -1,0 +1,52 @@
+package router
+
+import (
+	"sync/atomic"
+
+	"github.com/auditd-ns/auditd-ns/pkg/queue"
+	"github.com/auditd-ns/auditd-ns/pkg/registry"
+	"github.com/auditd-ns/auditd-ns/pkg/rules"
+)
+
+// Pusher is the queue side the router writes copies into; *queue.Queue is
+// one. Push must not block.
+type Pusher interface {
+	Push(data []byte)
+}
+
+// Tenant is a registered container as the router sees it: its rules (which
+// can be replaced while records flow) and its queue.
+type Tenant struct {
+	C     *registry.Container
+	Queue Pusher
+	rules atomic.Pointer[rules.Program]
+
+	events   atomic.Uint64 // events copied to this tenant
+	copies   atomic.Uint64 // records pushed
+	filtered atomic.Uint64 // events its rules dropped
+}
+
+// NewTenant makes a tenant of c writing into q.
+func NewTenant(c *registry.Container, q Pusher) *Tenant {
+	t := &Tenant{C: c, Queue: q}
+	t.rules.Store(c.Rules)
+	return t
+}
+
+// SetRules replaces the tenant's rules atomically; the next event uses them.
+func (t *Tenant) SetRules(p *rules.Program) { t.rules.Store(p) }
+
+// Rules returns the rules in force.
+func (t *Tenant) Rules() *rules.Program { return t.rules.Load() }
+
+// TenantStats counts what the router did for one tenant.
+type TenantStats struct {
+	Events, Records, Filtered uint64
+}
+
+// Stats returns the tenant's counters.
+func (t *Tenant) Stats() TenantStats {
+	return TenantStats{Events: t.events.Load(), Records: t.copies.Load(), Filtered: t.filtered.Load()}
+}
+
+var _ Pusher = (*queue.Queue)(nil)
