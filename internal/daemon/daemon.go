@@ -78,6 +78,9 @@ func Run(ctx context.Context, cfg *config.Config, kf *rules.KernelFile, log hclo
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	d := &Daemon{log: log, cfg: cfg, rules: kf, halt: cancel}
+	if cfg.Listen != nil {
+		return d.runListener(ctx)
+	}
 	if err := d.start(); err != nil {
 		if d.kern != nil {
 			d.kern.Unregister()
@@ -118,17 +121,19 @@ func (d *Daemon) start() error {
 	d.hlog.Daemon(record.TypeDaemonStart, d.startText())
 	d.log.Info("registered as the kernel's audit daemon", "pid", os.Getpid(), "log", d.cfg.Log.Path)
 	d.applyKernel(d.cfg, d.rules)
-	return d.startContainers()
-}
-
-// startContainers starts the router and every registered container.
-func (d *Daemon) startContainers() error {
 	st, err := d.ctl.Status()
 	if err != nil {
 		return err
 	}
 	contid := st.FeatureBitmap&featureContID != 0
-	d.router = router.New(router.Options{Attribute: d.attributor(contid)})
+	return d.startContainers(contid, d.attributor(contid))
+}
+
+// startContainers starts the router and every registered container. contid
+// says whether kernel rules can be scoped to a container.
+func (d *Daemon) startContainers(contid bool, attr router.Attributor) error {
+	var err error
+	d.router = router.New(router.Options{Attribute: attr})
 	store, err := registry.OpenStore(filepath.Join(d.cfg.StateDir, "containers"))
 	if err != nil {
 		return err
@@ -150,7 +155,7 @@ func (d *Daemon) startContainers() error {
 		d.router.Run(ctx)
 	}()
 	mode := "cgroup"
-	if contid {
+	if attr == nil {
 		mode = "contid"
 	}
 	d.log.Info("containers started", "containers", len(d.conts.live), "attribution", mode)

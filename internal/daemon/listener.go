@@ -1,0 +1,98 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/auditd-ns/auditd-ns/pkg/record"
+	"github.com/auditd-ns/auditd-ns/pkg/remote"
+)
+
+// runListener runs listener mode: records come over auditd's remote-logging
+// protocol (audisp-remote, or an upstream auditd-ns delivering a container's
+// copies), each is written to this daemon's own complete log before it is
+// acknowledged, and routed to the containers registered here exactly as the
+// host daemon routes kernel records.
+func (d *Daemon) runListener(ctx context.Context) error {
+	var err error
+	if d.hlog, err = d.openLog(d.cfg); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", d.cfg.Listen.Address)
+	if err != nil {
+		d.hlog.Close()
+		return fmt.Errorf("listening for remote-logging peers: %w", err)
+	}
+	// Records carry their chain (CONTAINER_ID) when the host kernel is
+	// patched. On a stock kernel, containers registered here by cgroup are
+	// found through the pid, which works when this daemon sees the host's
+	// processes (a container sharing the host's pid namespace).
+	if err := d.startContainers(false, d.attributor(false)); err != nil {
+		ln.Close()
+		d.hlog.Close()
+		return err
+	}
+	d.hlog.Daemon(record.TypeDaemonStart, d.startText()+" source=listen")
+	l := &remote.Listener{
+		Handle:     d.handleLine,
+		Logger:     d.log.Named("listener"),
+		MaxPayload: d.cfg.Listen.MaxFrame,
+		MaxConns:   d.cfg.Listen.MaxConnections,
+		Allow:      d.cfg.Listen.Allow,
+	}
+	d.log.Info("listening for remote-logging peers", "address", ln.Addr().String(), "log", d.cfg.Log.Path)
+	runErr := l.Run(ctx, ln)
+	d.rstop()
+	<-d.rdone
+	d.conts.stopAll()
+	d.hlog.Daemon(record.TypeDaemonEnd, fmt.Sprintf("op=terminate auid=%d uid=%d ses=4294967295 pid=%d res=success", loginUID(), os.Getuid(), os.Getpid()))
+	return errors.Join(runErr, d.hlog.Close())
+}
+
+// handleLine writes one received record line to the log, then routes it. It
+// returns only once the line is written (flushed as the flush mode says),
+// so the peer's ACK means the record is in this log.
+func (d *Daemon) handleLine(line []byte) error {
+	if err := d.hlog.WriteLine(line); err != nil {
+		return err
+	}
+	if err := d.hlog.Flush(); err != nil {
+		return err
+	}
+	if typ, data, ok := parseLine(line); ok {
+		d.router.Submit(typ, data)
+	}
+	return nil
+}
+
+// parseLine splits an auditd log line, "[node=N ]type=NAME msg=DATA", into
+// the record type and the kernel payload.
+func parseLine(line []byte) (uint16, []byte, bool) {
+	if bytes.HasPrefix(line, []byte("node=")) {
+		i := bytes.IndexByte(line, ' ')
+		if i < 0 {
+			return 0, nil, false
+		}
+		line = line[i+1:]
+	}
+	rest, ok := bytes.CutPrefix(line, []byte("type="))
+	if !ok {
+		return 0, nil, false
+	}
+	name, data, ok := bytes.Cut(rest, []byte(" msg="))
+	if !ok {
+		return 0, nil, false
+	}
+	typ, ok := record.TypeByName(string(name))
+	if !ok {
+		return 0, nil, false
+	}
+	if i := bytes.IndexByte(data, 0x1d); i >= 0 {
+		data = data[:i] // an ENRICHED line: route the raw part
+	}
+	return typ, data, true
+}
