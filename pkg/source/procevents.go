@@ -33,7 +33,8 @@ const (
 // records.
 type procEvent struct {
 	What     uint32
-	Seq, Ack uint32 // of the cn_msg; an answer carries the request's seq and ack+1
+	Time     uint64 // timestamp_ns: CLOCK_MONOTONIC when the kernel sent it
+	Seq, Ack uint32 // of the cn_msg; an answer carries the request's ack+1 (its seq is the kernel's)
 	Err      uint32 // of an answer (PROC_EVENT_NONE)
 	PID      uint32 // thread ID: the child's on fork, the task's on exec and exit
 	TGID     uint32 // process ID: the child's on fork, the task's on exec and exit
@@ -64,6 +65,7 @@ func parseProcEvent(b []byte) (procEvent, error) {
 		return ev, fmt.Errorf("process event of %d bytes, want at least %d", len(data), procEventHdrLen+4)
 	}
 	ev.What = ne.Uint32(data[0:])
+	ev.Time = ne.Uint64(data[8:])
 	d := data[procEventHdrLen:]
 	u32 := func(off int) uint32 {
 		if off+4 > len(d) {
@@ -103,7 +105,8 @@ func parseProcEvent(b []byte) (procEvent, error) {
 // is the 4-byte request every kernel understands; otherwise it is the
 // 8-byte struct proc_input {mcast_op, event_type} of Linux 6.6 and later,
 // which limits the events sent to this socket to those in the mask (older
-// kernels ignore it without an answer).
+// kernels ignore it without an answer). The request's ack field is seq too:
+// the kernel answers with ack+1 and a seq of its own.
 func mcastRequest(op, seq, events uint32) []byte {
 	n := 4
 	if events != 0 {
@@ -114,7 +117,7 @@ func mcastRequest(op, seq, events uint32) []byte {
 	ne.PutUint32(b[0:], cnIdxProc)
 	ne.PutUint32(b[4:], cnValProc)
 	ne.PutUint32(b[8:], seq)
-	ne.PutUint32(b[12:], 0)
+	ne.PutUint32(b[12:], seq)
 	ne.PutUint16(b[16:], uint16(n))
 	ne.PutUint32(b[cnMsgLen:], op)
 	if events != 0 {

@@ -42,6 +42,7 @@ func TestParseProcEvent(t *testing.T) {
 		{"padded exec", cnEvent(procEventExec, 8, 0, 201, 201, 0, 0, 0, 0, 0, 0, 0, 0), procEvent{What: procEventExec, Seq: 8, PID: 201, TGID: 201}},
 	}
 	for _, tt := range tests {
+		tt.want.Time = 123456789012345
 		got, err := parseProcEvent(tt.b)
 		if err != nil {
 			t.Errorf("%s: %v", tt.name, err)
@@ -84,7 +85,7 @@ func TestMcastRequest(t *testing.T) {
 	ne := binary.NativeEndian
 	b := mcastRequest(procCnMcastListen, 5, 0)
 	if len(b) != cnMsgLen+4 || ne.Uint32(b[0:]) != 1 || ne.Uint32(b[4:]) != 1 || ne.Uint32(b[8:]) != 5 ||
-		ne.Uint32(b[12:]) != 0 || ne.Uint16(b[16:]) != 4 || ne.Uint32(b[20:]) != 1 {
+		ne.Uint32(b[12:]) != 5 || ne.Uint16(b[16:]) != 4 || ne.Uint32(b[20:]) != 1 {
 		t.Errorf("listen request: % x", b)
 	}
 	b = mcastRequest(procCnMcastIgnore, 6, procEventFork|procEventExit)

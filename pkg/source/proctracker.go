@@ -1,7 +1,6 @@
 package source
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -89,14 +88,20 @@ type CgroupTracker struct {
 	raw    syscall.RawConn
 	buf    []byte
 	seq    uint32
+	fd     int        // of conn, for Run's thread
+	wakeFd int        // eventfd that interrupts Run
+	runMu  sync.Mutex // held by Run; Close takes it to wait for Run to stop
 	once   sync.Once
 	closed atomic.Bool
 
 	events, forks, execs, exits, overruns, resweeps, execMissed atomic.Uint64
 	hits, procReads, parentHits, misses                         atomic.Uint64
 
-	lastSweep  time.Time // of Run's goroutine
-	lastWarned time.Time // of Run's goroutine
+	// Of Run's goroutine:
+	reader     procReader
+	unverified map[uint32]struct{} // execs whose cgroups could not be read, until their exit
+	lastSweep  time.Time
+	lastWarned time.Time
 }
 
 // NewCgroupTracker subscribes to the kernel's process events and seeds the
@@ -121,12 +126,18 @@ func NewCgroupTracker(log hclog.Logger, opt CgroupOptions) (*CgroupTracker, erro
 		opt.Root = defaultCgroupRoot(parseCgroupMounts(mi))
 	}
 	t := &CgroupTracker{
-		log:   log,
-		root:  opt.Root,
-		table: newPidTable(opt.MaxEntries, int64(opt.Retain)),
-		epoch: time.Now(),
-		buf:   make([]byte, 8192),
-		seq:   uint32(os.Getpid()),
+		log:    log,
+		root:   opt.Root,
+		table:  newPidTable(opt.MaxEntries, int64(opt.Retain)),
+		epoch:  time.Now(),
+		buf:    make([]byte, 8192),
+		seq:    uint32(os.Getpid()),
+		wakeFd: -1,
+
+		unverified: make(map[uint32]struct{}),
+	}
+	if err := t.open(); err != nil {
+		return nil, fmt.Errorf("starting the cgroup tracker: %w", err)
 	}
 	if err := t.subscribe(); err != nil {
 		t.Close()
@@ -143,19 +154,6 @@ func (t *CgroupTracker) now() int64 { return int64(time.Since(t.epoch)) + 1 }
 // waiting for the kernel's answer. On Linux 6.6 and later it then narrows
 // the events to fork, exec and exit.
 func (t *CgroupTracker) subscribe() error {
-	conn, err := netlink.Dial(unix.NETLINK_CONNECTOR, &netlink.Config{Groups: cnIdxProc})
-	if err != nil {
-		return fmt.Errorf("opening the process-events connector: %w", err)
-	}
-	t.conn = conn
-	if t.raw, err = conn.SyscallConn(); err != nil {
-		return fmt.Errorf("opening the process-events connector: %w", err)
-	}
-	t.raw.Control(func(fd uintptr) {
-		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20) != nil {
-			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
-		}
-	})
 	if err := t.send(procCnMcastListen, 0); err != nil {
 		return fmt.Errorf("subscribing to process events: %w", err)
 	}
@@ -198,7 +196,7 @@ func (t *CgroupTracker) awaitAnswer() error {
 		var answered bool
 		var errno uint32
 		t.eachEvent(t.buf[:n], func(ev procEvent) {
-			if ev.What == procEventNone && ev.Seq == t.seq && ev.Ack == 1 {
+			if ev.What == procEventNone && ev.Ack == t.seq+1 {
 				answered, errno = true, ev.Err
 				return
 			}
@@ -243,27 +241,6 @@ func (t *CgroupTracker) eachEvent(b []byte, f func(procEvent)) {
 	}
 }
 
-// Run reads process events until ctx ends or Close is called; both are a
-// normal stop and return nil. Call it once at a time.
-func (t *CgroupTracker) Run(ctx context.Context) error {
-	t.conn.SetReadDeadline(time.Time{})
-	stop := context.AfterFunc(ctx, func() { t.conn.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
-	for {
-		n, err := t.read()
-		switch {
-		case err == nil:
-			t.eachEvent(t.buf[:n], t.handle)
-		case ctx.Err() != nil || t.closed.Load():
-			return nil
-		case errors.Is(err, unix.ENOBUFS):
-			t.overrun()
-		default:
-			return fmt.Errorf("reading process events: %w", err)
-		}
-	}
-}
-
 // overrun counts events the kernel dropped and, at most every 5s, rescans
 // /proc so the map has the processes it missed and lets go of those whose
 // exits it missed.
@@ -296,25 +273,39 @@ func (t *CgroupTracker) handle(ev procEvent) {
 		}
 	case procEventExec:
 		t.execs.Add(1)
-		if !t.readProc(ev.TGID, false) {
+		ok := t.readProc(ev.TGID, false)
+		if !ok {
 			t.execMissed.Add(1)
+			t.unverified[ev.TGID] = struct{}{}
 		}
 	case procEventExit:
 		if ev.PID != ev.TGID {
 			return
 		}
 		t.exits.Add(1)
+		if _, ok := t.unverified[ev.TGID]; ok {
+			// A zombie's /proc/PID/cgroup is still there until it is reaped.
+			delete(t.unverified, ev.TGID)
+			if t.readProc(ev.TGID, false) {
+				t.execMissed.Add(^uint64(0))
+			}
+		}
 		t.table.exit(ev.TGID, t.now())
 	}
 }
 
 // readProc reads /proc/PID/cgroup into the map (with onlyNew, only when pid
-// is not there yet); false means the process is gone.
+// is not there yet); false means the process is gone. For Run's goroutine
+// (and NewCgroupTracker's).
 func (t *CgroupTracker) readProc(pid uint32, onlyNew bool) bool {
-	b, err := readCgroupFile(pid)
+	b, err := t.reader.read(pid)
 	if err != nil {
 		return false
 	}
+	return t.store(pid, b, onlyNew)
+}
+
+func (t *CgroupTracker) store(pid uint32, b []byte, onlyNew bool) bool {
 	if err := t.table.set(pid, b, onlyNew); err != nil {
 		t.log.Debug("unreadable /proc/PID/cgroup", "pid", pid, "error", err)
 		return false
@@ -322,9 +313,40 @@ func (t *CgroupTracker) readProc(pid uint32, onlyNew bool) bool {
 	return true
 }
 
-// readCgroupFile returns the content of /proc/PID/cgroup.
-func readCgroupFile(pid uint32) ([]byte, error) {
-	return os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/cgroup")
+// procReader reads /proc/PID/cgroup into a buffer it reuses, with as few
+// system calls as it can: the race with a short-lived process's exit is
+// won or lost here. For one goroutine at a time.
+type procReader struct {
+	path, buf []byte
+}
+
+// read returns the file's content, valid until the next call.
+func (r *procReader) read(pid uint32) ([]byte, error) {
+	r.path = append(r.path[:0], "/proc/"...)
+	r.path = strconv.AppendUint(r.path, uint64(pid), 10)
+	r.path = append(r.path, "/cgroup"...)
+	fd, err := unix.Open(string(r.path), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	if r.buf == nil {
+		r.buf = make([]byte, 4096)
+	}
+	n := 0
+	for {
+		if n == len(r.buf) {
+			r.buf = append(r.buf, make([]byte, len(r.buf))...)
+		}
+		m, err := unix.Read(fd, r.buf[n:])
+		if err != nil {
+			return nil, err
+		}
+		if m == 0 {
+			return r.buf[:n], nil
+		}
+		n += m
+	}
 }
 
 // seed adds every process in /proc that the map lacks, and returns the
@@ -356,7 +378,7 @@ func (t *CgroupTracker) Lookup(pid, ppid uint32) (cgroups Cgroups, ok bool) {
 		t.hits.Add(1)
 		return c, true
 	}
-	if pid != 0 && t.readProc(pid, true) {
+	if b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/cgroup"); pid != 0 && err == nil && t.store(pid, b, true) {
 		if c, ok := t.table.get(pid); ok {
 			t.procReads.Add(1)
 			return c, true
@@ -390,19 +412,4 @@ func (t *CgroupTracker) Stats() CgroupStats {
 	}
 	s.Entries, s.Exited, s.Sets, s.Evicted, s.Dropped = t.table.counts()
 	return s
-}
-
-// Close unsubscribes and closes the socket, interrupting Run. Lookup keeps
-// answering from the map as it was.
-func (t *CgroupTracker) Close() error {
-	var err error
-	t.once.Do(func() {
-		t.closed.Store(true)
-		if t.conn == nil {
-			return
-		}
-		t.send(procCnMcastIgnore, 0)
-		err = t.conn.Close()
-	})
-	return err
 }

@@ -1,0 +1,114 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// open opens the connector socket, bound to the process-events group, and
+// the eventfd that interrupts Run.
+func (t *CgroupTracker) open() error {
+	conn, err := netlink.Dial(unix.NETLINK_CONNECTOR, &netlink.Config{Groups: cnIdxProc})
+	if err != nil {
+		return fmt.Errorf("opening the process-events connector: %w", err)
+	}
+	t.conn = conn
+	if t.raw, err = conn.SyscallConn(); err != nil {
+		return fmt.Errorf("opening the process-events connector: %w", err)
+	}
+	t.raw.Control(func(fd uintptr) {
+		t.fd = int(fd)
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20) != nil {
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+		}
+	})
+	if t.wakeFd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		t.wakeFd = -1
+		return fmt.Errorf("making an eventfd: %w", err)
+	}
+	return nil
+}
+
+// Run reads process events until ctx ends or Close is called; both are a
+// normal stop and return nil. Call it once at a time.
+//
+// It reads on an operating-system thread of its own, woken by the kernel
+// directly (poll), not through the Go scheduler: a process that execs and
+// exits within a millisecond is read from /proc while it can still be.
+func (t *CgroupTracker) Run(ctx context.Context) error {
+	t.runMu.Lock()
+	defer t.runMu.Unlock()
+	if t.closed.Load() {
+		return nil
+	}
+	// Polling needs a thread of its own; it is not unlocked, so it ends
+	// with Run.
+	runtime.LockOSThread()
+	var v [8]byte
+	unix.Read(t.wakeFd, v[:]) // a wake-up left by an earlier Run
+	stop := context.AfterFunc(ctx, t.wake)
+	defer stop()
+	fds := []unix.PollFd{{Fd: int32(t.fd), Events: unix.POLLIN}, {Fd: int32(t.wakeFd), Events: unix.POLLIN}}
+	for {
+		if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
+			return fmt.Errorf("reading process events: waiting: %w", err)
+		}
+		if fds[1].Revents != 0 {
+			return nil
+		}
+		if err := t.drain(); err != nil {
+			return err
+		}
+	}
+}
+
+// drain handles every datagram waiting on the socket.
+func (t *CgroupTracker) drain() error {
+	for {
+		n, err := unix.Read(t.fd, t.buf)
+		switch {
+		case err == nil:
+			t.eachEvent(t.buf[:n], t.handle)
+		case errors.Is(err, unix.EAGAIN):
+			return nil
+		case errors.Is(err, unix.ENOBUFS):
+			t.overrun()
+		case errors.Is(err, unix.EINTR):
+		default:
+			return fmt.Errorf("reading process events: %w", err)
+		}
+	}
+}
+
+// wake interrupts Run.
+func (t *CgroupTracker) wake() {
+	var one = [8]byte{1}
+	unix.Write(t.wakeFd, one[:])
+}
+
+// Close stops Run, unsubscribes and closes the socket. Lookup keeps
+// answering from the map as it was.
+func (t *CgroupTracker) Close() error {
+	var err error
+	t.once.Do(func() {
+		t.closed.Store(true)
+		if t.wakeFd >= 0 {
+			t.wake()
+		}
+		t.runMu.Lock()
+		defer t.runMu.Unlock()
+		if t.conn != nil {
+			t.send(procCnMcastIgnore, 0)
+			err = t.conn.Close()
+		}
+		if t.wakeFd >= 0 {
+			unix.Close(t.wakeFd)
+		}
+	})
+	return err
+}

@@ -1,0 +1,176 @@
+package source_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/auditd-ns/auditd-ns/pkg/source"
+	"github.com/hashicorp/go-hclog"
+)
+
+// startTracker starts a tracker and its Run, stopped at the end of the test.
+func startTracker(t *testing.T, opt source.CgroupOptions) *source.CgroupTracker {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CAP_NET_ADMIN) for the process-events connector")
+	}
+	tr, err := source.NewCgroupTracker(hclog.NewNullLogger(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		tr.Close()
+	})
+	return tr
+}
+
+// tempCgroup makes a cgroup under mount and removes it at the end.
+func tempCgroup(t *testing.T, mount string) string {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(mount, "cgroup.procs")); err != nil {
+		t.Skipf("needs a cgroup mount at %s: %v", mount, err)
+	}
+	dir := filepath.Join(mount, fmt.Sprintf("auditd-ns-test-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatalf("making a cgroup: %v", err)
+	}
+	t.Cleanup(func() {
+		// The cgroup empties once the short-lived process is reaped.
+		for i := 0; ; i++ {
+			err := os.Remove(dir)
+			if err == nil || os.IsNotExist(err) {
+				return
+			}
+			if i == 50 {
+				t.Errorf("removing cgroup %s: %v", dir, err)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	return dir
+}
+
+// runIn runs `sh -c 'echo $$ > dir/cgroup.procs; exec /bin/true'` and
+// returns its pid once it has exited and been reaped.
+func runIn(t *testing.T, dir string) uint32 {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", "-c", `echo $$ > "$1"/cgroup.procs && exec /bin/true`, "sh", dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sh: %v: %s", err, out)
+	}
+	return uint32(cmd.Process.Pid)
+}
+
+func checkAttributed(t *testing.T, tr *source.CgroupTracker, dir string) {
+	t.Helper()
+	d, err := tr.Dir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent, err := tr.Dir(filepath.Dir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		pid := runIn(t, dir)
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			t.Fatalf("pid %d still in /proc after it was reaped", pid)
+		}
+		// Let Run read the exit (the reaped process is gone from /proc, so
+		// only the tracker's map can answer).
+		var c source.Cgroups
+		var ok bool
+		deadline := time.Now().Add(2 * time.Second)
+		for time.Now().Before(deadline) {
+			if c, ok = tr.Lookup(pid, 0); ok && c.Within(d) {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if !ok {
+			t.Fatalf("Lookup(%d): not found", pid)
+		}
+		if !c.Within(d) {
+			t.Fatalf("Lookup(%d) = %v, not within %+v; stats %+v", pid, c, d, tr.Stats())
+		}
+		if !c.Within(parent) {
+			t.Errorf("Lookup(%d) = %v, not within the parent %+v", pid, c, parent)
+		}
+	}
+	t.Logf("stats: %+v", tr.Stats())
+}
+
+func TestIntegrationCgroupTrackerV2(t *testing.T) {
+	tr := startTracker(t, source.CgroupOptions{})
+	dir := tempCgroup(t, "/sys/fs/cgroup/unified")
+	checkAttributed(t, tr, dir)
+}
+
+func TestIntegrationCgroupTrackerV1(t *testing.T) {
+	tr := startTracker(t, source.CgroupOptions{})
+	dir := tempCgroup(t, "/sys/fs/cgroup/pids")
+	checkAttributed(t, tr, dir)
+}
+
+// TestIntegrationCgroupTrackerRetain checks that an exited process's entry
+// goes after Retain, and that a parent's pid answers for an unknown one.
+func TestIntegrationCgroupTrackerRetain(t *testing.T) {
+	tr := startTracker(t, source.CgroupOptions{Retain: 50 * time.Millisecond})
+	dir := tempCgroup(t, "/sys/fs/cgroup/unified")
+	d, err := tr.Dir(filepath.Base(dir)) // relative to Root
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := runIn(t, dir)
+	time.Sleep(100 * time.Millisecond)
+	runIn(t, dir) // an exit, which expires older entries
+	time.Sleep(20 * time.Millisecond)
+	if c, ok := tr.Lookup(pid, 0); ok && c.Within(d) {
+		t.Errorf("Lookup(%d) after Retain: %v, want gone", pid, c)
+	}
+	self := uint32(os.Getpid())
+	if _, ok := tr.Lookup(pid, self); !ok {
+		t.Errorf("Lookup(%d, %d): the parent did not answer", pid, self)
+	}
+	if s := tr.Stats(); s.ParentHits == 0 || s.Exits == 0 || s.Execs == 0 || s.Forks == 0 {
+		t.Errorf("stats: %+v", s)
+	}
+}
+
+func TestIntegrationCgroupTrackerClose(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CAP_NET_ADMIN) for the process-events connector")
+	}
+	tr, err := source.NewCgroupTracker(nil, source.CgroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(context.Background()) }()
+	time.Sleep(20 * time.Millisecond)
+	tr.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after Close: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Close did not interrupt Run")
+	}
+	if _, ok := tr.Lookup(uint32(os.Getpid()), 0); !ok {
+		t.Error("Lookup of self after Close: not found")
+	}
+}
