@@ -1,0 +1,300 @@
+package router_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/auditd-ns/auditd-ns/pkg/record"
+	"github.com/auditd-ns/auditd-ns/pkg/registry"
+	"github.com/auditd-ns/auditd-ns/pkg/router"
+)
+
+// sink is a Pusher that keeps what it is given.
+type sink struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (s *sink) Push(b []byte) {
+	s.mu.Lock()
+	s.lines = append(s.lines, string(b))
+	s.mu.Unlock()
+}
+
+func container(t testing.TB, src string) *registry.Container {
+	t.Helper()
+	c, err := registry.Parse([]byte(src), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// setup registers containers (YAML sources) and returns the router, its
+// sinks by name, and a function that submits records and waits for routing.
+func setup(t testing.TB, attr router.Attributor, srcs ...string) (*router.Router, map[string]*sink, func(recs ...[2]string)) {
+	t.Helper()
+	var cs []*registry.Container
+	for _, s := range srcs {
+		cs = append(cs, container(t, s))
+	}
+	tree, err := registry.Build(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := router.New(router.Options{EventTimeout: 50 * time.Millisecond, Attribute: attr})
+	sinks := map[string]*sink{}
+	tenants := map[string]*router.Tenant{}
+	for _, c := range cs {
+		sinks[c.Name] = &sink{}
+		tenants[c.Name] = router.NewTenant(c, sinks[c.Name])
+	}
+	r.Set(tree, tenants)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	submit := func(recs ...[2]string) {
+		for _, rec := range recs {
+			typ, _ := record.TypeByName(rec[0])
+			r.Submit(typ, []byte(rec[1]))
+		}
+		want := r.Stats().Records + uint64(len(recs))
+		_ = want
+		deadline := time.Now().Add(5 * time.Second)
+		for r.Stats().Records < uint64(len(recs)) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	return r, sinks, submit
+}
+
+func event(serial int, contid string, key string) [][2]string {
+	ts := fmt.Sprintf("audit(1700000000.123:%d): ", serial)
+	ev := [][2]string{{"SYSCALL", ts + `arch=c000003e syscall=59 success=yes exit=0 ppid=1 pid=100 auid=1000 uid=0 comm="true" exe="/usr/bin/true" key="` + key + `"`}}
+	if contid != "" {
+		ev = append(ev, [2]string{"CONTAINER_ID", ts + "record=1300 contid=" + contid})
+	}
+	return append(ev, [2]string{"EOE", ts})
+}
+
+func flat(evs ...[][2]string) [][2]string {
+	var out [][2]string
+	for _, e := range evs {
+		out = append(out, e...)
+	}
+	return out
+}
+
+func waitLines(t testing.TB, s *sink, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.Lock()
+		got := slices.Clone(s.lines)
+		s.mu.Unlock()
+		if len(got) >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestChainRoutingAndTrimming(t *testing.T) {
+	_, sinks, submit := setup(t, nil,
+		"name: outer\nid: 1\ndeliver: {file: /x/o}\n",
+		"name: mid\nid: 7\nparent: outer\ndeliver: {file: /x/m}\n",
+		"name: other\nid: 9\ndeliver: {file: /x/x}\n",
+	)
+	submit(flat(event(10, "42,^7,^1", "a"), event(11, "9", "b"), event(12, "-1", "c"))...)
+	mid := waitLines(t, sinks["mid"], 3)
+	outer := waitLines(t, sinks["outer"], 3)
+	other := waitLines(t, sinks["other"], 3)
+	time.Sleep(100 * time.Millisecond)
+	if len(mid) != 3 || !strings.HasSuffix(mid[1], "record=1300 contid=42,^7") {
+		t.Errorf("mid got %q; want the event with its chain trimmed to 42,^7", mid)
+	}
+	if len(outer) != 3 || !strings.HasSuffix(outer[1], "record=1300 contid=42,^7,^1") {
+		t.Errorf("outer got %q; want the full chain", outer)
+	}
+	if len(other) != 3 || !strings.Contains(other[0], ":11): ") {
+		t.Errorf("other got %q; want only serial 11", other)
+	}
+	for name, s := range sinks {
+		for _, l := range s.lines {
+			if strings.Contains(l, ":12): ") {
+				t.Errorf("%s received the event of an unset chain: %q", name, l)
+			}
+		}
+	}
+}
+
+func TestRulesAndStrip(t *testing.T) {
+	_, sinks, submit := setup(t, nil,
+		"name: a\nid: 5\ndeliver: {file: /x/a}\nrules:\n  - keep: {key: wanted}\n    strip: [CONTAINER_ID]\n  - default: drop\n")
+	submit(flat(event(1, "5", "noise"), event(2, "5", "wanted"))...)
+	got := waitLines(t, sinks["a"], 2)
+	time.Sleep(100 * time.Millisecond)
+	want := []string{
+		`type=SYSCALL msg=audit(1700000000.123:2): arch=c000003e syscall=59 success=yes exit=0 ppid=1 pid=100 auid=1000 uid=0 comm="true" exe="/usr/bin/true" key="wanted"`,
+		`type=EOE msg=audit(1700000000.123:2): `,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got\n%q\nwant\n%q", got, want)
+	}
+}
+
+func TestMalformedAndBadChainAreNotRouted(t *testing.T) {
+	r, sinks, submit := setup(t, nil, "name: a\nid: 5\ndeliver: {file: /x/a}\n")
+	submit([][2]string{{"SYSCALL", "garbage without a header"}}...)
+	submit(flat(event(3, "5,^x", "k"))...)
+	time.Sleep(200 * time.Millisecond)
+	st := r.Stats()
+	if st.Malformed != 1 || st.BadChain != 1 {
+		t.Errorf("stats %+v: want 1 malformed, 1 bad chain", st)
+	}
+	if n := len(sinks["a"].lines); n != 0 {
+		t.Errorf("a received %d lines from bad input", n)
+	}
+}
+
+func TestPartialEvent(t *testing.T) {
+	r, sinks, submit := setup(t, nil, "name: a\nid: 5\ndeliver: {file: /x/a}\n")
+	ev := event(4, "5", "k")
+	submit(ev[:2]...) // no EOE
+	got := waitLines(t, sinks["a"], 2)
+	if len(got) != 2 || r.Stats().Partial != 1 {
+		t.Errorf("partial event: %d lines, stats %+v", len(got), r.Stats())
+	}
+}
+
+func TestOutOfOrderSerials(t *testing.T) {
+	_, sinks, submit := setup(t, nil, "name: a\nid: 5\ndeliver: {file: /x/a}\n")
+	a, b := event(20, "5", "a"), event(21, "5", "b")
+	submit(a[0], b[0], b[1], a[1], b[2], a[2]) // interleaved, as from two CPUs
+	got := waitLines(t, sinks["a"], 6)
+	if len(got) != 6 || !strings.Contains(got[0], ":21): ") || !strings.Contains(got[3], ":20): ") {
+		t.Errorf("interleaved events: got %q", got)
+	}
+}
+
+func TestCgroupAttribution(t *testing.T) {
+	attr := func(pid, ppid uint32, dirs []string) int {
+		for i, d := range dirs {
+			if pid == 100 && strings.HasPrefix("/cg/a/b/x", d) {
+				return i
+			}
+		}
+		return -1
+	}
+	_, sinks, submit := setup(t, attr,
+		"name: a\ncgroup: /cg/a\ndeliver: {file: /x/a}\n",
+		"name: b\nparent: a\ncgroup: /cg/a/b\ndeliver: {file: /x/b}\n",
+		"name: z\ncgroup: /cg/z\ndeliver: {file: /x/z}\n")
+	submit(flat(event(30, "", "k"))...)
+	if got := waitLines(t, sinks["b"], 2); len(got) != 2 {
+		t.Errorf("b (deepest) got %d lines", len(got))
+	}
+	if got := waitLines(t, sinks["a"], 2); len(got) != 2 {
+		t.Errorf("a (enclosing b) got %d lines", len(got))
+	}
+	if n := len(sinks["z"].lines); n != 0 {
+		t.Errorf("z got %d lines", n)
+	}
+}
+
+// TestPropertyTrees routes random events through random container trees
+// (depth up to 4, up to 200 containers): every tenant receives exactly the
+// events of its subtree that its rules keep, with chains trimmed at itself.
+func TestPropertyTrees(t *testing.T) {
+	for seed := range 5 {
+		rng := rand.New(rand.NewPCG(uint64(seed), 7))
+		n := 1 + rng.IntN(200)
+		type node struct {
+			id     uint64
+			parent int
+			keep   string // the key its rules keep; "" keeps all
+		}
+		nodes := make([]node, n)
+		var srcs []string
+		depth := make([]int, n)
+		for i := range nodes {
+			nodes[i] = node{id: uint64(1000 + i), parent: -1}
+			if i > 0 && rng.IntN(3) > 0 {
+				if p := rng.IntN(i); depth[p] < 3 {
+					nodes[i].parent, depth[i] = p, depth[p]+1
+				}
+			}
+			src := fmt.Sprintf("name: c%d\nid: %d\ndeliver: {file: /x/%d}\n", i, nodes[i].id, i)
+			if nodes[i].parent >= 0 {
+				src += fmt.Sprintf("parent: c%d\n", nodes[i].parent)
+			}
+			if rng.IntN(2) == 0 {
+				nodes[i].keep = fmt.Sprintf("k%d", rng.IntN(3))
+				src += fmt.Sprintf("rules:\n  - keep: {key: %s}\n  - default: drop\n", nodes[i].keep)
+			}
+			srcs = append(srcs, src)
+		}
+		_, sinks, submit := setup(t, nil, srcs...)
+		want := map[string][]string{}
+		var recs [][2]string
+		for e := range 300 {
+			leaf := rng.IntN(n)
+			var chain []uint64
+			if rng.IntN(4) == 0 {
+				chain = append(chain, 999999) // an unregistered innermost container
+			}
+			for i := leaf; i >= 0; i = nodes[i].parent {
+				chain = append(chain, nodes[i].id)
+			}
+			key := fmt.Sprintf("k%d", rng.IntN(3))
+			text := string(record.AppendChain(nil, chain))
+			recs = append(recs, event(e+1, text, key)...)
+			for pos, id := range chain {
+				if id == 999999 {
+					continue
+				}
+				i := int(id - 1000)
+				if nodes[i].keep != "" && nodes[i].keep != key {
+					continue
+				}
+				trimmed := string(record.AppendChain(nil, chain[:pos+1]))
+				want[fmt.Sprintf("c%d", i)] = append(want[fmt.Sprintf("c%d", i)], fmt.Sprintf("%d %s", e+1, trimmed))
+			}
+		}
+		submit(recs...)
+		for name, s := range sinks {
+			exp := want[name]
+			lines := waitLines(t, s, 3*len(exp))
+			var got []string
+			for _, l := range lines {
+				if strings.HasPrefix(l, "type=CONTAINER_ID ") {
+					var serial int
+					fmt.Sscanf(l[strings.Index(l, ":1")+1:], "%d", &serial)
+					serial = serialOf(l)
+					got = append(got, fmt.Sprintf("%d %s", serial, l[strings.Index(l, "contid=")+7:]))
+				}
+			}
+			if !slices.Equal(got, exp) {
+				t.Fatalf("seed %d, %s: got %d events %v\nwant %d events %v", seed, name, len(got), got, len(exp), exp)
+			}
+			if len(lines) != 3*len(exp) {
+				t.Fatalf("seed %d, %s: %d lines for %d events", seed, name, len(lines), len(exp))
+			}
+		}
+	}
+}
+
+func serialOf(line string) int {
+	i := strings.Index(line, "):")
+	j := strings.LastIndex(line[:i], ":")
+	var n int
+	fmt.Sscanf(line[j+1:i], "%d", &n)
+	return n
+}
