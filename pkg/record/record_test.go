@@ -1,0 +1,148 @@
+package record_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/auditd-ns/auditd-ns/pkg/record"
+)
+
+func TestParse(t *testing.T) {
+	var r record.Record
+	err := record.Parse(&r, 1300, []byte("audit(1700000000.042:77): arch=c000003e key=\"a b\" x=1\x00\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Sec != 1700000000 || r.Msec != 42 || r.Serial != 77 || string(r.Text) != `arch=c000003e key="a b" x=1` {
+		t.Errorf("parsed %+v", r)
+	}
+	for name, want := range map[string]string{"arch": "c000003e", "key": `"a b"`, "x": "1"} {
+		if v, ok := r.Field(name); !ok || string(v) != want {
+			t.Errorf("Field(%s) = %q, %v; want %q", name, v, ok, want)
+		}
+	}
+	if _, ok := r.Field("b\""); ok {
+		t.Error("found a field inside a quoted value")
+	}
+	c := r.Clone()
+	if string(c.Text) != string(r.Text) {
+		t.Error("Clone changed the text")
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                                   `malformed audit record header at byte 0: does not start with "audit("`,
+		"audit(x.1:2): a":                    "malformed audit record header at byte 6: bad seconds",
+		"audit(1:2): a":                      `malformed audit record header at byte 7: missing "." after seconds`,
+		"audit(1.1000:2): a":                 "malformed audit record header at byte 8: bad milliseconds",
+		"audit(1.1 2): a":                    `malformed audit record header at byte 9: missing ":" before serial`,
+		"audit(1.1:): a":                     "malformed audit record header at byte 10: bad serial",
+		"audit(1.1:99999999999999999999): a": "malformed audit record header at byte 10: bad serial",
+		"audit(1.1:2) a":                     `malformed audit record header at byte 11: missing "):" after serial`,
+	} {
+		var r record.Record
+		err := record.Parse(&r, 1300, []byte(in))
+		if err == nil || err.Error() != want || !errors.Is(err, record.ErrHeader) {
+			t.Errorf("Parse(%q) = %v, want %s", in, err, want)
+		}
+		if string(r.Data) != in || r.Type != 1300 {
+			t.Errorf("Parse(%q) lost the record: %+v", in, r)
+		}
+	}
+}
+
+func TestChain(t *testing.T) {
+	for in, want := range map[string][]uint64{
+		"42":                      {42},
+		"42,^7,^1":                {42, 7, 1},
+		"-1":                      nil,
+		"0":                       {0},
+		"18446744073709551614,^3": {18446744073709551614, 3},
+	} {
+		got, err := record.ParseChain(nil, []byte(in))
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("ParseChain(%q) = %v, %v; want %v", in, got, err, want)
+		}
+		if back := string(record.AppendChain(nil, got)); back != in {
+			t.Errorf("AppendChain(%v) = %q, want %q", got, back, in)
+		}
+	}
+	for _, bad := range []string{"", ",", "42,", "42,7", "^42", "42,^", "42,^-1", "18446744073709551615", "4x", "42,^7,^18446744073709551616", "-2"} {
+		if _, err := record.ParseChain(nil, []byte(bad)); !errors.Is(err, record.ErrChain) {
+			t.Errorf("ParseChain(%q) = %v, want a chain error", bad, err)
+		}
+	}
+}
+
+func TestTypeNames(t *testing.T) {
+	for typ, name := range map[uint16]string{1300: "SYSCALL", 1320: "EOE", 1020: "CONTAINER_OP", 1340: "CONTAINER_ID", 1341: "NAMESPACE", 1200: "DAEMON_START", 9999: "UNKNOWN[9999]"} {
+		if got := record.TypeName(typ); got != name {
+			t.Errorf("TypeName(%d) = %q, want %q", typ, got, name)
+		}
+		if back, ok := record.TypeByName(name); !ok || back != typ {
+			t.Errorf("TypeByName(%q) = %d, %v", name, back, ok)
+		}
+	}
+}
+
+func TestNoAllocs(t *testing.T) {
+	data := []byte(`audit(1700000000.042:77): record=1300 contid=42,^7,^1`)
+	var r record.Record
+	buf := make([]uint64, 0, 8)
+	n := testing.AllocsPerRun(100, func() {
+		record.Parse(&r, 1340, data)
+		r.Chain(buf[:0])
+		record.TypeName(r.Type)
+	})
+	if n != 0 {
+		t.Errorf("%v allocations per record, want 0", n)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("audit(1700000000.042:77): arch=c000003e key=\"a b\""))
+	f.Add([]byte("audit(1.1:2): "))
+	f.Add([]byte("audit(1.1:2): record=1300 contid=42,^7,^1"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var r record.Record
+		err := record.Parse(&r, 1300, data)
+		if err != nil {
+			return
+		}
+		r.Field("key")
+		r.Chain(nil)
+		if len(r.Text) > len(r.Data) {
+			t.Fatalf("text longer than data")
+		}
+	})
+}
+
+func FuzzChain(f *testing.F) {
+	for _, s := range []string{"42", "42,^7,^1", "-1", "", "42,^", "18446744073709551615"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ids, err := record.ParseChain(nil, b)
+		if err != nil {
+			return
+		}
+		back := record.AppendChain(nil, ids)
+		again, err := record.ParseChain(nil, back)
+		if err != nil || !slices.Equal(ids, again) {
+			t.Fatalf("%q -> %v -> %q -> %v, %v", b, ids, back, again, err)
+		}
+	})
+}
+
+func BenchmarkParseChain(b *testing.B) {
+	data := []byte(`audit(1700000000.042:77): record=1300 contid=42,^7,^1`)
+	var r record.Record
+	buf := make([]uint64, 0, 8)
+	b.ReportAllocs()
+	for b.Loop() {
+		record.Parse(&r, 1340, data)
+		r.Chain(buf[:0])
+	}
+}
