@@ -1,0 +1,237 @@
+package control
+
+import (
+	"context"
+	"time"
+
+	"github.com/auditd-ns/auditd-ns/pkg/registry"
+	"github.com/auditd-ns/auditd-ns/pkg/rules"
+)
+
+// Backend is what a Server asks to do the work: the daemon implements it.
+// Every method may be called from several goroutines at once. Errors
+// wrapping ErrInvalid, ErrNotFound, ErrExists, ErrForbidden or
+// ErrUnavailable are answered with their code; any other error as
+// "internal", with its text.
+type Backend interface {
+	// Tree returns the current container tree. A Server reads it to check
+	// a scoped caller before it calls a method that changes the tree.
+	Tree() *registry.Tree
+	// Register adds c (parsed and validated on its own by the Server) to
+	// the tree, validated as a whole, opens its queue and starts its
+	// delivery, and persists it. An existing name is ErrExists unless
+	// o.Replace; a replacement keeps the container's queue and spool.
+	Register(ctx context.Context, c *registry.Container, o RegisterOptions) (ContainerInfo, error)
+	// Unregister stops copying records to the container called name and
+	// disposes of its queue as o.Mode says (see ModeDrain, ModeSpool). A
+	// container with nested containers is refused (registry.Tree.Without).
+	Unregister(ctx context.Context, name string, o UnregisterOptions) (UnregisterResult, error)
+	// PushRules replaces the filter rules of the container called name,
+	// without restarting its delivery or losing its queue, and persists
+	// them.
+	PushRules(ctx context.Context, name string, u RulesUpdate) (ContainerInfo, error)
+	// Containers lists every registered container, parents before their
+	// children (registry.Tree.Containers order).
+	Containers(ctx context.Context) ([]ContainerInfo, error)
+	// Status reports the kernel, the host log and every container.
+	Status(ctx context.Context) (Status, error)
+}
+
+// Guard is the scope check of a scoped socket's request. A Backend that is
+// given a non-nil Guard must call it with the tree the change will apply
+// to, under the lock that serialises changes to the tree, and refuse the
+// change with the Guard's error, so that nothing changes the tree between
+// the check and the change. A nil Guard means the caller is the host
+// admin.
+type Guard func(*registry.Tree) error
+
+// RegisterOptions qualify a registration.
+type RegisterOptions struct {
+	// Replace lets the registration replace a container of the same name.
+	Replace bool
+	// Guard, when not nil, must pass; see Guard.
+	Guard Guard
+}
+
+// UnregisterOptions qualify an unregistration.
+type UnregisterOptions struct {
+	// Mode is ModeDrain or ModeSpool; the Server never passes "".
+	Mode string
+	// Timeout bounds a drain; the Server always passes one from 1ms to
+	// MaxDrainTimeout. The ctx of the call may end sooner (the daemon
+	// stopping): then keep the copies as ModeSpool does.
+	Timeout time.Duration
+	// Guard, when not nil, must pass; see Guard.
+	Guard Guard
+}
+
+// UnregisterResult says what became of an unregistered container's queue.
+type UnregisterResult struct {
+	Name string `json:"name"`
+	Mode string `json:"mode"`
+	// Drained is true when the queue was empty when the container was
+	// removed: everything queued was delivered.
+	Drained bool `json:"drained"`
+	// Delivered counts the copies delivered while draining.
+	Delivered uint64 `json:"delivered"`
+	// Spooled counts the copies left in the spool on disk, kept for a
+	// later registration of the same name.
+	Spooled uint64 `json:"spooled"`
+	// Dropped counts the copies lost because the container had no spool
+	// (or its spool was full) when the queue was closed.
+	Dropped uint64 `json:"dropped"`
+}
+
+// RulesUpdate is a container's new rules file.
+type RulesUpdate struct {
+	// Rules is the compiled program, parsed by the Server.
+	Rules *rules.Program
+	// Source and File are the rules file's text and name, for persisting
+	// (as the container's rules: value) and for messages.
+	Source []byte
+	File   string
+	// Guard, when not nil, must pass; see Guard.
+	Guard Guard
+}
+
+// ContainerInfo describes one registered container.
+type ContainerInfo struct {
+	Name string `json:"name"`
+	// ID is the audit container ID, nil for a container known by its
+	// cgroup only. It is a string on the wire: contids are 64-bit and
+	// JSON tools often read numbers as doubles.
+	ID     *uint64 `json:"id,string,omitempty"`
+	Cgroup string  `json:"cgroup,omitempty"`
+	// Parent is the enclosing container's name, "" at the top.
+	Parent string `json:"parent,omitempty"`
+	// Target is registry.Target.String(): "file:PATH", "remote:H:P" or
+	// "remote:H:P@NETNS".
+	Target string `json:"target"`
+	// Socket is the path of the container's scoped control socket, if any.
+	Socket string `json:"socket,omitempty"`
+	// Rules counts the container's filter rules (rules.Program.Len).
+	Rules int `json:"rules"`
+	// Connected is true while a remote target's connection is up, and for
+	// a file target while its file is open and writable.
+	Connected bool `json:"connected"`
+	// Queued and QueuedBytes are the copies waiting for delivery, in
+	// memory and spool together; SpoolBytes is the spool's size on disk.
+	Queued      uint64 `json:"queued"`
+	QueuedBytes uint64 `json:"queued_bytes"`
+	SpoolBytes  uint64 `json:"spool_bytes"`
+	// Routed counts copies the container's rules kept and its queue took;
+	// Filtered counts copies its rules dropped (a choice, not a loss).
+	Routed   uint64 `json:"routed"`
+	Filtered uint64 `json:"filtered"`
+	// Delivered counts copies taken off the queue as delivered (committed);
+	// Acked counts those the receiver acknowledged (a remote target) or
+	// that were written (a file target).
+	Delivered uint64 `json:"delivered"`
+	Acked     uint64 `json:"acked"`
+	// Dropped counts copies lost, the sum of Drops; Drops gives them by
+	// reason, with queue.Drops' reasons as keys: "full", "too-large",
+	// "spool-error", "corrupt", "crash", "closed".
+	Dropped uint64            `json:"dropped"`
+	Drops   map[string]uint64 `json:"drops,omitempty"`
+	// LastError is the last delivery error, with its time.
+	LastError     string    `json:"last_error,omitempty"`
+	LastErrorTime time.Time `json:"last_error_time,omitzero"`
+}
+
+// Status is the daemon's state.
+type Status struct {
+	// PID is the daemon's process id, Started when it started.
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started,omitzero"`
+	// Kernel and HostLog are nil in the answers of a scoped socket: they
+	// are the host's, not the tenant's.
+	Kernel  *KernelStatus  `json:"kernel,omitempty"`
+	HostLog *HostLogStatus `json:"host_log,omitempty"`
+	// Containers are every container (a scoped socket: the scope's
+	// subtree), parents before children.
+	Containers []ContainerInfo `json:"containers"`
+}
+
+// Attributions, KernelStatus.Attribution: how records are matched to
+// containers.
+const (
+	AttributionContid = "contid" // the kernel's audit container ID (patched kernel)
+	AttributionCgroup = "cgroup" // the cgroup of the record's pid (stock kernel)
+)
+
+// KernelStatus is the kernel's audit status as the daemon last read it.
+type KernelStatus struct {
+	// Enabled is 0, 1, or 2 (locked), as auditctl -s prints it.
+	Enabled uint32 `json:"enabled"`
+	// PID is the registered audit daemon's pid.
+	PID          uint32 `json:"pid"`
+	Failure      uint32 `json:"failure"`
+	RateLimit    uint32 `json:"rate_limit"`
+	BacklogLimit uint32 `json:"backlog_limit"`
+	// BacklogWaitTime is in jiffies, as the kernel reports it.
+	BacklogWaitTime uint32 `json:"backlog_wait_time"`
+	Backlog         uint32 `json:"backlog"`
+	// Lost is the kernel's lost counter (since boot or its last reset).
+	Lost uint64 `json:"lost"`
+	// Attribution is AttributionContid or AttributionCgroup.
+	Attribution string `json:"attribution"`
+	// Received counts records the daemon received from the kernel.
+	Received uint64 `json:"received"`
+	// Checked is when these figures were read.
+	Checked time.Time `json:"checked,omitzero"`
+}
+
+// HostLogStatus is the host log writer's state (hostlog.Stats).
+type HostLogStatus struct {
+	Path      string `json:"path"`
+	Records   uint64 `json:"records"`
+	Bytes     uint64 `json:"bytes"`
+	Rotations uint64 `json:"rotations"`
+	// Size is the current file's size in bytes.
+	Size int64 `json:"size"`
+	// Suspended is true while a suspend action stops writing.
+	Suspended bool `json:"suspended"`
+	// Dropped counts records that did not reach the file (suspended,
+	// write errors).
+	Dropped uint64 `json:"dropped"`
+}
+
+// LatencyBackend is a Backend that also measures delivery latency: the
+// time from a record's arrival from the kernel to its delivery (acked, or
+// written) per container. The metrics endpoint exports it as a histogram
+// when the Backend implements this.
+type LatencyBackend interface {
+	Backend
+	DeliveryLatency(ctx context.Context) ([]Latency, error)
+}
+
+// Latency is one container's delivery latency histogram.
+type Latency struct {
+	Name string
+	// Count and Sum (seconds) are over every delivered copy.
+	Count uint64
+	Sum   float64
+	// Buckets are cumulative counts of copies delivered within each
+	// upper bound (seconds), in increasing order of UpperBound.
+	Buckets []Bucket
+}
+
+// Bucket is one cumulative bucket of a Latency histogram.
+type Bucket struct {
+	UpperBound float64
+	Count      uint64
+}
+
+// Describe fills the fields of a ContainerInfo that come from the
+// registration itself; the daemon adds the queue and delivery figures.
+func Describe(c *registry.Container) ContainerInfo {
+	info := ContainerInfo{Name: c.Name, Cgroup: c.Cgroup, Parent: c.Parent, Target: c.Deliver.String(), Socket: c.Socket}
+	if c.HasID() {
+		id := c.ID
+		info.ID = &id
+	}
+	if c.Rules != nil {
+		info.Rules = c.Rules.Len()
+	}
+	return info
+}
