@@ -22,8 +22,9 @@ import (
 //     it; a container of c's name, if any, is strictly inside the scope;
 //   - a file target lies inside the directory of the scope's own file
 //     target (a scope delivering to a remote target allows none);
-//   - a remote target connects from the scope's network namespace: its
-//     netns is the scope's deliver.netns ("" only if the scope's is "");
+//   - a remote target is allowed when the scope delivers to a remote
+//     target too, and connects from the same network namespace: its netns
+//     is the scope's deliver.netns ("" only if the scope's is "");
 //   - a cgroup lies strictly inside the scope's cgroup directory;
 //   - a socket lies in the directory of the scope's own socket;
 //   - no kernel_rules: kernel rules are the host admin's;
@@ -69,6 +70,8 @@ func scopeTarget(s *registry.Container, d registry.Target) string {
 		return fmt.Sprintf("%q delivers to a remote target: its containers cannot deliver to files", s.Name)
 	case d.File != "" && !inside(d.File, filepath.Dir(s.Deliver.File)):
 		return fmt.Sprintf("deliver.file %q is not inside %q, the directory of the file target of %q", d.File, filepath.Dir(s.Deliver.File), s.Name)
+	case d.Remote != "" && s.Deliver.Remote == "":
+		return fmt.Sprintf("%q delivers to a file: its containers cannot deliver to remote targets", s.Name)
 	case d.Remote != "" && d.NetNS != s.Deliver.NetNS:
 		return fmt.Sprintf("deliver.netns %q is not the network namespace of %q (%q)", d.NetNS, s.Name, s.Deliver.NetNS)
 	}
