@@ -53,16 +53,26 @@ func (t *CgroupTracker) Run(ctx context.Context) error {
 	unix.Read(t.wakeFd, v[:]) // a wake-up left by an earlier Run
 	stop := context.AfterFunc(ctx, t.wake)
 	defer stop()
-	fds := []unix.PollFd{{Fd: int32(t.fd), Events: unix.POLLIN}, {Fd: int32(t.wakeFd), Events: unix.POLLIN}}
+	// With moveFd -1 poll skips the entry.
+	fds := []unix.PollFd{
+		{Fd: int32(t.wakeFd), Events: unix.POLLIN},
+		{Fd: int32(t.fd), Events: unix.POLLIN},
+		{Fd: int32(t.moveFd), Events: unix.POLLIN},
+	}
 	for {
 		if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
 			return fmt.Errorf("reading process events: waiting: %w", err)
 		}
-		if fds[1].Revents != 0 {
+		if fds[0].Revents != 0 {
 			return nil
 		}
+		// Process events first: a write to cgroup.procs comes after the
+		// writer's fork, whose event is then already applied.
 		if err := t.drain(); err != nil {
 			return err
+		}
+		if fds[2].Revents != 0 {
+			t.drainMoves()
 		}
 	}
 }
@@ -108,6 +118,9 @@ func (t *CgroupTracker) Close() error {
 		}
 		if t.wakeFd >= 0 {
 			unix.Close(t.wakeFd)
+		}
+		if t.moveFd >= 0 {
+			unix.Close(t.moveFd)
 		}
 	})
 	return err

@@ -62,6 +62,15 @@ func (t *pidTable) get(pid uint32) (Cgroups, bool) {
 	return e.set.cg, true
 }
 
+// differs reports whether pid's entry was read from other content (or
+// there is none).
+func (t *pidTable) differs(pid uint32, content []byte) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	e, ok := t.pids[pid]
+	return !ok || e.set.key != string(content)
+}
+
 // intern returns the shared set for content, parsing it when new; the
 // caller holds mu and takes a reference.
 func (t *pidTable) intern(content []byte) (*cgset, error) {
@@ -134,6 +143,40 @@ func (t *pidTable) inherit(child, parent uint32) bool {
 	}
 	t.pids[child] = pidEntry{set: p.set}
 	return true
+}
+
+// move puts pid in directory d of one hierarchy, keeping its place in the
+// others. A pid the table does not know (gone before its fork was read) is
+// entered as exited at now.
+func (t *pidTable) move(pid uint32, d CgroupDir, now int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old, had := t.pids[pid]
+	var cur Cgroups
+	if had {
+		cur = old.set.cg
+	}
+	s, err := t.intern(cur.withPlace(d).procFormat())
+	if err != nil {
+		return
+	}
+	if !had && !t.room() {
+		if s.refs == 0 {
+			delete(t.sets, s.key)
+		}
+		return
+	}
+	s.refs++
+	e := pidEntry{set: s}
+	if had {
+		e.exited = old.exited
+		t.release(old.set)
+	} else {
+		e.exited = now
+		t.exited++
+		t.exits = append(t.exits, exitItem{pid, now})
+	}
+	t.pids[pid] = e
 }
 
 // forget drops what entry e holds; the caller replaces or deletes it.

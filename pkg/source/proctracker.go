@@ -1,12 +1,14 @@
 package source
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -52,6 +54,13 @@ type CgroupStats struct {
 	// if the process moved itself before exec.
 	ExecMissed uint64
 
+	// Watching reports whether writes to cgroup.procs are watched (needs
+	// CAP_SYS_ADMIN): processes that move themselves are then attributed
+	// even when they are gone before their exec is read.
+	Watching   bool
+	Moves      uint64 // self-moves taken from a write to cgroup.procs by a process already gone
+	MoveErrors uint64 // unreadable fanotify events
+
 	Hits       uint64 // Lookups answered from the map
 	ProcReads  uint64 // Lookups answered by reading /proc/PID/cgroup
 	ParentHits uint64 // Lookups answered with the parent's cgroups
@@ -82,6 +91,8 @@ type CgroupStats struct {
 type CgroupTracker struct {
 	log    hclog.Logger
 	root   string
+	mounts []cgroupMount // cgroup mounts at start
+	self   Cgroups       // this process's cgroups at start: names the v1 hierarchies
 	table  *pidTable
 	epoch  time.Time
 	conn   *netlink.Conn
@@ -90,15 +101,18 @@ type CgroupTracker struct {
 	seq    uint32
 	fd     int        // of conn, for Run's thread
 	wakeFd int        // eventfd that interrupts Run
+	moveFd int        // fanotify descriptor watching writes to cgroup files; -1 without
 	runMu  sync.Mutex // held by Run; Close takes it to wait for Run to stop
 	once   sync.Once
 	closed atomic.Bool
 
 	events, forks, execs, exits, overruns, resweeps, execMissed atomic.Uint64
 	hits, procReads, parentHits, misses                         atomic.Uint64
+	moves, moveErrors                                           atomic.Uint64
 
 	// Of Run's goroutine:
 	reader     procReader
+	moveBuf    []byte
 	unverified map[uint32]struct{} // execs whose cgroups could not be read, until their exit
 	lastSweep  time.Time
 	lastWarned time.Time
@@ -118,12 +132,21 @@ func NewCgroupTracker(log hclog.Logger, opt CgroupOptions) (*CgroupTracker, erro
 	if opt.MaxEntries <= 0 {
 		opt.MaxEntries = DefaultCgroupMaxEntries
 	}
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("starting the cgroup tracker: %w", err)
+	}
+	mounts := parseCgroupMounts(mi)
 	if opt.Root == "" {
-		mi, err := os.ReadFile("/proc/self/mountinfo")
-		if err != nil {
-			return nil, fmt.Errorf("starting the cgroup tracker: %w", err)
-		}
-		opt.Root = defaultCgroupRoot(parseCgroupMounts(mi))
+		opt.Root = defaultCgroupRoot(mounts)
+	}
+	sc, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return nil, fmt.Errorf("starting the cgroup tracker: %w", err)
+	}
+	self, err := parseProcCgroup(sc)
+	if err != nil {
+		return nil, fmt.Errorf("starting the cgroup tracker: /proc/self/cgroup: %w", err)
 	}
 	t := &CgroupTracker{
 		log:    log,
@@ -133,6 +156,9 @@ func NewCgroupTracker(log hclog.Logger, opt CgroupOptions) (*CgroupTracker, erro
 		buf:    make([]byte, 8192),
 		seq:    uint32(os.Getpid()),
 		wakeFd: -1,
+		moveFd: -1,
+		mounts: mounts,
+		self:   self,
 
 		unverified: make(map[uint32]struct{}),
 	}
@@ -142,6 +168,11 @@ func NewCgroupTracker(log hclog.Logger, opt CgroupOptions) (*CgroupTracker, erro
 	if err := t.subscribe(); err != nil {
 		t.Close()
 		return nil, fmt.Errorf("starting the cgroup tracker: %w", err)
+	}
+	if err := t.openMoves(); err != nil {
+		log.Warn("attributing processes that move themselves to another cgroup on exec only", "error", err)
+	} else {
+		t.moveBuf = make([]byte, 4096)
 	}
 	t.seed()
 	return t, nil
@@ -302,10 +333,24 @@ func (t *CgroupTracker) readProc(pid uint32, onlyNew bool) bool {
 	if err != nil {
 		return false
 	}
-	return t.store(pid, b, onlyNew)
+	return t.store(pid, b, onlyNew, t.reader.exiting)
 }
 
-func (t *CgroupTracker) store(pid uint32, b []byte, onlyNew bool) bool {
+// store puts content read from /proc/PID/cgroup in the map. An exiting
+// process (and a zombie) reads as in the root of every v1 hierarchy, the
+// kernel having moved it there: when the content is new for the pid and
+// the process is exiting, its v1 places are kept from the map (or left
+// unknown), and only the v2 line, which stays right, is taken.
+func (t *CgroupTracker) store(pid uint32, b []byte, onlyNew bool, exiting func(uint32) bool) bool {
+	if t.table.differs(pid, b) && exiting(pid) {
+		cg, err := parseProcCgroup(b)
+		if err != nil {
+			return false
+		}
+		old, _ := t.table.get(pid)
+		cg.V1 = old.V1
+		b = cg.procFormat()
+	}
 	if err := t.table.set(pid, b, onlyNew); err != nil {
 		t.log.Debug("unreadable /proc/PID/cgroup", "pid", pid, "error", err)
 		return false
@@ -349,6 +394,49 @@ func (r *procReader) read(pid uint32) ([]byte, error) {
 	}
 }
 
+// exiting reports whether process pid is exiting (PF_EXITING, set before
+// the kernel moves it out of its v1 cgroups) or gone.
+func (r *procReader) exiting(pid uint32) bool {
+	r.path = append(r.path[:0], "/proc/"...)
+	r.path = strconv.AppendUint(r.path, uint64(pid), 10)
+	r.path = append(r.path, "/stat"...)
+	fd, err := unix.Open(string(r.path), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return true
+	}
+	defer unix.Close(fd)
+	var b [1024]byte
+	n, err := unix.Read(fd, b[:])
+	if err != nil {
+		return true
+	}
+	return statExiting(b[:n])
+}
+
+func exitingPid(pid uint32) bool {
+	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/stat")
+	return err != nil || statExiting(b)
+}
+
+// pfExiting is PF_EXITING of include/linux/sched.h.
+const pfExiting = 0x4
+
+// statExiting reads the state and flags of /proc/PID/stat ("pid (comm)
+// state ppid pgrp session tty tpgid flags ..."): a zombie, a dead task or
+// one with PF_EXITING is exiting. Unreadable content counts as exiting.
+func statExiting(b []byte) bool {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return true
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 7 || f[0] == "Z" || f[0] == "X" || f[0] == "x" {
+		return true
+	}
+	flags, err := strconv.ParseUint(f[6], 10, 64)
+	return err != nil || flags&pfExiting != 0
+}
+
 // seed adds every process in /proc that the map lacks, and returns the
 // pids it saw.
 func (t *CgroupTracker) seed() map[uint32]struct{} {
@@ -378,7 +466,7 @@ func (t *CgroupTracker) Lookup(pid, ppid uint32) (cgroups Cgroups, ok bool) {
 		t.hits.Add(1)
 		return c, true
 	}
-	if b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/cgroup"); pid != 0 && err == nil && t.store(pid, b, true) {
+	if b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/cgroup"); pid != 0 && err == nil && t.store(pid, b, true, exitingPid) {
 		if c, ok := t.table.get(pid); ok {
 			t.procReads.Add(1)
 			return c, true
@@ -408,6 +496,7 @@ func (t *CgroupTracker) Stats() CgroupStats {
 	s := CgroupStats{
 		Events: t.events.Load(), Forks: t.forks.Load(), Execs: t.execs.Load(), Exits: t.exits.Load(),
 		Overruns: t.overruns.Load(), Resweeps: t.resweeps.Load(), ExecMissed: t.execMissed.Load(),
+		Watching: t.moveFd >= 0, Moves: t.moves.Load(), MoveErrors: t.moveErrors.Load(),
 		Hits: t.hits.Load(), ProcReads: t.procReads.Load(), ParentHits: t.parentHits.Load(), Misses: t.misses.Load(),
 	}
 	s.Entries, s.Exited, s.Sets, s.Evicted, s.Dropped = t.table.counts()
