@@ -57,7 +57,7 @@ func parseFanEvents(b []byte, f func(fanEvent)) error {
 // CAP_SYS_ADMIN, no fanotify) the tracker still works, on exec re-reads
 // alone.
 func (t *CgroupTracker) openMoves() error {
-	fd, err := unix.FanotifyInit(unix.FAN_CLASS_NOTIF|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK|unix.FAN_UNLIMITED_QUEUE, unix.O_RDONLY|unix.O_CLOEXEC)
+	fd, err := unix.FanotifyInit(unix.FAN_CLASS_NOTIF|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK, unix.O_RDONLY|unix.O_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("watching cgroup moves: %w", err)
 	}

@@ -93,8 +93,9 @@ func (t *pidTable) release(s *cgset) {
 	}
 }
 
-// set records that the live process pid has the cgroups in content (as read
-// from /proc/PID/cgroup). With onlyNew it leaves an entry that exists.
+// set records that process pid has the cgroups in content (as read from
+// /proc/PID/cgroup); an exited entry stays exited. With onlyNew it leaves
+// an entry that exists.
 func (t *pidTable) set(pid uint32, content []byte, onlyNew bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -113,10 +114,13 @@ func (t *pidTable) set(pid uint32, content []byte, onlyNew bool) error {
 		return nil
 	}
 	s.refs++
+	e := pidEntry{set: s}
 	if had {
-		t.forget(old)
+		// A late read (of a zombie) does not bring an exited process back.
+		e.exited = old.exited
+		t.release(old.set)
 	}
-	t.pids[pid] = pidEntry{set: s}
+	t.pids[pid] = e
 	return nil
 }
 

@@ -49,6 +49,16 @@ func TestPidTableForkExecExit(t *testing.T) {
 	}
 }
 
+func TestPidTableLateReadKeepsExit(t *testing.T) {
+	tb := newPidTable(100, 30)
+	tb.set(1, []byte(cgA), false)
+	tb.exit(1, 10)
+	tb.set(1, []byte(cgB), false) // a zombie read after the exit event
+	mustV2(t, tb, 1, "/tenants/b")
+	tb.expire(40)
+	mustV2(t, tb, 1, "")
+}
+
 func TestPidTableSeedDoesNotOverwrite(t *testing.T) {
 	tb := newPidTable(100, 30)
 	tb.set(5, []byte(cgB), false)
