@@ -1,0 +1,122 @@
+package source
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// readProc reads /proc/PID/cgroup into the map (with onlyNew, only when pid
+// is not there yet); false means the process is gone. For Run's goroutine
+// (and NewCgroupTracker's).
+func (t *CgroupTracker) readProc(pid uint32, onlyNew bool) bool {
+	b, err := t.reader.read(pid)
+	if err != nil {
+		return false
+	}
+	return t.store(pid, b, onlyNew, t.reader.exiting)
+}
+
+// store puts content read from /proc/PID/cgroup in the map. An exiting
+// process (and a zombie) reads as in the root of every v1 hierarchy, the
+// kernel having moved it there: when the content is new for the pid and
+// the process is exiting, its v1 places are kept from the map (or left
+// unknown), and only the v2 line, which stays right, is taken.
+func (t *CgroupTracker) store(pid uint32, b []byte, onlyNew bool, exiting func(uint32) bool) bool {
+	if t.table.differs(pid, b) && exiting(pid) {
+		cg, err := parseProcCgroup(b)
+		if err != nil {
+			return false
+		}
+		old, _ := t.table.get(pid)
+		cg.V1 = old.V1
+		b = cg.procFormat()
+	}
+	if err := t.table.set(pid, b, onlyNew); err != nil {
+		t.log.Debug("unreadable /proc/PID/cgroup", "pid", pid, "error", err)
+		return false
+	}
+	return true
+}
+
+// procReader reads /proc/PID/cgroup into a buffer it reuses, with as few
+// system calls as it can: the race with a short-lived process's exit is
+// won or lost here. For one goroutine at a time.
+type procReader struct {
+	path, buf []byte
+}
+
+// read returns the file's content, valid until the next call.
+func (r *procReader) read(pid uint32) ([]byte, error) {
+	r.path = append(r.path[:0], "/proc/"...)
+	r.path = strconv.AppendUint(r.path, uint64(pid), 10)
+	r.path = append(r.path, "/cgroup"...)
+	fd, err := unix.Open(string(r.path), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	if r.buf == nil {
+		r.buf = make([]byte, 4096)
+	}
+	n := 0
+	for {
+		if n == len(r.buf) {
+			r.buf = append(r.buf, make([]byte, len(r.buf))...)
+		}
+		m, err := unix.Read(fd, r.buf[n:])
+		if err != nil {
+			return nil, err
+		}
+		if m == 0 {
+			return r.buf[:n], nil
+		}
+		n += m
+	}
+}
+
+// exiting reports whether process pid is exiting (PF_EXITING, set before
+// the kernel moves it out of its v1 cgroups) or gone.
+func (r *procReader) exiting(pid uint32) bool {
+	r.path = append(r.path[:0], "/proc/"...)
+	r.path = strconv.AppendUint(r.path, uint64(pid), 10)
+	r.path = append(r.path, "/stat"...)
+	fd, err := unix.Open(string(r.path), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return true
+	}
+	defer unix.Close(fd)
+	var b [1024]byte
+	n, err := unix.Read(fd, b[:])
+	if err != nil {
+		return true
+	}
+	return statExiting(b[:n])
+}
+
+func exitingPid(pid uint32) bool {
+	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/stat")
+	return err != nil || statExiting(b)
+}
+
+// pfExiting is PF_EXITING of include/linux/sched.h.
+const pfExiting = 0x4
+
+// statExiting reads the state and flags of /proc/PID/stat ("pid (comm)
+// state ppid pgrp session tty tpgid flags ..."): a zombie, a dead task or
+// one with PF_EXITING is exiting. Unreadable content counts as exiting.
+func statExiting(b []byte) bool {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return true
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 7 || f[0] == "Z" || f[0] == "X" || f[0] == "x" {
+		return true
+	}
+	flags, err := strconv.ParseUint(f[6], 10, 64)
+	return err != nil || flags&pfExiting != 0
+}
