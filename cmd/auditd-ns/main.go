@@ -24,6 +24,12 @@ commands:
                         load rules, write the host log
   check --config FILE   validate the config and its rules files; exit 1 on
                         any error
+  ctl [--socket PATH] COMMAND
+                        talk to the running daemon: register, unregister,
+                        rules push, containers, status (ctl --help)
+  oci-hook [--socket PATH] createRuntime|poststop
+                        OCI runtime hook: give a container a contid and
+                        register it (OCI state on stdin)
 `
 
 func main() {
@@ -37,6 +43,10 @@ func main() {
 		err = runCmd(os.Args[2:])
 	case "check":
 		err = checkCmd(os.Args[2:], os.Stdout)
+	case "ctl":
+		err = ctlCmd(os.Args[2:], os.Stdout)
+	case "oci-hook":
+		err = ociHookCmd(os.Args[2:], os.Stdin, os.Stderr)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
