@@ -1,6 +1,7 @@
 package source
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -100,6 +101,8 @@ func (t *CgroupTracker) drainMoves() {
 // or gone it is taken to have moved itself (`echo $$ > cgroup.procs`).
 // A short-lived helper that wrote another process's pid and exited at once
 // is thus taken to be in that cgroup: its own records are attributed there.
+// Then the processes the cgroup lists are brought up to date, which covers
+// the process an orchestrator moved.
 func (t *CgroupTracker) handleMove(ev fanEvent) {
 	if ev.Mask&unix.FAN_Q_OVERFLOW != 0 {
 		t.overruns.Add(1)
@@ -116,21 +119,50 @@ func (t *CgroupTracker) handleMove(ev fanEvent) {
 	if base := filepath.Base(path); base != "cgroup.procs" && base != "tasks" {
 		return
 	}
+	dir := filepath.Dir(path)
+	d, derr := t.resolve(dir)
 	pid := uint32(ev.PID)
 	b, err := t.reader.read(pid)
-	if err == nil && !t.reader.exiting(pid) {
+	switch {
+	case err == nil && !t.reader.exiting(pid):
 		t.store(pid, b, false, func(uint32) bool { return false })
-		return
+	case derr == nil:
+		if err == nil {
+			t.store(pid, b, false, func(uint32) bool { return true })
+		}
+		t.moves.Add(1)
+		t.table.move(pid, d, t.now())
 	}
-	if err == nil {
-		t.store(pid, b, false, func(uint32) bool { return true })
+	if derr == nil {
+		t.members(dir, d, pid)
 	}
-	d, err := t.resolve(filepath.Dir(path))
+}
+
+// maxMembers bounds how many pids of one cgroup.procs are looked at.
+const maxMembers = 1 << 16
+
+// members updates the processes listed in dir/cgroup.procs, which a write
+// may have moved there (an orchestrator writing its child's pid): each is
+// put in d unless the map already has it there. writer is done already.
+func (t *CgroupTracker) members(dir string, d CgroupDir, writer uint32) {
+	b, err := os.ReadFile(dir + "/cgroup.procs")
 	if err != nil {
 		return
 	}
-	t.moves.Add(1)
-	t.table.move(pid, d, t.now())
+	for n := 0; len(b) > 0 && n < maxMembers; n++ {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte{'\n'})
+		pid, err := strconv.ParseUint(string(line), 10, 32)
+		if err != nil || pid == 0 || uint32(pid) == writer {
+			continue
+		}
+		switch known, there := t.table.placed(uint32(pid), d); {
+		case !known:
+			t.readProc(uint32(pid), true)
+		case !there:
+			t.table.move(uint32(pid), d, t.now())
+		}
+	}
 }
 
 // resolve is CgroupOf with the mounts and hierarchies read at start, for a

@@ -71,6 +71,19 @@ func (t *pidTable) differs(pid uint32, content []byte) bool {
 	return !ok || e.set.key != string(content)
 }
 
+// placed reports whether pid is in the table and, if so, whether it is in
+// directory d of d's hierarchy.
+func (t *pidTable) placed(pid uint32, d CgroupDir) (known, there bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	e, ok := t.pids[pid]
+	if !ok {
+		return false, false
+	}
+	p, ok := e.set.cg.PathFor(d)
+	return true, ok && p == d.Path
+}
+
 // intern returns the shared set for content, parsing it when new; the
 // caller holds mu and takes a reference.
 func (t *pidTable) intern(content []byte) (*cgset, error) {

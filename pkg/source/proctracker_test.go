@@ -174,3 +174,37 @@ func TestIntegrationCgroupTrackerClose(t *testing.T) {
 		t.Error("Lookup of self after Close: not found")
 	}
 }
+
+// TestIntegrationCgroupTrackerMovedByOther moves a running process from
+// outside, as an orchestrator does: no exec follows, only the write to
+// cgroup.procs tells.
+func TestIntegrationCgroupTrackerMovedByOther(t *testing.T) {
+	tr := startTracker(t, source.CgroupOptions{})
+	if !tr.Stats().Watching {
+		t.Skip("needs fanotify on the cgroup mounts (CAP_SYS_ADMIN)")
+	}
+	for _, mount := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup/pids"} {
+		dir := tempCgroup(t, mount)
+		d, err := tr.Dir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("/bin/sleep", "0.2")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pid := uint32(cmd.Process.Pid)
+		time.Sleep(20 * time.Millisecond) // past its exec
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), fmt.Appendf(nil, "%d", pid), 0); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Wait()
+		time.Sleep(20 * time.Millisecond)
+		if c, ok := tr.Lookup(pid, 0); !ok || !c.Within(d) {
+			t.Errorf("%s: Lookup(%d) = %v, %v; want within %s", mount, pid, c, ok, d.Path)
+		}
+		if c, ok := tr.Lookup(uint32(os.Getpid()), 0); !ok || c.Within(d) {
+			t.Errorf("%s: the writer: Lookup = %v, %v; want found, not within %s", mount, c, ok, d.Path)
+		}
+	}
+}
