@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -174,5 +176,103 @@ func TestOCIHookFailures(t *testing.T) {
 	}
 	if _, err := runHook(t, sock, proc, stateJSON(4242, required), "startContainer"); err == nil || !strings.Contains(err.Error(), "unknown hook stage") {
 		t.Errorf("unknown stage: %v", err)
+	}
+}
+
+// TestIntegrationOCIHookRunc starts a busybox container with the real runc,
+// the hook configured for createRuntime and poststop, against a test
+// server, and checks that the container was registered with the cgroup it
+// ran in and unregistered when it stopped.
+func TestIntegrationOCIHookRunc(t *testing.T) {
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		t.Skip("needs runc (Debian package runc) on PATH")
+	}
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("needs a static busybox (Debian package busybox-static) on PATH")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run containers with runc; running as uid", os.Geteuid())
+	}
+	b, sock := testServer(t)
+	bin := filepath.Join(t.TempDir(), "auditd-ns")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("building auditd-ns: %v\n%s", err, out)
+	}
+	bundle := t.TempDir()
+	os.MkdirAll(filepath.Join(bundle, "rootfs", "bin"), 0o755)
+	if out, err := exec.Command("cp", busybox, filepath.Join(bundle, "rootfs", "bin", "busybox")).CombinedOutput(); err != nil {
+		t.Fatalf("copying busybox: %v %s", err, out)
+	}
+	os.Symlink("busybox", filepath.Join(bundle, "rootfs", "bin", "sh"))
+	if out, err := exec.Command(runc, "spec", "--bundle", bundle).CombinedOutput(); err != nil {
+		t.Fatalf("runc spec: %v %s", err, out)
+	}
+	id := fmt.Sprintf("auditd-ns-hook-test-%d", os.Getpid())
+	writeRuncConfig(t, bundle, bin, sock)
+
+	cmd := exec.Command(runc, "run", "--bundle", bundle, id)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		exec.Command(runc, "delete", "--force", id).Run()
+		t.Fatalf("runc run: %v\n%s", err, out)
+	}
+	cg := strings.TrimSpace(string(out))
+	if got := strings.Join(b.Calls(), "|"); got != "register "+id+"|unregister "+id+" drain 3s" {
+		t.Fatalf("calls: %s (container output %q)", got, out)
+	}
+	var v2 string
+	for _, line := range strings.Split(cg, "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			v2 = p
+		}
+	}
+	mnt, err := cgroup2Mount("/proc/self/mountinfo")
+	if err != nil || v2 == "" {
+		t.Fatalf("no cgroup v2 here (%v); the container printed %q", err, cg)
+	}
+	if got := b.Registrations()[0].Cgroup; got != filepath.Join(mnt, v2) {
+		t.Errorf("registered with cgroup %q; the container ran in %q under %s", got, v2, mnt)
+	}
+
+	// With the daemon down, a container that requires auditd-ns does not
+	// start.
+	writeRuncConfig(t, bundle, bin, filepath.Join(t.TempDir(), "down.sock"))
+	out, err = exec.Command(runc, "run", "--bundle", bundle, id+"-down").CombinedOutput()
+	exec.Command(runc, "delete", "--force", id+"-down").Run()
+	if err == nil || !strings.Contains(string(out), "connecting to the auditd-ns control socket") {
+		t.Errorf("runc run with the daemon down: %v\n%s", err, out)
+	}
+}
+
+// writeRuncConfig makes the bundle's config.json run a command that prints
+// its cgroup, with the hook and the annotations of a served container.
+func writeRuncConfig(t *testing.T, bundle, bin, sock string) {
+	t.Helper()
+	path := filepath.Join(bundle, "config.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	proc := c["process"].(map[string]any)
+	proc["terminal"] = false
+	proc["args"] = []string{"sh", "-c", "busybox cat /proc/self/cgroup"}
+	hook := func(stage string) []any {
+		return []any{map[string]any{"path": bin, "args": []string{"auditd-ns", "oci-hook", "--socket", sock, stage}, "timeout": 20}}
+	}
+	c["hooks"] = map[string]any{"createRuntime": hook("createRuntime"), "poststop": hook("poststop")}
+	c["annotations"] = map[string]string{
+		"org.auditd-ns.deliver.file":  "/var/lib/auditd-ns-test/x.log",
+		"org.auditd-ns.required":      "true",
+		"org.auditd-ns.drain-timeout": "3s",
+	}
+	raw, _ = json.MarshalIndent(c, "", " ")
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

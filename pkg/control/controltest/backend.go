@@ -21,6 +21,7 @@ type Backend struct {
 	kernel  control.KernelStatus
 	hostLog control.HostLogStatus
 	calls   []string
+	regs    []*registry.Container
 }
 
 // New returns a Backend holding the containers cs (validated as a whole).
@@ -55,6 +56,14 @@ func (b *Backend) Calls() []string {
 	return append([]string(nil), b.calls...)
 }
 
+// Registrations returns every container registered so far, in order,
+// unregistered ones included.
+func (b *Backend) Registrations() []*registry.Container {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]*registry.Container(nil), b.regs...)
+}
+
 // Tree implements control.Backend.
 func (b *Backend) Tree() *registry.Tree {
 	b.mu.Lock()
@@ -80,6 +89,7 @@ func (b *Backend) Register(ctx context.Context, c *registry.Container, o control
 	}
 	b.tree = t
 	b.calls = append(b.calls, "register "+c.Name)
+	b.regs = append(b.regs, c)
 	return b.info(c), nil
 }
 
