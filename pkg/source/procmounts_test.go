@@ -89,3 +89,12 @@ func TestUnescapeMount(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseCgroupMounts(f *testing.F) {
+	f.Add([]byte(hybridMountinfo))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, m := range parseCgroupMounts(b) {
+			resolveCgroupDir(m.point+"/x", []cgroupMount{m}, Cgroups{V1: []CgroupV1{{1, "pids", "/"}}})
+		}
+	})
+}

@@ -109,3 +109,11 @@ func TestPidTableMove(t *testing.T) {
 		t.Errorf("counts: %d %d %d, want 0 0 0", n, ex, sets)
 	}
 }
+
+func FuzzParseFanEvents(f *testing.F) {
+	f.Add(fanBytes(fanEvent{Mask: 2, FD: 7, PID: 1234}))
+	f.Add(fanBytes(fanEvent{Mask: 2, FD: 7, PID: 1}, fanEvent{Mask: 0x4000, FD: -1}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		parseFanEvents(b, func(fanEvent) {})
+	})
+}

@@ -81,8 +81,9 @@ type CgroupStats struct {
 // (a write to cgroup.procs). The tracker re-reads /proc/PID/cgroup at every
 // exec, and watches writes to the cgroup mounts (fanotify) so that
 // `sh -c 'echo $$ > cgroup.procs; exec prog'` is attributed even when prog
-// is gone before its exec is read. A process moved by another, without
-// exec, keeps the cgroups of its last exec or fork until it next execs. An
+// is gone before its exec is read; after each such write the processes the
+// cgroup lists are brought up to date (a process an orchestrator moved).
+// Without fanotify (no CAP_SYS_ADMIN) only exec re-reads remain. An
 // exiting process reads as in the root of every v1 hierarchy, so such reads
 // only update the v2 place. PIDs are those of the initial pid namespace; a
 // pid reused within Retain is attributed to its newest process.
