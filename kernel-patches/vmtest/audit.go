@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/elastic/go-libaudit/v2/rule"
@@ -55,6 +56,7 @@ type auditd struct {
 	mu   sync.Mutex // guards recs
 	recs []record
 	seq  uint32
+	lost atomic.Int64 // socket overflows seen by read
 }
 
 var daemon *auditd
@@ -77,6 +79,7 @@ func startAuditd() (*auditd, error) {
 	if err := a.request(recv, auditSet, st); err != nil {
 		return nil, fmt.Errorf("registering as audit daemon: %w", err)
 	}
+	_ = unix.SetsockoptInt(recv, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 16<<20)
 	go a.read(recv)
 	st = make([]byte, 44)
 	binary.LittleEndian.PutUint32(st[0:], statusBacklogLimit)
@@ -119,7 +122,12 @@ func (a *auditd) send(fd int, typ uint16, flags uint16, payload []byte) (uint32,
 // requestReplies sends a request and collects reply payloads until the
 // ack (or, for dumps, NLMSG_DONE).
 func (a *auditd) requestReplies(fd int, typ uint16, payload []byte, dump bool) ([][]byte, error) {
+	// AUDIT_GET is answered from a kernel thread, after the ack: ask for
+	// no ack and take the first reply.
 	fl := uint16(unix.NLM_F_REQUEST | unix.NLM_F_ACK)
+	if typ == auditGet {
+		fl = unix.NLM_F_REQUEST
+	}
 	seq, err := a.send(fd, typ, fl, payload)
 	if err != nil {
 		return nil, err
@@ -162,9 +170,8 @@ func (a *auditd) requestReplies(fd int, typ uint16, payload []byte, dump bool) (
 				return replies, nil
 			default:
 				replies = append(replies, append([]byte(nil), body...))
-				if !dump && typ == auditGet {
-					// AUDIT_GET answers before its ack.
-					continue
+				if typ == auditGet {
+					return replies, nil
 				}
 			}
 		}
@@ -181,6 +188,12 @@ func (a *auditd) read(fd int) {
 		n, _, err := unix.Recvfrom(fd, buf, 0)
 		if err != nil {
 			if err == unix.EINTR || err == unix.EAGAIN {
+				continue
+			}
+			if err == unix.ENOBUFS {
+				// The socket overflowed: records were lost, the
+				// socket goes on.
+				a.lost.Add(1)
 				continue
 			}
 			fmt.Printf("INFO audit reader: %v\n", err)

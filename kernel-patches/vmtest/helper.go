@@ -52,6 +52,10 @@ func runHelper(args []string) int {
 			err = a.request(fd, auditUser, append([]byte(args[1]), 0))
 		}
 		h.expect("send user message", err, "success")
+	case "kill":
+		// kill PID: send SIGTERM with kill(2).
+		pid, _ := strconv.Atoi(args[1])
+		h.expect("kill "+args[1], syscall.Kill(pid, syscall.SIGTERM), "success")
 	case "bench":
 		// bench N: time N audited syscalls.
 		n, _ := strconv.Atoi(args[1])

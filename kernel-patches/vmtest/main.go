@@ -28,6 +28,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "vmtest: refusing to run outside the test VM (not pid 1)")
 		os.Exit(2)
 	}
+	fmt.Println() // end the line the firmware left on the console
 	if err := setupGuest(); err != nil {
 		fmt.Printf("FAIL setup: %v\n", err)
 	}

@@ -97,6 +97,7 @@ func testBusyThreads(t *T) {
 	p := start(t, "/init", "helper", "wait")
 	defer p.kill()
 	waitExe(t, p.pid(), "/init")
+	waitThreads(t, p.pid(), 2)
 	wantErrno(t, "set on a multi-threaded task", writeContid(p.pid(), "130"), unix.EBUSY)
 	wantContid(t, p.pid(), unset)
 }

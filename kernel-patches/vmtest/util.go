@@ -67,3 +67,15 @@ func waitZombie(t *T, pid int) {
 	}
 	t.Fatalf("pid %d never became a zombie", pid)
 }
+
+// waitThreads waits until pid has at least n threads.
+func waitThreads(t *T, pid, n int) {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid)); len(ents) >= n {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("pid %d never had %d threads", pid, n)
+}
