@@ -184,6 +184,9 @@ func TestOCIHookFailures(t *testing.T) {
 // server, and checks that the container was registered with the cgroup it
 // ran in and unregistered when it stopped.
 func TestIntegrationOCIHookRunc(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs containers with runc: skipped with -short")
+	}
 	runc, err := exec.LookPath("runc")
 	if err != nil {
 		t.Skip("needs runc (Debian package runc) on PATH")

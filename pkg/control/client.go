@@ -109,10 +109,11 @@ func (c *Client) call(ctx context.Context, req *Request) (*Response, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: encoding the request: %w", req.Op, err)
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		c.conn.SetDeadline(dl)
-	} else {
-		c.conn.SetDeadline(time.Time{})
+	// The context alone bounds the exchange: when it ends, the deadline
+	// is moved to now, and ctx.Err() says why.
+	c.conn.SetDeadline(time.Time{})
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", req.Op, err)
 	}
 	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Now()) })
 	defer stop()

@@ -23,6 +23,9 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	br := bufio.NewReaderSize(c, 4096)
 	for {
 		c.SetReadDeadline(time.Now().Add(s.readTimeout()))
+		if ctx.Err() != nil { // the AfterFunc's deadline may have been overwritten
+			return
+		}
 		line, err := readLine(br, s.maxRequest())
 		if errors.Is(err, errTooLarge) {
 			log.Warn("control: request too large, closing the connection", "max", s.maxRequest())

@@ -46,7 +46,7 @@ deliver: {remote: "127.0.0.1:60"}
 `,
 }
 
-func newBackend(t *testing.T) *controltest.Backend {
+func newBackend(t testing.TB) *controltest.Backend {
 	t.Helper()
 	var cs []*registry.Container
 	for file, src := range hostFiles {
@@ -65,7 +65,7 @@ func newBackend(t *testing.T) *controltest.Backend {
 
 // sockDir returns a short temporary directory: unix socket paths are
 // limited to 107 bytes.
-func sockDir(t *testing.T) string {
+func sockDir(t testing.TB) string {
 	t.Helper()
 	d, err := os.MkdirTemp("", "ctl")
 	if err != nil {
@@ -76,7 +76,7 @@ func sockDir(t *testing.T) string {
 }
 
 // serve runs s on a fresh socket until the test ends and returns its path.
-func serve(t *testing.T, s *control.Server) string {
+func serve(t testing.TB, s *control.Server) string {
 	t.Helper()
 	path := filepath.Join(sockDir(t), "control.sock")
 	ln, err := control.Listen(path)
@@ -100,7 +100,7 @@ func serve(t *testing.T, s *control.Server) string {
 	return path
 }
 
-func dial(t *testing.T, path string) *control.Client {
+func dial(t testing.TB, path string) *control.Client {
 	t.Helper()
 	c, err := control.Dial(context.Background(), path)
 	if err != nil {

@@ -3,6 +3,9 @@ package control_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -253,11 +256,39 @@ func TestWireConstantsDistinct(t *testing.T) {
 }
 
 func TestClientUnusableAfterCancel(t *testing.T) {
-	c := dial(t, serve(t, &control.Server{Backend: newBackend(t)}))
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	c.Status(ctx)
+	// A server that reads requests and never answers.
+	path := filepath.Join(sockDir(t), "mute.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			io.Copy(io.Discard, c)
+			c.Close()
+		}
+	}()
+	c := dial(t, path)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.Status(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a call that timed out: %v", err)
+	}
+	// Its answer could still come: the client must not read it as the
+	// answer to the next request.
 	if _, err := c.Status(context.Background()); err == nil || !strings.Contains(err.Error(), "unusable") {
-		t.Fatalf("a call after a cancelled one: %v", err)
+		t.Fatalf("a call after a timed-out one: %v", err)
+	}
+}
+
+func BenchmarkContainersRoundTrip(b *testing.B) {
+	c := dial(b, serve(b, &control.Server{Backend: newBackend(b)}))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Containers(context.Background()); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
