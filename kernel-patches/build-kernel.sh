@@ -59,6 +59,12 @@ fi
 start=$(date +%s)
 tree=$cache/tree-$flavour
 top=$(basename "$tarball" .tar.xz)
+# A prefix build starts from the full series' tree: fewer files differ.
+if [ $flavour = upto ] && [ ! -f "$tree/.unpacked" ] && [ -f "$cache/tree-series/.unpacked" ]; then
+	echo "build-kernel: seeding $tree from $cache/tree-series"
+	rm -rf "$tree"
+	cp -a "$cache/tree-series" "$tree"
+fi
 if [ ! -f "$tree/.unpacked" ]; then
 	echo "build-kernel: unpacking $tarball into $tree"
 	rm -rf "$tree"

@@ -36,7 +36,8 @@ done
 [ $bad = 0 ] || exit 1
 [ "${1:-}" = --no-build ] && exit 0
 
-for n in $(seq 1 ${#patches[@]}); do
+# Longest prefix first: it starts closest to the full series' tree.
+for n in $(seq ${#patches[@]} -1 1); do
 	echo "check-series: building with patches 1..$n"
 	"$here/build-kernel.sh" --upto "$n" "$cache/out/bzImage-upto-$n"
 done
