@@ -10,8 +10,9 @@ import (
 
 // Backend is what a Server asks to do the work: the daemon implements it.
 // Every method may be called from several goroutines at once. Errors
-// wrapping ErrInvalid, ErrNotFound, ErrExists, ErrForbidden or
-// ErrUnavailable are answered with their code; any other error as
+// wrapping ErrInvalid, ErrNotFound, ErrExists, ErrConflict, ErrForbidden
+// or ErrUnavailable are answered with their code (a *registry.Error as
+// ErrInvalid, context.DeadlineExceeded as "timeout"); any other error as
 // "internal", with its text.
 type Backend interface {
 	// Tree returns the current container tree. A Server reads it to check
@@ -24,7 +25,8 @@ type Backend interface {
 	Register(ctx context.Context, c *registry.Container, o RegisterOptions) (ContainerInfo, error)
 	// Unregister stops copying records to the container called name and
 	// disposes of its queue as o.Mode says (see ModeDrain, ModeSpool). A
-	// container with nested containers is refused (registry.Tree.Without).
+	// container with nested containers is refused with ErrConflict
+	// (registry.Tree.Without).
 	Unregister(ctx context.Context, name string, o UnregisterOptions) (UnregisterResult, error)
 	// PushRules replaces the filter rules of the container called name,
 	// without restarting its delivery or losing its queue, and persists

@@ -19,6 +19,7 @@ const (
 	CodeInvalid     = "invalid"     // the container or rules YAML is wrong
 	CodeNotFound    = "not-found"   // no container of that name
 	CodeExists      = "exists"      // the name or id is registered already
+	CodeConflict    = "conflict"    // the tree does not allow it (nested containers remain)
 	CodeForbidden   = "forbidden"   // outside this socket's scope
 	CodeBusy        = "busy"        // too many connections
 	CodeUnavailable = "unavailable" // the daemon cannot do it now
@@ -33,6 +34,7 @@ var (
 	ErrInvalid     = errors.New("invalid")
 	ErrNotFound    = errors.New("not found")
 	ErrExists      = errors.New("already registered")
+	ErrConflict    = errors.New("conflict")
 	ErrForbidden   = errors.New("forbidden")
 	ErrUnavailable = errors.New("unavailable")
 )
@@ -41,6 +43,7 @@ var sentinels = map[string]error{
 	CodeInvalid:     ErrInvalid,
 	CodeNotFound:    ErrNotFound,
 	CodeExists:      ErrExists,
+	CodeConflict:    ErrConflict,
 	CodeForbidden:   ErrForbidden,
 	CodeUnavailable: ErrUnavailable,
 }

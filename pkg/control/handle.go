@@ -131,6 +131,9 @@ func (s *Server) pushRules(ctx context.Context, req *Request) (*Response, error)
 	if req.Name == "" {
 		return nil, errorf(req.Op, CodeBadRequest, `"name" is missing`)
 	}
+	if req.Source == "" {
+		return nil, errorf(req.Op, CodeBadRequest, `"source" (the rules file's text) is missing; to keep every event, push "[]"`)
+	}
 	file := fileName(req.File, "rules file")
 	prog, err := rules.Parse([]byte(req.Source), file)
 	if err != nil {

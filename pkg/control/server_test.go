@@ -76,7 +76,7 @@ func TestHostSocket(t *testing.T) {
 	_, err = c.Unregister(ctx, "other", "", 0)
 	wantCode(t, err, control.CodeNotFound, `"other"`)
 	_, err = c.Unregister(ctx, "tenant", "", 0)
-	wantCode(t, err, control.CodeInternal, "still has nested containers")
+	wantCode(t, err, control.CodeConflict, "still has nested containers")
 
 	want := []string{"register web", "register web", "rules-push web", "unregister web spool 30s", "unregister other drain 2s"}
 	if got := b.Calls(); strings.Join(got, "|") != strings.Join(want, "|") {
@@ -109,6 +109,10 @@ func TestRefusedRequests(t *testing.T) {
 			_, err := c.PushRules(ctx, "other", "r.yaml", []byte("- keep: {nosuch: 1}\n"))
 			return err
 		}, control.CodeInvalid, "r.yaml:1:"},
+		{"rules nothing", func() error {
+			_, err := c.PushRules(ctx, "other", "r.yaml", nil)
+			return err
+		}, control.CodeBadRequest, `push "[]"`},
 		{"rules unknown container", func() error {
 			_, err := c.PushRules(ctx, "nope", "r.yaml", []byte("- keep: {type: EXECVE}\n"))
 			return err
@@ -240,7 +244,7 @@ func TestWireConstantsDistinct(t *testing.T) {
 	for _, set := range [][]string{
 		{control.OpRegister, control.OpUnregister, control.OpRulesPush, control.OpContainers, control.OpStatus},
 		{control.CodeMalformed, control.CodeVersion, control.CodeUnknownOp, control.CodeTooLarge, control.CodeBadRequest,
-			control.CodeInvalid, control.CodeNotFound, control.CodeExists, control.CodeForbidden, control.CodeBusy,
+			control.CodeInvalid, control.CodeNotFound, control.CodeExists, control.CodeConflict, control.CodeForbidden, control.CodeBusy,
 			control.CodeUnavailable, control.CodeTimeout, control.CodeInternal},
 		{control.ModeDrain, control.ModeSpool},
 		{control.AttributionContid, control.AttributionCgroup},
@@ -290,5 +294,13 @@ func BenchmarkContainersRoundTrip(b *testing.B) {
 		if _, err := c.Containers(context.Background()); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestPushEmptyRules(t *testing.T) {
+	c := dial(t, serve(t, &control.Server{Backend: newBackend(t)}))
+	info, err := c.PushRules(context.Background(), "other", "r.yaml", []byte("[]\n"))
+	if err != nil || info.Rules != 0 {
+		t.Fatalf("pushing []: %+v %v", info, err)
 	}
 }

@@ -108,7 +108,7 @@ func (b *Backend) Unregister(ctx context.Context, name string, o control.Unregis
 	}
 	t, err := b.tree.Without(name)
 	if err != nil {
-		return control.UnregisterResult{}, fmt.Errorf("unregistering: %w", err)
+		return control.UnregisterResult{}, fmt.Errorf("unregistering: %w: %w", control.ErrConflict, err)
 	}
 	b.tree = t
 	f := b.figures[name]
