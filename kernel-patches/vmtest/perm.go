@@ -66,6 +66,8 @@ func testSetOnce(t *T) {
 	wantErrno(t, "set unset", writeContid(p.pid(), unset), unix.EINVAL)
 	wantErrno(t, "set 101", writeContid(p.pid(), "101"), unix.EEXIST)
 	wantContid(t, p.pid(), "100")
+	// The refused 101 left nothing behind: another orchestrator may take it.
+	checkHelper(t, start(t, "/init", "helper", "child-write", "101", "success"))
 }
 
 func testOwnerReuse(t *T) {
@@ -169,6 +171,9 @@ func testBadInput(t *T) {
 	unix.Close(fd)
 	wantErrno(t, "pwrite at offset 1", err, unix.EINVAL)
 	wantContid(t, p.pid(), unset)
+	// Nothing was created: a helper may take 18446744073709551614, the
+	// largest contid, and the values refused above never existed.
+	checkHelper(t, start(t, "/init", "helper", "child-write", "18446744073709551614", "success"))
 	// A newline-terminated decimal is accepted.
 	wantErrno(t, `write "160\n"`, writeContid(p.pid(), "160\n"), nil)
 	wantContid(t, p.pid(), "160")
