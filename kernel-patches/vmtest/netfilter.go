@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os"
 	"os/exec"
 	"sort"
@@ -82,7 +83,17 @@ func testNetfilter(t *T) {
 	owner := startCmd(t, cmd)
 	defer owner.kill()
 	waitExe(t, owner.pid(), "/bin/busybox")
+	m0 := a.mark()
 	wantErrno(t, "set 600", writeContid(owner.pid(), "600"), nil)
+	// The op=set record names the namespaces, as stat() does.
+	nsPath := fmt.Sprintf("/proc/%d/ns/net", owner.pid())
+	var st unix.Stat_t
+	if err := unix.Stat(nsPath, &st); err != nil {
+		t.Errorf("stat %s: %v", nsPath, err)
+	}
+	want(t, a, m0, containerOp, "op=set", "contid=600",
+		fmt.Sprintf("ns_dev=%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev)),
+		fmt.Sprintf("ns_net=%d", st.Ino))
 	owner.release(t)
 	ns := itoa(owner.pid())
 	run(t, "/bin/busybox", "nsenter", "-n", "-t", ns, "/bin/busybox", "ip", "link", "set", "lo", "up")
