@@ -355,3 +355,30 @@ func field(text, key string) string {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// samples prints the first record of each kind the patches add, and the
+// record each CONTAINER_ID qualifies, for the cover letter and reviewers.
+func (a *auditd) samples() {
+	seen := map[string]bool{}
+	recs := a.since(0)
+	for _, r := range recs {
+		var kind string
+		switch r.typ {
+		case containerOp:
+			kind = "1020 " + field(r.text, "op") + " " + field(r.text, "res")
+		case containerID:
+			kind = "1340 " + field(r.text, "record")
+		default:
+			continue
+		}
+		if seen[kind] {
+			continue
+		}
+		seen[kind] = true
+		for _, x := range recs {
+			if x.serial == r.serial && x.typ != auditEOE && x.typ != 1327 {
+				fmt.Printf("SAMPLE %s type=%d msg=audit(%s): %s\n", kind, x.typ, x.serial, x.text)
+			}
+		}
+	}
+}

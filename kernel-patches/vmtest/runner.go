@@ -78,5 +78,6 @@ func (r *runner) runAll() {
 	}
 	if daemon != nil {
 		fmt.Printf("INFO audit socket overflows: %d\n", daemon.lost.Load())
+		daemon.samples()
 	}
 }
