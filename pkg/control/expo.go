@@ -1,82 +1,174 @@
 package control
 
 import (
-	"bufio"
+	"context"
+	"fmt"
 	"math"
-	"sort"
-	"strconv"
-	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// expo writes the Prometheus text exposition format, version 0.0.4: a
-// HELP and a TYPE line per family, then its samples.
-type expo struct {
-	w *bufio.Writer
+// statusCollector is the prometheus.Collector of the metrics endpoint:
+// at each Collect it reads b's Status (and DeliveryLatency, for a
+// LatencyBackend) under ctx, and turns the figures into const metrics.
+// It keeps nothing between scrapes.
+type statusCollector struct {
+	ctx context.Context
+	b   Backend
 }
 
-type label struct{ name, value string }
-
-func (e *expo) family(name, typ, help string) {
-	e.w.WriteString("# HELP " + name + " " + escapeHelp(help) + "\n")
-	e.w.WriteString("# TYPE " + name + " " + typ + "\n")
-}
-
-func (e *expo) sample(name string, v float64, labels ...label) {
-	e.w.WriteString(name)
-	if len(labels) > 0 {
-		e.w.WriteByte('{')
-		for i, l := range labels {
-			if i > 0 {
-				e.w.WriteByte(',')
-			}
-			e.w.WriteString(l.name + `="` + escapeLabel(l.value) + `"`)
-		}
-		e.w.WriteByte('}')
-	}
-	e.w.WriteByte(' ')
-	e.w.WriteString(formatFloat(v))
-	e.w.WriteByte('\n')
-}
-
-// one writes a family with a single sample.
-func (e *expo) one(name, typ, help string, v float64) {
-	e.family(name, typ, help)
-	e.sample(name, v)
-}
-
-func (e *expo) histogram(name string, h Latency, labels ...label) {
-	buckets := append([]Bucket(nil), h.Buckets...)
-	sort.Slice(buckets, func(i, j int) bool { return buckets[i].UpperBound < buckets[j].UpperBound })
-	le := func(bound string) []label { return append(append([]label(nil), labels...), label{"le", bound}) }
-	for _, b := range buckets {
-		if !math.IsInf(b.UpperBound, +1) {
-			e.sample(name+"_bucket", float64(b.Count), le(formatFloat(b.UpperBound))...)
-		}
-	}
-	e.sample(name+"_bucket", float64(h.Count), le("+Inf")...)
-	e.sample(name+"_sum", h.Sum, labels...)
-	e.sample(name+"_count", float64(h.Count), labels...)
-}
-
-func formatFloat(v float64) string {
-	switch {
-	case math.IsInf(v, +1):
-		return "+Inf"
-	case math.IsInf(v, -1):
-		return "-Inf"
-	case math.IsNaN(v):
-		return "NaN"
-	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
+func newDesc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
 }
 
 var (
-	helpEscaper  = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
-	labelEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
+	kernelAttribution = newDesc("auditd_ns_kernel_attribution", "How records are attributed to containers: contid (patched kernel) or cgroup.", "mode")
+	containersDesc    = newDesc("auditd_ns_containers", "Registered containers.")
+	droppedDesc       = newDesc("auditd_ns_container_dropped_copies_total", "Copies lost, by reason.", "container", "reason")
+	latencyDesc       = newDesc("auditd_ns_container_delivery_latency_seconds", "Time from a record's arrival to the delivery of a container's copy.", "container")
 )
 
-func escapeHelp(s string) string  { return helpEscaper.Replace(s) }
-func escapeLabel(s string) string { return labelEscaper.Replace(s) }
+// family is a series with one value, read from a T.
+type family[T any] struct {
+	desc  *prometheus.Desc
+	typ   prometheus.ValueType
+	value func(*T) float64
+}
+
+var kernelFamilies = []family[KernelStatus]{
+	{newDesc("auditd_ns_kernel_enabled", "The kernel's audit enabled flag: 0, 1, or 2 (locked)."), prometheus.GaugeValue, func(k *KernelStatus) float64 { return float64(k.Enabled) }},
+	{newDesc("auditd_ns_kernel_lost_records_total", "The kernel's lost counter: records the kernel could not queue."), prometheus.CounterValue, func(k *KernelStatus) float64 { return float64(k.Lost) }},
+	{newDesc("auditd_ns_kernel_backlog_records", "Records waiting in the kernel's audit backlog."), prometheus.GaugeValue, func(k *KernelStatus) float64 { return float64(k.Backlog) }},
+	{newDesc("auditd_ns_kernel_backlog_limit_records", "The kernel's backlog limit."), prometheus.GaugeValue, func(k *KernelStatus) float64 { return float64(k.BacklogLimit) }},
+	{newDesc("auditd_ns_kernel_received_records_total", "Records received from the kernel."), prometheus.CounterValue, func(k *KernelStatus) float64 { return float64(k.Received) }},
+}
+
+var hostLogFamilies = []family[HostLogStatus]{
+	{newDesc("auditd_ns_hostlog_records_total", "Records written to the host log."), prometheus.CounterValue, func(h *HostLogStatus) float64 { return float64(h.Records) }},
+	{newDesc("auditd_ns_hostlog_bytes_total", "Bytes written to the host log."), prometheus.CounterValue, func(h *HostLogStatus) float64 { return float64(h.Bytes) }},
+	{newDesc("auditd_ns_hostlog_rotations_total", "Rotations of the host log."), prometheus.CounterValue, func(h *HostLogStatus) float64 { return float64(h.Rotations) }},
+	{newDesc("auditd_ns_hostlog_size_bytes", "Size of the current host log file."), prometheus.GaugeValue, func(h *HostLogStatus) float64 { return float64(h.Size) }},
+	{newDesc("auditd_ns_hostlog_suspended", "1 while a suspend action stops writing the host log."), prometheus.GaugeValue, func(h *HostLogStatus) float64 { return boolf(h.Suspended) }},
+	{newDesc("auditd_ns_hostlog_dropped_records_total", "Records that did not reach the host log."), prometheus.CounterValue, func(h *HostLogStatus) float64 { return float64(h.Dropped) }},
+}
+
+// containerFamilies have a container label.
+var containerFamilies = []family[ContainerInfo]{
+	{newDesc("auditd_ns_container_connected", "1 while the container's target is connected (remote) or open (file).", "container"), prometheus.GaugeValue, func(c *ContainerInfo) float64 { return boolf(c.Connected) }},
+	{newDesc("auditd_ns_container_queued_copies", "Copies waiting for delivery, in memory and spool.", "container"), prometheus.GaugeValue, func(c *ContainerInfo) float64 { return float64(c.Queued) }},
+	{newDesc("auditd_ns_container_queued_bytes", "Bytes of the copies waiting for delivery.", "container"), prometheus.GaugeValue, func(c *ContainerInfo) float64 { return float64(c.QueuedBytes) }},
+	{newDesc("auditd_ns_container_spool_bytes", "Size of the container's spool on disk.", "container"), prometheus.GaugeValue, func(c *ContainerInfo) float64 { return float64(c.SpoolBytes) }},
+	{newDesc("auditd_ns_container_routed_copies_total", "Copies the container's rules kept and its queue took.", "container"), prometheus.CounterValue, func(c *ContainerInfo) float64 { return float64(c.Routed) }},
+	{newDesc("auditd_ns_container_filtered_copies_total", "Copies the container's rules dropped.", "container"), prometheus.CounterValue, func(c *ContainerInfo) float64 { return float64(c.Filtered) }},
+	{newDesc("auditd_ns_container_delivered_copies_total", "Copies delivered (committed off the queue).", "container"), prometheus.CounterValue, func(c *ContainerInfo) float64 { return float64(c.Delivered) }},
+	{newDesc("auditd_ns_container_acked_copies_total", "Copies acknowledged by the receiver, or written to a file target.", "container"), prometheus.CounterValue, func(c *ContainerInfo) float64 { return float64(c.Acked) }},
+}
+
+// Describe sends every Desc the collector may use, so that the registry
+// checks what Collect sends against them.
+func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- kernelAttribution
+	ch <- containersDesc
+	ch <- droppedDesc
+	ch <- latencyDesc
+	for _, f := range kernelFamilies {
+		ch <- f.desc
+	}
+	for _, f := range hostLogFamilies {
+		ch <- f.desc
+	}
+	for _, f := range containerFamilies {
+		ch <- f.desc
+	}
+}
+
+// Collect reads the Backend's figures. When a read fails it sends only
+// the error, so that the scrape fails as a whole rather than showing
+// some series and not others.
+func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
+	st, err := c.b.Status(c.ctx)
+	if err != nil {
+		invalid(ch, fmt.Errorf("reading the daemon's status: %w", err))
+		return
+	}
+	var lat []Latency
+	if lb, ok := c.b.(LatencyBackend); ok {
+		if lat, err = lb.DeliveryLatency(c.ctx); err != nil {
+			invalid(ch, fmt.Errorf("reading the delivery latency: %w", err))
+			return
+		}
+	}
+	if k := st.Kernel; k != nil {
+		collectAll(ch, kernelFamilies, k)
+		constMetric(ch, kernelAttribution, prometheus.GaugeValue, 1, k.Attribution)
+	}
+	if h := st.HostLog; h != nil {
+		collectAll(ch, hostLogFamilies, h)
+	}
+	constMetric(ch, containersDesc, prometheus.GaugeValue, float64(len(st.Containers)))
+	for i := range st.Containers {
+		collectContainer(ch, &st.Containers[i])
+	}
+	for _, l := range lat {
+		collectLatency(ch, l)
+	}
+}
+
+func collectAll[T any](ch chan<- prometheus.Metric, fs []family[T], v *T, labels ...string) {
+	for _, f := range fs {
+		constMetric(ch, f.desc, f.typ, f.value(v), labels...)
+	}
+}
+
+func collectContainer(ch chan<- prometheus.Metric, c *ContainerInfo) {
+	collectAll(ch, containerFamilies, c, c.Name)
+	var sum uint64
+	for r, n := range c.Drops {
+		sum += n
+		if r != "other" {
+			constMetric(ch, droppedDesc, prometheus.CounterValue, float64(n), c.Name, r)
+		}
+	}
+	// "other" is always there, so that every container has a series from
+	// the start: Dropped beyond the reasons given.
+	other := c.Drops["other"]
+	if c.Dropped > sum {
+		other += c.Dropped - sum
+	}
+	constMetric(ch, droppedDesc, prometheus.CounterValue, float64(other), c.Name, "other")
+}
+
+// collectLatency sends l as a histogram. Its +Inf bucket is l.Count,
+// whatever l.Buckets say.
+func collectLatency(ch chan<- prometheus.Metric, l Latency) {
+	buckets := make(map[float64]uint64, len(l.Buckets))
+	for _, b := range l.Buckets {
+		if !math.IsInf(b.UpperBound, +1) && !math.IsNaN(b.UpperBound) {
+			buckets[b.UpperBound] = b.Count
+		}
+	}
+	m, err := prometheus.NewConstHistogram(latencyDesc, l.Count, l.Sum, buckets, l.Name)
+	send(ch, m, err)
+}
+
+func constMetric(ch chan<- prometheus.Metric, d *prometheus.Desc, typ prometheus.ValueType, v float64, labels ...string) {
+	m, err := prometheus.NewConstMetric(d, typ, v, labels...)
+	send(ch, m, err)
+}
+
+// send sends m, or err as an invalid metric: the registry reports it and
+// leaves the series out.
+func send(ch chan<- prometheus.Metric, m prometheus.Metric, err error) {
+	if err != nil {
+		invalid(ch, err)
+		return
+	}
+	ch <- m
+}
+
+func invalid(ch chan<- prometheus.Metric, err error) {
+	ch <- prometheus.NewInvalidMetric(prometheus.NewInvalidDesc(err), err)
+}
 
 func boolf(b bool) float64 {
 	if b {

@@ -1,16 +1,22 @@
 package control_test
 
 import (
-	"bufio"
 	"context"
+	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
-	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/auditd-ns/auditd-ns/pkg/control"
 	"github.com/auditd-ns/auditd-ns/pkg/control/controltest"
@@ -44,10 +50,9 @@ func serveMetrics(t *testing.T, b control.Backend) string {
 	return "http://" + ln.Addr().String() + "/metrics"
 }
 
-var sampleLine = regexp.MustCompile(`^([a-z_]+)(\{[^}]*\})? (\S+)$`)
-
-// scrape fetches url, checks the exposition format, and returns each
-// sample as "name{labels}" → value.
+// scrape fetches url, checks that it is the Prometheus text format, and
+// returns each sample as "name{label="value",...}" → value, labels in
+// name order, histograms as their _bucket, _sum and _count samples.
 func scrape(t *testing.T, url string) map[string]float64 {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -55,43 +60,61 @@ func scrape(t *testing.T, url string) map[string]float64 {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != control.MetricsContentType {
+	if resp.StatusCode != 200 || expfmt.ResponseFormat(resp.Header).FormatType() != expfmt.TypeTextPlain {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("scrape: %s %q: %s", resp.Status, resp.Header.Get("Content-Type"), b)
 	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parsing the scrape: %v", err)
+	}
 	out := map[string]float64{}
-	types := map[string]string{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if f := strings.Fields(line); len(f) >= 4 && f[1] == "TYPE" {
-			if _, dup := types[f[2]]; dup {
-				t.Errorf("family %s declared twice", f[2])
+	for name, f := range fams {
+		for _, m := range f.GetMetric() {
+			for suffix, v := range sampleValues(m) {
+				out[seriesKey(name+suffix, m.GetLabel())] = v
 			}
-			types[f[2]] = f[3]
-			continue
-		}
-		if strings.HasPrefix(line, "# HELP ") {
-			continue
-		}
-		m := sampleLine.FindStringSubmatch(line)
-		if m == nil {
-			t.Fatalf("not a sample line: %q", line)
-		}
-		fam := m[1]
-		if types[fam] == "" {
-			fam = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(fam, "_bucket"), "_sum"), "_count")
-			if types[fam] != "histogram" {
-				t.Errorf("sample %q has no TYPE line before it", line)
+			for _, b := range m.GetHistogram().GetBucket() {
+				le := &dto.LabelPair{Name: proto.String("le"), Value: proto.String(formatBound(b.GetUpperBound()))}
+				out[seriesKey(name+"_bucket", append(m.GetLabel(), le))] = float64(b.GetCumulativeCount())
 			}
 		}
-		v, err := strconv.ParseFloat(m[3], 64)
-		if err != nil {
-			t.Errorf("%q: %v", line, err)
-		}
-		out[m[1]+m[2]] = v
 	}
 	return out
+}
+
+// sampleValues are the samples of m other than histogram buckets, by
+// their suffix to the family name.
+func sampleValues(m *dto.Metric) map[string]float64 {
+	switch {
+	case m.Counter != nil:
+		return map[string]float64{"": m.GetCounter().GetValue()}
+	case m.Gauge != nil:
+		return map[string]float64{"": m.GetGauge().GetValue()}
+	case m.Histogram != nil:
+		return map[string]float64{"_sum": m.GetHistogram().GetSampleSum(), "_count": float64(m.GetHistogram().GetSampleCount())}
+	}
+	return map[string]float64{"": m.GetUntyped().GetValue()}
+}
+
+func seriesKey(name string, labels []*dto.LabelPair) string {
+	if len(labels) == 0 {
+		return name
+	}
+	ls := make([]string, len(labels))
+	for i, l := range labels {
+		ls[i] = l.GetName() + "=" + strconv.Quote(l.GetValue())
+	}
+	sort.Strings(ls)
+	return name + "{" + strings.Join(ls, ",") + "}"
+}
+
+func formatBound(v float64) string {
+	if math.IsInf(v, +1) {
+		return "+Inf"
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 
 func TestMetrics(t *testing.T) {
@@ -129,8 +152,10 @@ func TestMetrics(t *testing.T) {
 		{`auditd_ns_container_dropped_copies_total{container="tenant",reason="other"}`, 0, 0},
 		{`auditd_ns_container_connected{container="tenant"}`, 0, 0},
 		{`auditd_ns_container_delivery_latency_seconds_bucket{container="other",le="0.01"}`, 4, 4},
+		{`auditd_ns_container_delivery_latency_seconds_bucket{container="other",le="0.1"}`, 9, 9},
 		{`auditd_ns_container_delivery_latency_seconds_bucket{container="other",le="+Inf"}`, 10, 10},
 		{`auditd_ns_container_delivery_latency_seconds_count{container="other"}`, 10, 10},
+		{`auditd_ns_container_delivery_latency_seconds_sum{container="other"}`, 0.5, 0.5},
 	} {
 		for _, when := range []struct {
 			got  map[string]float64
@@ -164,11 +189,71 @@ func TestMetricsOff(t *testing.T) {
 
 func TestMetricsLabelEscaping(t *testing.T) {
 	// Container names cannot hold quotes, but the attribution label comes
-	// from the daemon: it must still be escaped.
+	// from the daemon: it must still come through, escaped and back.
 	b := newBackend(t)
 	b.SetKernel(control.KernelStatus{Attribution: "a\"b\\c\nd"})
 	got := scrape(t, serveMetrics(t, b))
 	if _, ok := got[`auditd_ns_kernel_attribution{mode="a\"b\\c\nd"}`]; !ok {
 		t.Errorf("escaped label missing from %v", got)
+	}
+}
+
+func TestMetricsBadLabel(t *testing.T) {
+	// A label value that is not UTF-8 cannot be exposed: that series is
+	// left out, the others are served.
+	b := newBackend(t)
+	b.SetKernel(control.KernelStatus{Lost: 3, Attribution: "\xff"})
+	got := scrape(t, serveMetrics(t, b))
+	for k := range got {
+		if strings.HasPrefix(k, "auditd_ns_kernel_attribution") {
+			t.Errorf("%s served", k)
+		}
+	}
+	if got["auditd_ns_kernel_lost_records_total"] != 3 || got["auditd_ns_containers"] != 4 {
+		t.Errorf("series missing beside the bad one: %v", got)
+	}
+}
+
+// failingBackend fails Status, or DeliveryLatency.
+type failingBackend struct {
+	*controltest.Backend
+	status, latency error
+}
+
+func (b *failingBackend) Status(ctx context.Context) (control.Status, error) {
+	if b.status != nil {
+		return control.Status{}, b.status
+	}
+	return b.Backend.Status(ctx)
+}
+
+func (b *failingBackend) DeliveryLatency(context.Context) ([]control.Latency, error) {
+	return nil, b.latency
+}
+
+func TestMetricsBackendFails(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		b    *failingBackend
+		want string
+	}{
+		{"status", &failingBackend{Backend: newBackend(t), status: errors.New("daemon stopping")}, "reading the daemon's status: daemon stopping"},
+		{"latency", &failingBackend{Backend: newBackend(t), latency: errors.New("no clock")}, "reading the delivery latency: no clock"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := http.Get(serveMetrics(t, tc.b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(body), tc.want) {
+				t.Errorf("got %s %q, want 500 with %q", resp.Status, body, tc.want)
+			}
+			// No partial scrape: none of the Status series.
+			if strings.Contains(string(body), "auditd_ns_") {
+				t.Errorf("a failed scrape shows series: %s", body)
+			}
+		})
 	}
 }
