@@ -88,7 +88,7 @@ func TestIntegrationCgroupContainers(t *testing.T) {
 		{filepath.Join(dir, "c/audit.log"), 5},
 	} {
 		if got := ausearchCount(t, tc.file, "-k", "exec"); got != tc.want {
-			t.Errorf("%s: ausearch -k exec found %d events, want %d", tc.file, got, tc.want)
+			t.Errorf("%s: ausearch -k exec found %d events, want %d\n%s", tc.file, got, tc.want, d.stderrText())
 		}
 		checkLines(t, tc.file)
 	}

@@ -81,7 +81,7 @@ func start(t testing.TB, ctl *source.Control, dir string) *daemon {
 	for time.Now().Before(deadline) {
 		st, err := ctl.Status()
 		must(t, err)
-		if int(st.PID) == d.cmd.Process.Pid && strings.Contains(d.stderrText(), "kernel configured") {
+		if int(st.PID) == d.cmd.Process.Pid && strings.Contains(d.stderrText(), "containers started") {
 			return d
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -8,9 +8,12 @@ import (
 	"github.com/auditd-ns/auditd-ns/pkg/router"
 )
 
-// cgroupAttributor reads /proc/PID/cgroup of a record's process (or of its
-// parent when the process is gone).
-func (d *Daemon) cgroupAttributor() router.Attributor {
+// procAttributor reads /proc/PID/cgroup of a record's process (or of its
+// parent when the process is gone) at routing time. It is the fallback when
+// the process-events connector is not available (it answers only in the
+// host's initial network namespace); it misses processes that exited before
+// their records were routed.
+func procAttributor() router.Attributor {
 	return func(pid, ppid uint32, dirs []string) int {
 		for _, p := range []uint32{pid, ppid} {
 			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", p))

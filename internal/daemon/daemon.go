@@ -43,8 +43,11 @@ type Daemon struct {
 	conts  *containers
 	rstop  context.CancelFunc // stops the router
 	rdone  chan struct{}
-	stats  Stats
-	statMu sync.Mutex // guards stats
+	// tracker attributes records to cgroups on a stock kernel.
+	tracker     *source.CgroupTracker
+	trackerStop context.CancelFunc
+	stats       Stats
+	statMu      sync.Mutex // guards stats
 }
 
 // Stats is what the daemon reports about itself and the kernel.
@@ -133,7 +136,13 @@ func (d *Daemon) start() error {
 // says whether kernel rules can be scoped to a container.
 func (d *Daemon) startContainers(contid bool, attr router.Attributor) error {
 	var err error
-	d.router = router.New(router.Options{Attribute: attr})
+	opt := router.Options{Attribute: attr}
+	if attr != nil {
+		// Give the process-events tracker time to see the processes
+		// that events name before attributing them.
+		opt.Delay = 100 * time.Millisecond
+	}
+	d.router = router.New(opt)
 	store, err := registry.OpenStore(filepath.Join(d.cfg.StateDir, "containers"))
 	if err != nil {
 		return err

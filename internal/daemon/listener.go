@@ -49,6 +49,10 @@ func (d *Daemon) runListener(ctx context.Context) error {
 	d.rstop()
 	<-d.rdone
 	d.conts.stopAll()
+	if d.trackerStop != nil {
+		d.trackerStop()
+		d.tracker.Close()
+	}
 	d.hlog.Daemon(record.TypeDaemonEnd, fmt.Sprintf("op=terminate auid=%d uid=%d ses=4294967295 pid=%d res=success", loginUID(), os.Getuid(), os.Getpid()))
 	return errors.Join(runErr, d.hlog.Close())
 }

@@ -160,6 +160,10 @@ func (d *Daemon) stop() error {
 	d.rstop()
 	<-d.rdone
 	d.conts.stopAll()
+	if d.trackerStop != nil {
+		d.trackerStop()
+		d.tracker.Close()
+	}
 	if d.cfg.RulesOnExit == "delete" {
 		d.deleteRules()
 	}

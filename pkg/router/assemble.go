@@ -12,27 +12,36 @@ import (
 // timeout is marked Partial: its EOE never came. Records from several CPUs
 // may interleave; they are grouped by serial regardless of order, and kept
 // in arrival (kernel) order within an event. Nothing is reported lost.
+//
+// With a delay, closed events are held that long before they are emitted
+// (on stock kernels, so that the process-events tracker has caught up with
+// the processes the event names).
 type Assembler struct {
 	timeout time.Duration
+	delay   time.Duration
 	open    map[uint64]*pending
-	fifo    []*pending // open events, oldest first (may hold closed ones)
+	fifo    []*pending // open events in order of arrival (may hold closed ones)
+	ready   []*pending // closed events waiting for the delay, in order
 	free    []*pending
 	emit    func(*record.Event)
 }
 
 type pending struct {
-	serial  uint64
-	last    time.Time
-	syscall bool
-	closed  bool
-	ev      record.Event
-	bufs    [][]byte
+	serial   uint64
+	last     time.Time
+	closedAt time.Time
+	syscall  bool
+	closed   bool
+	inFifo   bool
+	ev       record.Event
+	bufs     [][]byte
 }
 
-// NewAssembler returns an assembler that calls emit for every closed event.
-// The event and its records are valid only during the call.
-func NewAssembler(timeout time.Duration, emit func(*record.Event)) *Assembler {
-	return &Assembler{timeout: timeout, open: map[uint64]*pending{}, emit: emit}
+// NewAssembler returns an assembler that calls emit for every closed event,
+// delay after it closed. The event and its records are valid only during
+// the call.
+func NewAssembler(timeout, delay time.Duration, emit func(*record.Event)) *Assembler {
+	return &Assembler{timeout: timeout, delay: delay, open: map[uint64]*pending{}, emit: emit}
 }
 
 // Add adds one record; buf is the buffer r points into, owned by the
@@ -40,13 +49,16 @@ func NewAssembler(timeout time.Duration, emit func(*record.Event)) *Assembler {
 func (a *Assembler) Add(r *record.Record, buf []byte, now time.Time, release func([]byte)) {
 	if r.Serial == 0 {
 		// No serial to group by: an event of its own.
-		a.emitOne(r, buf, release)
+		p := a.get()
+		p.ev.Records = append(p.ev.Records, *r)
+		p.bufs = append(p.bufs, buf)
+		a.close(p, false, now, release)
 		return
 	}
 	p := a.open[r.Serial]
 	if p == nil {
 		p = a.get()
-		p.serial = r.Serial
+		p.serial, p.inFifo = r.Serial, true
 		a.open[r.Serial] = p
 		a.fifo = append(a.fifo, p)
 	}
@@ -57,32 +69,55 @@ func (a *Assembler) Add(r *record.Record, buf []byte, now time.Time, release fun
 	p.ev.Records = append(p.ev.Records, *r)
 	p.bufs = append(p.bufs, buf)
 	if r.Type == record.TypeEOE {
-		a.close(p, false, release)
+		delete(a.open, p.serial)
+		a.close(p, false, now, release)
 	}
 }
 
-func (a *Assembler) emitOne(r *record.Record, buf []byte, release func([]byte)) {
-	p := a.get()
-	p.ev.Records = append(p.ev.Records, *r)
-	p.bufs = append(p.bufs, buf)
+// close emits p now (no delay) or queues it for the delay.
+func (a *Assembler) close(p *pending, partial bool, now time.Time, release func([]byte)) {
+	p.ev.Partial, p.closed, p.closedAt = partial, true, now
+	if a.delay > 0 {
+		a.ready = append(a.ready, p)
+		return
+	}
 	a.emit(&p.ev)
-	a.put(p, release)
+	a.done(p, release)
 }
 
-// Expire closes events idle for the timeout. Call it regularly.
+// done releases p's buffers; p itself is recycled once out of the fifo.
+func (a *Assembler) done(p *pending, release func([]byte)) {
+	for i, b := range p.bufs {
+		release(b)
+		p.bufs[i] = nil
+	}
+	p.bufs = p.bufs[:0]
+	clear(p.ev.Records)
+	p.ev.Records = p.ev.Records[:0]
+	if !p.inFifo {
+		a.put(p)
+	}
+}
+
+// Expire closes events idle for the timeout and emits delayed events whose
+// delay has passed. Call it regularly.
 func (a *Assembler) Expire(now time.Time, release func([]byte)) {
 	n := 0
 	for _, p := range a.fifo {
-		if p.closed {
-			a.put(p, release)
+		if !p.closed {
+			if now.Sub(p.last) < a.timeout {
+				break
+			}
+			delete(a.open, p.serial)
+			p.inFifo = false
+			a.close(p, p.syscall, now, release)
 			n++
 			continue
 		}
-		if now.Sub(p.last) < a.timeout {
-			break
+		p.inFifo = false
+		if len(p.bufs) == 0 && len(p.ev.Records) == 0 {
+			a.put(p) // already emitted
 		}
-		a.close(p, p.syscall, release)
-		a.put(p, release)
 		n++
 	}
 	if n > 0 {
@@ -90,27 +125,35 @@ func (a *Assembler) Expire(now time.Time, release func([]byte)) {
 		clear(a.fifo[len(a.fifo)-n:])
 		a.fifo = a.fifo[:len(a.fifo)-n]
 	}
+	a.emitReady(now, release)
 }
 
-// Flush closes every open event (at shutdown).
-func (a *Assembler) Flush(release func([]byte)) {
-	a.Expire(time.Now().Add(a.timeout*2+time.Hour), release)
-}
-
-// Open returns the number of events not yet closed.
-func (a *Assembler) Open() int { return len(a.open) }
-
-func (a *Assembler) close(p *pending, partial bool, release func([]byte)) {
-	delete(a.open, p.serial)
-	p.ev.Partial = partial
-	a.emit(&p.ev)
-	p.closed = true
-	for i, b := range p.bufs {
-		release(b)
-		p.bufs[i] = nil
+func (a *Assembler) emitReady(now time.Time, release func([]byte)) {
+	n := 0
+	for _, p := range a.ready {
+		if now.Sub(p.closedAt) < a.delay {
+			break
+		}
+		a.emit(&p.ev)
+		a.done(p, release)
+		n++
 	}
-	p.bufs = p.bufs[:0]
+	if n > 0 {
+		copy(a.ready, a.ready[n:])
+		clear(a.ready[len(a.ready)-n:])
+		a.ready = a.ready[:len(a.ready)-n]
+	}
 }
+
+// Flush closes and emits every event (at shutdown).
+func (a *Assembler) Flush(release func([]byte)) {
+	far := time.Now().Add(a.timeout + a.delay + time.Hour)
+	a.Expire(far, release)
+	a.emitReady(far.Add(a.delay+time.Hour), release)
+}
+
+// Open returns the number of events not yet emitted.
+func (a *Assembler) Open() int { return len(a.open) + len(a.ready) }
 
 func (a *Assembler) get() *pending {
 	if n := len(a.free); n > 0 {
@@ -121,15 +164,9 @@ func (a *Assembler) get() *pending {
 	return &pending{}
 }
 
-func (a *Assembler) put(p *pending, release func([]byte)) {
-	for i, b := range p.bufs {
-		release(b)
-		p.bufs[i] = nil
-	}
-	p.bufs = p.bufs[:0]
-	clear(p.ev.Records)
-	p.ev.Records = p.ev.Records[:0]
-	p.ev.Partial, p.syscall, p.closed, p.serial = false, false, false, 0
+func (a *Assembler) put(p *pending) {
+	p.syscall, p.closed, p.inFifo, p.serial = false, false, false, 0
+	p.ev.Partial = false
 	if len(a.free) < 4096 {
 		a.free = append(a.free, p)
 	}

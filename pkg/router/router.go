@@ -25,6 +25,11 @@ type Options struct {
 	Attribute Attributor
 	// Node is the node= prefix for copies, "" for none.
 	Node string
+	// Delay holds closed events that long before routing them. With cgroup
+	// attribution it gives the process-events tracker time to learn about
+	// the processes an event names (default 0; the daemon uses 100ms on
+	// stock kernels).
+	Delay time.Duration
 }
 
 // Stats counts the router's work. Overflow counts records that reached the
@@ -82,7 +87,7 @@ func New(opt Options) *Router {
 	r := &Router{opt: opt, in: make(chan input, opt.Backlog), free: make(chan []byte, opt.Backlog),
 		chain: make([]uint64, 0, 16), line: make([]byte, 0, 16<<10), data: make([]byte, 0, 16<<10),
 		pidMemo: map[uint32]*Tenant{}}
-	r.asm = NewAssembler(opt.EventTimeout, r.route)
+	r.asm = NewAssembler(opt.EventTimeout, opt.Delay, r.route)
 	r.table.Store(&table{byID: map[uint64]*Tenant{}, byName: map[string]*Tenant{}, parent: map[*Tenant]*Tenant{}})
 	return r
 }
@@ -148,7 +153,11 @@ func (r *Router) release(b []byte) {
 
 // Run routes until ctx ends, then routes what is still open.
 func (r *Router) Run(ctx context.Context) error {
-	tick := time.NewTicker(r.opt.EventTimeout / 4)
+	period := r.opt.EventTimeout / 4
+	if r.opt.Delay > 0 {
+		period = min(period, r.opt.Delay/4)
+	}
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	var rec record.Record
 	for {
