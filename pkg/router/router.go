@@ -204,4 +204,3 @@ func (r *Router) Stats() Stats {
 
 // Tenant returns the tenant called name, or nil.
 func (r *Router) Tenant(name string) *Tenant { return r.table.Load().byName[name] }
-
