@@ -117,8 +117,8 @@ func TestIntegrationNested(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(pdir, "containers", "c.yaml"), []byte(fmt.Sprintf(
 		"name: c\ncgroup: %s\ndeliver: {remote: 127.0.0.1:%d, netns: %s}\n", cgC, portC, nsC)), 0o600))
 	must(t, os.WriteFile(filepath.Join(pdir, "auditd-ns.yaml"), []byte(fmt.Sprintf(
-		"local_events: no\nlisten: {address: 127.0.0.1:%d}\nlog_file: %s/log/audit.log\ncontainers_dir: %s/containers\nstate_dir: %s/state\nlog_level: debug\n",
-		portP, pdir, pdir, pdir)), 0o600))
+		"local_events: no\nlisten: {address: 127.0.0.1:%d}\nlog_file: %s/log/audit.log\ncontainers_dir: %s/containers\nstate_dir: %s/state\nlog_level: debug\ncontrol_socket: %s/control.sock\n",
+		portP, pdir, pdir, pdir, pdir)), 0o600))
 	// P's daemon shares the host's network and pid namespaces here (a
 	// host-network container), so that on a stock kernel it can attribute
 	// records to C by cgroup with the process-events connector, which

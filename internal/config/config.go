@@ -48,6 +48,7 @@ type Config struct {
 	StateDir          string // state_dir: registry and spools (default /var/lib/auditd-ns)
 	ControlSocket     string // control_socket (default /run/auditd-ns/control.sock)
 	LogLevel          string // log_level for the daemon's own messages (default info)
+	MetricsAddress    string // metrics_address: HOST:PORT of the Prometheus endpoint ("" = off)
 	// Listen, when set, makes the source the remote-logging listener
 	// instead of the kernel (listener mode; local_events must be no).
 	Listen *Listen

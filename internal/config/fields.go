@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"os/user"
 	"sort"
 	"strconv"
@@ -103,6 +104,13 @@ var fields = map[string]func(c *Config, v string) error{
 		return nil
 	},
 	"containers_dir": pathField(func(c *Config) *string { return &c.ContainersDir }),
+	"metrics_address": func(c *Config, v string) error {
+		if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+			return fmt.Errorf("%q is not HOST:PORT", v)
+		}
+		c.MetricsAddress = v
+		return nil
+	},
 	"state_dir":      pathField(func(c *Config) *string { return &c.StateDir }),
 	"control_socket": pathField(func(c *Config) *string { return &c.ControlSocket }),
 	"log_level": func(c *Config, v string) error {

@@ -46,6 +46,9 @@ type Daemon struct {
 	// tracker attributes records to cgroups on a stock kernel.
 	tracker     *source.CgroupTracker
 	trackerStop context.CancelFunc
+	controlStop context.CancelFunc
+	scoped      scoped
+	started     time.Time
 	stats       Stats
 	statMu      sync.Mutex // guards stats
 }
@@ -167,7 +170,9 @@ func (d *Daemon) startContainers(contid bool, attr router.Attributor) error {
 	if attr == nil {
 		mode = "contid"
 	}
-	d.log.Info("containers started", "containers", len(d.conts.live), "attribution", mode)
+	d.started = time.Now()
+	d.startControl()
+	d.log.Info("containers started", "containers", len(d.conts.live), "attribution", mode, "control", d.cfg.ControlSocket)
 	return nil
 }
 

@@ -46,6 +46,7 @@ func (d *Daemon) runListener(ctx context.Context) error {
 	}
 	d.log.Info("listening for remote-logging peers", "address", ln.Addr().String(), "log", d.cfg.Log.Path)
 	runErr := l.Run(ctx, ln)
+	d.stopControl()
 	d.rstop()
 	<-d.rdone
 	d.conts.stopAll()

@@ -157,6 +157,7 @@ func (d *Daemon) stop() error {
 			d.router.Submit(typ, data)
 		}
 	}
+	d.stopControl()
 	d.rstop()
 	<-d.rdone
 	d.conts.stopAll()

@@ -1,0 +1,250 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/auditd-ns/auditd-ns/pkg/control"
+	"github.com/auditd-ns/auditd-ns/pkg/registry"
+)
+
+// backend is the daemon's side of the control API.
+type backend struct {
+	d *Daemon
+}
+
+var _ control.Backend = backend{}
+
+func (b backend) Tree() *registry.Tree {
+	cs := b.d.conts
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.tree
+}
+
+// Register adds (or replaces) a container while records flow.
+func (b backend) Register(ctx context.Context, c *registry.Container, o control.RegisterOptions) (control.ContainerInfo, error) {
+	cs := b.d.conts
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	old := cs.live[c.Name]
+	if cs.tree.ByName(c.Name) != nil && !o.Replace {
+		return control.ContainerInfo{}, fmt.Errorf("registering %q: %w", c.Name, control.ErrExists)
+	}
+	tree, err := cs.tree.With(c)
+	if err != nil {
+		return control.ContainerInfo{}, fmt.Errorf("registering %q: %w: %w", c.Name, control.ErrInvalid, err)
+	}
+	if o.Guard != nil {
+		if err := o.Guard(tree); err != nil {
+			return control.ContainerInfo{}, err
+		}
+	}
+	if old != nil {
+		// Its queue and spool are kept: the new registration reopens them.
+		cs.stop(old, false, 0)
+		delete(cs.live, c.Name)
+	}
+	t, err := cs.start(c)
+	if err != nil {
+		if old != nil {
+			if back, rerr := cs.start(old.c); rerr == nil {
+				cs.live[c.Name] = back
+			}
+		}
+		return control.ContainerInfo{}, fmt.Errorf("registering %q: %w: %w", c.Name, control.ErrInvalid, err)
+	}
+	if err := cs.store.Save(c); err != nil {
+		b.d.log.Warn("the registration will not survive a restart", "name", c.Name, "error", err)
+	}
+	cs.tree = tree
+	cs.live[c.Name] = t
+	cs.publish()
+	b.d.startScoped(t)
+	b.d.log.Info("registered container", "name", c.Name, "target", c.Deliver.String())
+	return b.info(t), nil
+}
+
+// Unregister stops copying to a container and disposes of its queue.
+func (b backend) Unregister(ctx context.Context, name string, o control.UnregisterOptions) (control.UnregisterResult, error) {
+	cs := b.d.conts
+	cs.mu.Lock()
+	t := cs.live[name]
+	if cs.tree.ByName(name) == nil {
+		cs.mu.Unlock()
+		return control.UnregisterResult{}, fmt.Errorf("unregistering %q: %w", name, control.ErrNotFound)
+	}
+	tree, err := cs.tree.Without(name)
+	if err != nil {
+		cs.mu.Unlock()
+		return control.UnregisterResult{}, fmt.Errorf("unregistering: %w: %w", control.ErrConflict, err)
+	}
+	if o.Guard != nil {
+		if err := o.Guard(tree); err != nil {
+			cs.mu.Unlock()
+			return control.UnregisterResult{}, err
+		}
+	}
+	cs.tree = tree
+	delete(cs.live, name)
+	cs.publish() // no more copies for it from here on
+	cs.store.Remove(name)
+	cs.mu.Unlock()
+	res := control.UnregisterResult{Name: name, Mode: o.Mode}
+	if t == nil {
+		return res, nil
+	}
+	b.d.stopScoped(name)
+	before := t.q.Stats()
+	if o.Mode == control.ModeDrain {
+		deadline := time.Now().Add(o.Timeout)
+		for time.Now().Before(deadline) && ctx.Err() == nil {
+			if st := t.q.Stats(); st.MemoryItems+st.SpoolItems == 0 {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	after := t.q.Stats()
+	left := uint64(after.MemoryItems + after.SpoolItems)
+	res.Drained = left == 0
+	res.Delivered = after.Committed - before.Committed
+	cs.stop(t, false, 0)
+	if t.c.Queue.Spool > 0 {
+		res.Spooled = left
+	} else {
+		res.Dropped = left
+	}
+	b.d.log.Info("unregistered container", "name", name, "mode", o.Mode, "delivered", res.Delivered, "left", left)
+	return res, nil
+}
+
+// PushRules swaps a container's rules atomically and persists them.
+func (b backend) PushRules(ctx context.Context, name string, u control.RulesUpdate) (control.ContainerInfo, error) {
+	cs := b.d.conts
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	t := cs.live[name]
+	if t == nil {
+		return control.ContainerInfo{}, fmt.Errorf("pushing rules to %q: %w", name, control.ErrNotFound)
+	}
+	if u.Guard != nil {
+		if err := u.Guard(cs.tree); err != nil {
+			return control.ContainerInfo{}, err
+		}
+	}
+	t.tn.SetRules(u.Rules)
+	if c, err := withRules(t.c, u.Source); err == nil {
+		if tree, err := cs.tree.With(c); err == nil {
+			cs.tree, t.c = tree, c
+			if err := cs.store.Save(c); err != nil {
+				b.d.log.Warn("the new rules will not survive a restart", "name", name, "error", err)
+			}
+		}
+	}
+	b.d.log.Info("pushed rules", "name", name, "rules", u.Rules.Len(), "file", u.File)
+	return b.info(t), nil
+}
+
+// withRules returns c with its rules: value replaced by the rules file src.
+func withRules(c *registry.Container, src []byte) (*registry.Container, error) {
+	var doc, rules yaml.Node
+	if err := yaml.Unmarshal(c.Source, &doc); err != nil || len(doc.Content) == 0 {
+		return nil, errors.New("container source is not YAML")
+	}
+	if err := yaml.Unmarshal(src, &rules); err != nil || len(rules.Content) == 0 {
+		return nil, errors.New("rules source is not YAML")
+	}
+	m := doc.Content[0]
+	found := false
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == "rules" {
+			m.Content[i+1], found = rules.Content[0], true
+		}
+	}
+	if !found {
+		m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "rules"}, rules.Content[0])
+	}
+	out, err := yaml.Marshal(&doc)
+	if err != nil {
+		return nil, err
+	}
+	return registry.Parse(out, c.File)
+}
+
+func (b backend) Containers(ctx context.Context) ([]control.ContainerInfo, error) {
+	cs := b.d.conts
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	var out []control.ContainerInfo
+	for _, c := range cs.tree.Containers() {
+		if t := cs.live[c.Name]; t != nil {
+			out = append(out, b.info(t))
+		} else {
+			info := control.Describe(c)
+			info.LastError = "not running (see the daemon's log)"
+			out = append(out, info)
+		}
+	}
+	return out, nil
+}
+
+// info describes a running container with its queue and delivery figures.
+func (b backend) info(t *tenant) control.ContainerInfo {
+	info := control.Describe(t.c)
+	if p := t.tn.Rules(); p != nil {
+		info.Rules = p.Len()
+	}
+	q := t.q.Stats()
+	rs := t.tn.Stats()
+	info.Queued = uint64(q.MemoryItems + q.SpoolItems)
+	info.QueuedBytes = uint64(q.MemoryBytes + q.SpoolBytes)
+	info.SpoolBytes = uint64(q.SpoolBytes)
+	info.Routed, info.Filtered = rs.Records, rs.Filtered
+	info.Delivered = q.Committed
+	info.Dropped = q.Dropped.Total()
+	info.Drops = map[string]uint64{"full": q.Dropped.Full, "too-large": q.Dropped.TooLarge, "spool-error": q.Dropped.SpoolError,
+		"corrupt": q.Dropped.Corrupt, "crash": q.Dropped.Crash, "closed": q.Dropped.Closed}
+	switch {
+	case t.sender != nil:
+		s := t.sender.Status()
+		info.Connected, info.Acked = s.Connected, s.Acked
+		info.LastError, info.LastErrorTime = s.LastError, s.LastErrorTime
+	default:
+		info.Connected, info.Acked = true, q.Committed
+		t.errMu.Lock()
+		info.LastError = t.lastErr
+		t.errMu.Unlock()
+	}
+	return info
+}
+
+func (b backend) Status(ctx context.Context) (control.Status, error) {
+	st := control.Status{PID: os.Getpid(), Started: b.d.started}
+	if b.d.ctl != nil {
+		b.d.ctlMu.Lock()
+		ks, err := b.d.ctl.Status()
+		b.d.ctlMu.Unlock()
+		if err != nil {
+			return st, fmt.Errorf("reading the kernel's audit status: %w", err)
+		}
+		attr := control.AttributionContid
+		if b.d.tracker != nil || b.d.router == nil {
+			attr = control.AttributionCgroup
+		}
+		st.Kernel = &control.KernelStatus{Enabled: ks.Enabled, PID: ks.PID, Failure: ks.Failure, RateLimit: ks.RateLimit,
+			BacklogLimit: ks.BacklogLimit, BacklogWaitTime: ks.BacklogWaitTime, Backlog: ks.Backlog, Lost: uint64(ks.Lost),
+			Attribution: attr, Received: b.d.Stats().Records, Checked: time.Now()}
+	}
+	hs := b.d.hlog.Stats()
+	st.HostLog = &control.HostLogStatus{Path: b.d.hlog.Path(), Records: hs.Records, Bytes: hs.Bytes, Rotations: hs.Rotations,
+		Size: hs.Size, Suspended: hs.Suspended, Dropped: hs.DroppedSuspend + hs.DroppedError}
+	var err error
+	st.Containers, err = b.Containers(ctx)
+	return st, err
+}

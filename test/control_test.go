@@ -1,0 +1,112 @@
+package test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditd-ns/auditd-ns/internal/testkernel"
+)
+
+func ctl(t *testing.T, dir string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"ctl", "--socket", filepath.Join(dir, "control.sock")}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestIntegrationControl registers a container at run time through `ctl`,
+// routes to it, pushes new rules, lists it (table and JSON), scrapes the
+// metrics endpoint while records flow, and unregisters it with a drain.
+func TestIntegrationControl(t *testing.T) {
+	needTools(t)
+	ctlk := testkernel.Take(t)
+	dir := t.TempDir()
+	id := fmt.Sprint(os.Getpid())
+	cg := makeCgroup(t, "/sys/fs/cgroup/unified", "auditd-ns-ctl-"+id)
+	prog := filepath.Join(dir, "true-for-test")
+	b, _ := os.ReadFile("/bin/true")
+	must(t, os.WriteFile(prog, b, 0o755))
+	metrics := fmt.Sprintf("127.0.0.1:%d", port(t))
+	writeConfig(t, dir, fmt.Sprintf("state_dir: %s/state\nmetrics_address: %s\n", dir, metrics),
+		"-D\n-a always,exit -F arch=b64 -S execve -F exe="+prog+" -k exec\n-a always,exit -F arch=b64 -S uname -F exe="+prog+" -k other\n")
+	d := start(t, ctlk, dir)
+
+	file := filepath.Join(dir, "web.yaml")
+	must(t, os.WriteFile(file, []byte(fmt.Sprintf("name: web\ncgroup: %s\ndeliver: {file: %s/web/audit.log}\nqueue: {memory: 1MiB, spool: 1MiB}\n", cg, dir)), 0o600))
+	if out, err := ctl(t, dir, "register", file); err != nil {
+		t.Fatalf("ctl register: %v\n%s", err, out)
+	}
+	if out, err := ctl(t, dir, "register", file); err == nil || !strings.Contains(out, "already registered") {
+		t.Errorf("registering twice: %v\n%s", err, out)
+	}
+	runIn(t, cg, prog, 3)
+	scrape := func() string {
+		resp, err := http.Get("http://" + metrics + "/metrics")
+		if err != nil {
+			t.Fatalf("scraping metrics: %v", err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	waitFor(t, 10*time.Second, func() bool { return ausearchCount(t, filepath.Join(dir, "web/audit.log"), "-k", "exec") == 3 }, "3 events in web's target")
+	m1 := scrape()
+
+	// New rules: keep nothing but key "other".
+	rulesFile := filepath.Join(dir, "rules.yaml")
+	must(t, os.WriteFile(rulesFile, []byte("- keep: {key: other}\n- default: drop\n"), 0o600))
+	if out, err := ctl(t, dir, "rules", "push", "web", rulesFile); err != nil {
+		t.Fatalf("ctl rules push: %v\n%s", err, out)
+	}
+	must(t, os.WriteFile(rulesFile, []byte("- keep: {syscall: nosuch}\n"), 0o600))
+	if out, err := ctl(t, dir, "rules", "push", "web", rulesFile); err == nil || !strings.Contains(out, "rules.yaml:1:") {
+		t.Errorf("pushing bad rules: %v\n%s", err, out)
+	}
+	runIn(t, cg, prog, 2)
+	time.Sleep(500 * time.Millisecond)
+	if got := ausearchCount(t, filepath.Join(dir, "web/audit.log"), "-k", "exec"); got != 3 {
+		t.Errorf("after pushing rules that drop exec, web has %d exec events, want still 3", got)
+	}
+
+	out, err := ctl(t, dir, "containers")
+	if err != nil || !strings.Contains(out, "NAME") || !strings.Contains(out, "web") || !strings.Contains(out, "file:"+dir+"/web/audit.log") {
+		t.Errorf("ctl containers: %v\n%s", err, out)
+	}
+	out, err = ctl(t, dir, "containers", "--json")
+	var list []struct {
+		Name      string `json:"name"`
+		Delivered uint64 `json:"delivered"`
+		Filtered  uint64 `json:"filtered"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list) != 1 || list[0].Name != "web" || list[0].Delivered == 0 || list[0].Filtered != 2 {
+		t.Errorf("ctl containers --json: %v %+v\n%s", err, list, out)
+	}
+	out, err = ctl(t, dir, "status", "--json")
+	if err != nil || !strings.Contains(out, `"attribution": "cgroup"`) && !strings.Contains(out, `"attribution":"cgroup"`) {
+		t.Errorf("ctl status --json: %v\n%s", err, out)
+	}
+	m2 := scrape()
+	if m1 == m2 || !strings.Contains(m2, "web") {
+		t.Errorf("metrics did not move between scrapes:\n%s", m2)
+	}
+
+	if out, err := ctl(t, dir, "unregister", "web"); err != nil {
+		t.Fatalf("ctl unregister: %v\n%s", err, out)
+	}
+	if out, _ := ctl(t, dir, "containers", "--json"); strings.Contains(out, "web") {
+		t.Errorf("web still listed after unregister:\n%s", out)
+	}
+	d.stop()
+	if !bytes.Contains([]byte(d.stderrText()), []byte("unregistered container")) {
+		t.Errorf("no unregistration in the daemon's log")
+	}
+}
