@@ -71,6 +71,29 @@ func (a *Assembler) Add(r *record.Record, buf []byte, now time.Time, release fun
 	if r.Type == record.TypeEOE {
 		delete(a.open, p.serial)
 		a.close(p, false, now, release)
+		a.popClosed()
+	}
+}
+
+// popClosed recycles the closed events at the head of the fifo, so that in
+// the usual case (events complete in order) the fifo stays short and no
+// event is allocated.
+func (a *Assembler) popClosed() {
+	n := 0
+	for _, p := range a.fifo {
+		if !p.closed {
+			break
+		}
+		p.inFifo = false
+		if len(p.bufs) == 0 && len(p.ev.Records) == 0 {
+			a.put(p)
+		}
+		n++
+	}
+	if n > 0 {
+		copy(a.fifo, a.fifo[n:])
+		clear(a.fifo[len(a.fifo)-n:])
+		a.fifo = a.fifo[:len(a.fifo)-n]
 	}
 }
 

@@ -1,14 +1,11 @@
 package router_test
 
 import (
-	"context"
 	"fmt"
 	"runtime"
 	"testing"
-	"time"
 
 	"github.com/auditd-ns/auditd-ns/pkg/queue"
-	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
 	"github.com/auditd-ns/auditd-ns/pkg/router"
 )
@@ -28,7 +25,7 @@ const tenRules = `rules:
 
 // tree builds 10 roots, each with 10 children, each with 9 grandchildren:
 // 1000 containers in a tree of depth 3, 10 rules each, memory-only queues.
-func benchTree(b *testing.B) (*registry.Tree, map[string]*router.Tenant, [][]uint64) {
+func BenchTree(b *testing.B) (*registry.Tree, map[string]*router.Tenant, [][]uint64) {
 	var cs []*registry.Container
 	var chains [][]uint64
 	id := uint64(1)
@@ -73,55 +70,6 @@ func benchTree(b *testing.B) (*registry.Tree, map[string]*router.Tenant, [][]uin
 	return tree, tenants, chains
 }
 
-// BenchmarkRoute is parse + assemble + route + filter + queue for an execve
-// event of 6 records (SYSCALL, EXECVE, CWD, PATH, CONTAINER_ID, EOE) from a
-// leaf of a 1000-container tree of depth 3: each event is filtered by 3
-// containers' 10 rules. One op is one record.
-func BenchmarkRoute(b *testing.B) {
-	tree, tenants, chains := benchTree(b)
-	r := router.New(router.Options{Backlog: 1 << 16})
-	r.Set(tree, tenants)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	var events [][][2]byte
-	_ = events
-	type rec struct {
-		typ  uint16
-		data []byte
-	}
-	var recs []rec
-	for i := range 4096 {
-		ts := fmt.Sprintf("audit(1700000000.123:%d): ", i+1)
-		ch := string(record.AppendChain(nil, chains[i%len(chains)]))
-		for _, r := range []rec{
-			{1300, []byte(ts + `arch=c000003e syscall=59 success=yes exit=0 a0=55d5 a1=55d6 a2=55d7 a3=0 items=2 ppid=1000 pid=1001 auid=1000 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=3 comm="ls" exe="/usr/bin/ls" key="exec"`)},
-			{1309, []byte(ts + `argc=2 a0="ls" a1="-l"`)},
-			{1307, []byte(ts + `cwd="/root"`)},
-			{1302, []byte(ts + `item=0 name="/usr/bin/ls" inode=123 dev=fe:00 mode=0100755 ouid=0 ogid=0 rdev=00:00 nametype=NORMAL cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0 cap_frootid=0`)},
-			{1340, []byte(ts + "record=1300 contid=" + ch)},
-			{1320, []byte(ts)},
-		} {
-			recs = append(recs, r)
-		}
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	base := r.Stats().Records
-	for i := 0; i < b.N; i++ {
-		rc := recs[i%len(recs)]
-		r.Submit(rc.typ, rc.data)
-	}
-	for r.Stats().Records+r.Stats().Overflow < base+uint64(b.N) {
-		runtime.Gosched()
-	}
-	b.StopTimer()
-	st := r.Stats()
-	b.ReportMetric(float64(st.Overflow), "overflow")
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
-}
-
 // BenchmarkIdleContainers reports the heap held per registered, idle
 // container (memory-only queue, 10 rules), with 10,000 registered.
 func BenchmarkIdleContainers(b *testing.B) {
@@ -152,4 +100,3 @@ func BenchmarkIdleContainers(b *testing.B) {
 	}
 }
 
-var _ = time.Second
