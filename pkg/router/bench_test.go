@@ -99,4 +99,3 @@ func BenchmarkIdleContainers(b *testing.B) {
 		runtime.KeepAlive(tenants)
 	}
 }
-
