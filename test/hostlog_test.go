@@ -169,7 +169,9 @@ func TestIntegrationBadConfig(t *testing.T) {
 	if err == nil {
 		t.Fatalf("run accepted a bad config:\n%s", out)
 	}
-	if want := cfg + ":8:8: flush: \"sometimes\" is not one of"; !bytes.Contains(out, []byte(want)) {
+	src, _ := os.ReadFile(cfg)
+	line := 1 + bytes.Count(src[:bytes.Index(src, []byte("flush: sometimes"))], []byte("\n"))
+	if want := fmt.Sprintf("%s:%d:8: flush: \"sometimes\" is not one of", cfg, line); !bytes.Contains(out, []byte(want)) {
 		t.Errorf("run's error lacks %q:\n%s", want, out)
 	}
 	after, _ := ctl.Status()
