@@ -32,6 +32,14 @@ fi
 mkdir -p "$work/root/bin" "$work/root/proc" "$work/root/sys" "$work/root/dev" \
 	"$work/root/tmp" "$(dirname "$log")"
 (cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$work/root/init" ./kernel-patches/vmtest)
+# auditd-ns itself, for the end-to-end test (skipped if it does not build).
+if [ -d "$root/cmd/auditd-ns" ]; then
+	(cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$work/root/bin/auditd-ns" ./cmd/auditd-ns) ||
+		echo "vmtest: auditd-ns does not build; its end-to-end test will skip" >&2
+fi
+mkdir -p "$work/root/etc"
+echo 'root:x:0:0:root:/:/bin/sh' > "$work/root/etc/passwd"
+echo 'root:x:0:' > "$work/root/etc/group"
 cp "$busybox" "$work/root/bin/busybox"
 ln -s busybox "$work/root/bin/sh"
 # iptables-legacy and what it loads, for the netfilter test (optional).

@@ -67,12 +67,20 @@ func (r *runner) run(name string, fn func(*T)) {
 	}
 }
 
-// runAll runs every test, the overhead measurement first so that it sees
-// the same freshly booted guest as the unpatched kernel's run.
+// runAll runs every test: the overhead measurement first, so that it sees
+// the same freshly booted guest as the unpatched kernel's run, and the
+// end-to-end test, which hands the kernel to auditd-ns for a while, last.
 func (r *runner) runAll() {
-	sort.SliceStable(tests, func(i, j int) bool {
-		return strings.HasPrefix(tests[i].name, "overhead/") && !strings.HasPrefix(tests[j].name, "overhead/")
-	})
+	rank := func(name string) int {
+		switch {
+		case strings.HasPrefix(name, "overhead/"):
+			return 0
+		case strings.HasPrefix(name, "e2e/"):
+			return 2
+		}
+		return 1
+	}
+	sort.SliceStable(tests, func(i, j int) bool { return rank(tests[i].name) < rank(tests[j].name) })
 	for _, tc := range tests {
 		r.run(tc.name, tc.fn)
 	}

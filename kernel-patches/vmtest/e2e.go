@@ -1,0 +1,161 @@
+package main
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const auditdNS = "/bin/auditd-ns"
+
+func init() {
+	tests = append(tests, struct {
+		name string
+		fn   func(*T)
+	}{"e2e/auditd-ns-nested-containers", testE2E})
+}
+
+// e2eFiles is the daemon's config: two nested containers with file targets.
+var e2eFiles = map[string]string{
+	"auditd-ns.yaml": `log_file: /tmp/e2e/audit.log
+audit_rules: audit.rules
+containers_dir: containers
+state_dir: /tmp/e2e/state
+control_socket: /tmp/e2e/control.sock
+space_left: 1
+admin_space_left: 1
+flush: INCREMENTAL
+freq: 1
+`,
+	"audit.rules":           "-a always,exit -F arch=b64 -S sync -k e2e\n",
+	"containers/outer.yaml": "name: outer\nid: 800\ndeliver: {file: /tmp/e2e/outer.log}\n",
+	"containers/inner.yaml": "name: inner\nid: 801\nparent: outer\ndeliver: {file: /tmp/e2e/inner.log}\n",
+}
+
+// auditPID returns the pid the kernel sends records to.
+func auditPID(a *auditd) uint32 {
+	replies, err := a.requestReplies(a.ctl, auditGet, nil, false)
+	if err != nil || len(replies) == 0 || len(replies[0]) < 16 {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(replies[0][12:])
+}
+
+// setAuditPID registers (pid = us) or unregisters (0) this process.
+func setAuditPID(a *auditd, pid uint32) error {
+	st := make([]byte, 44)
+	binary.LittleEndian.PutUint32(st[0:], statusPID)
+	binary.LittleEndian.PutUint32(st[12:], pid)
+	return a.request(a.ctl, auditSet, st)
+}
+
+// testE2E runs auditd-ns as the guest's audit daemon, with container
+// "inner" (801) nested in "outer" (800), and checks where events land.
+func testE2E(t *T) {
+	a := needDaemon(t)
+	if _, err := os.Stat(auditdNS); err != nil {
+		t.Skipf("no %s in the initramfs", auditdNS)
+	}
+	for name, body := range e2eFiles {
+		p := filepath.Join("/tmp/e2e", name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatalf("%v", err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatalf("%v", err)
+		}
+	}
+	if err := setAuditPID(a, 0); err != nil {
+		t.Fatalf("unregistering the test daemon: %v", errnoName(err))
+	}
+	// Afterwards a fresh test daemon registers: the kernel sends records
+	// to the socket that registered.
+	defer func() {
+		d, err := startAuditd()
+		if err != nil {
+			t.Errorf("re-registering the test daemon: %v", err)
+			return
+		}
+		daemon = d
+	}()
+	d := exec.Command(auditdNS, "run", "--config", "/tmp/e2e/auditd-ns.yaml")
+	out, _ := os.Create("/tmp/e2e/daemon.out")
+	d.Stdout, d.Stderr = out, out
+	if err := d.Start(); err != nil {
+		t.Fatalf("starting auditd-ns: %v", err)
+	}
+	defer func() {
+		_ = d.Process.Signal(syscall.SIGTERM)
+		_ = d.Wait()
+		if len(t.fails) > 0 {
+			b, _ := os.ReadFile("/tmp/e2e/daemon.out")
+			t.Errorf("auditd-ns output:\n%s", b)
+		}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for auditPID(a) != uint32(d.Process.Pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("auditd-ns never registered with the kernel")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Registered is not ready: wait for its rules and its containers.
+	for !e2eReady(a) {
+		if time.Now().After(deadline) {
+			t.Fatalf("auditd-ns never loaded its rules and containers")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	inOuter := runIn(t, "", "800")
+	inInner := runIn(t, "800", "801")
+	outside := runIn(t, "", "")
+	time.Sleep(2 * time.Second)
+	_ = d.Process.Signal(syscall.SIGTERM)
+	_ = d.Wait()
+
+	has := func(file string, pid int) bool {
+		b, _ := os.ReadFile(file)
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "syscall=162 ") && strings.Contains(l, fmt.Sprintf(" pid=%d ", pid)) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, c := range []struct {
+		file string
+		pid  int
+		want bool
+	}{
+		{"/tmp/e2e/audit.log", inOuter, true},
+		{"/tmp/e2e/audit.log", inInner, true},
+		{"/tmp/e2e/audit.log", outside, true},
+		{"/tmp/e2e/outer.log", inOuter, true},
+		{"/tmp/e2e/outer.log", inInner, true},
+		{"/tmp/e2e/outer.log", outside, false},
+		{"/tmp/e2e/inner.log", inInner, true},
+		{"/tmp/e2e/inner.log", inOuter, false},
+		{"/tmp/e2e/inner.log", outside, false},
+	} {
+		if got := has(c.file, c.pid); got != c.want {
+			t.Errorf("%s has the sync of pid %d: %v, want %v", c.file, c.pid, got, c.want)
+		}
+	}
+}
+
+// e2eReady tells whether auditd-ns has loaded its rule and started its
+// containers.
+func e2eReady(a *auditd) bool {
+	rules, _ := a.listRules()
+	loaded := false
+	for _, r := range rules {
+		loaded = loaded || strings.Contains(string(r), "e2e")
+	}
+	b, _ := os.ReadFile("/tmp/e2e/daemon.out")
+	return loaded && strings.Contains(string(b), "containers started")
+}
