@@ -124,8 +124,12 @@ func (r *Router) Set(tree *registry.Tree, tenants map[string]*Tenant) {
 
 // Submit hands one record (already in the host log) to the router. It
 // copies data and never blocks: when the router is behind, the record is
-// counted in Overflow and not routed.
+// counted in Overflow and not routed. With no container registered it does
+// nothing.
 func (r *Router) Submit(typ uint16, data []byte) {
+	if len(r.table.Load().byName) == 0 {
+		return // nobody to copy to: spare the host the routing work
+	}
 	var buf []byte
 	select {
 	case buf = <-r.free:
