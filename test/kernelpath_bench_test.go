@@ -3,8 +3,10 @@ package test
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -24,8 +26,44 @@ import (
 func BenchmarkKernelPath(b *testing.B) {
 	ctl := testkernel.Take(b)
 	b.Run("bare", func(b *testing.B) { benchBare(b, ctl) })
-	b.Run("daemon", func(b *testing.B) { benchDaemon(b, ctl) })
+	b.Run("daemon", func(b *testing.B) { benchDaemon(b, ctl, "") })
+	b.Run("daemon-stalled-tenant", func(b *testing.B) { benchStalled(b, ctl) })
 }
+
+// benchStalled is "daemon" with the generator inside a registered
+// container (by cgroup) whose target accepts a connection and never reads
+// from it: the host-log rate must not depend on it.
+func benchStalled(b *testing.B, ctl *source.Control) {
+	cg := filepath.Join("/sys/fs/cgroup/unified", fmt.Sprintf("auditd-ns-bench-%d", os.Getpid()))
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		b.Skipf("needs cgroup v2 at /sys/fs/cgroup/unified: %v", err)
+	}
+	defer os.Remove(cg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(b, err)
+	defer ln.Close()
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c) // accepted, never read: a stalled tenant
+		}
+	}()
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	unameCgroup = cg
+	defer func() { unameCgroup = "" }()
+	benchDaemon(b, ctl, fmt.Sprintf("name: stalled\ncgroup: %s\ndeliver: {remote: %s}\nqueue: {memory: 1MiB}\n", cg, ln.Addr()))
+}
+
+// unameCgroup, when set, is the cgroup the load generator joins first.
+var unameCgroup string
 
 // The kernel does not audit the registered daemon's own syscalls, so the
 // load comes from a child process: this test binary run as
@@ -34,6 +72,11 @@ func TestUnameHelper(t *testing.T) {
 	n, err := strconv.Atoi(os.Getenv("AUDITD_NS_UNAME"))
 	if err != nil {
 		t.Skip("a load generator for BenchmarkKernelPath, run as a child process")
+	}
+	if cg := os.Getenv("AUDITD_NS_CGROUP"); cg != "" {
+		if err := os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	uname(n)
 }
@@ -51,7 +94,7 @@ func measure(b *testing.B, ctl *source.Control, have func() int64) {
 	lost0 := lost(b, ctl)
 	exe, _ := os.Executable()
 	gen := exec.Command(exe, "-test.run=^TestUnameHelper$")
-	gen.Env = append(os.Environ(), fmt.Sprintf("AUDITD_NS_UNAME=%d", b.N))
+	gen.Env = append(os.Environ(), fmt.Sprintf("AUDITD_NS_UNAME=%d", b.N), "AUDITD_NS_CGROUP="+unameCgroup)
 	b.ResetTimer()
 	if out, err := gen.CombinedOutput(); err != nil {
 		b.Fatalf("load generator: %v\n%s", err, out)
@@ -98,9 +141,15 @@ func benchBare(b *testing.B, ctl *source.Control) {
 	measure(b, ctl, got.Load)
 }
 
-func benchDaemon(b *testing.B, ctl *source.Control) {
+func benchDaemon(b *testing.B, ctl *source.Control, container string) {
 	dir := b.TempDir()
-	writeConfig(b, dir, "flush: incremental_async\nmax_log_file: 4096\n", "-D\n"+benchRule(b))
+	extra := "flush: incremental_async\nmax_log_file: 4096\n"
+	if container != "" {
+		must(b, os.MkdirAll(filepath.Join(dir, "containers"), 0o700))
+		must(b, os.WriteFile(filepath.Join(dir, "containers", "c.yaml"), []byte(container), 0o600))
+		extra += fmt.Sprintf("containers_dir: %s/containers\nstate_dir: %s/state\n", dir, dir)
+	}
+	writeConfig(b, dir, extra, "-D\n"+benchRule(b))
 	d := start(b, ctl, dir)
 	defer d.stop()
 	marker := []byte(`key="bench"`)
