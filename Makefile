@@ -1,12 +1,22 @@
 # auditd-ns. `make run` runs the daemon on this machine (as root) with the
-# example config; `make test` runs every test. See README.md.
+# example config; `make test` installs what the tests need and runs every
+# test, the kernel patches' VM tests included. See README.md.
 
 GO        ?= go
 BIN       := bin/auditd-ns
 CONFIG    ?= configs/auditd-ns.yaml
 FUZZTIME  ?= 10s
 
-.PHONY: all build run check test unit bench fuzz vet clean
+.PHONY: all build run check test gotest deps unit bench fuzz vet clean
+
+# Debian packages the tests use: the real auditd, ausearch, aureport and
+# audisp-remote; ip netns; runc and a static busybox for the OCI hook test;
+# and, for the kernel patches, the kernel source, its build tools and qemu.
+DEBS := auditd audispd-plugins iproute2 runc busybox-static \
+	linux-source-6.12 qemu-system-x86 bc flex bison libelf-dev libssl-dev \
+	ccache cpio build-essential iptables
+
+include kernel-patches/kernel.mk
 
 all: build
 
@@ -19,12 +29,21 @@ run: build
 check: build
 	./$(BIN) check --config $(CONFIG)
 
-# Every test: unit, integration on the real kernel (root), benchmarks once
-# so that they keep compiling, and each fuzz target for a bounded time.
-test: vet
-	$(GO) test -count=1 -timeout 20m ./...
+# Every test: the Debian packages they need, unit and integration tests on
+# the real kernel (root), benchmarks once so that they keep compiling, each
+# fuzz target for a bounded time, and the kernel patches in a VM.
+test: deps gotest vmtest
+
+gotest: vet
+	$(GO) test -count=1 -timeout 30m ./...
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./...
 	$(MAKE) fuzz
+
+deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBS) >/dev/null; \
+	else echo "deps: not root or no apt-get; install $(DEBS) yourself"; fi
 
 unit:
 	$(GO) test -count=1 -short ./...
