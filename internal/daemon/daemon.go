@@ -258,3 +258,20 @@ func (d *Daemon) closeAll() {
 		d.ctl.Close()
 	}
 }
+
+// stopContainers stops the control sockets, routes what the router still
+// holds, and stops every container's delivery (queues spool what is left).
+func (d *Daemon) stopContainers() {
+	d.stopControl()
+	d.rstop()
+	<-d.rdone
+	d.conts.stopAll()
+	if d.trackerStop != nil {
+		d.trackerStop()
+		d.tracker.Close()
+	}
+}
+
+func endText() string {
+	return fmt.Sprintf("op=terminate auid=%d uid=%d ses=4294967295 pid=%d res=success", loginUID(), os.Getuid(), os.Getpid())
+}

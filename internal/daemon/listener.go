@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/remote"
@@ -46,15 +45,8 @@ func (d *Daemon) runListener(ctx context.Context) error {
 	}
 	d.log.Info("listening for remote-logging peers", "address", ln.Addr().String(), "log", d.cfg.Log.Path)
 	runErr := l.Run(ctx, ln)
-	d.stopControl()
-	d.rstop()
-	<-d.rdone
-	d.conts.stopAll()
-	if d.trackerStop != nil {
-		d.trackerStop()
-		d.tracker.Close()
-	}
-	d.hlog.Daemon(record.TypeDaemonEnd, fmt.Sprintf("op=terminate auid=%d uid=%d ses=4294967295 pid=%d res=success", loginUID(), os.Getuid(), os.Getpid()))
+	d.stopContainers()
+	d.hlog.Daemon(record.TypeDaemonEnd, endText())
 	return errors.Join(runErr, d.hlog.Close())
 }
 

@@ -157,19 +157,11 @@ func (d *Daemon) stop() error {
 			d.router.Submit(typ, data)
 		}
 	}
-	d.stopControl()
-	d.rstop()
-	<-d.rdone
-	d.conts.stopAll()
-	if d.trackerStop != nil {
-		d.trackerStop()
-		d.tracker.Close()
-	}
+	d.stopContainers()
 	if d.cfg.RulesOnExit == "delete" {
 		d.deleteRules()
 	}
-	d.hlog.Daemon(record.TypeDaemonEnd, fmt.Sprintf("op=terminate auid=%d uid=%d ses=4294967295 pid=%d res=success",
-		loginUID(), os.Getuid(), os.Getpid()))
+	d.hlog.Daemon(record.TypeDaemonEnd, endText())
 	errs = append(errs, d.hlog.Close(), d.kern.Close(), d.ctl.Close())
 	d.log.Info("stopped and unregistered")
 	return errors.Join(errs...)
