@@ -59,7 +59,9 @@ type Stats struct {
 	ReceiveError uint64
 	KernelLost   uint32
 	Backlog      uint32
-	LastPoll     time.Time
+	BacklogWait  uint32 // the kernel's backlog_wait_time_actual
+
+	LastPoll time.Time
 }
 
 // Load reads and validates the config and its audit.rules file without
@@ -122,6 +124,7 @@ func (d *Daemon) start() error {
 	}
 	if st, err := d.ctl.Status(); err == nil {
 		d.stats.KernelLost = st.Lost // only rises after this are new losses
+		d.stats.BacklogWait = st.BacklogWaitTimeActual
 	}
 	boost(d.cfg.PriorityBoost, d.log)
 	d.hlog.Daemon(record.TypeDaemonStart, d.startText())

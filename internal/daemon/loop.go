@@ -106,9 +106,13 @@ func (d *Daemon) poll() {
 		return
 	}
 	d.statMu.Lock()
-	prev := d.stats.KernelLost
+	prev, prevWait := d.stats.KernelLost, d.stats.BacklogWait
 	d.stats.KernelLost, d.stats.Backlog, d.stats.LastPoll = st.Lost, st.Backlog, time.Now()
+	d.stats.BacklogWait = st.BacklogWaitTimeActual
 	d.statMu.Unlock()
+	if st.Backlog == 0 && st.BacklogWaitTimeActual > prevWait {
+		d.wakeBacklogWaiters()
+	}
 	if st.Lost > prev {
 		delta := st.Lost - prev
 		d.log.Warn("the kernel lost audit records", "lost", st.Lost, "new", delta, "backlog", st.Backlog)
@@ -116,6 +120,23 @@ func (d *Daemon) poll() {
 			st.Lost, delta, st.Backlog, st.BacklogLimit, loginUID(), os.Getpid()))
 	}
 	d.log.Debug("kernel status", "lost", st.Lost, "backlog", st.Backlog, "records", d.Stats().Records)
+}
+
+// wakeBacklogWaiters makes the kernel log one record so that kauditd runs
+// and wakes tasks sleeping on a full backlog. The kernel checks the backlog
+// and then goes to sleep; when kauditd drains the queue in between, its
+// wake-up is missed and the task sleeps for the whole backlog_wait_time
+// (minutes) with the queue empty. Any new record wakes it; this one says
+// why it was written.
+func (d *Daemon) wakeBacklogWaiters() {
+	d.ctlMu.Lock()
+	err := d.ctl.UserMessage("op=wake-backlog-waiters msg=audit tasks slept on an empty backlog res=success")
+	d.ctlMu.Unlock()
+	if err != nil {
+		d.log.Warn("waking tasks that wait on the kernel's backlog", "error", err)
+		return
+	}
+	d.log.Info("woke tasks sleeping on an empty kernel backlog (a missed wake-up in the kernel)")
 }
 
 // Stats returns a snapshot of the daemon's counters.
