@@ -27,13 +27,15 @@ func BenchmarkKernelPath(b *testing.B) {
 	ctl := testkernel.Take(b)
 	b.Run("bare", func(b *testing.B) { benchBare(b, ctl) })
 	b.Run("daemon", func(b *testing.B) { benchDaemon(b, ctl, "") })
-	b.Run("daemon-stalled-tenant", func(b *testing.B) { benchStalled(b, ctl) })
+	b.Run("daemon-tenant", func(b *testing.B) { benchTenant(b, ctl, false) })
+	b.Run("daemon-stalled-tenant", func(b *testing.B) { benchTenant(b, ctl, true) })
 }
 
-// benchStalled is "daemon" with the generator inside a registered
-// container (by cgroup) whose target accepts a connection and never reads
-// from it: the host-log rate must not depend on it.
-func benchStalled(b *testing.B, ctl *source.Control) {
+// benchTenant is "daemon" with the generator inside a registered container
+// (by cgroup). Its target is a file, or, stalled, a TCP peer that accepts
+// the connection and never reads from it: the host-log rate must not depend
+// on it.
+func benchTenant(b *testing.B, ctl *source.Control, stalled bool) {
 	cg := filepath.Join("/sys/fs/cgroup/unified", fmt.Sprintf("auditd-ns-bench-%d", os.Getpid()))
 	if err := os.Mkdir(cg, 0o755); err != nil {
 		b.Skipf("needs cgroup v2 at /sys/fs/cgroup/unified: %v", err)
@@ -59,7 +61,11 @@ func benchStalled(b *testing.B, ctl *source.Control) {
 	}()
 	unameCgroup = cg
 	defer func() { unameCgroup = "" }()
-	benchDaemon(b, ctl, fmt.Sprintf("name: stalled\ncgroup: %s\ndeliver: {remote: %s}\nqueue: {memory: 1MiB}\n", cg, ln.Addr()))
+	target := fmt.Sprintf("{file: %s/tenant.log}", b.TempDir())
+	if stalled {
+		target = fmt.Sprintf("{remote: %s}", ln.Addr())
+	}
+	benchDaemon(b, ctl, fmt.Sprintf("name: tenant\ncgroup: %s\ndeliver: %s\nqueue: {memory: 1MiB}\n", cg, target))
 }
 
 // unameCgroup, when set, is the cgroup the load generator joins first.
