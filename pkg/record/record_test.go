@@ -146,3 +146,15 @@ func BenchmarkParseChain(b *testing.B) {
 		r.Chain(buf[:0])
 	}
 }
+
+func TestForEachChain(t *testing.T) {
+	var got [][]uint64
+	err := record.ForEachChain(nil, []byte("600,^1,601,^1,7"), func(c []uint64) { got = append(got, slices.Clone(c)) })
+	want := [][]uint64{{600, 1}, {601, 1}, {7}}
+	if err != nil || len(got) != 3 || !slices.Equal(got[0], want[0]) || !slices.Equal(got[1], want[1]) || !slices.Equal(got[2], want[2]) {
+		t.Errorf("got %v, %v; want %v", got, err, want)
+	}
+	if err := record.ForEachChain(nil, []byte("600,^x"), func([]uint64) {}); !errors.Is(err, record.ErrChain) {
+		t.Errorf("bad list: %v", err)
+	}
+}

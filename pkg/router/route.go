@@ -2,6 +2,7 @@ package router
 
 import (
 	"bytes"
+	"slices"
 
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
@@ -22,16 +23,19 @@ func (r *Router) route(ev *record.Event) {
 		return
 	}
 	if cid := subjectContainerID(ev); cid != nil {
-		chain, err := cid.Chain(r.chain[:0])
-		r.chain = chain[:0]
+		v, _ := cid.Field("contid")
+		r.sent = r.sent[:0]
+		err := record.ForEachChain(r.chain[:0], v, func(chain []uint64) {
+			for _, id := range chain {
+				if tn := t.byID[id]; tn != nil && !slices.Contains(r.sent, tn) {
+					r.sent = append(r.sent, tn)
+					r.copy(tn, ev, id, true)
+				}
+			}
+		})
+		clear(r.sent)
 		if err != nil {
 			r.badChain.Add(1)
-			return
-		}
-		for i, id := range chain {
-			if tn := t.byID[id]; tn != nil {
-				r.copy(tn, ev, chain[:i+1])
-			}
 		}
 		return
 	}
@@ -41,7 +45,7 @@ func (r *Router) route(ev *record.Event) {
 		return
 	}
 	for ; tn != nil; tn = t.parent[tn] {
-		r.copy(tn, ev, nil)
+		r.copy(tn, ev, 0, false)
 	}
 }
 
@@ -91,8 +95,8 @@ func (r *Router) attribute(t *table, ev *record.Event) *Tenant {
 }
 
 // copy pushes the event's records that tn's rules keep into tn's queue.
-// chain is the event's chain trimmed at tn (nil on stock kernels).
-func (r *Router) copy(tn *Tenant, ev *record.Event, chain []uint64) {
+// own is tn's contid when the event carries chains (trimmed at it).
+func (r *Router) copy(tn *Tenant, ev *record.Event, own uint64, chained bool) {
 	v := tn.Rules().Match(ev)
 	if !v.Keep {
 		tn.filtered.Add(1)
@@ -105,8 +109,8 @@ func (r *Router) copy(tn *Tenant, ev *record.Event, chain []uint64) {
 			continue
 		}
 		data := rec.Data
-		if rec.Type == record.TypeContainerID && chain != nil {
-			if data = r.trim(rec, chain); data == nil {
+		if rec.Type == record.TypeContainerID && chained {
+			if data = r.trim(rec, own); data == nil {
 				continue
 			}
 		}
@@ -116,38 +120,33 @@ func (r *Router) copy(tn *Tenant, ev *record.Event, chain []uint64) {
 	}
 }
 
-// trim rewrites a CONTAINER_ID record so that its chain ends at the tenant:
-// the ids above it are cut. A chain the tenant is not on (an object in
-// another container) is left out of the copy (nil).
-func (r *Router) trim(rec *record.Record, chain []uint64) []byte {
-	own := chain[len(chain)-1]
+// trim rewrites a CONTAINER_ID record so that each chain in it ends at the
+// tenant (own): the ids above it are cut, and chains the tenant is not on
+// (another container sharing a network namespace, an object in another
+// container) are left out. A record left with no chain is left out of the
+// copy (nil).
+func (r *Router) trim(rec *record.Record, own uint64) []byte {
 	v, ok := rec.Field("contid")
 	if !ok {
 		return nil
 	}
-	var ids [32]uint64
-	full, err := record.ParseChain(ids[:0], v)
-	if err != nil {
-		return nil
-	}
-	cut := -1
-	for i, id := range full {
-		if id == own {
-			cut = i
-			break
-		}
-	}
-	if cut < 0 {
-		return nil
-	}
-	if cut == len(full)-1 {
-		return rec.Data
-	}
 	start := len(rec.Data) - len(rec.Text) + bytes.Index(rec.Text, v)
 	r.data = append(r.data[:0], rec.Data[:start]...)
-	r.data = record.AppendChain(r.data, full[:cut+1])
-	r.data = append(r.data, rec.Data[start+len(v):]...)
-	return r.data
+	n := 0
+	var ids [32]uint64
+	err := record.ForEachChain(ids[:0], v, func(chain []uint64) {
+		if i := slices.Index(chain, own); i >= 0 {
+			if n > 0 {
+				r.data = append(r.data, ',')
+			}
+			r.data = record.AppendChain(r.data, chain[:i+1])
+			n++
+		}
+	})
+	if err != nil || n == 0 {
+		return nil
+	}
+	return append(r.data, rec.Data[start+len(v):]...)
 }
 
 func fieldUint(ev *record.Event, name string) (uint64, bool) {

@@ -52,6 +52,7 @@ type Router struct {
 
 	// Used only by Run's goroutine.
 	chain   []uint64
+	sent    []*Tenant // tenants an event was copied to (one copy each)
 	line    []byte
 	data    []byte
 	pidMemo map[uint32]*Tenant

@@ -298,3 +298,24 @@ func serialOf(line string) int {
 	fmt.Sscanf(line[j+1:i], "%d", &n)
 	return n
 }
+
+// TestNetfilterChains: a netfilter record's CONTAINER_ID lists every chain
+// using the network namespace; each registered container on any of them
+// gets one copy, showing only its own chains, cut at itself.
+func TestNetfilterChains(t *testing.T) {
+	_, sinks, submit := setup(t, nil,
+		"name: host\nid: 1\ndeliver: {file: /x/h}\n",
+		"name: a\nid: 600\nparent: host\ndeliver: {file: /x/a}\n",
+		"name: b\nid: 601\nparent: host\ndeliver: {file: /x/b}\n")
+	ts := "audit(1700000000.123:50): "
+	submit([][2]string{
+		{"NETFILTER_PKT", ts + "mark=0x0 saddr=10.0.0.1 daddr=10.0.0.2 proto=6"},
+		{"CONTAINER_ID", ts + "record=1324 contid=600,^1,601,^1"},
+	}...)
+	for name, want := range map[string]string{"a": "contid=600", "b": "contid=601", "host": "contid=600,^1,601,^1"} {
+		got := waitLines(t, sinks[name], 2)
+		if len(got) != 2 || !strings.HasSuffix(got[1], "record=1324 "+want) {
+			t.Errorf("%s got %q, want its CONTAINER_ID to read %s", name, got, want)
+		}
+	}
+}
