@@ -1,0 +1,42 @@
+// Command loadgen makes uname(2) calls in a loop for a fixed time and
+// prints how many it made and how long that took: "CALLS SECONDS". It is
+// the load generator of the side-by-side kernel-path benchmark, which
+// audits it with a rule on its executable.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+)
+
+func main() {
+	d := flag.Duration("d", 5*time.Second, "how long to run")
+	flag.Parse()
+	if err := run(*d); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+func run(d time.Duration) error {
+	var u syscall.Utsname
+	start := time.Now()
+	end := start.Add(d)
+	n := 0
+	for {
+		for range 100 {
+			if err := syscall.Uname(&u); err != nil {
+				return fmt.Errorf("calling uname: %w", err)
+			}
+		}
+		n += 100
+		if time.Now().After(end) {
+			break
+		}
+	}
+	fmt.Printf("%d %.6f\n", n, time.Since(start).Seconds())
+	return nil
+}

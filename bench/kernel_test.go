@@ -1,0 +1,145 @@
+package bench
+
+import (
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditd-ns/auditd-ns/pkg/rules"
+	"github.com/auditd-ns/auditd-ns/pkg/source"
+)
+
+// Kernel settings of every kernel-path run. backlog_wait_time is in
+// jiffies; it bounds how long a generator blocked on a full backlog (or
+// on a missed wake-up) can sleep, so it bounds the run.
+const (
+	backlogLimit    = 8192
+	backlogWaitTime = 2500
+)
+
+// kernelRun is one run of the load generator with one reader.
+type kernelRun struct {
+	Side     string
+	Round    int
+	Calls    int64   // uname calls the generator made
+	Seconds  float64 // how long the generator ran
+	Syscalls int64   // SYSCALL records of those calls the reader got
+	Records  int64   // every record the reader got (log lines)
+	Lost     int64   // rise of the kernel's lost counter
+	CPU      float64 // the reader's CPU seconds during the run
+	Err      string
+}
+
+func (r kernelRun) rate() float64 { return float64(r.Calls) / r.Seconds }
+
+// cpuPer100k is the reader's CPU seconds per 100k audited syscalls, that
+// is per 100k events of three kernel records each (SYSCALL, PROCTITLE,
+// EOE). Per event, not per log line: auditd does not log EOE records.
+func (r kernelRun) cpuPer100k() float64 { return r.CPU / float64(r.Syscalls) * 1e5 }
+
+// kernelSides are the readers in the order of the first round.
+var kernelSides = []string{"auditd", "auditd-ns", "bare"}
+
+// bins are the programs the benchmark built.
+type bins struct{ auditdNS, loadgen, bareloop string }
+
+// runKernel runs the generator for d with the reader side registered.
+func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int, d time.Duration) kernelRun {
+	run := kernelRun{Side: side, Round: round}
+	dir := t.TempDir()
+	_, err := ctl.DeleteRules()
+	must(t, err)
+	must(t, ctl.SetBacklogLimit(backlogLimit))
+	must(t, ctl.SetBacklogWaitTime(backlogWaitTime))
+	must(t, ctl.SetEnabled(1))
+	var r *reader
+	switch side {
+	case "auditd":
+		r = startAuditd(t, ctl, dir)
+	case "auditd-ns":
+		r = startAuditdNS(t, ctl, dir, b.auditdNS)
+	default:
+		r = startBare(t, ctl, dir, b.bareloop)
+	}
+	wire, err := rules.BuildKernelRule(fmt.Sprintf("-a always,exit -F arch=b64 -S uname -F exe=%s -k bench", b.loadgen))
+	must(t, err)
+	must(t, ctl.AddRule(wire))
+	st0, err := ctl.Status()
+	must(t, err)
+	cpu0, err := cpuSeconds(r.cmd.Process.Pid)
+	must(t, err)
+	out, gerr := runTimeout(exec.Command(b.loadgen, "-d", d.String()), d+time.Minute)
+	if gerr == nil {
+		gerr = parseGen(out, &run)
+	}
+	if gerr != nil {
+		run.Err = gerr.Error()
+	}
+	drain(ctl, r, run.Calls)
+	cpu1, err := cpuSeconds(r.cmd.Process.Pid)
+	must(t, err)
+	run.CPU = cpu1 - cpu0
+	st1, err := ctl.Status()
+	must(t, err)
+	run.Lost = int64(st1.Lost) - int64(st0.Lost)
+	_, err = ctl.DeleteRules()
+	must(t, err)
+	if err := r.stop(); err != nil && side != "auditd" {
+		t.Logf("%s: stopping: %v: %s", side, err, r.stderrText())
+	}
+	run.Syscalls, run.Records = r.counts()
+	unregisterLeftover(t, ctl)
+	t.Logf("%s round %d: %d calls in %.2fs (%.0f/s), %d of them logged, %d records, lost %d, CPU %.2fs", side, round, run.Calls, run.Seconds, run.rate(), run.Syscalls, run.Records, run.Lost, run.CPU)
+	return run
+}
+
+// parseGen reads loadgen's "CALLS SECONDS".
+func parseGen(out []byte, run *kernelRun) error {
+	f := strings.Fields(string(out))
+	if len(f) != 2 {
+		return fmt.Errorf("loadgen printed %q", out)
+	}
+	var err1, err2 error
+	run.Calls, err1 = strconv.ParseInt(f[0], 10, 64)
+	run.Seconds, err2 = strconv.ParseFloat(f[1], 64)
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("loadgen printed %q", out)
+	}
+	return nil
+}
+
+// drain waits until the reader has every record of the run's calls (a
+// log reader) or the kernel's backlog is empty (the bare loop), at most
+// a minute.
+func drain(ctl *source.Control, r *reader, calls int64) {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if r.log != "" {
+			if n, _ := r.counts(); n >= calls {
+				return
+			}
+		} else if st, err := ctl.Status(); err == nil && st.Backlog == 0 {
+			time.Sleep(200 * time.Millisecond)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// unregisterLeftover sets the audit pid back to 0 if a stopped reader
+// left it set.
+func unregisterLeftover(t *testing.T, ctl *source.Control) {
+	st, err := ctl.Status()
+	must(t, err)
+	if st.PID == 0 {
+		return
+	}
+	t.Logf("pid %d still registered after stopping; unregistering", st.PID)
+	k, err := source.OpenKernel()
+	must(t, err)
+	defer k.Close()
+	must(t, k.Unregister())
+}

@@ -1,0 +1,194 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// report is what one make bench run measured.
+type report struct {
+	Machine  machine
+	Started  time.Time
+	Command  string
+	Rounds   int
+	GenTime  time.Duration
+	Kernel   []kernelRun
+	Delivery []deliveryRun
+}
+
+type machine struct {
+	CPUs                  int
+	Model, Kernel, Go     string
+	Auditd                string
+	LoadBefore, LoadAfter string
+}
+
+func describeMachine() machine {
+	m := machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), LoadBefore: loadAverage()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.Model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if out, err := exec.Command("dpkg-query", "-W", "-f", "${Version}", "auditd").Output(); err == nil {
+		m.Auditd = string(out)
+	}
+	return m
+}
+
+func loadAverage() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// stats are the median, minimum and maximum of some figures.
+type stats struct{ Med, Min, Max float64 }
+
+func summarize(v []float64) stats {
+	if len(v) == 0 {
+		return stats{}
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	med := s[len(s)/2]
+	if len(s)%2 == 0 {
+		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return stats{med, s[0], s[len(s)-1]}
+}
+
+func (s stats) format(f string) string {
+	return fmt.Sprintf(f+" ("+f+"–"+f+")", s.Med, s.Min, s.Max)
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+
+func (r *report) markdown() string {
+	var w bytes.Buffer
+	m := r.Machine
+	fmt.Fprintf(&w, "Run %s with `%s`: %d rounds, sides alternating (order rotated each round). ", r.Started.Format("2006-01-02 15:04 UTC"), r.Command, r.Rounds)
+	fmt.Fprintf(&w, "Machine: %d CPUs (%s), Linux %s, %s, auditd %s; load average %s before, %s after.\n", m.CPUs, m.Model, m.Kernel, m.Go, m.Auditd, m.LoadBefore, m.LoadAfter)
+	if len(r.Kernel) > 0 {
+		r.kernelMarkdown(&w)
+	}
+	if len(r.Delivery) > 0 {
+		r.deliveryMarkdown(&w)
+	}
+	return w.String()
+}
+
+func (r *report) kernelMarkdown(w *bytes.Buffer) {
+	fmt.Fprintf(w, "\n### Kernel path\n\n")
+	fmt.Fprintf(w, "bench/cmd/loadgen calls uname(2) for %s under `-a always,exit -F arch=b64 -S uname -F exe=LOADGEN -k bench` "+
+		"(backlog_limit %d, backlog_wait_time %d jiffies). Readers: the real `auditd -n` (private auditd.conf: RAW log, "+
+		"flush INCREMENTAL_ASYNC, freq 50, priority_boost 4), auditd-ns (the same settings, no containers) and bench/cmd/bareloop "+
+		"(read and discard). Each call is one event of three kernel records (SYSCALL, PROCTITLE, EOE); "+
+		"\"records per run\" counts log lines, and auditd does not write EOE records, so it logs two lines per event to auditd-ns's three. "+
+		"CPU is the reader's utime+stime from /proc/PID/stat over the run, per 100k events (audited syscalls) in its log.\n\n", r.GenTime, backlogLimit, backlogWaitTime)
+	fmt.Fprintf(w, "| reader | generator syscalls/s, median (min–max) | records per run, median | kernel lost, total | reader CPU s per 100k events, median (min–max) | failed runs |\n|---|---|---|---|---|---|\n")
+	med := map[string]stats{}
+	cpu := map[string]stats{}
+	for _, side := range kernelSides {
+		var rates, recs, cpus []float64
+		var lost int64
+		failed := 0
+		for _, k := range r.Kernel {
+			if k.Side != side {
+				continue
+			}
+			if k.Err != "" {
+				failed++
+				continue
+			}
+			rates = append(rates, k.rate())
+			recs = append(recs, float64(k.Records))
+			cpus = append(cpus, k.cpuPer100k())
+			lost += k.Lost
+		}
+		med[side], cpu[side] = summarize(rates), summarize(cpus)
+		fmt.Fprintf(w, "| %s | %s | %.0f | %d | %s | %d |\n", side, med[side].format("%.0f"), summarize(recs).Med, lost, cpu[side].format("%.2f"), failed)
+	}
+	fmt.Fprintf(w, "\nRatios of medians (targets from issue 7): generator rate auditd-ns/auditd **%s** (target ≥ 1.5), "+
+		"auditd-ns/bare **%s** (target ≥ 0.9); CPU per event auditd-ns/auditd **%s** (target ≤ 0.5).\n",
+		ratio(med["auditd-ns"].Med, med["auditd"].Med), ratio(med["auditd-ns"].Med, med["bare"].Med), ratio(cpu["auditd-ns"].Med, cpu["auditd"].Med))
+	fmt.Fprintf(w, "\n<details><summary>Every run</summary>\n\n| round | reader | calls | seconds | syscalls/s | events logged | records (lines) | lost | CPU s | error |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, k := range r.Kernel {
+		fmt.Fprintf(w, "| %d | %s | %d | %.2f | %.0f | %d | %d | %d | %.2f | %s |\n", k.Round, k.Side, k.Calls, k.Seconds, k.rate(), k.Syscalls, k.Records, k.Lost, k.CPU, k.Err)
+	}
+	fmt.Fprintf(w, "\n</details>\n")
+}
+
+func (r *report) deliveryMarkdown(w *bytes.Buffer) {
+	fmt.Fprintf(w, "\n### Delivery\n\n")
+	fmt.Fprintf(w, "The recorded corpus (test/corpus/kernel-records.log.gz, %d lines) repeated to %d records, sent to a fresh real "+
+		"auditd (`local_events = no`, loopback TCP, in a private mount namespace) per run: by audisp-remote (format managed, "+
+		"mode immediate) fed on stdin, and by pkg/remote's Sender (window %d). A run ends when audisp-remote exits "+
+		"after its input or when the Sender has every ack; each run's auditd log is checked to hold every record. CPU is "+
+		"audisp-remote's own (rusage of the child) and this process's for the Sender.\n\n", corpusLines, r.Delivery[0].Records, senderWindow)
+	fmt.Fprintf(w, "| sender | records/s, median (min–max) | CPU µs per record, median | failed runs |\n|---|---|---|---|\n")
+	med := map[string]stats{}
+	for _, side := range deliverySides {
+		var rates, cpus []float64
+		failed := 0
+		for _, d := range r.Delivery {
+			if d.Side != side {
+				continue
+			}
+			if d.Err != "" {
+				failed++
+				continue
+			}
+			rates = append(rates, float64(d.Records)/d.Seconds)
+			cpus = append(cpus, d.CPU/float64(d.Records)*1e6)
+		}
+		med[side] = summarize(rates)
+		fmt.Fprintf(w, "| %s | %s | %.1f | %d |\n", side, med[side].format("%.0f"), summarize(cpus).Med, failed)
+	}
+	fmt.Fprintf(w, "\nRatio of medians Sender/audisp-remote: **%s** (target ≥ 5).\n", ratio(med["sender"].Med, med["audisp-remote"].Med))
+	fmt.Fprintf(w, "\n<details><summary>Every run</summary>\n\n| round | sender | records | seconds | records/s | logged | CPU s | error |\n|---|---|---|---|---|---|---|---|\n")
+	for _, d := range r.Delivery {
+		fmt.Fprintf(w, "| %d | %s | %d | %.2f | %.0f | %d | %.2f | %s |\n", d.Round, d.Side, d.Records, d.Seconds, float64(d.Records)/d.Seconds, d.Logged, d.CPU, d.Err)
+	}
+	fmt.Fprintf(w, "\n</details>\n")
+}
+
+const (
+	beginMarker = "<!-- make bench: begin -->"
+	endMarker   = "<!-- make bench: end -->"
+)
+
+// replaceSection rewrites what lies between the markers in path.
+func replaceSection(path, md string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("writing the report: %w", err)
+	}
+	s := string(b)
+	i, j := strings.Index(s, beginMarker), strings.Index(s, endMarker)
+	if i < 0 || j < i {
+		return fmt.Errorf("writing the report: %s has no %q … %q section", path, beginMarker, endMarker)
+	}
+	s = s[:i+len(beginMarker)] + "\n" + md + s[j:]
+	return os.WriteFile(path, []byte(s), 0o644)
+}

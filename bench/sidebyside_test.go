@@ -1,0 +1,72 @@
+package bench
+
+import (
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditd-ns/auditd-ns/internal/testkernel"
+)
+
+var (
+	rounds   = flag.Int("rounds", 3, "rounds of each comparison; the sides alternate within a round")
+	genTime  = flag.Duration("gentime", 5*time.Second, "how long the load generator runs per kernel-path run")
+	records  = flag.Int("records", 1000000, "records sent per delivery run (the corpus, repeated)")
+	parts    = flag.String("parts", "kernel,delivery", "comparisons to run: kernel, delivery")
+	docPath  = flag.String("doc", "../docs/BENCHMARKS.md", "file whose make-bench section is rewritten; empty for none")
+	benchCmd = flag.String("cmd", "make bench", "the command to name in the report")
+)
+
+// TestIntegrationSideBySide runs the side-by-side comparisons and writes
+// their report. It registers with the kernel (kernel part) and starts real
+// auditd and audisp-remote processes, so it runs only with AUDITD_NS_BENCH=1.
+func TestIntegrationSideBySide(t *testing.T) {
+	if os.Getenv("AUDITD_NS_BENCH") != "1" {
+		t.Skip("takes minutes and registers with the kernel: run it with make bench (AUDITD_NS_BENCH=1)")
+	}
+	rep := &report{Machine: describeMachine(), Started: time.Now().UTC(), Rounds: *rounds, GenTime: *genTime, Command: *benchCmd}
+	b := build(t)
+	if strings.Contains(*parts, "kernel") {
+		rep.Kernel = kernelComparison(t, b)
+	}
+	if strings.Contains(*parts, "delivery") {
+		rep.Delivery = deliveryComparison(t)
+	}
+	rep.Machine.LoadAfter = loadAverage()
+	md := rep.markdown()
+	t.Log("\n" + md)
+	if *docPath != "" {
+		must(t, replaceSection(*docPath, md))
+	}
+}
+
+// kernelComparison takes the kernel test lock (saving the audit state and
+// restoring it at the end) and runs every side once per round, in an order
+// that rotates from round to round.
+func kernelComparison(t *testing.T, b bins) []kernelRun {
+	ctl := testkernel.Take(t)
+	var runs []kernelRun
+	for round := range *rounds {
+		for i := range kernelSides {
+			side := kernelSides[(i+round)%len(kernelSides)]
+			runs = append(runs, runKernel(t, ctl, b, side, round+1, *genTime))
+		}
+	}
+	return runs
+}
+
+// build compiles auditd-ns and the two helper programs.
+func build(t *testing.T) bins {
+	dir := t.TempDir()
+	b := bins{auditdNS: filepath.Join(dir, "auditd-ns"), loadgen: filepath.Join(dir, "loadgen"), bareloop: filepath.Join(dir, "bareloop")}
+	for out, pkg := range map[string]string{b.auditdNS: "../cmd/auditd-ns", b.loadgen: "./cmd/loadgen", b.bareloop: "./cmd/bareloop"} {
+		if o, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, o)
+		}
+	}
+	return b
+}
