@@ -90,6 +90,22 @@ func (b backend) Unregister(ctx context.Context, name string, o control.Unregist
 			return control.UnregisterResult{}, err
 		}
 	}
+	if o.Mode == control.ModeDrain {
+		// Events that closed just before this call are still in the
+		// router (stock kernels hold them to attribute them): let them
+		// through before the container leaves the router's table.
+		cs.mu.Unlock()
+		time.Sleep(b.d.routeLag())
+		cs.mu.Lock()
+		if cs.live[name] != t {
+			cs.mu.Unlock()
+			return control.UnregisterResult{}, fmt.Errorf("unregistering %q: changed meanwhile: %w", name, control.ErrConflict)
+		}
+		if tree, err = cs.tree.Without(name); err != nil {
+			cs.mu.Unlock()
+			return control.UnregisterResult{}, fmt.Errorf("unregistering: %w: %w", control.ErrConflict, err)
+		}
+	}
 	cs.tree = tree
 	delete(cs.live, name)
 	cs.publish() // no more copies for it from here on

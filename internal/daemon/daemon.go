@@ -49,6 +49,7 @@ type Daemon struct {
 	controlStop context.CancelFunc
 	scoped      scoped
 	started     time.Time
+	routeDelay  time.Duration
 	stats       Stats
 	statMu      sync.Mutex // guards stats
 }
@@ -146,8 +147,9 @@ func (d *Daemon) startContainers(contid bool, attr router.Attributor) error {
 	if attr != nil {
 		// Give the process-events tracker time to see the processes
 		// that events name before attributing them.
-		opt.Delay = 100 * time.Millisecond
+		opt.Delay = routeDelay
 	}
+	d.routeDelay = opt.Delay
 	d.router = router.New(opt)
 	store, err := registry.OpenStore(filepath.Join(d.cfg.StateDir, "containers"))
 	if err != nil {
@@ -278,3 +280,9 @@ func (d *Daemon) stopContainers() {
 func endText() string {
 	return fmt.Sprintf("op=terminate auid=%d uid=%d ses=4294967295 pid=%d res=success", loginUID(), os.Getuid(), os.Getpid())
 }
+
+// routeDelay is how long events wait before routing on stock kernels.
+const routeDelay = 100 * time.Millisecond
+
+// routeLag is how long an event that closed now may take to be routed.
+func (d *Daemon) routeLag() time.Duration { return d.routeDelay + 100*time.Millisecond }
