@@ -230,6 +230,7 @@ func (b backend) info(t *tenant) control.ContainerInfo {
 	case t.sender != nil:
 		s := t.sender.Status()
 		info.Connected, info.Acked = s.Connected, s.Acked
+		info.InFlight, info.Retried = s.InFlight, s.Retried
 		info.LastError, info.LastErrorTime = s.LastError, s.LastErrorTime
 	default:
 		info.Connected, info.Acked = true, q.Committed

@@ -130,6 +130,10 @@ type ContainerInfo struct {
 	// that were written (a file target).
 	Delivered uint64 `json:"delivered"`
 	Acked     uint64 `json:"acked"`
+	// InFlight is the copies sent to a remote target and not yet
+	// acknowledged; Retried counts copies sent again after a reconnect.
+	InFlight int    `json:"in_flight"`
+	Retried  uint64 `json:"retried"`
 	// Dropped counts copies lost, the sum of Drops; Drops gives them by
 	// reason, with queue.Drops' reasons as keys: "full", "too-large",
 	// "spool-error", "corrupt", "crash", "closed".
