@@ -64,6 +64,7 @@ fuzz:
 
 bench:
 	$(GO) test -count=1 -run '^$$' -bench . -benchmem ./...
+	AUDITD_NS_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestIntegrationSideBySide$$' -v ./bench -args $(BENCHARGS)
 
 clean:
 	rm -rf bin
