@@ -38,6 +38,7 @@ type deliveryRun struct {
 	Records int
 	Seconds float64
 	CPU     float64 // the sender's CPU seconds
+	RecvCPU float64 // the tenant auditd's CPU seconds, start to stop
 	Logged  int64   // records in the tenant's log afterwards
 	Err     string
 }
@@ -92,6 +93,9 @@ func runDelivery(t *testing.T, side string, round int, lines [][]byte, n int) de
 		run.Seconds, run.CPU, err = sendWithAudispRemote(t, a, lines, n)
 	}
 	a.stop()
+	if ps := a.cmd.ProcessState; ps != nil {
+		run.RecvCPU = (ps.UserTime() + ps.SystemTime()).Seconds()
+	}
 	run.Logged = a.logged()
 	if err == nil && run.Logged != int64(n) {
 		err = fmt.Errorf("the tenant auditd logged %d of %d records", run.Logged, n)
@@ -99,7 +103,7 @@ func runDelivery(t *testing.T, side string, round int, lines [][]byte, n int) de
 	if err != nil {
 		run.Err = err.Error()
 	}
-	t.Logf("%s round %d: %d records in %.2fs (%.0f/s), CPU %.2fs, logged %d %s", side, round, n, run.Seconds, float64(n)/run.Seconds, run.CPU, run.Logged, run.Err)
+	t.Logf("%s round %d: %d records in %.2fs (%.0f/s), CPU %.2fs, auditd CPU %.2fs, logged %d %s", side, round, n, run.Seconds, float64(n)/run.Seconds, run.CPU, run.RecvCPU, run.Logged, run.Err)
 	return run
 }
 

@@ -1,7 +1,10 @@
 package bench
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -30,6 +33,8 @@ type kernelRun struct {
 	Records  int64   // every record the reader got (log lines)
 	Lost     int64   // rise of the kernel's lost counter
 	CPU      float64 // the reader's CPU seconds during the run
+	Copies   int64   // events in the generator's container's file target (tenant sides)
+	Dropped  int64   // records its queue dropped, as that file says (op=queue-lost)
 	Err      string
 }
 
@@ -55,14 +60,19 @@ func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int
 	must(t, ctl.SetBacklogLimit(backlogLimit))
 	must(t, ctl.SetBacklogWaitTime(backlogWaitTime))
 	must(t, ctl.SetEnabled(1))
+	defer os.RemoveAll(dir) // the logs are large; remove them before the next run
 	var r *reader
+	var ten tenantSetup
 	switch side {
 	case "auditd":
 		r = startAuditd(t, ctl, dir)
 	case "auditd-ns":
-		r = startAuditdNS(t, ctl, dir, b.auditdNS)
-	default:
+		r = startAuditdNS(t, ctl, dir, b.auditdNS, "")
+	case "bare":
 		r = startBare(t, ctl, dir, b.bareloop)
+	default: // a tenant side
+		ten = setUpTenants(t, dir, *containers, strings.HasSuffix(side, "-stalled"))
+		r = startAuditdNS(t, ctl, dir, b.auditdNS, "containers_dir: "+ten.containersDir+"\n")
 	}
 	wire, err := rules.BuildKernelRule(fmt.Sprintf("-a always,exit -F arch=b64 -S uname -F exe=%s -k bench", b.loadgen))
 	must(t, err)
@@ -71,7 +81,11 @@ func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int
 	must(t, err)
 	cpu0, err := cpuSeconds(r.cmd.Process.Pid)
 	must(t, err)
-	out, gerr := runTimeout(exec.Command(b.loadgen, "-d", d.String()), d+time.Minute)
+	gen := exec.Command(b.loadgen, "-d", d.String())
+	if ten.genCgroup != "" {
+		gen.Args = append(gen.Args, "-cgroup", ten.genCgroup)
+	}
+	out, gerr := runTimeout(gen, d+time.Minute)
 	if gerr == nil {
 		gerr = parseGen(out, &run)
 	}
@@ -91,8 +105,11 @@ func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int
 		t.Logf("%s: stopping: %v: %s", side, err, r.stderrText())
 	}
 	run.Syscalls, run.Records = r.counts()
+	if ten.firstLog != "" {
+		run.Copies, run.Dropped = countCopies(ten.firstLog)
+	}
 	unregisterLeftover(t, ctl)
-	t.Logf("%s round %d: %d calls in %.2fs (%.0f/s), %d of them logged, %d records, lost %d, CPU %.2fs", side, round, run.Calls, run.Seconds, run.rate(), run.Syscalls, run.Records, run.Lost, run.CPU)
+	t.Logf("%s round %d: %d calls in %.2fs (%.0f/s), %d of them logged, %d records, lost %d, CPU %.2fs, copies %d, dropped %d %s", side, round, run.Calls, run.Seconds, run.rate(), run.Syscalls, run.Records, run.Lost, run.CPU, run.Copies, run.Dropped, run.Err)
 	return run
 }
 
@@ -142,4 +159,26 @@ func unregisterLeftover(t *testing.T, ctl *source.Control) {
 	must(t, err)
 	defer k.Close()
 	must(t, k.Unregister())
+}
+
+// countCopies reads a container's file target: the benchmark's events in
+// it and the records its queue dropped, as the queue-lost notices say.
+func countCopies(path string) (events, dropped int64) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 64<<10)
+	for sc.Scan() {
+		l := sc.Bytes()
+		if bytes.Contains(l, benchMarker) {
+			events++
+		} else if _, v, ok := bytes.Cut(l, []byte("op=queue-lost lost=")); ok {
+			n, _ := strconv.ParseInt(string(bytes.Fields(v)[0]), 10, 64)
+			dropped += n
+		}
+	}
+	return events, dropped
 }

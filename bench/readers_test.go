@@ -83,11 +83,12 @@ func startAuditd(t testing.TB, ctl *source.Control, dir string) *reader {
 }
 
 // startAuditdNS runs auditd-ns (binary) as the kernel's daemon.
-func startAuditdNS(t testing.TB, ctl *source.Control, dir, binary string) *reader {
+// extra is appended to its config.
+func startAuditdNS(t testing.TB, ctl *source.Control, dir, binary, extra string) *reader {
 	t.Helper()
 	r := &reader{log: filepath.Join(dir, "log", "audit.log")}
 	cfg := filepath.Join(dir, "auditd-ns.yaml")
-	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(auditdnsConf, r.log, dir, dir)), 0o600))
+	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(auditdnsConf, r.log, dir, dir)+extra), 0o600))
 	r.cmd = exec.Command(binary, "run", "--config", cfg)
 	r.start(t, ctl, dir, "containers started")
 	return r

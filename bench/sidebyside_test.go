@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,9 +51,10 @@ func TestIntegrationSideBySide(t *testing.T) {
 func kernelComparison(t *testing.T, b bins) []kernelRun {
 	ctl := testkernel.Take(t)
 	var runs []kernelRun
+	sides := append(slices.Clone(kernelSides), tenantSides()...)
 	for round := range *rounds {
-		for i := range kernelSides {
-			side := kernelSides[(i+round)%len(kernelSides)]
+		for i := range sides {
+			side := sides[(i+round)%len(sides)]
 			runs = append(runs, runKernel(t, ctl, b, side, round+1, *genTime))
 		}
 	}

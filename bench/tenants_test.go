@@ -1,0 +1,91 @@
+package bench
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var containers = flag.Int("containers", 100, "registered containers of the auditd-ns-N sides; 0 leaves those sides out")
+
+// tenantSides are auditd-ns with registered containers (cgroup
+// attribution, file targets) and the generator in the first container;
+// in the stalled side that container's target is a TCP peer that accepts
+// and never reads.
+func tenantSides() []string {
+	if *containers == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("auditd-ns-%d", *containers), fmt.Sprintf("auditd-ns-%d-stalled", *containers)}
+}
+
+// tenantSetup is what a tenant side needs: the containers directory and
+// the cgroup the generator joins.
+type tenantSetup struct {
+	containersDir string
+	genCgroup     string
+	firstLog      string // the first container's file target (not stalled)
+}
+
+// cgroupSets counts setUpTenants calls, to name each run's cgroups apart.
+var cgroupSets int
+
+// setUpTenants creates n cgroups and container files in dir, removed when
+// the test ends.
+func setUpTenants(t *testing.T, dir string, n int, stalled bool) tenantSetup {
+	s := tenantSetup{containersDir: filepath.Join(dir, "containers")}
+	must(t, os.MkdirAll(s.containersDir, 0o700))
+	must(t, os.MkdirAll(filepath.Join(dir, "tenants"), 0o700))
+	var stalledAddr string
+	if stalled {
+		stalledAddr = stalledPeer(t)
+	}
+	cgroupSets++
+	for i := range n {
+		cg := fmt.Sprintf("/sys/fs/cgroup/unified/auditd-ns-bench-%d-%d-%d", os.Getpid(), cgroupSets, i)
+		if err := os.Mkdir(cg, 0o755); err != nil {
+			t.Skipf("needs cgroup v2 at /sys/fs/cgroup/unified: %v", err)
+		}
+		t.Cleanup(func() { os.Remove(cg) })
+		log := filepath.Join(dir, "tenants", fmt.Sprintf("t%d.log", i))
+		target := fmt.Sprintf("{file: %s}", log)
+		if i == 0 {
+			s.genCgroup, s.firstLog = cg, log
+			if stalled {
+				target, s.firstLog = fmt.Sprintf("{remote: %s}", stalledAddr), ""
+			}
+		}
+		c := fmt.Sprintf("name: t%d\ncgroup: %s\ndeliver: %s\n", i, cg, target) // the default queue: 4 MiB in memory
+		must(t, os.WriteFile(filepath.Join(s.containersDir, fmt.Sprintf("t%d.yaml", i)), []byte(c), 0o600))
+	}
+	return s
+}
+
+// stalledPeer accepts connections on loopback and never reads from them.
+func stalledPeer(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
