@@ -161,9 +161,10 @@ func (r *report) kernelMarkdown(w *bytes.Buffer) {
 		fmt.Fprintf(w, "\nWith %d registered containers (cgroup attribution, a file target each, the default 4 MiB memory queue, "+
 			"the generator in the first): generator rate %s/auditd %s, %s/auditd-ns **%s**; "+
 			"CPU per event %s/auditd %s. Isolation, the first container's target a TCP peer that never reads: "+
-			"generator rate stalled/none stalled %s.\n",
+			"generator rate stalled/none stalled %s. The first container's file target got %.0f%% of the events "+
+			"(median; its queue dropped the rest and said so in the file).\n",
 			*containers, ts[0], against(med[ts[0]].Med, med["auditd"].Med, 1.5, false), ts[0], ratio(med[ts[0]].Med, med["auditd-ns"].Med),
-			ts[0], against(cpu[ts[0]].Med, cpu["auditd"].Med, 0.5, true), against(med[ts[1]].Med, med[ts[0]].Med, 0.98, false))
+			ts[0], against(cpu[ts[0]].Med, cpu["auditd"].Med, 0.5, true), against(med[ts[1]].Med, med[ts[0]].Med, 0.98, false), copiesShare(r.Kernel, ts[0]))
 	}
 	fmt.Fprintf(w, "\n<details><summary>Every run</summary>\n\n| round | reader | calls | seconds | syscalls/s | events logged | records (lines) | lost | CPU s | events in the first container's file | its queue dropped | error |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, k := range r.Kernel {
@@ -227,4 +228,16 @@ func replaceSection(path, md string) error {
 	}
 	s = s[:i+len(beginMarker)] + "\n" + md + s[j:]
 	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+// copiesShare is the median share, in percent, of a side's events that
+// reached the first container's file target.
+func copiesShare(runs []kernelRun, side string) float64 {
+	var v []float64
+	for _, k := range runs {
+		if k.Side == side && k.Err == "" && k.Syscalls > 0 {
+			v = append(v, float64(k.Copies)/float64(k.Syscalls)*100)
+		}
+	}
+	return summarize(v).Med
 }
