@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -97,6 +98,9 @@ func TestIntegrationControl(t *testing.T) {
 	m2 := scrape()
 	if m1 == m2 || !strings.Contains(m2, "web") {
 		t.Errorf("metrics did not move between scrapes:\n%s", m2)
+	}
+	if !regexp.MustCompile(`auditd_ns_container_delivery_latency_seconds_count\{container="web"\} [1-9]`).MatchString(m2) {
+		t.Errorf("no delivery latency measured for web's delivered copies:\n%s", m2)
 	}
 
 	if out, err := ctl(t, dir, "unregister", "web"); err != nil {

@@ -46,6 +46,7 @@ type tenant struct {
 	sender  *remote.Sender  // remote targets
 	file    *hostlog.Writer // file targets
 	kwire   [][]byte        // kernel rules loaded for it, contid included
+	lat     *latencyReader  // the queue as delivery drains it
 	errMu   sync.Mutex      // guards lastErr
 	lastErr string
 }
@@ -95,7 +96,7 @@ func (cs *containers) start(c *registry.Container) (*tenant, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening queue of %q: %w", c.Name, err)
 	}
-	t := &tenant{c: c, q: q, tn: router.NewTenant(c, q), done: make(chan struct{})}
+	t := &tenant{c: c, q: q, tn: router.NewTenant(c, q), done: make(chan struct{}), lat: newLatencyReader(q)}
 	if err := cs.loadKernelRules(t); err != nil {
 		q.Close()
 		return nil, err
@@ -164,7 +165,7 @@ func (cs *containers) deliver(ctx context.Context, t *tenant) error {
 		}()
 		return nil
 	}
-	t.sender = &remote.Sender{Addr: t.c.Deliver.Remote, Queue: t.q, Logger: log}
+	t.sender = &remote.Sender{Addr: t.c.Deliver.Remote, Queue: t.lat, Logger: log}
 	if t.c.Deliver.NetNS != "" {
 		t.sender.Dial = netnsDialer(t.c.Deliver.NetNS)
 	}
@@ -182,7 +183,7 @@ func (cs *containers) deliver(ctx context.Context, t *tenant) error {
 func deliverFile(ctx context.Context, t *tenant, log hclog.Logger) {
 	var notice []byte
 	for {
-		items, err := t.q.Read(ctx, 512)
+		items, err := t.lat.Read(ctx, 512)
 		if err != nil {
 			return
 		}
@@ -197,7 +198,7 @@ func deliverFile(ctx context.Context, t *tenant, log hclog.Logger) {
 		if werr = errors.Join(werr, t.file.Flush()); werr != nil {
 			t.setErr(werr)
 			log.Warn("writing copies to the file target; will retry", "error", werr)
-			t.q.Rewind()
+			t.lat.Rewind()
 			select {
 			case <-ctx.Done():
 				return
@@ -205,7 +206,7 @@ func deliverFile(ctx context.Context, t *tenant, log hclog.Logger) {
 			}
 			continue
 		}
-		t.q.Commit(items[len(items)-1].Seq)
+		t.lat.Commit(items[len(items)-1].Seq)
 	}
 }
 

@@ -1,0 +1,122 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"time"
+
+	"github.com/auditd-ns/auditd-ns/pkg/control"
+	"github.com/auditd-ns/auditd-ns/pkg/queue"
+	"github.com/auditd-ns/auditd-ns/pkg/record"
+)
+
+// latencyBounds are the histogram's upper bounds, in seconds.
+var latencyBounds = []float64{0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+
+// latencyReader is the queue as a delivery target drains it, measuring for
+// each delivered copy the time from the record's event time (its header,
+// millisecond resolution) to its commit: acknowledged by a remote auditd,
+// or written to a file target.
+type latencyReader struct {
+	q *queue.Queue
+
+	mu      sync.Mutex // guards the fields below
+	pending []stamp    // read and not yet committed, in Seq order
+	last    uint64     // highest Seq recorded in pending
+	count   uint64
+	sum     float64
+	buckets []uint64 // cumulative at snapshot time; per-bucket here
+}
+
+type stamp struct {
+	seq uint64
+	at  time.Time
+}
+
+func newLatencyReader(q *queue.Queue) *latencyReader {
+	return &latencyReader{q: q, buckets: make([]uint64, len(latencyBounds))}
+}
+
+func (l *latencyReader) Read(ctx context.Context, max int) ([]queue.Item, error) {
+	items, err := l.q.Read(ctx, max)
+	l.mu.Lock()
+	for _, it := range items {
+		if it.Seq <= l.last {
+			continue // re-read after a rewind: already stamped
+		}
+		l.last = it.Seq
+		if at, ok := eventTime(it.Data); ok {
+			l.pending = append(l.pending, stamp{it.Seq, at})
+		}
+	}
+	l.mu.Unlock()
+	return items, err
+}
+
+func (l *latencyReader) Commit(seq uint64) {
+	l.q.Commit(seq)
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, s := range l.pending {
+		if s.seq > seq {
+			break
+		}
+		d := now.Sub(s.at).Seconds()
+		l.count++
+		l.sum += d
+		for i, b := range latencyBounds {
+			if d <= b {
+				l.buckets[i]++
+				break
+			}
+		}
+		n++
+	}
+	l.pending = append(l.pending[:0], l.pending[n:]...)
+}
+
+func (l *latencyReader) Rewind() { l.q.Rewind() }
+
+func (l *latencyReader) histogram(name string) control.Latency {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h := control.Latency{Name: name, Count: l.count, Sum: l.sum}
+	var cum uint64
+	for i, b := range latencyBounds {
+		cum += l.buckets[i]
+		h.Buckets = append(h.Buckets, control.Bucket{UpperBound: b, Count: cum})
+	}
+	return h
+}
+
+// eventTime reads the event time from a log line's "msg=audit(SEC.MSEC:".
+func eventTime(line []byte) (time.Time, bool) {
+	i := bytes.Index(line, []byte("msg="))
+	if i < 0 {
+		return time.Time{}, false
+	}
+	var r record.Record
+	if err := record.Parse(&r, 0, line[i+4:]); err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(r.Sec), int64(r.Msec)*1e6), true
+}
+
+// DeliveryLatency implements control.LatencyBackend.
+func (b backend) DeliveryLatency(ctx context.Context) ([]control.Latency, error) {
+	cs := b.d.conts
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	var out []control.Latency
+	for _, c := range cs.tree.Containers() {
+		if t := cs.live[c.Name]; t != nil && t.lat != nil {
+			out = append(out, t.lat.histogram(c.Name))
+		}
+	}
+	return out, nil
+}
+
+var _ control.LatencyBackend = backend{}
