@@ -231,3 +231,22 @@ func TestIntegrationLost(t *testing.T) {
 		t.Errorf("no log line about lost records:\n%s", d.stderrText())
 	}
 }
+
+// TestIntegrationBadContainerFile: a bad container file fails run (and
+// check) before the kernel is touched, naming the file, line and column.
+func TestIntegrationBadContainerFile(t *testing.T) {
+	ctl := testkernel.Take(t)
+	dir := t.TempDir()
+	containerFile(t, dir, "web", "name: web\nid: 7\ndeliver: {file: relative.log}\n")
+	cfg := writeConfig(t, dir, fmt.Sprintf("containers_dir: %s/containers\n", dir), "-D\n-a always,exit -F arch=b64 -S execve -k x\n")
+	out, err := exec.Command(binary, "run", "--config", cfg).CombinedOutput()
+	if want := filepath.Join(dir, "containers", "web.yaml") + ":3:17: deliver.file must be an absolute path"; err == nil || !bytes.Contains(out, []byte(want)) {
+		t.Errorf("run with a bad container file: %v\n%s\nwant %s", err, out, want)
+	}
+	if st, _ := ctl.Status(); st.PID != 0 {
+		t.Errorf("audit pid %d after a refused run", st.PID)
+	}
+	if rules, _ := ctl.Rules(); len(rules) != 0 {
+		t.Errorf("%d rules loaded by a refused run", len(rules))
+	}
+}

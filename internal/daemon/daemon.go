@@ -78,6 +78,15 @@ func Load(path string) (*config.Config, *rules.KernelFile, error) {
 			return nil, nil, err
 		}
 	}
+	if cfg.ContainersDir != "" {
+		cs, err := registry.LoadDir(cfg.ContainersDir)
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, err := registry.Build(cs); err != nil {
+			return nil, nil, err
+		}
+	}
 	return cfg, kf, nil
 }
 
