@@ -170,8 +170,9 @@ func (r *report) kernelMarkdown(w *bytes.Buffer) {
 		fmt.Fprintf(w, "\nWith %d registered containers (cgroup attribution, a file target each, the default 4 MiB memory queue, "+
 			"the generator in the first): generator rate %s/auditd %s, %s/auditd-ns **%s**; "+
 			"CPU per event %s/auditd %s. Isolation, the first container's target a TCP peer that never reads: "+
-			"generator rate stalled/none stalled %s. The first container's file target got %.1f%% of the events "+
-			"(median; its queue dropped the rest and said so in the file).\n",
+			"generator rate stalled/none stalled %s (the two do not do the same work: the stalled container's queue fills "+
+			"and then drops, while the file target writes every copy, so stalled may be faster). The first container's "+
+			"file target got %.1f%% of the events (median; its queue dropped the rest and said so in the file).\n",
 			*containers, ts[0], against(med[ts[0]].Med, med["auditd"].Med, 1.5, false), ts[0], ratio(med[ts[0]].Med, med["auditd-ns"].Med),
 			ts[0], against(cpu[ts[0]].Med, cpu["auditd"].Med, 0.5, true), against(med[ts[1]].Med, med[ts[0]].Med, 0.98, false), copiesShare(r.Kernel, ts[0]))
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 var (
-	rounds   = flag.Int("rounds", 3, "rounds of each comparison; the sides alternate within a round")
+	rounds   = flag.Int("rounds", 5, "rounds of each comparison; the sides alternate within a round")
 	genTime  = flag.Duration("gentime", 5*time.Second, "how long the load generator runs per kernel-path run")
 	records  = flag.Int("records", 1000000, "records sent per delivery run (the corpus, repeated)")
 	parts    = flag.String("parts", "kernel,delivery", "comparisons to run: kernel, delivery")
