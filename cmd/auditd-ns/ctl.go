@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -289,7 +290,25 @@ func printStatus(out io.Writer, st control.Status) error {
 		return nil
 	}
 	fmt.Fprintln(out)
-	return printContainers(out, st.Containers)
+	if err := printContainers(out, st.Containers); err != nil {
+		return err
+	}
+	for _, c := range st.Containers {
+		if len(c.Namespaces) == 0 {
+			continue
+		}
+		keys := make([]string, 0, len(c.Namespaces))
+		for k := range c.Namespaces {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		fmt.Fprintf(out, "\nnamespaces of %s at registration:", c.Name)
+		for _, k := range keys {
+			fmt.Fprintf(out, " %s=%s", k, c.Namespaces[k])
+		}
+		fmt.Fprintln(out)
+	}
+	return nil
 }
 
 func dash(s string) string {

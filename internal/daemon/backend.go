@@ -213,6 +213,9 @@ func (b backend) Containers(ctx context.Context) ([]control.ContainerInfo, error
 // info describes a running container with its queue and delivery figures.
 func (b backend) info(t *tenant) control.ContainerInfo {
 	info := control.Describe(t.c)
+	if t.c.HasID() {
+		info.Namespaces = b.d.namespaces.of(t.c.ID)
+	}
 	if p := t.tn.Rules(); p != nil {
 		info.Rules = p.Len()
 	}

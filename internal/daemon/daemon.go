@@ -50,6 +50,7 @@ type Daemon struct {
 	scoped      scoped
 	started     time.Time
 	routeDelay  time.Duration
+	namespaces  namespaceBook
 	stats       Stats
 	statMu      sync.Mutex // guards stats
 }

@@ -62,6 +62,7 @@ func (d *Daemon) handleLine(line []byte) error {
 	}
 	if typ, data, ok := parseLine(line); ok {
 		d.router.Submit(typ, data)
+		d.namespaces.note(typ, data)
 	}
 	return nil
 }

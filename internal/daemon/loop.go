@@ -69,6 +69,7 @@ func (d *Daemon) receive() error {
 		}
 		d.hlog.Write(typ, data)
 		d.router.Submit(typ, data)
+		d.namespaces.note(typ, data)
 		d.stats.Records++ // only this goroutine writes Records
 	}
 }

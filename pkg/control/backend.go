@@ -130,6 +130,10 @@ type ContainerInfo struct {
 	// that were written (a file target).
 	Delivered uint64 `json:"delivered"`
 	Acked     uint64 `json:"acked"`
+	// Namespaces are the namespace ids the container's first process had
+	// when its contid was set (ns_dev, ns_net, ...: the kernel's op=set
+	// CONTAINER_OP record), when the daemon saw that record.
+	Namespaces map[string]string `json:"namespaces,omitempty"`
 	// InFlight is the copies sent to a remote target and not yet
 	// acknowledged; Retried counts copies sent again after a reconnect.
 	InFlight int    `json:"in_flight"`
