@@ -3,7 +3,6 @@ package test
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,13 +57,7 @@ func TestIntegrationAudispRemoteToDaemon(t *testing.T) {
 	d.Stderr = derr
 	must(t, d.Start())
 	t.Cleanup(func() { d.Process.Kill(); d.Wait() })
-	waitFor(t, 10*time.Second, func() bool {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}, "the listener")
+	waitAccepting(t, fmt.Sprintf("127.0.0.1:%d", p))
 
 	const n = 2000
 	var in bytes.Buffer

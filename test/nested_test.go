@@ -30,6 +30,18 @@ func netns(t *testing.T, name string) string {
 	return "/run/netns/" + name
 }
 
+// waitAccepting waits until something accepts TCP connections at addr.
+func waitAccepting(t *testing.T, addr string) {
+	t.Helper()
+	waitFor(t, 10*time.Second, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, "a listener at "+addr)
+}
+
 func port(t *testing.T) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
@@ -129,13 +141,7 @@ func TestIntegrationNested(t *testing.T) {
 	p.Stderr = perr
 	must(t, p.Start())
 	t.Cleanup(func() { p.Process.Kill(); p.Wait() })
-	waitFor(t, 10*time.Second, func() bool {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", portP))
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}, "P's auditd-ns to listen")
+	waitAccepting(t, fmt.Sprintf("127.0.0.1:%d", portP))
 
 	// The host: P registered by cgroup, delivered into P's namespace.
 	prog := filepath.Join(dir, "true-for-test")
