@@ -84,13 +84,13 @@ func against(a, b, lim float64, atMost bool) string {
 		return "n/a"
 	}
 	r := a / b
-	op, met, by := "≥", r >= lim, lim/r
+	op, met, short := "≥", r >= lim, 1-r/lim
 	if atMost {
-		op, met, by = "≤", r <= lim, r/lim
+		op, met, short = "≤", r <= lim, r/lim-1
 	}
 	v := "met"
 	if !met {
-		v = fmt.Sprintf("missed by %.2f×", by)
+		v = fmt.Sprintf("missed by %.1f%%", short*100)
 	}
 	return fmt.Sprintf("**%.2f** (target %s %g: %s)", r, op, lim, v)
 }
