@@ -368,6 +368,8 @@ func (a *auditd) samples() {
 			kind = "1020 " + field(r.text, "op") + " " + field(r.text, "res")
 		case containerID:
 			kind = "1340 " + field(r.text, "record")
+		case auditNamespace:
+			kind = "1341 " + field(r.text, "op")
 		default:
 			continue
 		}
