@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditd-ns/auditd-ns/internal/testaudit"
 	"github.com/auditd-ns/auditd-ns/pkg/queue"
 	"github.com/auditd-ns/auditd-ns/pkg/remote"
 )
@@ -119,46 +120,20 @@ func repeated(w io.Writer, lines [][]byte, n int) error {
 	return bw.Flush()
 }
 
-// audispRemoteConf sends to 127.0.0.1:PORT in the managed format, one
-// record at a time (audisp-remote has no window), keeps its queue in
-// memory and, when its input ends, flushes the queue and exits.
-const audispRemoteConf = `remote_server = 127.0.0.1
-port = %d
-transport = tcp
-queue_file = %s
-mode = immediate
-queue_depth = 2000000
-format = managed
-network_retry_time = 1
-max_tries_per_record = 3
-max_time_per_record = 5
-heartbeat_timeout = 0
-network_failure_action = stop
-disk_low_action = ignore
-disk_full_action = warn_once
-disk_error_action = warn_once
-remote_ending_action = reconnect
-generic_error_action = syslog
-generic_warning_action = syslog
-queue_error_action = stop
-overflow_action = syslog
-startup_failure_action = warn_once_continue
-`
-
 // sendWithAudispRemote runs audisp-remote with its configuration
 // bind-mounted over /etc/audit/audisp-remote.conf in a private mount
 // namespace (3.0.9 reads no other path) and the records on stdin.
 func sendWithAudispRemote(t *testing.T, a *tenant, lines [][]byte, n int) (secs, cpu float64, err error) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "audisp-remote.conf")
-	must(t, os.WriteFile(conf, []byte(fmt.Sprintf(audispRemoteConf, a.port, filepath.Join(dir, "queue"))), 0o600))
+	must(t, os.WriteFile(conf, []byte(testaudit.AudispRemoteConf(a.port, filepath.Join(dir, "queue"), 2000000)), 0o600))
 	if !fileExists("/etc/audit/audisp-remote.conf") {
 		t.Skip("no /etc/audit/audisp-remote.conf to mount over (Debian package audispd-plugins)")
 	}
-	script := `mount --bind "$1" /etc/audit/audisp-remote.conf && mount -t tmpfs tmpfs /run && exec "$0"`
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, lookPath(t, "unshare"), "--mount", "--propagation", "private", "sh", "-c", script, lookPath(t, "audisp-remote"), conf)
+	lookPath(t, "unshare")
+	cmd := testaudit.AudispRemote(ctx, lookPath(t, "audisp-remote"), conf)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	in, err := cmd.StdinPipe()

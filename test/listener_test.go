@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,24 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-const audispRemoteConf = `remote_server = 127.0.0.1
-port = %d
-transport = tcp
-queue_file = %s/queue
-mode = immediate
-queue_depth = 500000
-format = managed
-network_retry_time = 1
-max_tries_per_record = 3
-max_time_per_record = 5
-heartbeat_timeout = 0
-network_failure_action = stop
-disk_low_action = ignore
-disk_full_action = warn_once
-disk_error_action = warn_once
-`
+	"github.com/auditd-ns/auditd-ns/internal/testaudit"
+)
 
 // TestIntegrationAudispRemoteToDaemon runs auditd-ns in listener mode and
 // the real audisp-remote sending to it: every record lands in the daemon's
@@ -66,9 +52,8 @@ func TestIntegrationAudispRemoteToDaemon(t *testing.T) {
 		fmt.Fprintf(&in, "type=EOE msg=audit(1700000000.%03d:%d): \n", i%1000, i)
 	}
 	conf := filepath.Join(dir, "audisp-remote.conf")
-	must(t, os.WriteFile(conf, []byte(fmt.Sprintf(audispRemoteConf, p, dir)), 0o600))
-	script := `mount --bind "$1" /etc/audit/audisp-remote.conf && mount -t tmpfs tmpfs /run && exec "$0"`
-	ar := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, remote, conf)
+	must(t, os.WriteFile(conf, []byte(testaudit.AudispRemoteConf(p, filepath.Join(dir, "queue"), 500000)), 0o600))
+	ar := testaudit.AudispRemote(context.Background(), remote, conf)
 	ar.Stdin = &in
 	done := make(chan []byte, 1)
 	go func() { out, _ := ar.CombinedOutput(); done <- out }()

@@ -2,6 +2,7 @@ package remote_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/auditd-ns/auditd-ns/internal/testaudit"
 )
 
 // need skips the test unless it runs as root and every named program is
@@ -196,32 +199,6 @@ func (a *tenantAuditd) Search() []string {
 	return strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
 }
 
-// audispRemoteConf sends to 127.0.0.1:PORT in the managed format, keeps
-// its queue in memory and, when its input ends, flushes the queue and
-// exits.
-const audispRemoteConf = `remote_server = 127.0.0.1
-port = %d
-transport = tcp
-queue_file = %s
-mode = immediate
-queue_depth = 500000
-format = managed
-network_retry_time = 1
-max_tries_per_record = 3
-max_time_per_record = 5
-heartbeat_timeout = 0
-network_failure_action = stop
-disk_low_action = ignore
-disk_full_action = warn_once
-disk_error_action = warn_once
-remote_ending_action = reconnect
-generic_error_action = syslog
-generic_warning_action = syslog
-queue_error_action = stop
-overflow_action = syslog
-startup_failure_action = warn_once_continue
-`
-
 // audispRemote returns a command that runs the real audisp-remote with
 // input on stdin, sending to 127.0.0.1:port. audisp-remote 3.0.9 takes no
 // options and always reads /etc/audit/audisp-remote.conf, so the command
@@ -232,14 +209,13 @@ func audispRemote(t testing.TB, port int, input []byte) *exec.Cmd {
 	bins := need(t, "audisp-remote", "unshare")
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "audisp-remote.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(audispRemoteConf, port, filepath.Join(dir, "queue"))), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(testaudit.AudispRemoteConf(port, filepath.Join(dir, "queue"), 500000)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat("/etc/audit/audisp-remote.conf"); err != nil {
 		t.Skipf("no /etc/audit/audisp-remote.conf to mount over: %v", err)
 	}
-	script := `mount --bind "$1" /etc/audit/audisp-remote.conf && mount -t tmpfs tmpfs /run && exec "$0"`
-	cmd := exec.Command(bins["unshare"], "--mount", "--propagation", "private", "sh", "-c", script, bins["audisp-remote"], conf)
+	cmd := testaudit.AudispRemote(context.Background(), bins["audisp-remote"], conf)
 	cmd.Stdin = bytes.NewReader(input)
 	return cmd
 }

@@ -1,0 +1,50 @@
+// Package testaudit holds what tests and benchmarks need to run the real
+// audit programs beside auditd-ns without touching the host: a private
+// audisp-remote configuration and the command that runs audisp-remote with
+// it. It is for tests only.
+package testaudit
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+)
+
+// AudispRemoteConf is an audisp-remote.conf that sends to 127.0.0.1:port in
+// the managed format, one record at a time (audisp-remote has no window),
+// keeps up to queueDepth records queued in queueFile's place and, when its
+// input ends, flushes its queue and exits.
+func AudispRemoteConf(port int, queueFile string, queueDepth int) string {
+	return fmt.Sprintf(`remote_server = 127.0.0.1
+port = %d
+transport = tcp
+queue_file = %s
+mode = immediate
+queue_depth = %d
+format = managed
+network_retry_time = 1
+max_tries_per_record = 3
+max_time_per_record = 5
+heartbeat_timeout = 0
+network_failure_action = stop
+disk_low_action = ignore
+disk_full_action = warn_once
+disk_error_action = warn_once
+remote_ending_action = reconnect
+generic_error_action = syslog
+generic_warning_action = syslog
+queue_error_action = stop
+overflow_action = syslog
+startup_failure_action = warn_once_continue
+`, port, queueFile, queueDepth)
+}
+
+// AudispRemote returns the command that runs the audisp-remote at bin with
+// the configuration file conf. audisp-remote 3.0.9 takes no options and
+// reads only /etc/audit/audisp-remote.conf, so the command bind-mounts conf
+// over that path (and a tmpfs over /run) inside a private mount namespace;
+// the host's files are untouched. Needs root and unshare(1).
+func AudispRemote(ctx context.Context, bin, conf string) *exec.Cmd {
+	script := `mount --bind "$1" /etc/audit/audisp-remote.conf && mount -t tmpfs tmpfs /run && exec "$0"`
+	return exec.CommandContext(ctx, "unshare", "--mount", "--propagation", "private", "sh", "-c", script, bin, conf)
+}
