@@ -136,3 +136,15 @@ func ForEachChain(buf []uint64, b []byte, f func(chain []uint64)) error {
 	}
 	return nil
 }
+
+// SplitChains returns the first chain of a list of chains (see
+// ForEachChain) and the rest of the list, "" when it was the last. It does
+// not parse the chain.
+func SplitChains(b []byte) (first, rest []byte) {
+	for i := 0; i+1 < len(b); i++ {
+		if b[i] == ',' && b[i+1] != '^' {
+			return b[:i], b[i+1:]
+		}
+	}
+	return b, nil
+}

@@ -25,18 +25,23 @@ func (r *Router) route(ev *record.Event) {
 	if cid := subjectContainerID(ev); cid != nil {
 		v, _ := cid.Field("contid")
 		r.sent = r.sent[:0]
-		err := record.ForEachChain(r.chain[:0], v, func(chain []uint64) {
+		for rest := v; len(rest) > 0; {
+			var one []byte
+			one, rest = record.SplitChains(rest)
+			chain, err := record.ParseChain(r.chain[:0], one)
+			r.chain = chain[:0]
+			if err != nil {
+				r.badChain.Add(1)
+				break
+			}
 			for _, id := range chain {
 				if tn := t.byID[id]; tn != nil && !slices.Contains(r.sent, tn) {
 					r.sent = append(r.sent, tn)
 					r.copy(tn, ev, id, true)
 				}
 			}
-		})
-		clear(r.sent)
-		if err != nil {
-			r.badChain.Add(1)
 		}
+		clear(r.sent)
 		return
 	}
 	tn := r.attribute(t, ev)
