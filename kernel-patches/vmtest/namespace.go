@@ -26,6 +26,7 @@ func init() {
 		{"namespace/net-create-change-destroy", testNsNet},
 		{"namespace/setns-change", testNsSetns},
 		{"namespace/types", testNsTypes},
+		{"namespace/exclude", testNsExclude},
 	}...)
 }
 
@@ -184,4 +185,30 @@ func testNsTypes(t *T) {
 		p.lines()
 		wantDestroy(t, a, m, tc.typ, ino)
 	}
+}
+
+// testNsExclude: "-a exclude,always -F msgtype=1341" silences the records
+// and nothing else.
+func testNsExclude(t *T) {
+	a := needDaemon(t)
+	defer a.addRule(t, "-a always,exit -F arch=b64 -S unshare -k vmtest-nsx", "", 0)()
+	del := a.addRule(t, "-a exclude,always -F msgtype=1341", "", 0)
+	m := a.mark()
+	p := start(t, "/bin/busybox", "unshare", "-n", "/bin/busybox", "true")
+	p.lines()
+	ev := syscallEvent(t, a, m, p.pid(), sysUnshare)
+	if len(ev) == 0 {
+		t.Fatalf("the unshare event itself was excluded")
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, r := range a.since(m) {
+		if r.typ == auditNamespace {
+			t.Errorf("excluded record delivered: %v", r)
+		}
+	}
+	del()
+	m = a.mark()
+	p = start(t, "/bin/busybox", "unshare", "-n", "/bin/busybox", "true")
+	p.lines()
+	want(t, a, m, auditNamespace, "op=create", "type=net")
 }
