@@ -81,6 +81,11 @@ func testE2E(t *T) {
 			t.Errorf("re-registering the test daemon: %v", err)
 			return
 		}
+		// Keep what the first daemon saw, for the SAMPLE lines.
+		old := a.since(0)
+		d.mu.Lock()
+		d.recs = append(old, d.recs...)
+		d.mu.Unlock()
 		daemon = d
 	}()
 	d := exec.Command(auditdNS, "run", "--config", "/tmp/e2e/auditd-ns.yaml")
