@@ -97,7 +97,7 @@ if [ -n "${VMTEST_BASE:-}" ] && [ -n "$summary" ]; then
 		shift
 		cat "$@" | tr -d '\r' | sed -n "s/^INFO overhead: $what \([0-9]*\) ns\/op/\1/p" | sort -n | head -1
 	}
-	for kind in filtered recorded; do
+	for kind in filtered recorded netns; do
 		base=$(best "$kind nocontid" "${blogs[@]}")
 		for who in nocontid contid; do
 			got=$(best "$kind $who" "${plogs[@]}")

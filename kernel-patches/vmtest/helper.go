@@ -60,6 +60,10 @@ func runHelper(args []string) int {
 		// bench N: time N audited syscalls.
 		n, _ := strconv.Atoi(args[1])
 		bench(n)
+	case "netns-bench":
+		// netns-bench N: time N network namespace creations.
+		n, _ := strconv.Atoi(args[1])
+		benchNetns(n)
 	case "nest":
 		// nest MINE NEW: a nested orchestrator in container MINE.
 		h.nest(args[1], args[2])
