@@ -246,39 +246,12 @@ type tenant struct {
 	stderr bytes.Buffer
 }
 
-const tenantConf = `local_events = no
-write_logs = yes
-log_file = %s
-log_format = RAW
-flush = INCREMENTAL_ASYNC
-freq = 50
-max_log_file = 4096
-num_logs = 2
-max_log_file_action = IGNORE
-space_left = 2
-space_left_action = IGNORE
-admin_space_left = 1
-admin_space_left_action = IGNORE
-disk_full_action = IGNORE
-disk_error_action = IGNORE
-priority_boost = 0
-name_format = NONE
-tcp_listen_port = %d
-tcp_listen_queue = 5
-tcp_max_per_addr = 1
-use_libwrap = no
-tcp_client_max_idle = 0
-distribute_network = no
-plugin_dir = %s
-q_depth = 2000
-`
-
 func startTenant(t *testing.T) *tenant {
 	dir := t.TempDir()
 	a := &tenant{dir: dir, log: filepath.Join(dir, "log", "audit.log"), port: freePort(t)}
 	must(t, os.Mkdir(filepath.Join(dir, "log"), 0o700))
 	must(t, os.Mkdir(filepath.Join(dir, "plugins"), 0o700))
-	must(t, os.WriteFile(filepath.Join(dir, "auditd.conf"), []byte(fmt.Sprintf(tenantConf, a.log, a.port, filepath.Join(dir, "plugins"))), 0o600))
+	must(t, os.WriteFile(filepath.Join(dir, "auditd.conf"), []byte(testaudit.TenantAuditdConf(a.log, a.port, filepath.Join(dir, "plugins"))), 0o600))
 	script := `mount -t tmpfs tmpfs /run && exec "$0" -n -s nochange -c "$1"`
 	a.cmd = exec.Command(lookPath(t, "unshare"), "--mount", "--propagation", "private", "sh", "-c", script, lookPath(t, "auditd"), dir)
 	a.cmd.Stdout, a.cmd.Stderr = &a.stderr, &a.stderr

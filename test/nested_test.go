@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditd-ns/auditd-ns/internal/testaudit"
 	"github.com/auditd-ns/auditd-ns/internal/testkernel"
 )
 
@@ -60,25 +61,7 @@ func tenantAuditd(t *testing.T, ns string, port int) string {
 		t.Skip("needs the real auditd (Debian package auditd)")
 	}
 	dir := t.TempDir()
-	conf := fmt.Sprintf(`local_events = no
-write_logs = yes
-log_file = %s/audit.log
-log_format = RAW
-flush = INCREMENTAL_ASYNC
-freq = 20
-max_log_file = 100
-num_logs = 2
-space_left = 2
-admin_space_left = 1
-disk_full_action = IGNORE
-disk_error_action = IGNORE
-space_left_action = IGNORE
-admin_space_left_action = IGNORE
-tcp_listen_port = %d
-use_libwrap = no
-priority_boost = 0
-plugin_dir = %s/plugins
-`, dir, port, dir)
+	conf := testaudit.TenantAuditdConf(filepath.Join(dir, "audit.log"), port, filepath.Join(dir, "plugins"))
 	must(t, os.WriteFile(filepath.Join(dir, "auditd.conf"), []byte(conf), 0o600))
 	must(t, os.MkdirAll(filepath.Join(dir, "plugins"), 0o700))
 	script := fmt.Sprintf("mount --make-rprivate / && mount -t tmpfs tmpfs /run && mkdir -p /run/netns && exec %s -n -s nochange -c %s", auditd, dir)

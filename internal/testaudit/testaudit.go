@@ -48,3 +48,37 @@ func AudispRemote(ctx context.Context, bin, conf string) *exec.Cmd {
 	script := `mount --bind "$1" /etc/audit/audisp-remote.conf && mount -t tmpfs tmpfs /run && exec "$0"`
 	return exec.CommandContext(ctx, "unshare", "--mount", "--propagation", "private", "sh", "-c", script, bin, conf)
 }
+
+// TenantAuditdConf is the auditd.conf of a tenant's real auditd: no local
+// events (it never touches the kernel's audit state), receiving auditd's
+// remote-logging protocol on tcp_listen_port from any source port, with
+// use_libwrap off so the host's hosts.allow/deny do not matter, and every
+// space action ignored. It writes its log to logFile.
+func TenantAuditdConf(logFile string, port int, pluginDir string) string {
+	return fmt.Sprintf(`local_events = no
+write_logs = yes
+log_file = %s
+log_format = RAW
+flush = INCREMENTAL_ASYNC
+freq = 50
+max_log_file = 4096
+num_logs = 2
+max_log_file_action = IGNORE
+space_left = 2
+space_left_action = IGNORE
+admin_space_left = 1
+admin_space_left_action = IGNORE
+disk_full_action = IGNORE
+disk_error_action = IGNORE
+priority_boost = 0
+name_format = NONE
+tcp_listen_port = %d
+tcp_listen_queue = 5
+tcp_max_per_addr = 1
+use_libwrap = no
+tcp_client_max_idle = 0
+distribute_network = no
+plugin_dir = %s
+q_depth = 2000
+`, logFile, port, pluginDir)
+}

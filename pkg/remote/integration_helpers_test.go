@@ -77,37 +77,6 @@ type tenantAuditd struct {
 	stderr bytes.Buffer
 }
 
-// auditdConf is a minimal tenant configuration: what auditd 3.0.9 needs to
-// receive over TCP. tcp_client_ports is left unset (any source port),
-// use_libwrap is off so the host's hosts.allow/deny do not matter, and
-// tcp_max_per_addr stays at its default of 1.
-const auditdConf = `local_events = no
-write_logs = yes
-log_file = %s
-log_format = RAW
-flush = INCREMENTAL_ASYNC
-freq = 50
-max_log_file = 1000
-num_logs = 2
-max_log_file_action = IGNORE
-space_left = 2
-space_left_action = IGNORE
-admin_space_left = 1
-admin_space_left_action = IGNORE
-disk_full_action = IGNORE
-disk_error_action = IGNORE
-priority_boost = 0
-name_format = NONE
-tcp_listen_port = %d
-tcp_listen_queue = 5
-tcp_max_per_addr = 1
-use_libwrap = no
-tcp_client_max_idle = 0
-distribute_network = no
-plugin_dir = %s
-q_depth = 2000
-`
-
 func newTenantAuditd(t testing.TB) *tenantAuditd {
 	t.Helper()
 	return newTenantAuditdFS(t, "")
@@ -125,7 +94,7 @@ func newTenantAuditdFS(t testing.TB, logFS string) *tenantAuditd {
 			t.Fatal(err)
 		}
 	}
-	conf := fmt.Sprintf(auditdConf, a.Log, a.Port, filepath.Join(dir, "plugins"))
+	conf := testaudit.TenantAuditdConf(a.Log, a.Port, filepath.Join(dir, "plugins"))
 	if err := os.WriteFile(filepath.Join(dir, "auditd.conf"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
