@@ -14,9 +14,64 @@ import "time"
 // fsync). In steady state it allocates nothing.
 func (q *Queue) Push(data []byte) {
 	q.mu.Lock()
+	q.push(data)
+	q.wake()
+	q.mu.Unlock()
+}
+
+// PushAll pushes each of items in order, as Push does, under one hold of
+// the queue's lock, so that a reader sees all of them or none: the router
+// pushes the kept records of one event together.
+func (q *Queue) PushAll(items [][]byte) {
+	q.mu.Lock()
+	if n := len(items); !q.closed && q.roomFor(items) {
+		for _, data := range items {
+			q.mem.push(data)
+		}
+		q.stats.Pushed += uint64(n)
+		q.nextSeq += uint64(n)
+		q.st.put(offPushed, q.nextSeq-1)
+	} else {
+		for _, data := range items {
+			q.push(data)
+		}
+	}
+	q.wake()
+	q.mu.Unlock()
+}
+
+// roomFor makes room in memory for all of items at once, as pushing them
+// one by one would, and reports whether it did. It declines (and leaves
+// the queue as it was) when one push at a time has more to do: a spool to
+// move items to, or an item memory cannot hold.
+func (q *Queue) roomFor(items [][]byte) bool {
+	limit := int(q.lim.Memory)
+	n := 0
+	for _, data := range items {
+		if len(data) > maxItemLen || len(data) > limit {
+			return false
+		}
+		n += len(data)
+	}
+	if q.mem.grow(n, limit) {
+		return true // the usual case: room as it is
+	}
+	if q.sp != nil || n > limit {
+		return false
+	}
+	first := q.memHead
+	for q.mem.used+n > limit {
+		q.mem.pop()
+		q.memHead++
+	}
+	q.lose(first, q.memHead-1, &q.stats.Dropped.Full, true)
+	return q.mem.grow(n, limit)
+}
+
+// push is Push with q.mu held.
+func (q *Queue) push(data []byte) {
 	if q.closed {
 		q.stats.Dropped.Closed++
-		q.mu.Unlock()
 		return
 	}
 	q.stats.Pushed++
@@ -24,7 +79,6 @@ func (q *Queue) Push(data []byte) {
 		q.stats.Dropped.TooLarge++
 		q.gaps = addGap(q.gaps, q.nextSeq, q.nextSeq, 1, 0, q.readSeq)
 		q.st.putGaps(q.gaps)
-		q.mu.Unlock()
 		return
 	}
 	seq := q.nextSeq
@@ -32,15 +86,19 @@ func (q *Queue) Push(data []byte) {
 	q.st.put(offPushed, seq)
 	if int64(len(data)) <= q.lim.Memory {
 		q.mem.push(data)
-	} else {
-		// Straight to the spool: too big for memory, which makeRoom
-		// emptied so that the spool stays in order.
-		lost, err := q.sp.appendItem(seq, data, nil)
-		q.memHead = q.nextSeq
-		if err != nil {
-			q.spoolFailed(lost, seq, err)
-		}
+		return
 	}
+	// Straight to the spool: too big for memory, which makeRoom emptied so
+	// that the spool stays in order.
+	lost, err := q.sp.appendItem(seq, data, nil)
+	q.memHead = q.nextSeq
+	if err != nil {
+		q.spoolFailed(lost, seq, err)
+	}
+}
+
+// wake tells a waiting Read that items arrived; q.mu is held.
+func (q *Queue) wake() {
 	if q.waiting {
 		q.waiting = false
 		select {
@@ -48,7 +106,6 @@ func (q *Queue) Push(data []byte) {
 		default:
 		}
 	}
-	q.mu.Unlock()
 }
 
 // makeRoom frees space for an item of n bytes and reports whether it can be
@@ -67,7 +124,17 @@ func (q *Queue) makeRoom(n int) bool {
 		q.spoolRoom(int64(n) + frameHeaderLen)
 		return true
 	}
-	for !q.mem.grow(n, int(q.lim.Memory)) {
+	limit := int(q.lim.Memory)
+	if q.sp == nil && q.mem.used+n > limit {
+		// Drop the oldest items at once, and account for them as one run.
+		first := q.memHead
+		for q.mem.used+n > limit {
+			q.mem.pop()
+			q.memHead++
+		}
+		q.lose(first, q.memHead-1, &q.stats.Dropped.Full, true)
+	}
+	for !q.mem.grow(n, limit) {
 		q.evict()
 	}
 	return true

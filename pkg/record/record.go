@@ -152,13 +152,16 @@ func trimTail(b []byte) []byte {
 // parseUint parses leading decimal digits. It fails on no digits and on
 // overflow of uint64.
 func parseUint(b []byte) (v uint64, n int, ok bool) {
-	for n < len(b) && b[n] >= '0' && b[n] <= '9' {
-		d := uint64(b[n] - '0')
-		if v > (1<<64-1-d)/10 {
+	for ; n < len(b); n++ {
+		d := b[n] - '0'
+		if d > 9 {
+			break
+		}
+		// 19 digits always fit; check for overflow only after that.
+		if n >= 19 && v > (1<<64-1-uint64(d))/10 {
 			return 0, n, false
 		}
-		v = v*10 + d
-		n++
+		v = v*10 + uint64(d)
 	}
 	return v, n, n > 0
 }

@@ -1,7 +1,6 @@
 package router
 
 import (
-	"bytes"
 	"slices"
 
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
@@ -22,6 +21,8 @@ func (r *Router) route(ev *record.Event) {
 	if len(t.byName) == 0 {
 		return
 	}
+	r.scan.Reset(ev)
+	r.ends = r.ends[:0]
 	if cid := subjectContainerID(ev); cid != nil {
 		v, _ := cid.Field("contid")
 		r.sent = r.sent[:0]
@@ -99,29 +100,72 @@ func (r *Router) attribute(t *table, ev *record.Event) *Tenant {
 	return tn
 }
 
-// copy pushes the event's records that tn's rules keep into tn's queue.
-// own is tn's contid when the event carries chains (trimmed at it).
+// copy pushes the event's records that tn's rules keep into tn's queue,
+// all in one push. own is tn's contid when the event carries chains
+// (trimmed at it).
 func (r *Router) copy(tn *Tenant, ev *record.Event, own uint64, chained bool) {
-	v := tn.Rules().Match(ev)
+	v, _ := tn.Rules().MatchScan(&r.scan)
 	if !v.Keep {
 		tn.filtered.Add(1)
 		return
 	}
 	tn.events.Add(1)
+	r.format(ev)
+	r.trimmed, r.picks = r.trimmed[:0], r.picks[:0]
 	for i := range ev.Records {
 		rec := &ev.Records[i]
 		if !v.Keeps(rec.Type) {
 			continue
 		}
-		data := rec.Data
 		if rec.Type == record.TypeContainerID && chained {
-			if data = r.trim(rec, own); data == nil {
+			data := r.trim(rec, own)
+			if data == nil {
 				continue
 			}
+			start := len(r.trimmed)
+			r.trimmed = hostlog.AppendLine(r.trimmed, r.opt.Node, rec.Type, data)
+			r.picks = append(r.picks, pick{start, len(r.trimmed) - 1, true})
+			continue
 		}
-		r.line = hostlog.AppendLine(r.line[:0], r.opt.Node, rec.Type, data)
-		tn.Queue.Push(r.line[:len(r.line)-1])
-		tn.copies.Add(1)
+		start := 0
+		if i > 0 {
+			start = r.ends[i-1]
+		}
+		r.picks = append(r.picks, pick{start, r.ends[i] - 1, false})
+	}
+	// Slices into trimmed only now that it has stopped growing.
+	items := r.items[:0]
+	for _, p := range r.picks {
+		if p.trimmed {
+			items = append(items, r.trimmed[p.start:p.end])
+		} else {
+			items = append(items, r.lines[p.start:p.end])
+		}
+	}
+	r.items = items
+	if len(items) > 0 {
+		tn.Queue.PushAll(items)
+		tn.copies.Add(uint64(len(items)))
+	}
+}
+
+// pick is one line of a tenant's copy: lines[start:end], or trimmed's.
+type pick struct {
+	start, end int
+	trimmed    bool
+}
+
+// format makes the copy line of each of the event's records once, for all
+// the tenants it goes to.
+func (r *Router) format(ev *record.Event) {
+	if len(r.ends) == len(ev.Records) {
+		return
+	}
+	r.lines = r.lines[:0]
+	for i := range ev.Records {
+		rec := &ev.Records[i]
+		r.lines = hostlog.AppendLine(r.lines, r.opt.Node, rec.Type, rec.Data)
+		r.ends = append(r.ends, len(r.lines))
 	}
 }
 
@@ -135,11 +179,18 @@ func (r *Router) trim(rec *record.Record, own uint64) []byte {
 	if !ok {
 		return nil
 	}
-	start := len(rec.Data) - len(rec.Text) + bytes.Index(rec.Text, v)
+	// v is a slice of Text, which ends Data.
+	start := len(rec.Data) - len(rec.Text) + (cap(rec.Text) - cap(v))
 	r.data = append(r.data[:0], rec.Data[:start]...)
 	n := 0
-	var ids [32]uint64
-	err := record.ForEachChain(ids[:0], v, func(chain []uint64) {
+	for rest := v; len(rest) > 0; {
+		var one []byte
+		one, rest = record.SplitChains(rest)
+		chain, err := record.ParseChain(r.tchain[:0], one)
+		r.tchain = chain[:0]
+		if err != nil {
+			return nil
+		}
 		if i := slices.Index(chain, own); i >= 0 {
 			if n > 0 {
 				r.data = append(r.data, ',')
@@ -147,8 +198,8 @@ func (r *Router) trim(rec *record.Record, own uint64) []byte {
 			r.data = record.AppendChain(r.data, chain[:i+1])
 			n++
 		}
-	})
-	if err != nil || n == 0 {
+	}
+	if n == 0 {
 		return nil
 	}
 	return append(r.data, rec.Data[start+len(v):]...)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
+	"github.com/auditd-ns/auditd-ns/pkg/rules"
 )
 
 // Attributor finds, on a stock kernel, which of the cgroup directories
@@ -52,8 +53,14 @@ type Router struct {
 
 	// Used only by Run's goroutine.
 	chain   []uint64
+	tchain  []uint64  // trim's, apart from chain, which route is walking
 	sent    []*Tenant // tenants an event was copied to (one copy each)
-	line    []byte
+	scan    rules.Scan
+	lines   []byte // the event's records as copy lines, each ending in \n
+	ends    []int  // lines[ends[i-1]:ends[i]] is record i's (ends[-1] = 0)
+	trimmed []byte // a tenant's rewritten CONTAINER_ID lines
+	picks   []pick // the lines a tenant gets
+	items   [][]byte
 	data    []byte
 	pidMemo map[uint32]*Tenant
 	memoGen uint64
@@ -86,7 +93,7 @@ func New(opt Options) *Router {
 		opt.Backlog = 65536
 	}
 	r := &Router{opt: opt, in: make(chan input, opt.Backlog), free: make(chan []byte, opt.Backlog),
-		chain: make([]uint64, 0, 16), line: make([]byte, 0, 16<<10), data: make([]byte, 0, 16<<10),
+		chain: make([]uint64, 0, 16), tchain: make([]uint64, 0, 16), lines: make([]byte, 0, 16<<10), data: make([]byte, 0, 16<<10),
 		pidMemo: map[uint32]*Tenant{}}
 	r.asm = NewAssembler(opt.EventTimeout, opt.Delay, r.route)
 	r.table.Store(&table{byID: map[uint64]*Tenant{}, byName: map[string]*Tenant{}, parent: map[*Tenant]*Tenant{}})

@@ -21,9 +21,11 @@ type sink struct {
 	lines []string
 }
 
-func (s *sink) Push(b []byte) {
+func (s *sink) PushAll(items [][]byte) {
 	s.mu.Lock()
-	s.lines = append(s.lines, string(b))
+	for _, b := range items {
+		s.lines = append(s.lines, string(b))
+	}
 	s.mu.Unlock()
 }
 

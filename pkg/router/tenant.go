@@ -9,9 +9,10 @@ import (
 )
 
 // Pusher is the queue side the router writes copies into; *queue.Queue is
-// one. Push must not block.
+// one. PushAll queues each item (one record line) in order, copying it; it
+// must not block.
 type Pusher interface {
-	Push(data []byte)
+	PushAll(items [][]byte)
 }
 
 // Tenant is a registered container as the router sees it: its rules (which

@@ -79,7 +79,7 @@ type Verdict struct {
 
 // Keeps reports whether a record of type typ belongs in the container's copy
 // of the event.
-func (v Verdict) Keeps(typ uint16) bool { return v.Keep && !v.Strip.Has(typ) }
+func (v Verdict) Keeps(typ uint16) bool { return v.Keep && (v.Strip.n == 0 || !v.Strip.Has(typ)) }
 
 // String is "keep", "drop" or "keep strip PROCTITLE,CWD".
 func (v Verdict) String() string {
