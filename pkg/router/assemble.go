@@ -23,6 +23,7 @@ type Assembler struct {
 	fifo    []*pending // open events in order of arrival (may hold closed ones)
 	ready   []*pending // closed events waiting for the delay, in order
 	free    []*pending
+	last    *pending // the open event the last record went to, or a closed one
 	emit    func(*record.Event)
 }
 
@@ -55,12 +56,17 @@ func (a *Assembler) Add(r *record.Record, buf []byte, now time.Time, release fun
 		a.close(p, false, now, release)
 		return
 	}
-	p := a.open[r.Serial]
-	if p == nil {
-		p = a.get()
-		p.serial, p.inFifo = r.Serial, true
-		a.open[r.Serial] = p
-		a.fifo = append(a.fifo, p)
+	// The records of an event mostly arrive one after another.
+	p := a.last
+	if p == nil || p.serial != r.Serial || p.closed {
+		p = a.open[r.Serial]
+		if p == nil {
+			p = a.get()
+			p.serial, p.inFifo = r.Serial, true
+			a.open[r.Serial] = p
+			a.fifo = append(a.fifo, p)
+		}
+		a.last = p
 	}
 	p.last = now
 	if r.Type == record.TypeSyscall {

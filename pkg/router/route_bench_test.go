@@ -94,6 +94,10 @@ func benchmarkRoute(b *testing.B, drain bool) {
 	}
 	r := New(Options{})
 	r.Set(tree, tenants)
+	type input struct {
+		typ uint16
+		buf []byte
+	}
 	var recs []input
 	for i := range 900 {
 		ts := fmt.Sprintf("audit(1700000000.123:%d): ", i+1)

@@ -2,7 +2,9 @@ package router
 
 import (
 	"context"
+	"encoding/binary"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,16 +44,23 @@ type Stats struct {
 	Overflow, Malformed, BadChain          uint64
 }
 
-// Router copies events to tenants. Submit is called by the receiving
+// Router copies events to tenants. Submit and Flush may be called from any
 // goroutine, Run by one goroutine of its own; Set may be called any time.
 type Router struct {
 	opt   Options
-	in    chan input
-	free  chan []byte
+	in    chan *batch
 	table atomic.Pointer[table]
 	asm   *Assembler
 
+	// Submit's side: records gather in cur, handed over when it is full or
+	// when Run comes to fetch it.
+	mu      sync.Mutex
+	cur     *batch
+	batches chan *batch // emptied batches, for reuse
+	waiting atomic.Int64
+
 	// Used only by Run's goroutine.
+	free    [][]byte // record buffers, for reuse
 	chain   []uint64
 	tchain  []uint64  // trim's, apart from chain, which route is walking
 	sent    []*Tenant // tenants an event was copied to (one copy each)
@@ -69,10 +78,23 @@ type Router struct {
 	overflow, malformed, badChain          atomic.Uint64
 }
 
-type input struct {
-	typ uint16
+// batch is records on their way to Run: each is its type (2 bytes), its
+// length (4 bytes) and its data, one after another in buf.
+type batch struct {
 	buf []byte
+	n   int
 }
+
+// A batch is handed over when it holds this many records or bytes, so
+// that the submitter pays a channel send (and Run a wake-up) once per batch,
+// not once per record.
+const (
+	batchRecords = 128
+	batchBytes   = 64 << 10
+	// fetchEvery is how often Run takes a batch that is not full, so that
+	// a record waits at most about this long before it is routed.
+	fetchEvery = 10 * time.Millisecond
+)
 
 // table is an immutable snapshot of the tenants.
 type table struct {
@@ -92,7 +114,7 @@ func New(opt Options) *Router {
 	if opt.Backlog <= 0 {
 		opt.Backlog = 65536
 	}
-	r := &Router{opt: opt, in: make(chan input, opt.Backlog), free: make(chan []byte, opt.Backlog),
+	r := &Router{opt: opt, in: make(chan *batch, max(opt.Backlog/batchRecords, 1)+1), batches: make(chan *batch, 64),
 		chain: make([]uint64, 0, 16), tchain: make([]uint64, 0, 16), lines: make([]byte, 0, 16<<10), data: make([]byte, 0, 16<<10),
 		pidMemo: map[uint32]*Tenant{}}
 	r.asm = NewAssembler(opt.EventTimeout, opt.Delay, r.route)
@@ -131,36 +153,87 @@ func (r *Router) Set(tree *registry.Tree, tenants map[string]*Tenant) {
 }
 
 // Submit hands one record (already in the host log) to the router. It
-// copies data and never blocks: when the router is behind, the record is
-// counted in Overflow and not routed. With no container registered it does
-// nothing.
+// copies data and never blocks: when more than Options.Backlog records wait
+// for the router, the record is counted in Overflow and not routed. With no
+// container registered it does nothing. Records are routed in the order
+// they were submitted, within fetchEvery.
 func (r *Router) Submit(typ uint16, data []byte) {
 	if len(r.table.Load().byName) == 0 {
 		return // nobody to copy to: spare the host the routing work
 	}
-	var buf []byte
-	select {
-	case buf = <-r.free:
-	default:
-		buf = make([]byte, 0, max(512, len(data)))
+	r.mu.Lock()
+	b := r.cur
+	if b == nil {
+		select {
+		case b = <-r.batches:
+		default:
+			b = &batch{buf: make([]byte, 0, batchBytes+8<<10)}
+		}
+		r.cur = b
 	}
-	buf = append(buf[:0], data...)
+	b.buf = binary.LittleEndian.AppendUint16(b.buf, typ)
+	b.buf = binary.LittleEndian.AppendUint32(b.buf, uint32(len(data)))
+	b.buf = append(b.buf, data...)
+	b.n++
+	if b.n >= batchRecords || len(b.buf) >= batchBytes {
+		r.cur = nil
+		r.send(b)
+	}
+	r.mu.Unlock()
+}
+
+// send queues b for Run, or counts its records as overflow; r.mu is held.
+func (r *Router) send(b *batch) {
+	if r.waiting.Add(int64(b.n)) <= int64(r.opt.Backlog) {
+		select {
+		case r.in <- b:
+			return
+		default:
+		}
+	}
+	r.waiting.Add(-int64(b.n))
+	r.overflow.Add(uint64(b.n))
+	r.recycle(b)
+}
+
+// fetch takes the batch Submit is filling, if any.
+func (r *Router) fetch() *batch {
+	r.mu.Lock()
+	b := r.cur
+	r.cur = nil
+	r.mu.Unlock()
+	if b != nil {
+		r.waiting.Add(int64(b.n))
+	}
+	return b
+}
+
+func (r *Router) recycle(b *batch) {
+	b.buf, b.n = b.buf[:0], 0
 	select {
-	case r.in <- input{typ, buf}:
+	case r.batches <- b:
 	default:
-		r.overflow.Add(1)
-		r.release(buf)
 	}
 }
 
+// get returns a buffer holding a copy of data, for the assembler to keep
+// until it releases it.
+func (r *Router) get(data []byte) []byte {
+	var buf []byte
+	if n := len(r.free); n > 0 {
+		buf = r.free[n-1]
+		r.free = r.free[:n-1]
+	} else {
+		buf = make([]byte, 0, max(512, len(data)))
+	}
+	return append(buf[:0], data...)
+}
+
 func (r *Router) release(b []byte) {
-	if cap(b) > 64<<10 {
+	if cap(b) > 64<<10 || len(r.free) >= r.opt.Backlog {
 		return
 	}
-	select {
-	case r.free <- b:
-	default:
-	}
+	r.free = append(r.free, b)
 }
 
 // Run routes until ctx ends, then routes what is still open.
@@ -171,14 +244,20 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(period)
 	defer tick.Stop()
+	fetchTick := time.NewTicker(fetchEvery)
+	defer fetchTick.Stop()
 	var rec record.Record
 	for {
 		select {
 		case <-ctx.Done():
 			r.drain(&rec)
 			return nil
-		case in := <-r.in:
-			r.add(&rec, in, time.Now())
+		case b := <-r.in:
+			r.addBatch(&rec, b, time.Now())
+		case <-fetchTick.C:
+			if b := r.fetch(); b != nil {
+				r.addBatch(&rec, b, time.Now())
+			}
 		case now := <-tick.C:
 			r.asm.Expire(now, r.release)
 		}
@@ -189,23 +268,39 @@ func (r *Router) Run(ctx context.Context) error {
 func (r *Router) drain(rec *record.Record) {
 	for {
 		select {
-		case in := <-r.in:
-			r.add(rec, in, time.Now())
+		case b := <-r.in:
+			r.addBatch(rec, b, time.Now())
 		default:
+			if b := r.fetch(); b != nil {
+				r.addBatch(rec, b, time.Now())
+				continue
+			}
 			r.asm.Flush(r.release)
 			return
 		}
 	}
 }
 
-func (r *Router) add(rec *record.Record, in input, now time.Time) {
-	r.records.Add(1)
-	if err := record.Parse(rec, in.typ, in.buf); err != nil {
+// addBatch adds b's records in order, then recycles b.
+func (r *Router) addBatch(rec *record.Record, b *batch, now time.Time) {
+	r.waiting.Add(-int64(b.n))
+	r.records.Add(uint64(b.n))
+	for p := b.buf; len(p) >= 6; {
+		typ := binary.LittleEndian.Uint16(p)
+		n := int(binary.LittleEndian.Uint32(p[2:]))
+		r.add(rec, typ, r.get(p[6:6+n]), now)
+		p = p[6+n:]
+	}
+	r.recycle(b)
+}
+
+func (r *Router) add(rec *record.Record, typ uint16, buf []byte, now time.Time) {
+	if err := record.Parse(rec, typ, buf); err != nil {
 		r.malformed.Add(1)
-		r.release(in.buf)
+		r.release(buf)
 		return
 	}
-	r.asm.Add(rec, in.buf, now, r.release)
+	r.asm.Add(rec, buf, now, r.release)
 }
 
 // Stats returns the router's counters.

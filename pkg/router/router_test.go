@@ -63,14 +63,13 @@ func setup(t testing.TB, attr router.Attributor, srcs ...string) (*router.Router
 	go func() { r.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	submit := func(recs ...[2]string) {
+		want := r.Stats().Records + uint64(len(recs))
 		for _, rec := range recs {
 			typ, _ := record.TypeByName(rec[0])
 			r.Submit(typ, []byte(rec[1]))
 		}
-		want := r.Stats().Records + uint64(len(recs))
-		_ = want
 		deadline := time.Now().Add(5 * time.Second)
-		for r.Stats().Records < uint64(len(recs)) && time.Now().Before(deadline) {
+		for r.Stats().Records < want && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
 		}
 	}
@@ -319,5 +318,39 @@ func TestNetfilterChains(t *testing.T) {
 		if len(got) != 2 || !strings.HasSuffix(got[1], "record=1324 "+want) {
 			t.Errorf("%s got %q, want its CONTAINER_ID to read %s", name, got, want)
 		}
+	}
+}
+
+// TestOverflow: when more than Backlog records wait for the router, Submit
+// counts them as overflow instead of queueing them, and never blocks; what
+// was accepted, including a batch not yet full, is routed once Run runs.
+func TestOverflow(t *testing.T) {
+	c := container(t, "name: a\nid: 1\ndeliver: {file: /x/a}\n")
+	tree, err := registry.Build([]*registry.Container{c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := router.New(router.Options{Backlog: 256})
+	s := &sink{}
+	r.Set(tree, map[string]*router.Tenant{"a": router.NewTenant(c, s)})
+	for i := range 1000 {
+		r.Submit(1300, fmt.Appendf(nil, "audit(1700000000.123:%d): pid=1", i+1))
+	}
+	// Batches of 128: two fit in the backlog, five more overflow, and 104
+	// records wait in the batch being filled.
+	if got := r.Stats().Overflow; got != 640 {
+		t.Errorf("Overflow = %d, want 640", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for r.Stats().Records < 360 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	if got := r.Stats().Records; got != 360 {
+		t.Errorf("Records = %d, want 360 (1000 submitted, 640 overflowed)", got)
 	}
 }

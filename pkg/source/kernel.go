@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,13 +32,21 @@ const readBuffer = 8 << 20
 // Kernel is the receiving socket of the registered audit daemon. Receive is
 // for one goroutine; Close may be called from any.
 type Kernel struct {
-	conn    *netlink.Conn
-	raw     syscall.RawConn
-	buf     []byte
-	mu      sync.Mutex // guards pending
-	pending [][]byte   // records read while waiting for the registration ack
-	closed  chan struct{}
-	once    sync.Once
+	conn     *netlink.Conn
+	raw      syscall.RawConn
+	buf      []byte
+	mu       sync.Mutex   // guards pending
+	pending  [][]byte     // records read while waiting for the registration ack
+	npending atomic.Int32 // len(pending), read without the lock
+	closed   chan struct{}
+	once     sync.Once
+
+	// Receive's read, made once so that a call allocates nothing.
+	readFn func(fd uintptr) bool
+	idle   func()
+	idled  bool
+	n      int
+	rerr   error
 }
 
 // OpenKernel opens an audit netlink socket for receiving records. It does not
@@ -57,7 +66,9 @@ func OpenKernel() (*Kernel, error) {
 			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, readBuffer)
 		}
 	})
-	return &Kernel{conn: conn, raw: raw, buf: make([]byte, maxMessage), closed: make(chan struct{})}, nil
+	k := &Kernel{conn: conn, raw: raw, buf: make([]byte, maxMessage), closed: make(chan struct{})}
+	k.readFn = k.readNext
+	return k, nil
 }
 
 // Register makes this socket the kernel's audit daemon (AUDIT_SET pid). It
@@ -93,6 +104,7 @@ func (k *Kernel) setPID(pid uint32) error {
 		if typ != unix.NLMSG_ERROR {
 			k.mu.Lock()
 			k.pending = append(k.pending, append([]byte{byte(typ), byte(typ >> 8)}, data...))
+			k.npending.Store(int32(len(k.pending)))
 			k.mu.Unlock()
 			continue
 		}
@@ -148,21 +160,12 @@ func (k *Kernel) Receive(idle func()) (uint16, []byte, error) {
 	if p := k.popPending(); p != nil {
 		return uint16(p[0]) | uint16(p[1])<<8, p[2:], nil
 	}
+	k.idle = idle
 	for {
-		var n int
-		var rerr error
-		idled := false
-		err := k.raw.Read(func(fd uintptr) bool {
-			n, rerr = unix.Read(int(fd), k.buf)
-			if rerr == unix.EAGAIN && !idled && idle != nil {
-				idled = true
-				idle()
-				n, rerr = unix.Read(int(fd), k.buf)
-			}
-			return rerr != unix.EAGAIN
-		})
+		k.idled = false
+		err := k.raw.Read(k.readFn)
 		if err == nil {
-			err = rerr
+			err = k.rerr
 		}
 		if err != nil {
 			select {
@@ -172,6 +175,7 @@ func (k *Kernel) Receive(idle func()) (uint16, []byte, error) {
 			}
 			return 0, nil, fmt.Errorf("receiving audit records: %w", err)
 		}
+		n := k.n
 		if n < unix.NLMSG_HDRLEN {
 			continue
 		}
@@ -183,7 +187,23 @@ func (k *Kernel) Receive(idle func()) (uint16, []byte, error) {
 	}
 }
 
+// readNext is Receive's read of one message, for RawConn.Read: when the
+// socket is empty it calls idle once and tries again, then lets the poller
+// wait.
+func (k *Kernel) readNext(fd uintptr) bool {
+	k.n, k.rerr = unix.Read(int(fd), k.buf)
+	if k.rerr == unix.EAGAIN && !k.idled && k.idle != nil {
+		k.idled = true
+		k.idle()
+		k.n, k.rerr = unix.Read(int(fd), k.buf)
+	}
+	return k.rerr != unix.EAGAIN
+}
+
 func (k *Kernel) popPending() []byte {
+	if k.npending.Load() == 0 {
+		return nil // the usual case, spared the lock
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if len(k.pending) == 0 {
@@ -191,6 +211,7 @@ func (k *Kernel) popPending() []byte {
 	}
 	p := k.pending[0]
 	k.pending = k.pending[1:]
+	k.npending.Store(int32(len(k.pending)))
 	return p
 }
 
