@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditd-ns/auditd-ns/internal/testaudit"
 	"github.com/auditd-ns/auditd-ns/pkg/rules"
 	"github.com/auditd-ns/auditd-ns/pkg/source"
 )
@@ -79,7 +80,7 @@ func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int
 	must(t, ctl.AddRule(wire))
 	st0, err := ctl.Status()
 	must(t, err)
-	cpu0, err := cpuSeconds(r.cmd.Process.Pid)
+	cpu0, err := testaudit.CPUSeconds(r.cmd.Process.Pid)
 	must(t, err)
 	gen := exec.Command(b.loadgen, "-d", d.String())
 	if ten.genCgroup != "" {
@@ -93,7 +94,7 @@ func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int
 		run.Err = gerr.Error()
 	}
 	drain(ctl, r, run.Calls)
-	cpu1, err := cpuSeconds(r.cmd.Process.Pid)
+	cpu1, err := testaudit.CPUSeconds(r.cmd.Process.Pid)
 	must(t, err)
 	run.CPU = cpu1 - cpu0
 	st1, err := ctl.Status()

@@ -169,26 +169,6 @@ func (r *reader) counts() (syscalls, records int64) {
 	return syscalls, records
 }
 
-// cpuSeconds is the user and system time the process pid has used.
-func cpuSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name, which is in parentheses and may
-	// hold spaces: state is field 3, utime 14, stime 15.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("reading /proc/%d/stat: too few fields", pid)
-	}
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / clockTicks, nil
-}
-
-// clockTicks is USER_HZ, the unit of /proc/PID/stat times: 100 on Linux.
-const clockTicks = 100
-
 // logCounter counts lines of a growing log, reading only what is new.
 type logCounter struct {
 	f          *os.File

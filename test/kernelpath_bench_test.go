@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditd-ns/auditd-ns/internal/testaudit"
 	"github.com/auditd-ns/auditd-ns/internal/testkernel"
 	"github.com/auditd-ns/auditd-ns/pkg/rules"
 	"github.com/auditd-ns/auditd-ns/pkg/source"
@@ -94,9 +95,11 @@ func benchRule(b *testing.B) string {
 }
 
 // measure runs b.N audited syscalls in a child and waits until have()
-// reaches base+N.
-func measure(b *testing.B, ctl *source.Control, have func() int64) {
+// reaches base+N. With a daemon's pid, it also reports the CPU time the
+// daemon used per op.
+func measure(b *testing.B, ctl *source.Control, have func() int64, pid int) {
 	base := have()
+	cpu0 := cpuSeconds(b, pid)
 	lost0 := lost(b, ctl)
 	exe, _ := os.Executable()
 	gen := exec.Command(exe, "-test.run=^TestUnameHelper$")
@@ -114,6 +117,18 @@ func measure(b *testing.B, ctl *source.Control, have func() int64) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(lost(b, ctl)-lost0), "lost")
+	if pid != 0 {
+		b.ReportMetric((cpuSeconds(b, pid)-cpu0)*1e9/float64(b.N), "daemon-cpu-ns/op")
+	}
+}
+
+func cpuSeconds(b *testing.B, pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
+	s, err := testaudit.CPUSeconds(pid)
+	must(b, err)
+	return s
 }
 
 func benchBare(b *testing.B, ctl *source.Control) {
@@ -144,7 +159,7 @@ func benchBare(b *testing.B, ctl *source.Control) {
 		}
 	}()
 	defer func() { k.Interrupt(); <-done }()
-	measure(b, ctl, got.Load)
+	measure(b, ctl, got.Load, 0)
 }
 
 func benchDaemon(b *testing.B, ctl *source.Control, container string) {
@@ -178,7 +193,7 @@ func benchDaemon(b *testing.B, ctl *source.Control, container string) {
 			carry = append(carry[:0], chunk[last+1:]...)
 		}
 	}
-	measure(b, ctl, have)
+	measure(b, ctl, have, d.cmd.Process.Pid)
 }
 
 func lost(b *testing.B, ctl *source.Control) uint32 {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
@@ -82,6 +83,18 @@ func runCmd(args []string) error {
 		return err
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "auditd-ns", Level: hclog.LevelFromString(cfg.LogLevel), Output: os.Stderr})
+	if path := os.Getenv("AUDITD_NS_CPUPROFILE"); path != "" {
+		// For developers: a Go CPU profile of the whole run.
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return daemon.Run(ctx, cfg, kf, log)

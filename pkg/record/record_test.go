@@ -158,3 +158,13 @@ func TestForEachChain(t *testing.T) {
 		t.Errorf("bad list: %v", err)
 	}
 }
+
+// BenchmarkField finds pid= in a SYSCALL record, after a dozen fields.
+func BenchmarkField(b *testing.B) {
+	text := []byte(`arch=c000003e syscall=59 success=yes exit=0 a0=55d5c2b0 a1=55d5c2c0 a2=55d5c2d0 a3=0 items=2 ppid=1000 pid=1001 auid=1000 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=3 comm="ls" exe="/usr/bin/ls" key="exec"`)
+	for b.Loop() {
+		if v, ok := record.Field(text, "pid"); !ok || string(v) != "1001" {
+			b.Fatalf("Field = %q, %v", v, ok)
+		}
+	}
+}

@@ -193,10 +193,16 @@ func (a *Assembler) get() *pending {
 	return &pending{}
 }
 
+// maxFree is how many emitted events the assembler keeps for reuse. The
+// events held for the delay come back to it at once, and an event made anew
+// grows its slices again: at 75,000 events/s and a 100 ms delay, 7,500 are
+// held.
+const maxFree = 16384
+
 func (a *Assembler) put(p *pending) {
 	p.syscall, p.closed, p.inFifo, p.serial = false, false, false, 0
 	p.ev.Partial = false
-	if len(a.free) < 4096 {
+	if len(a.free) < maxFree {
 		a.free = append(a.free, p)
 	}
 }

@@ -80,7 +80,7 @@ func (r *Router) attribute(t *table, ev *record.Event) *Tenant {
 	if r.opt.Attribute == nil || len(t.cgroups) == 0 {
 		return nil
 	}
-	pid, ok := fieldUint(ev, "pid")
+	pid, ok := r.fieldUint(ev, "pid")
 	if !ok {
 		return nil
 	}
@@ -91,7 +91,7 @@ func (r *Router) attribute(t *table, ev *record.Event) *Tenant {
 	if tn, ok := r.pidMemo[uint32(pid)]; ok {
 		return tn
 	}
-	ppid, _ := fieldUint(ev, "ppid")
+	ppid, _ := r.fieldUint(ev, "ppid")
 	var tn *Tenant
 	if i := r.opt.Attribute(uint32(pid), uint32(ppid), t.dirs); i >= 0 {
 		tn = t.cgroups[i]
@@ -205,10 +205,14 @@ func (r *Router) trim(rec *record.Record, own uint64) []byte {
 	return append(r.data, rec.Data[start+len(v):]...)
 }
 
-func fieldUint(ev *record.Event, name string) (uint64, bool) {
-	v, ok := ev.Field(name)
+// fieldUint returns the first field called name in ev's records as a
+// number, looking in the main record first (through the event's Scan).
+func (r *Router) fieldUint(ev *record.Event, name string) (uint64, bool) {
+	v, ok := r.scan.Field(name)
 	if !ok {
-		return 0, false
+		if v, ok = ev.Field(name); !ok {
+			return 0, false
+		}
 	}
 	return atou(v)
 }

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/cpu"
+
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
 	"github.com/auditd-ns/auditd-ns/pkg/rules"
@@ -44,7 +46,7 @@ type Stats struct {
 	Overflow, Malformed, BadChain          uint64
 }
 
-// Router copies events to tenants. Submit and Flush may be called from any
+// Router copies events to tenants. Submit may be called from any
 // goroutine, Run by one goroutine of its own; Set may be called any time.
 type Router struct {
 	opt   Options
@@ -52,12 +54,16 @@ type Router struct {
 	table atomic.Pointer[table]
 	asm   *Assembler
 
-	// Submit's side: records gather in cur, handed over when it is full or
-	// when Run comes to fetch it.
-	mu      sync.Mutex
-	cur     *batch
-	batches chan *batch // emptied batches, for reuse
-	waiting atomic.Int64
+	// Submit's side, on cache lines of its own: the receiving goroutine
+	// writes them for every record, and Run's fields must not share a
+	// line with them.
+	_        cpu.CacheLinePad
+	mu       sync.Mutex
+	cur      *batch      // records gather here, handed over when full or fetched
+	batches  chan *batch // emptied batches, for reuse
+	waiting  atomic.Int64
+	overflow atomic.Uint64
+	_        cpu.CacheLinePad
 
 	// Used only by Run's goroutine.
 	free    [][]byte // record buffers, for reuse
@@ -74,8 +80,9 @@ type Router struct {
 	pidMemo map[uint32]*Tenant
 	memoGen uint64
 
+	// Written by Run only.
 	records, events, partial, unattributed atomic.Uint64
-	overflow, malformed, badChain          atomic.Uint64
+	malformed, badChain                    atomic.Uint64
 }
 
 // batch is records on their way to Run: each is its type (2 bytes), its
