@@ -285,6 +285,10 @@ func printStatus(out io.Writer, st control.Status) error {
 		fmt.Fprintf(out, "host log:    %s, %s, %d records, %d bytes, %d rotations, %d dropped\n",
 			h.Path, state, h.Records, h.Bytes, h.Rotations, h.Dropped)
 	}
+	if r := st.Router; r != nil {
+		fmt.Fprintf(out, "router:      %d records, %d events (%d partial), %d unattributed, %d overflow, %d malformed, %d bad chains\n",
+			r.Records, r.Events, r.Partial, r.Unattributed, r.Overflow, r.Malformed, r.BadChain)
+	}
 	fmt.Fprintf(out, "containers:  %d\n", len(st.Containers))
 	if len(st.Containers) == 0 {
 		return nil

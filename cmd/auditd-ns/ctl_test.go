@@ -112,15 +112,17 @@ func TestCtlStatus(t *testing.T) {
 	b, sock := testServer(t)
 	b.SetKernel(control.KernelStatus{Enabled: 1, PID: 77, Lost: 2, Backlog: 5, BacklogLimit: 8192, Attribution: control.AttributionContid})
 	b.SetHostLog(control.HostLogStatus{Path: "/var/log/audit/audit.log", Records: 10, Bytes: 999, Rotations: 1})
+	b.SetRouter(control.RouterStatus{Records: 9, Events: 3, Partial: 1, Overflow: 4})
 	want := `kernel:      enabled 1, audit pid 77, lost 2, backlog 5/8192, attribution contid
 host log:    /var/log/audit/audit.log, writing, 10 records, 999 bytes, 1 rotations, 0 dropped
+router:      9 records, 3 events (1 partial), 0 unattributed, 4 overflow, 0 malformed, 0 bad chains
 containers:  0
 `
 	if got := mustCtl(t, sock, "status"); got != want {
 		t.Errorf("status:\ngot\n%s\nwant\n%s", got, want)
 	}
 	var st control.Status
-	if err := json.Unmarshal([]byte(mustCtl(t, sock, "status", "--json")), &st); err != nil || st.Kernel.Lost != 2 || st.HostLog.Bytes != 999 {
+	if err := json.Unmarshal([]byte(mustCtl(t, sock, "status", "--json")), &st); err != nil || st.Kernel.Lost != 2 || st.HostLog.Bytes != 999 || st.Router.Overflow != 4 {
 		t.Errorf("status --json: %+v %v", st, err)
 	}
 }

@@ -264,6 +264,11 @@ func (b backend) Status(ctx context.Context) (control.Status, error) {
 	hs := b.d.hlog.Stats()
 	st.HostLog = &control.HostLogStatus{Path: b.d.hlog.Path(), Records: hs.Records, Bytes: hs.Bytes, Rotations: hs.Rotations,
 		Size: hs.Size, Suspended: hs.Suspended, Dropped: hs.DroppedSuspend + hs.DroppedError}
+	if b.d.router != nil {
+		rs := b.d.router.Stats()
+		st.Router = &control.RouterStatus{Records: rs.Records, Events: rs.Events, Partial: rs.Partial, Unattributed: rs.Unattributed,
+			Overflow: rs.Overflow, Malformed: rs.Malformed, BadChain: rs.BadChain}
+	}
 	var err error
 	st.Containers, err = b.Containers(ctx)
 	return st, err

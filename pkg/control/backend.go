@@ -157,6 +157,9 @@ type Status struct {
 	// are the host's, not the tenant's.
 	Kernel  *KernelStatus  `json:"kernel,omitempty"`
 	HostLog *HostLogStatus `json:"host_log,omitempty"`
+	// Router is nil in a scoped socket's answers too, and when the daemon
+	// routes nothing (no containers_dir).
+	Router *RouterStatus `json:"router,omitempty"`
 	// Containers are every container (a scoped socket: the scope's
 	// subtree), parents before children.
 	Containers []ContainerInfo `json:"containers"`
@@ -204,6 +207,24 @@ type HostLogStatus struct {
 	// Dropped counts records that did not reach the file (suspended,
 	// write errors).
 	Dropped uint64 `json:"dropped"`
+}
+
+// RouterStatus counts the router's work since the daemon started.
+type RouterStatus struct {
+	// Records and Events are what it reassembled; Partial, events closed
+	// by the timeout without their EOE.
+	Records uint64 `json:"records"`
+	Events  uint64 `json:"events"`
+	Partial uint64 `json:"partial"`
+	// Unattributed counts events (stock kernel) whose process is in no
+	// registered container.
+	Unattributed uint64 `json:"unattributed"`
+	// Overflow counts records logged but not routed: the router was too
+	// far behind. Malformed counts records whose header did not parse;
+	// BadChain, events whose CONTAINER_ID chain did not.
+	Overflow  uint64 `json:"overflow"`
+	Malformed uint64 `json:"malformed"`
+	BadChain  uint64 `json:"bad_chain"`
 }
 
 // LatencyBackend is a Backend that also measures delivery latency: the

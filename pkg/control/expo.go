@@ -52,6 +52,16 @@ var hostLogFamilies = []family[HostLogStatus]{
 	{newDesc("auditd_ns_hostlog_dropped_records_total", "Records that did not reach the host log."), prometheus.CounterValue, func(h *HostLogStatus) float64 { return float64(h.Dropped) }},
 }
 
+var routerFamilies = []family[RouterStatus]{
+	{newDesc("auditd_ns_router_records_total", "Records the router reassembled into events."), prometheus.CounterValue, func(r *RouterStatus) float64 { return float64(r.Records) }},
+	{newDesc("auditd_ns_router_events_total", "Events the router routed."), prometheus.CounterValue, func(r *RouterStatus) float64 { return float64(r.Events) }},
+	{newDesc("auditd_ns_router_partial_events_total", "Events closed by the timeout without their EOE."), prometheus.CounterValue, func(r *RouterStatus) float64 { return float64(r.Partial) }},
+	{newDesc("auditd_ns_router_unattributed_events_total", "Events whose process is in no registered container (stock kernel)."), prometheus.CounterValue, func(r *RouterStatus) float64 { return float64(r.Unattributed) }},
+	{newDesc("auditd_ns_router_overflow_records_total", "Records logged but not routed: the router was too far behind."), prometheus.CounterValue, func(r *RouterStatus) float64 { return float64(r.Overflow) }},
+	{newDesc("auditd_ns_router_malformed_records_total", "Records whose header did not parse (logged, never routed)."), prometheus.CounterValue, func(r *RouterStatus) float64 { return float64(r.Malformed) }},
+	{newDesc("auditd_ns_router_bad_chain_events_total", "Events whose CONTAINER_ID chain did not parse."), prometheus.CounterValue, func(r *RouterStatus) float64 { return float64(r.BadChain) }},
+}
+
 // containerFamilies have a container label.
 var containerFamilies = []family[ContainerInfo]{
 	{newDesc("auditd_ns_container_connected", "1 while the container's target is connected (remote) or open (file).", "container"), prometheus.GaugeValue, func(c *ContainerInfo) float64 { return boolf(c.Connected) }},
@@ -75,6 +85,9 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- f.desc
 	}
 	for _, f := range hostLogFamilies {
+		ch <- f.desc
+	}
+	for _, f := range routerFamilies {
 		ch <- f.desc
 	}
 	for _, f := range containerFamilies {
@@ -104,6 +117,9 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if h := st.HostLog; h != nil {
 		collectAll(ch, hostLogFamilies, h)
+	}
+	if r := st.Router; r != nil {
+		collectAll(ch, routerFamilies, r)
 	}
 	constMetric(ch, containersDesc, prometheus.GaugeValue, float64(len(st.Containers)))
 	for i := range st.Containers {

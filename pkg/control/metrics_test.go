@@ -124,6 +124,7 @@ func TestMetrics(t *testing.T) {
 	}}}
 	b.SetKernel(control.KernelStatus{Enabled: 1, Lost: 3, Backlog: 7, BacklogLimit: 8192, Attribution: control.AttributionContid})
 	b.SetHostLog(control.HostLogStatus{Path: "/var/log/audit/audit.log", Records: 100, Bytes: 20000, Rotations: 1})
+	b.SetRouter(control.RouterStatus{Records: 90, Events: 30, Overflow: 2, Unattributed: 5})
 	url := serveMetrics(t, b)
 
 	b.SetFigures("other", control.ContainerInfo{Connected: true, Queued: 5, QueuedBytes: 900, Delivered: 40, Acked: 40})
@@ -132,6 +133,7 @@ func TestMetrics(t *testing.T) {
 	b.SetFigures("other", control.ContainerInfo{Connected: true, Queued: 1, QueuedBytes: 200, Delivered: 70, Acked: 69,
 		Dropped: 3, Drops: map[string]uint64{"full": 2}})
 	b.SetHostLog(control.HostLogStatus{Records: 160, Bytes: 32000, Rotations: 1})
+	b.SetRouter(control.RouterStatus{Records: 150, Events: 50, Overflow: 2, Unattributed: 6, Malformed: 1})
 	after := scrape(t, url)
 
 	for _, tc := range []struct {
@@ -141,6 +143,11 @@ func TestMetrics(t *testing.T) {
 		{`auditd_ns_hostlog_records_total`, 100, 160},
 		{`auditd_ns_hostlog_bytes_total`, 20000, 32000},
 		{`auditd_ns_kernel_lost_records_total`, 3, 3},
+		{`auditd_ns_router_records_total`, 90, 150},
+		{`auditd_ns_router_events_total`, 30, 50},
+		{`auditd_ns_router_overflow_records_total`, 2, 2},
+		{`auditd_ns_router_unattributed_events_total`, 5, 6},
+		{`auditd_ns_router_malformed_records_total`, 0, 1},
 		{`auditd_ns_kernel_backlog_records`, 7, 7},
 		{`auditd_ns_kernel_attribution{mode="contid"}`, 1, 1},
 		{`auditd_ns_containers`, 4, 4},

@@ -82,7 +82,7 @@ func TestScopedSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Kernel != nil || st.HostLog != nil || len(st.Containers) != 5 {
+	if st.Kernel != nil || st.HostLog != nil || st.Router != nil || len(st.Containers) != 5 {
 		t.Errorf("a scoped socket's status shows the host's figures or others' containers: %+v", st)
 	}
 	if got := strings.Join(b.Calls(), "|"); got != "register job|register job2|register sock|rules-push tenant-a|unregister job spool 30s" {

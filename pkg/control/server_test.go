@@ -61,7 +61,7 @@ func TestHostSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Kernel == nil || st.HostLog == nil || len(st.Containers) != 5 {
+	if st.Kernel == nil || st.HostLog == nil || st.Router == nil || len(st.Containers) != 5 {
 		t.Errorf("status: %+v", st)
 	}
 

@@ -20,6 +20,7 @@ type Backend struct {
 	figures map[string]control.ContainerInfo
 	kernel  control.KernelStatus
 	hostLog control.HostLogStatus
+	router  control.RouterStatus
 	calls   []string
 	regs    []*registry.Container
 }
@@ -48,6 +49,9 @@ func (b *Backend) SetKernel(k control.KernelStatus) { b.mu.Lock(); b.kernel = k;
 
 // SetHostLog sets the host log figures Status reports.
 func (b *Backend) SetHostLog(h control.HostLogStatus) { b.mu.Lock(); b.hostLog = h; b.mu.Unlock() }
+
+// SetRouter sets the router figures Status reports.
+func (b *Backend) SetRouter(r control.RouterStatus) { b.mu.Lock(); b.router = r; b.mu.Unlock() }
 
 // Calls returns the changes made so far, like "register web".
 func (b *Backend) Calls() []string {
@@ -158,8 +162,8 @@ func (b *Backend) Containers(ctx context.Context) ([]control.ContainerInfo, erro
 func (b *Backend) Status(ctx context.Context) (control.Status, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	k, h := b.kernel, b.hostLog
-	return control.Status{PID: 4242, Kernel: &k, HostLog: &h, Containers: b.list()}, nil
+	k, h, r := b.kernel, b.hostLog, b.router
+	return control.Status{PID: 4242, Kernel: &k, HostLog: &h, Router: &r, Containers: b.list()}, nil
 }
 
 func (b *Backend) list() []control.ContainerInfo {
