@@ -22,25 +22,20 @@ func (r *Router) route(ev *record.Event) {
 		return
 	}
 	r.scan.Reset(ev)
-	r.ends = r.ends[:0]
-	if cid := subjectContainerID(ev); cid != nil {
-		v, _ := cid.Field("contid")
+	r.ends, r.cids = r.ends[:0], r.cids[:0]
+	if i := subjectContainerID(ev); i >= 0 {
+		c := r.parsedCID(ev, i)
 		r.sent = r.sent[:0]
-		for rest := v; len(rest) > 0; {
-			var one []byte
-			one, rest = record.SplitChains(rest)
-			chain, err := record.ParseChain(r.chain[:0], one)
-			r.chain = chain[:0]
-			if err != nil {
-				r.badChain.Add(1)
-				break
-			}
-			for _, id := range chain {
+		for k := range c.ends {
+			for _, id := range c.chain(k) {
 				if tn := t.byID[id]; tn != nil && !slices.Contains(r.sent, tn) {
 					r.sent = append(r.sent, tn)
 					r.copy(tn, ev, id, true)
 				}
 			}
+		}
+		if c.err != nil {
+			r.badChain.Add(1)
 		}
 		clear(r.sent)
 		return
@@ -55,24 +50,78 @@ func (r *Router) route(ev *record.Event) {
 	}
 }
 
-// subjectContainerID returns the CONTAINER_ID record that qualifies the
-// event's subject (not an OBJ_PID target), or nil.
-func subjectContainerID(ev *record.Event) *record.Record {
-	var first *record.Record
+// subjectContainerID returns the index of the CONTAINER_ID record that
+// qualifies the event's subject (not an OBJ_PID target), or -1.
+func subjectContainerID(ev *record.Event) int {
+	first := -1
 	for i := range ev.Records {
 		rec := &ev.Records[i]
 		if rec.Type != record.TypeContainerID {
 			continue
 		}
-		if first == nil {
-			first = rec
+		if first < 0 {
+			first = i
 		}
 		v, _ := rec.Field("record")
 		if n, ok := atou(v); !ok || !objectType(n) {
-			return rec
+			return i
 		}
 	}
 	return first
+}
+
+// cid is a CONTAINER_ID record of the event being routed, its chains
+// parsed once for all the tenants the event goes to.
+type cid struct {
+	rec        int      // its index in the event
+	start, end int      // its contid= value, in the record's Data (0, 0: none)
+	ids        []uint64 // the chains, one after another
+	ends       []int    // chain k is ids[ends[k-1]:ends[k]]
+	err        error    // a malformed chain; the chains before it are kept
+}
+
+func (c *cid) chain(k int) []uint64 {
+	start := 0
+	if k > 0 {
+		start = c.ends[k-1]
+	}
+	return c.ids[start:c.ends[k]]
+}
+
+// parsedCID returns the event's CONTAINER_ID record i, parsed.
+func (r *Router) parsedCID(ev *record.Event, i int) *cid {
+	for k := range r.cids {
+		if r.cids[k].rec == i {
+			return &r.cids[k]
+		}
+	}
+	if len(r.cids) < cap(r.cids) {
+		r.cids = r.cids[:len(r.cids)+1] // reuse the slices of an old entry
+	} else {
+		r.cids = append(r.cids, cid{})
+	}
+	c := &r.cids[len(r.cids)-1]
+	c.rec, c.start, c.end, c.ids, c.ends, c.err = i, 0, 0, c.ids[:0], c.ends[:0], nil
+	rec := &ev.Records[i]
+	v, ok := rec.Field("contid")
+	if !ok {
+		return c
+	}
+	// v is a slice of Text, which ends Data.
+	c.start = len(rec.Data) - len(rec.Text) + (cap(rec.Text) - cap(v))
+	c.end = c.start + len(v)
+	for rest := v; len(rest) > 0; {
+		var one []byte
+		one, rest = record.SplitChains(rest)
+		ids, err := record.ParseChain(c.ids, one)
+		if err != nil {
+			c.err = err
+			break
+		}
+		c.ids = ids
+		c.ends = append(c.ends, len(c.ids))
+	}
+	return c
 }
 
 // attribute finds the deepest cgroup tenant of the event's process.
@@ -118,7 +167,7 @@ func (r *Router) copy(tn *Tenant, ev *record.Event, own uint64, chained bool) {
 			continue
 		}
 		if rec.Type == record.TypeContainerID && chained {
-			data := r.trim(rec, own)
+			data := r.trim(ev, i, own)
 			if data == nil {
 				continue
 			}
@@ -169,40 +218,33 @@ func (r *Router) format(ev *record.Event) {
 	}
 }
 
-// trim rewrites a CONTAINER_ID record so that each chain in it ends at the
-// tenant (own): the ids above it are cut, and chains the tenant is not on
-// (another container sharing a network namespace, an object in another
-// container) are left out. A record left with no chain is left out of the
-// copy (nil).
-func (r *Router) trim(rec *record.Record, own uint64) []byte {
-	v, ok := rec.Field("contid")
-	if !ok {
+// trim rewrites the event's CONTAINER_ID record i so that each chain in it
+// ends at the tenant (own): the ids above it are cut, and chains the tenant
+// is not on (another container sharing a network namespace, an object in
+// another container) are left out. A record left with no chain, or with a
+// malformed one, is left out of the copy (nil).
+func (r *Router) trim(ev *record.Event, i int, own uint64) []byte {
+	c := r.parsedCID(ev, i)
+	if c.err != nil || c.end == 0 {
 		return nil
 	}
-	// v is a slice of Text, which ends Data.
-	start := len(rec.Data) - len(rec.Text) + (cap(rec.Text) - cap(v))
-	r.data = append(r.data[:0], rec.Data[:start]...)
+	data := ev.Records[i].Data
+	r.data = append(r.data[:0], data[:c.start]...)
 	n := 0
-	for rest := v; len(rest) > 0; {
-		var one []byte
-		one, rest = record.SplitChains(rest)
-		chain, err := record.ParseChain(r.tchain[:0], one)
-		r.tchain = chain[:0]
-		if err != nil {
-			return nil
-		}
-		if i := slices.Index(chain, own); i >= 0 {
+	for k := range c.ends {
+		chain := c.chain(k)
+		if j := slices.Index(chain, own); j >= 0 {
 			if n > 0 {
 				r.data = append(r.data, ',')
 			}
-			r.data = record.AppendChain(r.data, chain[:i+1])
+			r.data = record.AppendChain(r.data, chain[:j+1])
 			n++
 		}
 	}
 	if n == 0 {
 		return nil
 	}
-	return append(r.data, rec.Data[start+len(v):]...)
+	return append(r.data, data[c.end:]...)
 }
 
 // fieldUint returns the first field called name in ev's records as a

@@ -66,9 +66,8 @@ type Router struct {
 	_        cpu.CacheLinePad
 
 	// Used only by Run's goroutine.
-	free    [][]byte // record buffers, for reuse
-	chain   []uint64
-	tchain  []uint64  // trim's, apart from chain, which route is walking
+	free    [][]byte  // record buffers, for reuse
+	cids    []cid     // the event's CONTAINER_ID records, parsed
 	sent    []*Tenant // tenants an event was copied to (one copy each)
 	scan    rules.Scan
 	lines   []byte // the event's records as copy lines, each ending in \n
@@ -122,7 +121,7 @@ func New(opt Options) *Router {
 		opt.Backlog = 65536
 	}
 	r := &Router{opt: opt, in: make(chan *batch, max(opt.Backlog/batchRecords, 1)+1), batches: make(chan *batch, 64),
-		chain: make([]uint64, 0, 16), tchain: make([]uint64, 0, 16), lines: make([]byte, 0, 16<<10), data: make([]byte, 0, 16<<10),
+		lines: make([]byte, 0, 16<<10), data: make([]byte, 0, 16<<10),
 		pidMemo: map[uint32]*Tenant{}}
 	r.asm = NewAssembler(opt.EventTimeout, opt.Delay, r.route)
 	r.table.Store(&table{byID: map[uint64]*Tenant{}, byName: map[string]*Tenant{}, parent: map[*Tenant]*Tenant{}})
