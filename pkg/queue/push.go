@@ -59,13 +59,21 @@ func (q *Queue) roomFor(items [][]byte) bool {
 	if q.sp != nil || n > limit {
 		return false
 	}
+	q.dropFor(n)
+	return q.mem.grow(n, limit)
+}
+
+// dropFor drops the oldest items of a queue without a spool until n more
+// bytes fit in memory, and accounts for them as one run.
+func (q *Queue) dropFor(n int) {
 	first := q.memHead
-	for q.mem.used+n > limit {
+	for q.mem.used+n > int(q.lim.Memory) {
 		q.mem.pop()
 		q.memHead++
 	}
-	q.lose(first, q.memHead-1, &q.stats.Dropped.Full, true)
-	return q.mem.grow(n, limit)
+	if q.memHead > first {
+		q.lose(first, q.memHead-1, &q.stats.Dropped.Full, true)
+	}
 }
 
 // push is Push with q.mu held.
@@ -124,17 +132,10 @@ func (q *Queue) makeRoom(n int) bool {
 		q.spoolRoom(int64(n) + frameHeaderLen)
 		return true
 	}
-	limit := int(q.lim.Memory)
-	if q.sp == nil && q.mem.used+n > limit {
-		// Drop the oldest items at once, and account for them as one run.
-		first := q.memHead
-		for q.mem.used+n > limit {
-			q.mem.pop()
-			q.memHead++
-		}
-		q.lose(first, q.memHead-1, &q.stats.Dropped.Full, true)
+	if q.sp == nil {
+		q.dropFor(n)
 	}
-	for !q.mem.grow(n, limit) {
+	for !q.mem.grow(n, int(q.lim.Memory)) {
 		q.evict()
 	}
 	return true

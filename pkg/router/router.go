@@ -67,6 +67,7 @@ type Router struct {
 
 	// Used only by Run's goroutine.
 	free    [][]byte  // record buffers, for reuse
+	fetched []*batch  // fetch's, reused
 	cids    []cid     // the event's CONTAINER_ID records, parsed
 	sent    []*Tenant // tenants an event was copied to (one copy each)
 	scan    rules.Scan
@@ -202,16 +203,29 @@ func (r *Router) send(b *batch) {
 	r.recycle(b)
 }
 
-// fetch takes the batch Submit is filling, if any.
-func (r *Router) fetch() *batch {
+// fetch takes, in order, the full batches waiting in r.in and then the
+// batch Submit is filling. It collects them under Submit's lock, so that a
+// batch is never routed before one that was sent earlier: the records of
+// an event may straddle two batches.
+func (r *Router) fetch() []*batch {
+	got := r.fetched[:0]
 	r.mu.Lock()
-	b := r.cur
-	r.cur = nil
-	r.mu.Unlock()
-	if b != nil {
-		r.waiting.Add(int64(b.n))
+	for more := true; more; {
+		select {
+		case b := <-r.in:
+			got = append(got, b)
+		default:
+			more = false
+		}
 	}
-	return b
+	if b := r.cur; b != nil {
+		r.cur = nil
+		r.waiting.Add(int64(b.n))
+		got = append(got, b)
+	}
+	r.mu.Unlock()
+	r.fetched = got
+	return got
 }
 
 func (r *Router) recycle(b *batch) {
@@ -261,8 +275,9 @@ func (r *Router) Run(ctx context.Context) error {
 		case b := <-r.in:
 			r.addBatch(&rec, b, time.Now())
 		case <-fetchTick.C:
-			if b := r.fetch(); b != nil {
-				r.addBatch(&rec, b, time.Now())
+			now := time.Now()
+			for _, b := range r.fetch() {
+				r.addBatch(&rec, b, now)
 			}
 		case now := <-tick.C:
 			r.asm.Expire(now, r.release)
@@ -272,19 +287,13 @@ func (r *Router) Run(ctx context.Context) error {
 
 // drain routes every record already submitted, then closes open events.
 func (r *Router) drain(rec *record.Record) {
-	for {
-		select {
-		case b := <-r.in:
-			r.addBatch(rec, b, time.Now())
-		default:
-			if b := r.fetch(); b != nil {
-				r.addBatch(rec, b, time.Now())
-				continue
-			}
-			r.asm.Flush(r.release)
-			return
+	for bs := r.fetch(); len(bs) > 0; bs = r.fetch() {
+		now := time.Now()
+		for _, b := range bs {
+			r.addBatch(rec, b, now)
 		}
 	}
+	r.asm.Flush(r.release)
 }
 
 // addBatch adds b's records in order, then recycles b.

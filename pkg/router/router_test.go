@@ -354,3 +354,33 @@ func TestOverflow(t *testing.T) {
 		t.Errorf("Records = %d, want 360 (1000 submitted, 640 overflowed)", got)
 	}
 }
+
+// TestSubmitKeepsOrder submits events whose records straddle the batches
+// the router takes them in, while it routes, and wants every event whole:
+// a batch routed before one submitted earlier would split events (EOE
+// first), leaving the rest to close by timeout as partial events.
+func TestSubmitKeepsOrder(t *testing.T) {
+	r, sinks, _ := setup(t, nil, "name: a\nid: 7\ndeliver: {file: /x/a}\n")
+	const events = 20000
+	for i := range events {
+		for _, rec := range event(i+1, "7", "k") {
+			typ, _ := record.TypeByName(rec[0])
+			r.Submit(typ, []byte(rec[1]))
+		}
+		if i%500 == 0 {
+			time.Sleep(time.Millisecond) // let the router fetch unfinished batches
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Stats().Events < events && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // an event split in two closes after 50 ms
+	st := r.Stats()
+	if st.Events != events || st.Partial != 0 || st.Overflow != 0 {
+		t.Errorf("stats %+v: want %d events, none partial, no overflow", st, events)
+	}
+	if got := len(waitLines(t, sinks["a"], 3*events)); got != 3*events {
+		t.Errorf("a got %d lines, want %d", got, 3*events)
+	}
+}
