@@ -98,11 +98,11 @@ func (t *CgroupTracker) drainMoves() {
 // handleMove applies one write to a cgroup file. A write to cgroup.procs
 // (or v1 tasks) moves a process; when the writer itself is still alive its
 // /proc/PID/cgroup says exactly where it is, and when it is already exiting
-// or gone it is taken to have moved itself (`echo $$ > cgroup.procs`).
-// A short-lived helper that wrote another process's pid and exited at once
-// is thus taken to be in that cgroup: its own records are attributed there.
-// Then the processes the cgroup lists are brought up to date, which covers
-// the process an orchestrator moved.
+// or gone it is taken to have moved itself (`echo $$ > cgroup.procs`),
+// unless bringing the cgroup's members up to date (which covers the
+// process an orchestrator moved) places another process there: then the
+// writer was a short-lived helper that wrote that one's pid, and stays
+// where it was.
 func (t *CgroupTracker) handleMove(ev fanEvent) {
 	if ev.Mask&unix.FAN_Q_OVERFLOW != 0 {
 		t.overruns.Add(1)
@@ -123,19 +123,31 @@ func (t *CgroupTracker) handleMove(ev fanEvent) {
 	d, derr := t.resolve(dir)
 	pid := uint32(ev.PID)
 	b, err := t.reader.read(pid)
-	switch {
-	case err == nil && !t.reader.exiting(pid):
+	if err == nil && !t.reader.exiting(pid) {
 		t.store(pid, b, false, func(uint32) bool { return false })
-	case derr == nil:
-		if err == nil {
-			t.store(pid, b, false, func(uint32) bool { return true })
+		if derr == nil {
+			t.members(dir, d, pid)
 		}
-		t.moves.Add(1)
-		t.table.move(pid, d, t.now())
+		return
 	}
-	if derr == nil {
-		t.members(dir, d, pid)
+	if derr != nil {
+		return
 	}
+	if err == nil {
+		t.store(pid, b, false, func(uint32) bool { return true })
+	}
+	// The writer is gone (or going): it moved itself, or it was a helper
+	// that wrote another process's pid and exited at once. The cgroup's
+	// members tell: when bringing them up to date places another process
+	// there, the write was that one's, and the writer stays where it was
+	// (taking it for a mover would give a host process's records to the
+	// container).
+	if t.members(dir, d, pid) > 0 {
+		t.helpers.Add(1)
+		return
+	}
+	t.moves.Add(1)
+	t.table.move(pid, d, t.now())
 }
 
 // maxMembers bounds how many pids of one cgroup.procs are looked at.
@@ -143,12 +155,14 @@ const maxMembers = 1 << 16
 
 // members updates the processes listed in dir/cgroup.procs, which a write
 // may have moved there (an orchestrator writing its child's pid): each is
-// put in d unless the map already has it there. writer is done already.
-func (t *CgroupTracker) members(dir string, d CgroupDir, writer uint32) {
+// put in d unless the map already has it there. writer is done already. It
+// returns how many it placed (moved, or learnt of).
+func (t *CgroupTracker) members(dir string, d CgroupDir, writer uint32) int {
 	b, err := os.ReadFile(dir + "/cgroup.procs")
 	if err != nil {
-		return
+		return 0
 	}
+	placed := 0
 	for n := 0; len(b) > 0 && n < maxMembers; n++ {
 		var line []byte
 		line, b, _ = bytes.Cut(b, []byte{'\n'})
@@ -158,11 +172,15 @@ func (t *CgroupTracker) members(dir string, d CgroupDir, writer uint32) {
 		}
 		switch known, there := t.table.placed(uint32(pid), d); {
 		case !known:
-			t.readProc(uint32(pid), true)
+			if t.readProc(uint32(pid), true) {
+				placed++
+			}
 		case !there:
 			t.table.move(uint32(pid), d, t.now())
+			placed++
 		}
 	}
+	return placed
 }
 
 // resolve is CgroupOf with the mounts and hierarchies read at start, for a

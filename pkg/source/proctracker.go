@@ -57,6 +57,7 @@ type CgroupStats struct {
 	// even when they are gone before their exec is read.
 	Watching   bool
 	Moves      uint64 // self-moves taken from a write to cgroup.procs by a process already gone
+	Helpers    uint64 // such writes taken for a helper's, moving another process
 	MoveErrors uint64 // unreadable fanotify events
 
 	Hits       uint64 // Lookups answered from the map
@@ -110,7 +111,7 @@ type CgroupTracker struct {
 
 	events, forks, execs, exits, overruns, resweeps, execMissed atomic.Uint64
 	hits, procReads, parentHits, misses                         atomic.Uint64
-	moves, moveErrors                                           atomic.Uint64
+	moves, helpers, moveErrors                                  atomic.Uint64
 
 	// Of Run's goroutine:
 	reader     procReader
@@ -388,7 +389,7 @@ func (t *CgroupTracker) Stats() CgroupStats {
 	s := CgroupStats{
 		Events: t.events.Load(), Forks: t.forks.Load(), Execs: t.execs.Load(), Exits: t.exits.Load(),
 		Overruns: t.overruns.Load(), Resweeps: t.resweeps.Load(), ExecMissed: t.execMissed.Load(),
-		Watching: t.moveFd >= 0, Moves: t.moves.Load(), MoveErrors: t.moveErrors.Load(),
+		Watching: t.moveFd >= 0, Moves: t.moves.Load(), Helpers: t.helpers.Load(), MoveErrors: t.moveErrors.Load(),
 		Hits: t.hits.Load(), ProcReads: t.procReads.Load(), ParentHits: t.parentHits.Load(), Misses: t.misses.Load(),
 	}
 	s.Entries, s.Exited, s.Sets, s.Evicted, s.Dropped = t.table.counts()

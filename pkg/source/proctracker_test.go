@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -205,6 +206,46 @@ func TestIntegrationCgroupTrackerMovedByOther(t *testing.T) {
 		}
 		if c, ok := tr.Lookup(uint32(os.Getpid()), 0); !ok || c.Within(d) {
 			t.Errorf("%s: the writer: Lookup = %v, %v; want found, not within %s", mount, c, ok, d.Path)
+		}
+	}
+}
+
+// TestIntegrationCgroupTrackerHelperWroteOther: a short-lived helper (sh)
+// writes another process's pid into a cgroup's cgroup.procs and exits at
+// once. The other process goes into the cgroup; the helper, a host
+// process, must not: taking it for a process that moved itself would give
+// its records (its command line among them) to the container.
+func TestIntegrationCgroupTrackerHelperWroteOther(t *testing.T) {
+	tr := startTracker(t, source.CgroupOptions{})
+	if !tr.Stats().Watching {
+		t.Skip("needs fanotify on the cgroup mounts (CAP_SYS_ADMIN)")
+	}
+	for _, mount := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup/pids"} {
+		dir := tempCgroup(t, mount)
+		d, err := tr.Dir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 10 {
+			target := exec.Command("/bin/sleep", "0.3")
+			if err := target.Start(); err != nil {
+				t.Fatal(err)
+			}
+			pid := uint32(target.Process.Pid)
+			time.Sleep(20 * time.Millisecond) // past its exec
+			helper := exec.Command("/bin/sh", "-c", `echo "$2" > "$1"/cgroup.procs`, "sh", dir, strconv.Itoa(int(pid)))
+			if out, err := helper.CombinedOutput(); err != nil {
+				t.Fatalf("helper: %v: %s", err, out)
+			}
+			hpid := uint32(helper.Process.Pid)
+			time.Sleep(50 * time.Millisecond)
+			if c, ok := tr.Lookup(pid, 0); !ok || !c.Within(d) {
+				t.Errorf("%s: the moved process: Lookup(%d) = %v, %v; want within %s", mount, pid, c, ok, d.Path)
+			}
+			if c, ok := tr.Lookup(hpid, 0); ok && c.Within(d) {
+				t.Errorf("%s: the helper that wrote its pid: Lookup(%d) = %v; want it outside %s", mount, hpid, c, d.Path)
+			}
+			target.Wait()
 		}
 	}
 }
