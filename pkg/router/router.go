@@ -96,8 +96,8 @@ type batch struct {
 // that the submitter pays a channel send (and Run a wake-up) once per batch,
 // not once per record.
 const (
-	batchRecords = 128
-	batchBytes   = 64 << 10
+	batchRecords = 512
+	batchBytes   = 128 << 10
 	// fetchEvery is how often Run takes a batch that is not full, so that
 	// a record waits at most about this long before it is routed.
 	fetchEvery = 10 * time.Millisecond

@@ -330,28 +330,28 @@ func TestOverflow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := router.New(router.Options{Backlog: 256})
+	r := router.New(router.Options{Backlog: 1024})
 	s := &sink{}
 	r.Set(tree, map[string]*router.Tenant{"a": router.NewTenant(c, s)})
-	for i := range 1000 {
+	for i := range 4000 {
 		r.Submit(1300, fmt.Appendf(nil, "audit(1700000000.123:%d): pid=1", i+1))
 	}
-	// Batches of 128: two fit in the backlog, five more overflow, and 104
+	// Batches of 512: two fit in the backlog, five more overflow, and 416
 	// records wait in the batch being filled.
-	if got := r.Stats().Overflow; got != 640 {
-		t.Errorf("Overflow = %d, want 640", got)
+	if got := r.Stats().Overflow; got != 2560 {
+		t.Errorf("Overflow = %d, want 2560", got)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
 	deadline := time.Now().Add(5 * time.Second)
-	for r.Stats().Records < 360 && time.Now().Before(deadline) {
+	for r.Stats().Records < 1440 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	cancel()
 	<-done
-	if got := r.Stats().Records; got != 360 {
-		t.Errorf("Records = %d, want 360 (1000 submitted, 640 overflowed)", got)
+	if got := r.Stats().Records; got != 1440 {
+		t.Errorf("Records = %d, want 1440 (4000 submitted, 2560 overflowed)", got)
 	}
 }
 
