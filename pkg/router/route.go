@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"slices"
 
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
@@ -129,9 +130,11 @@ func (r *Router) attribute(t *table, ev *record.Event) *Tenant {
 	if r.opt.Attribute == nil || len(t.cgroups) == 0 {
 		return nil
 	}
-	pid, ok := r.fieldUint(ev, "pid")
+	pid, ok := syscallPID(ev)
 	if !ok {
-		return nil
+		if pid, ok = r.fieldUint(ev, "pid"); !ok {
+			return nil
+		}
 	}
 	if r.memoGen != t.gen || len(r.pidMemo) > 1<<16 {
 		clear(r.pidMemo)
@@ -147,6 +150,25 @@ func (r *Router) attribute(t *table, ev *record.Event) *Tenant {
 	}
 	r.pidMemo[uint32(pid)] = tn
 	return tn
+}
+
+// syscallPID reads pid= from the event's SYSCALL record, whose fields
+// before it the kernel writes as numbers (arch, syscall, success, exit,
+// a0-a3, items, ppid): no quoted value there can hold " pid=".
+func syscallPID(ev *record.Event) (uint64, bool) {
+	rec := ev.Find(record.TypeSyscall)
+	if rec == nil {
+		return 0, false
+	}
+	i := bytes.Index(rec.Text, []byte(" pid="))
+	if i < 0 {
+		return 0, false
+	}
+	v := rec.Text[i+len(" pid="):]
+	if j := bytes.IndexByte(v, ' '); j >= 0 {
+		v = v[:j]
+	}
+	return atou(v)
 }
 
 // copy pushes the event's records that tn's rules keep into tn's queue,

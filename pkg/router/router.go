@@ -79,6 +79,7 @@ type Router struct {
 	data    []byte
 	pidMemo map[uint32]*Tenant
 	memoGen uint64
+	memoAt  time.Time
 
 	// Written by Run only.
 	records, events, partial, unattributed atomic.Uint64
@@ -101,6 +102,8 @@ const (
 	// fetchEvery is how often Run takes a batch that is not full, so that
 	// a record waits at most about this long before it is routed.
 	fetchEvery = 10 * time.Millisecond
+	// memoFor is how long the tenant found for a pid is remembered.
+	memoFor = time.Second
 )
 
 // table is an immutable snapshot of the tenants.
@@ -266,6 +269,7 @@ func (r *Router) Run(ctx context.Context) error {
 	defer tick.Stop()
 	fetchTick := time.NewTicker(fetchEvery)
 	defer fetchTick.Stop()
+	r.memoAt = time.Now()
 	var rec record.Record
 	for {
 		select {
@@ -281,6 +285,12 @@ func (r *Router) Run(ctx context.Context) error {
 			}
 		case now := <-tick.C:
 			r.asm.Expire(now, r.release)
+			if now.Sub(r.memoAt) >= memoFor {
+				// A process can move to another cgroup after its first
+				// event: what the memo says is trusted only this long.
+				clear(r.pidMemo)
+				r.memoAt = now
+			}
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -382,5 +383,47 @@ func TestSubmitKeepsOrder(t *testing.T) {
 	}
 	if got := len(waitLines(t, sinks["a"], 3*events)); got != 3*events {
 		t.Errorf("a got %d lines, want %d", got, 3*events)
+	}
+}
+
+// TestCgroupAttributionMovedLater: a process first seen outside every
+// container and moved into one later is attributed to it once the memo of
+// its first answer has expired (a second), not never.
+func TestCgroupAttributionMovedLater(t *testing.T) {
+	var moved atomic.Bool
+	attr := func(pid, ppid uint32, dirs []string) int {
+		if pid == 100 && moved.Load() {
+			return 0
+		}
+		return -1
+	}
+	_, sinks, submit := setup(t, attr, "name: a\ncgroup: /cg/a\ndeliver: {file: /x/a}\n")
+	submit(event(40, "", "k")...)
+	time.Sleep(100 * time.Millisecond)
+	if n := len(waitLines(t, sinks["a"], 0)); n != 0 {
+		t.Fatalf("a got %d lines before the move", n)
+	}
+	moved.Store(true)
+	time.Sleep(1200 * time.Millisecond)
+	submit(event(41, "", "k")...)
+	if got := waitLines(t, sinks["a"], 2); len(got) != 2 || !strings.Contains(got[0], ":41)") {
+		t.Errorf("after the move a got %q, want event 41", got)
+	}
+}
+
+// TestCgroupAttributionPID: the pid is read from pid=, not from ppid= before
+// it, also when pid= ends the record.
+func TestCgroupAttributionPID(t *testing.T) {
+	attr := func(pid, ppid uint32, dirs []string) int {
+		if pid == 8 && ppid == 7 {
+			return 0
+		}
+		return -1
+	}
+	_, sinks, submit := setup(t, attr, "name: a\ncgroup: /cg/a\ndeliver: {file: /x/a}\n")
+	ts := "audit(1700000000.123:50): "
+	submit([2]string{"SYSCALL", ts + "arch=c000003e syscall=59 success=yes exit=0 items=0 ppid=7 pid=8"}, [2]string{"EOE", ts})
+	if got := waitLines(t, sinks["a"], 2); len(got) != 2 {
+		t.Errorf("a got %q", got)
 	}
 }
