@@ -132,7 +132,7 @@ func (r *Router) attribute(t *table, ev *record.Event) *Tenant {
 	}
 	pid, ok := syscallPID(ev)
 	if !ok {
-		if pid, ok = r.fieldUint(ev, "pid"); !ok {
+		if pid, ok = fieldUint(ev, "pid"); !ok {
 			return nil
 		}
 	}
@@ -143,7 +143,7 @@ func (r *Router) attribute(t *table, ev *record.Event) *Tenant {
 	if tn, ok := r.pidMemo[uint32(pid)]; ok {
 		return tn
 	}
-	ppid, _ := r.fieldUint(ev, "ppid")
+	ppid, _ := fieldUint(ev, "ppid")
 	var tn *Tenant
 	if i := r.opt.Attribute(uint32(pid), uint32(ppid), t.dirs); i >= 0 {
 		tn = t.cgroups[i]
@@ -270,13 +270,11 @@ func (r *Router) trim(ev *record.Event, i int, own uint64) []byte {
 }
 
 // fieldUint returns the first field called name in ev's records as a
-// number, looking in the main record first (through the event's Scan).
-func (r *Router) fieldUint(ev *record.Event, name string) (uint64, bool) {
-	v, ok := r.scan.Field(name)
+// number.
+func fieldUint(ev *record.Event, name string) (uint64, bool) {
+	v, ok := ev.Field(name)
 	if !ok {
-		if v, ok = ev.Field(name); !ok {
-			return 0, false
-		}
+		return 0, false
 	}
 	return atou(v)
 }

@@ -53,20 +53,6 @@ func (p *Program) MatchScan(s *Scan) (Verdict, int) {
 	return p.match(&s.v)
 }
 
-// Field returns the named field of the event's main record (its SYSCALL
-// record, else its first) as record.Field finds it, but usually without
-// reading every field before it.
-func (s *Scan) Field(name string) ([]byte, bool) {
-	if s.v.ev == nil || name == "" {
-		return nil, false
-	}
-	i := s.v.mainRecord()
-	if i < 0 {
-		return nil, false
-	}
-	return s.v.find(i, name, anchorOf(name))
-}
-
 // noEvent is what a Scan that was never Reset holds; it is never modified.
 var noEvent record.Event
 

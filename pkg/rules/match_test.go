@@ -313,37 +313,3 @@ func TestScan(t *testing.T) {
 		}
 	}
 }
-
-// TestScanField: Scan.Field reads the main record as record.Field does: pid
-// is not ppid, a quoted value holding " pid=" is not the field, and a field
-// of another record is not the main record's.
-func TestScanField(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		ev    *record.Event
-		field string
-		want  string
-		found bool
-	}{
-		{"pid after ppid", execEvent(t), "pid", "5678", true},
-		{"ppid", execEvent(t), "ppid", "1234", true},
-		{"quoted", execEvent(t, `comm="true"`, `comm="a pid=1"`), "pid", "5678", true},
-		{"quoted before", execEvent(t, `arch=`, `msg="x pid=1" arch=`), "pid", "5678", true},
-		{"absent", execEvent(t), "nosuch", "", false},
-		{"other record", execEvent(t), "cwd", "", false},
-		{"not syscall", event(t, "USER_LOGIN "+`audit(1700000000.123:1): pid=42 uid=0 msg='op=login acct="root"'`), "pid", "42", true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var s rules.Scan
-			s.Reset(tc.ev)
-			got, ok := s.Field(tc.field)
-			if string(got) != tc.want || ok != tc.found {
-				t.Errorf("Field(%q) = %q, %v; want %q, %v", tc.field, got, ok, tc.want, tc.found)
-			}
-		})
-	}
-	var s rules.Scan
-	if got, ok := s.Field("pid"); ok {
-		t.Errorf("Field on a Scan never Reset = %q, true", got)
-	}
-}
