@@ -277,20 +277,7 @@ func startTenant(t *testing.T) *tenant {
 func (a *tenant) addr() string { return fmt.Sprintf("127.0.0.1:%d", a.port) }
 
 // stop ends auditd with SIGTERM, which flushes its log.
-func (a *tenant) stop() {
-	if a.cmd.ProcessState != nil {
-		return
-	}
-	a.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { a.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		a.cmd.Process.Kill()
-		<-done
-	}
-}
+func (a *tenant) stop() { testaudit.Terminate(a.cmd, 15*time.Second) }
 
 // logged counts the records in the log other than auditd's own.
 func (a *tenant) logged() int64 {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditd-ns/auditd-ns/internal/testaudit"
 	"github.com/auditd-ns/auditd-ns/pkg/source"
 )
 
@@ -137,20 +138,7 @@ func (r *reader) stderrText() string {
 // stop ends the daemon with SIGTERM (auditd ignores SIGINT), killing it
 // after 15 seconds, and returns its exit error.
 func (r *reader) stop() error {
-	if r.cmd.ProcessState != nil {
-		return nil
-	}
-	r.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- r.cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(15 * time.Second):
-		r.cmd.Process.Kill()
-		<-done
-		return fmt.Errorf("%s ignored SIGTERM for 15s; killed", r.cmd.Path)
-	}
+	return testaudit.Terminate(r.cmd, 15*time.Second)
 }
 
 // counts returns the records the daemon has written so far: those of the

@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // AudispRemoteConf is an audisp-remote.conf that sends to 127.0.0.1:port in
@@ -107,3 +109,24 @@ func CPUSeconds(pid int) (float64, error) {
 
 // clockTicks is USER_HZ, the unit of /proc/PID/stat times: 100 on Linux.
 const clockTicks = 100
+
+// Terminate ends a process the test started with SIGTERM (auditd flushes
+// its log on it, and ignores SIGINT), kills it if it has not exited after
+// grace, and returns its exit error, or an error saying it was killed. A
+// process already waited for is left alone.
+func Terminate(cmd *exec.Cmd, grace time.Duration) error {
+	if cmd == nil || cmd.Process == nil || cmd.ProcessState != nil {
+		return nil
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(grace):
+		cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("%s ignored SIGTERM for %v; killed", cmd.Path, grace)
+	}
+}

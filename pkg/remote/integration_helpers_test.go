@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -140,20 +139,7 @@ cp "$1/log/audit.log" "$1/final.log"`
 }
 
 // Stop ends auditd with SIGTERM, which flushes its log.
-func (a *tenantAuditd) Stop() {
-	if a.cmd == nil || a.cmd.Process == nil || a.cmd.ProcessState != nil {
-		return
-	}
-	a.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { a.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		a.cmd.Process.Kill()
-		<-done
-	}
-}
+func (a *tenantAuditd) Stop() { testaudit.Terminate(a.cmd, 10*time.Second) }
 
 // Addr is where the tenant listens.
 func (a *tenantAuditd) Addr() string { return fmt.Sprintf("127.0.0.1:%d", a.Port) }
