@@ -176,20 +176,38 @@ func TestIntegrationCgroupTrackerClose(t *testing.T) {
 	}
 }
 
-// TestIntegrationCgroupTrackerMovedByOther moves a running process from
-// outside, as an orchestrator does: no exec follows, only the write to
-// cgroup.procs tells.
-func TestIntegrationCgroupTrackerMovedByOther(t *testing.T) {
+// watchedCgroup is a new cgroup under mount, as the tracker resolves it.
+type watchedCgroup struct {
+	mount, dir string
+	d          source.CgroupDir
+}
+
+// watchedCgroups starts a tracker that watches writes to cgroup.procs and
+// makes a cgroup on the v2 mount and on the v1 pids mount.
+func watchedCgroups(t *testing.T) (*source.CgroupTracker, []watchedCgroup) {
 	tr := startTracker(t, source.CgroupOptions{})
 	if !tr.Stats().Watching {
 		t.Skip("needs fanotify on the cgroup mounts (CAP_SYS_ADMIN)")
 	}
+	var cgs []watchedCgroup
 	for _, mount := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup/pids"} {
 		dir := tempCgroup(t, mount)
 		d, err := tr.Dir(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
+		cgs = append(cgs, watchedCgroup{mount, dir, d})
+	}
+	return tr, cgs
+}
+
+// TestIntegrationCgroupTrackerMovedByOther moves a running process from
+// outside, as an orchestrator does: no exec follows, only the write to
+// cgroup.procs tells.
+func TestIntegrationCgroupTrackerMovedByOther(t *testing.T) {
+	tr, cgs := watchedCgroups(t)
+	for _, cg := range cgs {
+		mount, dir, d := cg.mount, cg.dir, cg.d
 		cmd := exec.Command("/bin/sleep", "0.2")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -216,16 +234,9 @@ func TestIntegrationCgroupTrackerMovedByOther(t *testing.T) {
 // process, must not: taking it for a process that moved itself would give
 // its records (its command line among them) to the container.
 func TestIntegrationCgroupTrackerHelperWroteOther(t *testing.T) {
-	tr := startTracker(t, source.CgroupOptions{})
-	if !tr.Stats().Watching {
-		t.Skip("needs fanotify on the cgroup mounts (CAP_SYS_ADMIN)")
-	}
-	for _, mount := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup/pids"} {
-		dir := tempCgroup(t, mount)
-		d, err := tr.Dir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
+	tr, cgs := watchedCgroups(t)
+	for _, cg := range cgs {
+		mount, dir, d := cg.mount, cg.dir, cg.d
 		for range 10 {
 			target := exec.Command("/bin/sleep", "0.3")
 			if err := target.Start(); err != nil {
