@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/source"
 )
@@ -47,6 +48,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 func (d *Daemon) receive() error {
 	idle := func() { d.hlog.Flush() }
 	var lastErr time.Time
+	var line []byte
 	for {
 		typ, data, err := d.kern.Receive(idle)
 		switch {
@@ -67,8 +69,14 @@ func (d *Daemon) receive() error {
 			d.replaced(data)
 			continue
 		}
-		d.hlog.Write(typ, data)
-		d.router.Submit(typ, data)
+		if d.router.Routing() {
+			// One line for the host log and the router.
+			line = hostlog.AppendLine(line[:0], "", typ, data)
+			d.hlog.WriteFormatted(typ, data, line)
+			d.router.SubmitLine(typ, line)
+		} else {
+			d.hlog.Write(typ, data)
+		}
 		d.namespaces.note(typ, data)
 		d.stats.Records++ // only this goroutine writes Records
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
 	"github.com/auditd-ns/auditd-ns/pkg/router"
@@ -425,5 +426,66 @@ func TestCgroupAttributionPID(t *testing.T) {
 	submit([2]string{"SYSCALL", ts + "arch=c000003e syscall=59 success=yes exit=0 items=0 ppid=7 pid=8"}, [2]string{"EOE", ts})
 	if got := waitLines(t, sinks["a"], 2); len(got) != 2 {
 		t.Errorf("a got %q", got)
+	}
+}
+
+// Events keep the batches their records came in until they are routed:
+// with a routing delay, thousands of events and dozens of batches are held
+// while later batches arrive, and a batch reused too early would show as
+// lines overwritten by later records. SubmitLine with the line made by the
+// caller must route as Submit does, with or without a node name.
+func TestBatchesHeldUntilRouted(t *testing.T) {
+	for _, node := range []string{"", "h1"} {
+		for _, lines := range []bool{false, true} {
+			c := container(t, "name: a\nid: 5\ndeliver: {file: /x/a}\n")
+			tree, err := registry.Build([]*registry.Container{c})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := router.New(router.Options{EventTimeout: 50 * time.Millisecond, Delay: 30 * time.Millisecond, Node: node})
+			s := &sink{}
+			r.Set(tree, map[string]*router.Tenant{"a": router.NewTenant(c, s)})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { r.Run(ctx); close(done) }()
+			const n = 6000
+			var want []string
+			var line []byte
+			for i := range n {
+				for _, rec := range event(i+1, fmt.Sprintf("%d,5", 1000+i), fmt.Sprintf("k%d", i)) {
+					typ, _ := record.TypeByName(rec[0])
+					if lines {
+						line = hostlog.AppendLine(line[:0], node, typ, []byte(rec[1]))
+						r.SubmitLine(typ, line)
+					} else {
+						r.Submit(typ, []byte(rec[1]))
+					}
+					if rec[0] == "CONTAINER_ID" {
+						rec[1] = strings.Replace(rec[1], fmt.Sprintf("contid=%d,5", 1000+i), "contid=5", 1)
+					}
+					want = append(want, strings.TrimSuffix(string(hostlog.AppendLine(nil, node, typ, []byte(rec[1]))), "\n"))
+				}
+				if i%1000 == 999 {
+					time.Sleep(5 * time.Millisecond) // let batches of this thousand be added
+				}
+			}
+			// A line that is not one: no " msg=".
+			if lines {
+				r.SubmitLine(1300, []byte("type=SYSCALL audit(1.2:3): pid=1\n"))
+			}
+			got := waitLines(t, s, len(want))
+			cancel()
+			<-done
+			if !slices.Equal(got, want) {
+				i := 0
+				for i < min(len(got), len(want)) && got[i] == want[i] {
+					i++
+				}
+				t.Fatalf("node %q, lines %v: %d lines routed, want %d; first difference at %d", node, lines, len(got), len(want), i)
+			}
+			if st := r.Stats(); lines && st.Malformed != 1 {
+				t.Errorf("node %q: %d malformed, want 1", node, st.Malformed)
+			}
+		}
 	}
 }
