@@ -12,7 +12,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/source"
 )
@@ -46,9 +45,16 @@ func (d *Daemon) loop(ctx context.Context) error {
 // receive writes every record to the host log, in kernel order. It returns
 // nil when interrupted.
 func (d *Daemon) receive() error {
-	idle := func() { d.hlog.Flush() }
+	// Records go to the router in groups: one lock per group, not per
+	// record. A group is handed over when it is full and whenever the
+	// kernel has no more records waiting.
+	lines := d.router.NewLines()
+	defer d.router.SubmitLines(lines)
+	idle := func() {
+		d.router.SubmitLines(lines)
+		d.hlog.Flush()
+	}
 	var lastErr time.Time
-	var line []byte
 	for {
 		typ, data, err := d.kern.Receive(idle)
 		switch {
@@ -70,10 +76,12 @@ func (d *Daemon) receive() error {
 			continue
 		}
 		if d.router.Routing() {
-			// One line for the host log and the router.
-			line = hostlog.AppendLine(line[:0], "", typ, data)
-			d.hlog.WriteFormatted(typ, data, line)
-			d.router.SubmitLine(typ, line)
+			// One line for the host log and the router (whose node name
+			// is "", see startContainers).
+			d.hlog.WriteFormatted(typ, data, lines.Append(typ, data))
+			if lines.Len() >= submitEvery {
+				d.router.SubmitLines(lines)
+			}
 		} else {
 			d.hlog.Write(typ, data)
 		}
@@ -81,6 +89,10 @@ func (d *Daemon) receive() error {
 		d.stats.Records++ // only this goroutine writes Records
 	}
 }
+
+// submitEvery is how many records the receiving goroutine gathers before
+// it hands them to the router.
+const submitEvery = 32
 
 // auditReplace is the kernel's liveness probe of the registered daemon, sent
 // when some process asks to become the audit daemon (or to unregister). Its

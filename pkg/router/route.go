@@ -158,11 +158,27 @@ func (r *Router) attribute(t *table, p *pending) *Tenant {
 // before it the kernel writes as numbers (arch, syscall, success, exit,
 // a0-a3, items, ppid): no quoted value there can hold " pid=".
 func syscallPID(text []byte) (uint64, bool) {
+	// Usually the first "p" is ppid's, and pid follows its value: no field
+	// name before them has a "p", and their values are numbers and yes/no.
+	// (per=, the personality, can come before them.)
+	if i := bytes.IndexByte(text, 'p'); i > 0 && bytes.HasPrefix(text[i-1:], []byte(" ppid=")) {
+		j := i + len("ppid=")
+		for j < len(text) && text[j] >= '0' && text[j] <= '9' {
+			j++
+		}
+		if v, ok := bytes.CutPrefix(text[j:], []byte(" pid=")); ok {
+			return leadingUint(v)
+		}
+	}
 	i := bytes.Index(text, []byte(" pid="))
 	if i < 0 {
 		return 0, false
 	}
-	v := text[i+len(" pid="):]
+	return leadingUint(text[i+len(" pid="):])
+}
+
+// leadingUint reads the number that v starts with, up to a space or the end.
+func leadingUint(v []byte) (uint64, bool) {
 	if j := bytes.IndexByte(v, ' '); j >= 0 {
 		v = v[:j]
 	}

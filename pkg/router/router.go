@@ -167,7 +167,7 @@ func (r *Router) Set(tree *registry.Tree, tenants map[string]*Tenant) {
 }
 
 // Routing reports whether any container is registered: when none is,
-// Submit and SubmitLine do nothing.
+// Submit and SubmitLines do nothing.
 func (r *Router) Routing() bool { return len(r.table.Load().byName) > 0 }
 
 // Submit hands one record (already in the host log) to the router. It
@@ -188,20 +188,49 @@ func (r *Router) Submit(typ uint16, data []byte) {
 	r.mu.Unlock()
 }
 
-// SubmitLine is Submit for a record whose copy line the caller has made
-// already, hostlog.AppendLine(dst, Options.Node, typ, data), newline
-// included: the line is copied as it is.
-func (r *Router) SubmitLine(typ uint16, line []byte) {
-	if !r.Routing() {
+// Lines gathers records' copy lines for SubmitLines, so that a receiver
+// hands them to the router a group at a time. It belongs to one goroutine.
+type Lines struct {
+	node string
+	buf  []byte // laid out as a batch's
+	n    int
+}
+
+// NewLines returns an empty group for r.
+func (r *Router) NewLines() *Lines { return &Lines{node: r.opt.Node} }
+
+// Append adds one record and returns its copy line,
+// hostlog.AppendLine(dst, Options.Node, typ, data), newline included, for
+// the caller to use too (in the host log): it is valid until g is
+// submitted.
+func (g *Lines) Append(typ uint16, data []byte) []byte {
+	at := len(g.buf)
+	g.buf = binary.LittleEndian.AppendUint16(g.buf, typ)
+	g.buf = append(g.buf, 0, 0, 0, 0)
+	g.buf = hostlog.AppendLine(g.buf, g.node, typ, data)
+	binary.LittleEndian.PutUint32(g.buf[at+2:], uint32(len(g.buf)-at-6))
+	g.n++
+	return g.buf[at+6:]
+}
+
+// Len returns the number of records in g.
+func (g *Lines) Len() int { return g.n }
+
+// SubmitLines hands g's records to the router, in order, as Submit does
+// one, and empties g. It takes the lock once for the whole group.
+func (r *Router) SubmitLines(g *Lines) {
+	if g.n == 0 {
 		return
 	}
-	r.mu.Lock()
-	b := r.current()
-	at := len(b.buf)
-	b.buf = append(b.buf, 0, 0, 0, 0, 0, 0)
-	b.buf = append(b.buf, line...)
-	r.added(b, typ, at)
-	r.mu.Unlock()
+	if r.Routing() {
+		r.mu.Lock()
+		b := r.current()
+		b.buf = append(b.buf, g.buf...)
+		b.n += g.n
+		r.full(b)
+		r.mu.Unlock()
+	}
+	g.buf, g.n = g.buf[:0], 0
 }
 
 // current returns the batch records are added to; r.mu is held.
@@ -217,11 +246,16 @@ func (r *Router) current() *batch {
 }
 
 // added completes the record whose line was just appended to b after its
-// header at b.buf[at:], and hands b over when it is full; r.mu is held.
+// header at b.buf[at:]; r.mu is held.
 func (r *Router) added(b *batch, typ uint16, at int) {
 	binary.LittleEndian.PutUint16(b.buf[at:], typ)
 	binary.LittleEndian.PutUint32(b.buf[at+2:], uint32(len(b.buf)-at-6))
 	b.n++
+	r.full(b)
+}
+
+// full hands b over when it is full; r.mu is held.
+func (r *Router) full(b *batch) {
 	if b.n >= batchRecords || len(b.buf) >= batchBytes {
 		r.cur = nil
 		r.send(b)
