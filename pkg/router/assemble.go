@@ -22,9 +22,9 @@ import (
 type assembler struct {
 	timeout time.Duration
 	delay   time.Duration
-	open    map[uint64]*pending
-	fifo    []*pending // open events in order of arrival (may hold closed ones)
-	ready   []*pending // closed events waiting for the delay, in order
+	open    map[uint64]*pending // open events, but for last while it is the only one
+	fifo    []*pending          // open events in order of arrival (may hold closed ones)
+	ready   []*pending          // closed events waiting for the delay, in order
 	free    []*pending
 	last    *pending // the open event the last record went to, or a closed one
 	emit    func(*pending)
@@ -39,6 +39,7 @@ type pending struct {
 	syscall  bool
 	closed   bool
 	inFifo   bool
+	inMap    bool // in open
 	ev       record.Event
 	lines    [][]byte // each record's copy line, without its newline
 	owners   []*batch // the batch each record is in (nil: none)
@@ -67,14 +68,21 @@ func (a *assembler) Add(r *record.Record, line []byte, b *batch, now time.Time) 
 		a.close(p, false, now)
 		return
 	}
-	// The records of an event mostly arrive one after another.
+	// The records of an event mostly arrive one after another, and the
+	// event closes before the next begins: then it never enters the map.
 	p := a.last
 	if p == nil || p.serial != r.Serial || p.closed {
-		p = a.open[r.Serial]
+		if p != nil && !p.closed && !p.inMap {
+			a.open[p.serial], p.inMap = p, true // interleaved: may get more
+		}
+		if len(a.open) > 0 {
+			p = a.open[r.Serial]
+		} else {
+			p = nil
+		}
 		if p == nil {
 			p = a.get()
 			p.serial, p.inFifo = r.Serial, true
-			a.open[r.Serial] = p
 			a.fifo = append(a.fifo, p)
 		}
 		a.last = p
@@ -82,9 +90,17 @@ func (a *assembler) Add(r *record.Record, line []byte, b *batch, now time.Time) 
 	p.last = now
 	a.keep(p, r, line, b)
 	if r.Type == record.TypeEOE {
-		delete(a.open, p.serial)
+		a.unmap(p)
 		a.close(p, false, now)
 		a.popClosed()
+	}
+}
+
+// unmap takes p out of the open events.
+func (a *assembler) unmap(p *pending) {
+	if p.inMap {
+		delete(a.open, p.serial)
+		p.inMap = false
 	}
 }
 
@@ -160,7 +176,7 @@ func (a *assembler) Expire(now time.Time) {
 			if now.Sub(p.last) < a.timeout {
 				break
 			}
-			delete(a.open, p.serial)
+			a.unmap(p)
 			p.inFifo = false
 			a.close(p, p.syscall, now)
 			n++
@@ -204,9 +220,6 @@ func (a *assembler) Flush() {
 	a.emitReady(far.Add(a.delay + time.Hour))
 }
 
-// Open returns the number of events not yet emitted.
-func (a *assembler) Open() int { return len(a.open) + len(a.ready) }
-
 func (a *assembler) get() *pending {
 	if n := len(a.free); n > 0 {
 		p := a.free[n-1]
@@ -225,6 +238,9 @@ func (a *assembler) get() *pending {
 const maxFree = 1 << 16
 
 func (a *assembler) put(p *pending) {
+	if a.last == p {
+		a.last = nil
+	}
 	p.syscall, p.closed, p.inFifo, p.serial = false, false, false, 0
 	p.pid, p.hasPID = 0, false
 	p.ev.Partial = false
