@@ -117,9 +117,10 @@ func benchmarkRoute(b *testing.B, drain bool) {
 	var rec record.Record
 	now := time.Now()
 	// The records are formatted and parsed as the receiving goroutine does
-	// (appendRecord), into an arena that starts again at the first record
+	// (records.append), into an arena that starts again at the first record
 	// of the stream, when every event before it is closed and routed.
-	arena := make([]byte, 0, 2<<20)
+	arena := &records{lines: make([]byte, 0, 2<<20), hdr: make([]byte, 0, len(recs)*hdrLen)}
+	var c cursor
 	run := func(n int) {
 		for i := range n {
 			if drain && i%16384 == 16383 {
@@ -129,11 +130,11 @@ func benchmarkRoute(b *testing.B, drain bool) {
 			}
 			k := i % len(recs)
 			if k == 0 {
-				arena = arena[:0]
+				arena.reset()
+				c = cursor{rs: arena}
 			}
-			at := len(arena)
-			arena, _ = appendRecord(arena, "", recs[k].typ, recs[k].buf)
-			r.add(&rec, arena[at:], nil, now)
+			arena.append("", recs[k].typ, recs[k].buf)
+			r.add(&rec, &c, nil, now)
 		}
 	}
 	run(512 << 10) // warm the pools; fill the queues when not drained

@@ -168,8 +168,7 @@ func (r *Router) Submit(typ uint16, data []byte) {
 	}
 	r.mu.Lock()
 	b := r.current()
-	b.buf, _ = appendRecord(b.buf, r.opt.Node, typ, data)
-	b.n++
+	b.append(r.opt.Node, typ, data)
 	r.full(b)
 	r.mu.Unlock()
 }
@@ -183,12 +182,11 @@ func (r *Router) SubmitLines(g *Lines) {
 	if r.Routing() {
 		r.mu.Lock()
 		b := r.current()
-		b.buf = append(b.buf, g.buf...)
-		b.n += g.n
+		b.appendAll(&g.records)
 		r.full(b)
 		r.mu.Unlock()
 	}
-	g.buf, g.n = g.buf[:0], 0
+	g.reset()
 }
 
 // current returns the batch records are added to; r.mu is held.
@@ -197,7 +195,7 @@ func (r *Router) current() *batch {
 		select {
 		case r.cur = <-r.batches:
 		default:
-			r.cur = &batch{buf: make([]byte, 0, batchBytes+8<<10)}
+			r.cur = &batch{records: records{lines: make([]byte, 0, batchBytes+8<<10), hdr: make([]byte, 0, (batchRecords+64)*hdrLen)}}
 		}
 	}
 	return r.cur
@@ -205,7 +203,7 @@ func (r *Router) current() *batch {
 
 // full hands b over when it is full; r.mu is held.
 func (r *Router) full(b *batch) {
-	if b.n >= batchRecords || len(b.buf) >= batchBytes {
+	if b.n >= batchRecords || len(b.lines) >= batchBytes {
 		r.cur = nil
 		r.send(b)
 	}
@@ -251,7 +249,8 @@ func (r *Router) fetch() []*batch {
 }
 
 func (r *Router) recycle(b *batch) {
-	b.buf, b.n, b.refs = b.buf[:0], 0, 0
+	b.reset()
+	b.refs = 0
 	select {
 	case r.batches <- b:
 	default:
@@ -318,22 +317,25 @@ func (r *Router) addBatch(rec *record.Record, b *batch, now time.Time) {
 	r.waiting.Add(-int64(b.n))
 	r.records.Add(uint64(b.n))
 	b.refs = 1
-	for p := b.buf; len(p) >= hdrLen; {
-		p = r.add(rec, p, b, now)
+	c := cursor{rs: &b.records}
+	for r.add(rec, &c, b, now) {
 	}
 	r.release(b)
 }
 
-// add hands the record at the start of p, which b holds, to the assembler,
-// and returns the rest of p.
-func (r *Router) add(rec *record.Record, p []byte, b *batch, now time.Time) []byte {
-	line, pid, ok, rest := nextRecord(rec, p)
-	if !ok {
+// add hands c's next record, which b holds, to the assembler. It returns
+// false when c has no more.
+func (r *Router) add(rec *record.Record, c *cursor, b *batch, now time.Time) bool {
+	line, pid, ok, more := c.next(rec)
+	switch {
+	case !more:
+		return false
+	case !ok:
 		r.malformed.Add(1)
-		return rest
+	default:
+		r.asm.Add(rec, line[:len(line)-1], pid, b, now)
 	}
-	r.asm.Add(rec, line[:len(line)-1], pid, b, now)
-	return rest
+	return true
 }
 
 // Stats returns the router's counters.
