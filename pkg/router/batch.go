@@ -7,26 +7,19 @@ import (
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 )
 
-// batch is records on their way to Run. Once Run has it, the records stay
-// there, and the assembler's events point into it, until the last of them
-// is routed.
+// batch is records on their way to Run, one after another in buf, each a
+// header (what parsing found) and its copy line (appendRecord). Once Run
+// has it, the records stay there, and the assembler's events point into
+// it, until the last of them is routed.
 type batch struct {
-	records
+	buf  []byte
+	n    int
 	refs int // Run's goroutine only: records held, +1 while being added
 }
 
-// records is records as a batch holds them: a header for each, one after
-// another in hdr, and their copy lines, one after another in lines. The
-// goroutine that makes a line parses it while it is in its cache and puts
-// what it found in the header, so that the router reads the line only when
-// it copies it; the headers, apart from the lines, are read in one sweep.
-type records struct {
-	hdr   []byte
-	lines []byte
-	n     int
-}
-
-// A record's header.
+// A record's header in a batch. The goroutine that makes the line parses
+// it while it is in its cache, so that the router does not read the line
+// until it copies it.
 const (
 	hType    = 0  // uint16
 	hLen     = 2  // uint32: the line's length, newline included
@@ -43,26 +36,26 @@ const (
 	maxShort = 1<<16 - 1
 )
 
-// append adds one record and returns its copy line (newline included).
-func (rs *records) append(node string, typ uint16, data []byte) []byte {
-	at := len(rs.lines)
-	rs.lines = hostlog.AppendLine(rs.lines, node, typ, data)
-	line := rs.lines[at:]
-	rs.hdr = append(rs.hdr, make([]byte, hdrLen)...)
-	h := rs.hdr[len(rs.hdr)-hdrLen:]
-	rs.n++
+// appendRecord appends one record, header and copy line, to buf, and
+// returns buf and the line (newline included).
+func appendRecord(buf []byte, node string, typ uint16, data []byte) ([]byte, []byte) {
+	at := len(buf)
+	buf = append(buf, make([]byte, hdrLen)...)
+	buf = hostlog.AppendLine(buf, node, typ, data)
+	line := buf[at+hdrLen:]
+	h := buf[at : at+hdrLen]
 	binary.LittleEndian.PutUint16(h[hType:], typ)
 	binary.LittleEndian.PutUint32(h[hLen:], uint32(len(line)))
 	// The payload is the line's end, as AppendLine keeps its length.
 	start := len(line) - 1 - len(data)
 	var rec record.Record
 	if start > maxShort || record.Parse(&rec, typ, line[start:len(line)-1]) != nil {
-		return line
+		return buf, line
 	}
 	flags := byte(flagOK)
 	text := len(line) - 1 - len(rec.Text)
 	if text > maxShort {
-		return line
+		return buf, line
 	}
 	if typ == record.TypeSyscall {
 		if pid, ok := syscallPID(rec.Text); ok && pid <= 1<<32-1 {
@@ -76,41 +69,21 @@ func (rs *records) append(node string, typ uint16, data []byte) []byte {
 	binary.LittleEndian.PutUint16(h[hMsec:], uint16(rec.Msec))
 	binary.LittleEndian.PutUint64(h[hSec:], rec.Sec)
 	binary.LittleEndian.PutUint64(h[hSerial:], rec.Serial)
-	return line
+	return buf, line
 }
 
-// appendAll adds o's records.
-func (rs *records) appendAll(o *records) {
-	rs.hdr = append(rs.hdr, o.hdr...)
-	rs.lines = append(rs.lines, o.lines...)
-	rs.n += o.n
-}
-
-func (rs *records) reset() { rs.hdr, rs.lines, rs.n = rs.hdr[:0], rs.lines[:0], 0 }
-
-// cursor reads records in order.
-type cursor struct {
-	rs      *records
-	i, line int // the next record's header and line
-}
-
-// next reads the next record into rec, without reading its line. It
-// returns the line (newline included), the pid of a SYSCALL record (-1:
-// none), and whether the record parsed; more is false after the last.
-func (c *cursor) next(rec *record.Record) (line []byte, pid int64, ok, more bool) {
-	if c.i >= c.rs.n {
-		return nil, -1, false, false
-	}
-	h := c.rs.hdr[c.i*hdrLen : (c.i+1)*hdrLen]
-	c.i++
+// nextRecord reads the record at the start of p into rec, without reading
+// its line. It returns the line (newline included), the pid of a SYSCALL
+// record (-1: none), whether the record parsed, and the rest of p.
+func nextRecord(rec *record.Record, p []byte) (line []byte, pid int64, ok bool, rest []byte) {
+	h := p[:hdrLen]
 	n := int(binary.LittleEndian.Uint32(h[hLen:]))
-	line = c.rs.lines[c.line : c.line+n]
-	c.line += n
+	line, rest = p[hdrLen:hdrLen+n], p[hdrLen+n:]
 	typ := binary.LittleEndian.Uint16(h[hType:])
 	flags := h[hFlags]
 	if flags&flagOK == 0 {
 		*rec = record.Record{Type: typ}
-		return line, -1, false, true
+		return line, -1, false, rest
 	}
 	end := n - 1
 	*rec = record.Record{
@@ -125,14 +98,15 @@ func (c *cursor) next(rec *record.Record) (line []byte, pid int64, ok, more bool
 	if flags&flagPID != 0 {
 		pid = int64(binary.LittleEndian.Uint32(h[hPID:]))
 	}
-	return line, pid, true, true
+	return line, pid, true, rest
 }
 
 // Lines gathers records for SubmitLines, so that a receiver hands them to
 // the router a group at a time. It belongs to one goroutine.
 type Lines struct {
 	node string
-	records
+	buf  []byte // laid out as a batch's
+	n    int
 }
 
 // NewLines returns an empty group for r.
@@ -142,7 +116,12 @@ func (r *Router) NewLines() *Lines { return &Lines{node: r.opt.Node} }
 // hostlog.AppendLine(dst, Options.Node, typ, data), newline included, for
 // the caller to use too (in the host log): it is valid until g is
 // submitted.
-func (g *Lines) Append(typ uint16, data []byte) []byte { return g.append(g.node, typ, data) }
+func (g *Lines) Append(typ uint16, data []byte) []byte {
+	var line []byte
+	g.buf, line = appendRecord(g.buf, g.node, typ, data)
+	g.n++
+	return line
+}
 
 // Len returns the number of records in g.
 func (g *Lines) Len() int { return g.n }

@@ -117,10 +117,9 @@ func benchmarkRoute(b *testing.B, drain bool) {
 	var rec record.Record
 	now := time.Now()
 	// The records are formatted and parsed as the receiving goroutine does
-	// (records.append), into an arena that starts again at the first record
+	// (appendRecord), into an arena that starts again at the first record
 	// of the stream, when every event before it is closed and routed.
-	arena := &records{lines: make([]byte, 0, 2<<20), hdr: make([]byte, 0, len(recs)*hdrLen)}
-	var c cursor
+	arena := make([]byte, 0, 2<<20)
 	run := func(n int) {
 		for i := range n {
 			if drain && i%16384 == 16383 {
@@ -130,11 +129,11 @@ func benchmarkRoute(b *testing.B, drain bool) {
 			}
 			k := i % len(recs)
 			if k == 0 {
-				arena.reset()
-				c = cursor{rs: arena}
+				arena = arena[:0]
 			}
-			arena.append("", recs[k].typ, recs[k].buf)
-			r.add(&rec, &c, nil, now)
+			at := len(arena)
+			arena, _ = appendRecord(arena, "", recs[k].typ, recs[k].buf)
+			r.add(&rec, arena[at:], nil, now)
 		}
 	}
 	run(512 << 10) // warm the pools; fill the queues when not drained

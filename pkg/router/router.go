@@ -168,7 +168,8 @@ func (r *Router) Submit(typ uint16, data []byte) {
 	}
 	r.mu.Lock()
 	b := r.current()
-	b.append(r.opt.Node, typ, data)
+	b.buf, _ = appendRecord(b.buf, r.opt.Node, typ, data)
+	b.n++
 	r.full(b)
 	r.mu.Unlock()
 }
@@ -182,11 +183,12 @@ func (r *Router) SubmitLines(g *Lines) {
 	if r.Routing() {
 		r.mu.Lock()
 		b := r.current()
-		b.appendAll(&g.records)
+		b.buf = append(b.buf, g.buf...)
+		b.n += g.n
 		r.full(b)
 		r.mu.Unlock()
 	}
-	g.reset()
+	g.buf, g.n = g.buf[:0], 0
 }
 
 // current returns the batch records are added to; r.mu is held.
@@ -195,7 +197,7 @@ func (r *Router) current() *batch {
 		select {
 		case r.cur = <-r.batches:
 		default:
-			r.cur = &batch{records: records{lines: make([]byte, 0, batchBytes+8<<10), hdr: make([]byte, 0, (batchRecords+64)*hdrLen)}}
+			r.cur = &batch{buf: make([]byte, 0, batchBytes+8<<10)}
 		}
 	}
 	return r.cur
@@ -203,7 +205,7 @@ func (r *Router) current() *batch {
 
 // full hands b over when it is full; r.mu is held.
 func (r *Router) full(b *batch) {
-	if b.n >= batchRecords || len(b.lines) >= batchBytes {
+	if b.n >= batchRecords || len(b.buf) >= batchBytes {
 		r.cur = nil
 		r.send(b)
 	}
@@ -249,8 +251,7 @@ func (r *Router) fetch() []*batch {
 }
 
 func (r *Router) recycle(b *batch) {
-	b.reset()
-	b.refs = 0
+	b.buf, b.n, b.refs = b.buf[:0], 0, 0
 	select {
 	case r.batches <- b:
 	default:
@@ -317,25 +318,22 @@ func (r *Router) addBatch(rec *record.Record, b *batch, now time.Time) {
 	r.waiting.Add(-int64(b.n))
 	r.records.Add(uint64(b.n))
 	b.refs = 1
-	c := cursor{rs: &b.records}
-	for r.add(rec, &c, b, now) {
+	for p := b.buf; len(p) >= hdrLen; {
+		p = r.add(rec, p, b, now)
 	}
 	r.release(b)
 }
 
-// add hands c's next record, which b holds, to the assembler. It returns
-// false when c has no more.
-func (r *Router) add(rec *record.Record, c *cursor, b *batch, now time.Time) bool {
-	line, pid, ok, more := c.next(rec)
-	switch {
-	case !more:
-		return false
-	case !ok:
+// add hands the record at the start of p, which b holds, to the assembler,
+// and returns the rest of p.
+func (r *Router) add(rec *record.Record, p []byte, b *batch, now time.Time) []byte {
+	line, pid, ok, rest := nextRecord(rec, p)
+	if !ok {
 		r.malformed.Add(1)
-	default:
-		r.asm.Add(rec, line[:len(line)-1], pid, b, now)
+		return rest
 	}
-	return true
+	r.asm.Add(rec, line[:len(line)-1], pid, b, now)
+	return rest
 }
 
 // Stats returns the router's counters.
