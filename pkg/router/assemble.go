@@ -56,16 +56,15 @@ func newAssembler(timeout, delay time.Duration, emit func(*pending), release fun
 }
 
 // Add adds one record: r is parsed from line, its copy line without the
-// newline, which b (if not nil) holds; pid is a SYSCALL record's pid= (-1:
-// none).
-func (a *assembler) Add(r *record.Record, line []byte, pid int64, b *batch, now time.Time) {
+// newline, which b (if not nil) holds.
+func (a *assembler) Add(r *record.Record, line []byte, b *batch, now time.Time) {
 	if b != nil {
 		b.refs++
 	}
 	if r.Serial == 0 {
 		// No serial to group by: an event of its own.
 		p := a.get()
-		a.keep(p, r, line, pid, b)
+		a.keep(p, r, line, b)
 		a.close(p, false, now)
 		return
 	}
@@ -89,7 +88,7 @@ func (a *assembler) Add(r *record.Record, line []byte, pid int64, b *batch, now 
 		a.last = p
 	}
 	p.last = now
-	a.keep(p, r, line, pid, b)
+	a.keep(p, r, line, b)
 	if r.Type == record.TypeEOE {
 		a.unmap(p)
 		a.close(p, false, now)
@@ -105,10 +104,11 @@ func (a *assembler) unmap(p *pending) {
 	}
 }
 
-func (a *assembler) keep(p *pending, r *record.Record, line []byte, pid int64, b *batch) {
+func (a *assembler) keep(p *pending, r *record.Record, line []byte, b *batch) {
 	if r.Type == record.TypeSyscall && !p.syscall {
 		p.syscall = true
-		if pid >= 0 {
+		// Read now, while the record is in the cache, not after the delay.
+		if pid, ok := syscallPID(r.Text); ok {
 			p.pid, p.hasPID = uint32(pid), true
 		}
 	}

@@ -76,7 +76,7 @@ func TestAssemblerInterleavings(t *testing.T) {
 			if err := record.Parse(&r, typ, []byte(text)); err != nil {
 				t.Fatal(err)
 			}
-			a.Add(&r, []byte(text), -1, held, now)
+			a.Add(&r, []byte(text), held, now)
 			added++
 			e.recs = append(e.recs, text)
 			if typ == record.TypeEOE {

@@ -1,7 +1,9 @@
 package router
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -9,6 +11,7 @@ import (
 
 	"golang.org/x/sys/cpu"
 
+	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
 	"github.com/auditd-ns/auditd-ns/pkg/rules"
@@ -80,6 +83,16 @@ type Router struct {
 	// Written by Run only.
 	records, events, partial, unattributed atomic.Uint64
 	malformed, badChain                    atomic.Uint64
+}
+
+// batch is records on their way to Run: each is its type (2 bytes), the
+// length (4 bytes) of its copy line and the line, newline included, one
+// after another in buf. Once Run has it, the records stay there, and the
+// assembler's events point into it, until the last of them is routed.
+type batch struct {
+	buf  []byte
+	n    int
+	refs int // Run's goroutine only: records held, +1 while being added
 }
 
 // A batch is handed over when it holds this many records or bytes, so
@@ -168,11 +181,40 @@ func (r *Router) Submit(typ uint16, data []byte) {
 	}
 	r.mu.Lock()
 	b := r.current()
-	b.buf, _ = appendRecord(b.buf, r.opt.Node, typ, data)
-	b.n++
-	r.full(b)
+	at := len(b.buf)
+	b.buf = append(b.buf, 0, 0, 0, 0, 0, 0)
+	b.buf = hostlog.AppendLine(b.buf, r.opt.Node, typ, data)
+	r.added(b, typ, at)
 	r.mu.Unlock()
 }
+
+// Lines gathers records' copy lines for SubmitLines, so that a receiver
+// hands them to the router a group at a time. It belongs to one goroutine.
+type Lines struct {
+	node string
+	buf  []byte // laid out as a batch's
+	n    int
+}
+
+// NewLines returns an empty group for r.
+func (r *Router) NewLines() *Lines { return &Lines{node: r.opt.Node} }
+
+// Append adds one record and returns its copy line,
+// hostlog.AppendLine(dst, Options.Node, typ, data), newline included, for
+// the caller to use too (in the host log): it is valid until g is
+// submitted.
+func (g *Lines) Append(typ uint16, data []byte) []byte {
+	at := len(g.buf)
+	g.buf = binary.LittleEndian.AppendUint16(g.buf, typ)
+	g.buf = append(g.buf, 0, 0, 0, 0)
+	g.buf = hostlog.AppendLine(g.buf, g.node, typ, data)
+	binary.LittleEndian.PutUint32(g.buf[at+2:], uint32(len(g.buf)-at-6))
+	g.n++
+	return g.buf[at+6:]
+}
+
+// Len returns the number of records in g.
+func (g *Lines) Len() int { return g.n }
 
 // SubmitLines hands g's records to the router, in order, as Submit does
 // one, and empties g. It takes the lock once for the whole group.
@@ -201,6 +243,15 @@ func (r *Router) current() *batch {
 		}
 	}
 	return r.cur
+}
+
+// added completes the record whose line was just appended to b after its
+// header at b.buf[at:]; r.mu is held.
+func (r *Router) added(b *batch, typ uint16, at int) {
+	binary.LittleEndian.PutUint16(b.buf[at:], typ)
+	binary.LittleEndian.PutUint32(b.buf[at+2:], uint32(len(b.buf)-at-6))
+	b.n++
+	r.full(b)
 }
 
 // full hands b over when it is full; r.mu is held.
@@ -318,22 +369,41 @@ func (r *Router) addBatch(rec *record.Record, b *batch, now time.Time) {
 	r.waiting.Add(-int64(b.n))
 	r.records.Add(uint64(b.n))
 	b.refs = 1
-	for p := b.buf; len(p) >= hdrLen; {
-		p = r.add(rec, p, b, now)
+	for p := b.buf; len(p) >= 6; {
+		typ := binary.LittleEndian.Uint16(p)
+		n := int(binary.LittleEndian.Uint32(p[2:]))
+		r.add(rec, typ, p[6:6+n], b, now)
+		p = p[6+n:]
 	}
 	r.release(b)
 }
 
-// add hands the record at the start of p, which b holds, to the assembler,
-// and returns the rest of p.
-func (r *Router) add(rec *record.Record, p []byte, b *batch, now time.Time) []byte {
-	line, pid, ok, rest := nextRecord(rec, p)
-	if !ok {
+// add parses one record from its copy line (newline included), which b
+// holds, and hands it to the assembler.
+func (r *Router) add(rec *record.Record, typ uint16, line []byte, b *batch, now time.Time) {
+	data, ok := r.payload(line)
+	if !ok || record.Parse(rec, typ, data) != nil {
 		r.malformed.Add(1)
-		return rest
+		return
 	}
-	r.asm.Add(rec, line[:len(line)-1], pid, b, now)
-	return rest
+	r.asm.Add(rec, line[:len(line)-1], b, now)
+}
+
+// payload returns the record's data in its copy line: what follows
+// "[node=NODE ]type=NAME msg=", up to the newline.
+func (r *Router) payload(line []byte) ([]byte, bool) {
+	i := 0
+	if r.opt.Node != "" {
+		i = len("node=") + len(r.opt.Node) + 1
+	}
+	if len(line) < i+1 || line[len(line)-1] != '\n' {
+		return nil, false
+	}
+	sp := bytes.IndexByte(line[i:], ' ')
+	if sp < 0 || !bytes.HasPrefix(line[i+sp:], []byte(" msg=")) {
+		return nil, false
+	}
+	return line[i+sp+len(" msg=") : len(line)-1], true
 }
 
 // Stats returns the router's counters.
