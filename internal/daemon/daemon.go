@@ -153,8 +153,6 @@ func (d *Daemon) start() error {
 // says whether kernel rules can be scoped to a container.
 func (d *Daemon) startContainers(contid bool, attr router.Attributor) error {
 	var err error
-	// No node name: tenants' copies carry none, and the receiving goroutine
-	// gives the host log the router's lines (hostlog.WriteFormatted).
 	opt := router.Options{Attribute: attr}
 	if attr != nil {
 		// Give the process-events tracker time to see the processes

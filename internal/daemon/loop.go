@@ -45,15 +45,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 // receive writes every record to the host log, in kernel order. It returns
 // nil when interrupted.
 func (d *Daemon) receive() error {
-	// Records go to the router in groups: one lock per group, not per
-	// record. A group is handed over when it is full and whenever the
-	// kernel has no more records waiting.
-	lines := d.router.NewLines()
-	defer d.router.SubmitLines(lines)
-	idle := func() {
-		d.router.SubmitLines(lines)
-		d.hlog.Flush()
-	}
+	idle := func() { d.hlog.Flush() }
 	var lastErr time.Time
 	for {
 		typ, data, err := d.kern.Receive(idle)
@@ -75,24 +67,12 @@ func (d *Daemon) receive() error {
 			d.replaced(data)
 			continue
 		}
-		if d.router.Routing() {
-			// One line for the host log and the router (whose node name
-			// is "", see startContainers).
-			d.hlog.WriteFormatted(typ, data, lines.Append(typ, data))
-			if lines.Len() >= submitEvery {
-				d.router.SubmitLines(lines)
-			}
-		} else {
-			d.hlog.Write(typ, data)
-		}
+		d.hlog.Write(typ, data)
+		d.router.Submit(typ, data)
 		d.namespaces.note(typ, data)
 		d.stats.Records++ // only this goroutine writes Records
 	}
 }
-
-// submitEvery is how many records the receiving goroutine gathers before
-// it hands them to the router.
-const submitEvery = 32
 
 // auditReplace is the kernel's liveness probe of the registered daemon, sent
 // when some process asks to become the audit daemon (or to unregister). Its

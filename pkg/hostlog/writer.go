@@ -157,24 +157,6 @@ func (w *Writer) Write(typ uint16, data []byte) error {
 	return w.writeLocked(typ, data)
 }
 
-// WriteFormatted is Write for a record whose line the caller has made
-// already, as AppendLine(dst, "", typ, data) (newline included), to use it
-// elsewhere too: the line is copied as it is unless this log adds a node
-// name or enriched values.
-func (w *Writer) WriteFormatted(typ uint16, data, line []byte) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.opt.Node != "" || w.opt.Format == Enriched {
-		return w.writeLocked(typ, data)
-	}
-	if w.suspended || w.halted || w.f == nil {
-		w.stats.DroppedSuspend++
-		return nil
-	}
-	w.buf = append(w.buf, line...)
-	return w.wroteLocked()
-}
-
 func (w *Writer) writeLocked(typ uint16, data []byte) error {
 	if w.suspended || w.halted || w.f == nil {
 		w.stats.DroppedSuspend++
@@ -184,12 +166,6 @@ func (w *Writer) writeLocked(typ uint16, data []byte) error {
 	if w.opt.Format == Enriched {
 		w.buf = appendEnriched(w.buf, data, w.names)
 	}
-	return w.wroteLocked()
-}
-
-// wroteLocked counts the line just added to w.buf and flushes as the
-// flush mode says.
-func (w *Writer) wroteLocked() error {
 	w.stats.Records++
 	switch {
 	case w.opt.Flush == FlushData || w.opt.Flush == FlushSync:

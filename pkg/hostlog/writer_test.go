@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -270,37 +269,5 @@ func TestEnrichedFormat(t *testing.T) {
 	want := "type=SYSCALL msg=audit(1.002:3): arch=c000003e syscall=59 success=yes auid=4294967295 uid=0 comm=\"a b\"\x1dARCH=x86_64 SYSCALL=execve AUID=\"unset\" UID=\"root\"\n"
 	if got, _ := os.ReadFile(w.Path()); !bytes.Equal(got, []byte(want)) {
 		t.Errorf("\n got %q\nwant %q", got, want)
-	}
-}
-
-// WriteFormatted must leave the log Write would, whatever the node name
-// and format.
-func TestWriteFormattedIsWrite(t *testing.T) {
-	for _, opt := range []hostlog.Options{
-		{Flush: hostlog.FlushNone},
-		{Flush: hostlog.FlushData},
-		{Node: "h1", Flush: hostlog.FlushNone},
-		{Format: hostlog.Enriched, Flush: hostlog.FlushNone},
-	} {
-		w1, w2 := open(t, opt), open(t, opt)
-		var line []byte
-		for i := range 1000 {
-			p := payload(i)
-			if i%7 == 0 {
-				p = append(p, " comm=\"a\nb\x00c\""...)
-			}
-			w1.Write(1300, p)
-			line = hostlog.AppendLine(line[:0], "", 1300, p)
-			w2.WriteFormatted(1300, p, line)
-		}
-		w1.Close()
-		w2.Close()
-		got, want := lines(t, w2.Path()), lines(t, w1.Path())
-		if !slices.Equal(got, want) {
-			t.Errorf("%+v: WriteFormatted wrote %d lines, Write %d; first %q, want %q", opt, len(got), len(want), got[0], want[0])
-		}
-		if len(want) != 1000 || (opt.Node != "") != strings.HasPrefix(want[0], "node=h1 ") {
-			t.Errorf("%+v: Write wrote %d lines, first %q", opt, len(want), want[0])
-		}
 	}
 }

@@ -13,8 +13,7 @@ import (
 func objectType(t uint64) bool { return t == 1318 } // OBJ_PID
 
 // route copies one closed event to every tenant on its chain.
-func (r *Router) route(p *pending) {
-	ev := &p.ev
+func (r *Router) route(ev *record.Event) {
 	r.events.Add(1)
 	if ev.Partial {
 		r.partial.Add(1)
@@ -24,7 +23,7 @@ func (r *Router) route(p *pending) {
 		return
 	}
 	r.scan.Reset(ev)
-	r.cids = r.cids[:0]
+	r.ends, r.cids = r.ends[:0], r.cids[:0]
 	if i := subjectContainerID(ev); i >= 0 {
 		c := r.parsedCID(ev, i)
 		r.sent = r.sent[:0]
@@ -32,7 +31,7 @@ func (r *Router) route(p *pending) {
 			for _, id := range c.chain(k) {
 				if tn := t.byID[id]; tn != nil && !slices.Contains(r.sent, tn) {
 					r.sent = append(r.sent, tn)
-					r.copy(tn, p, id, true)
+					r.copy(tn, ev, id, true)
 				}
 			}
 		}
@@ -42,13 +41,13 @@ func (r *Router) route(p *pending) {
 		clear(r.sent)
 		return
 	}
-	tn := r.attribute(t, p)
+	tn := r.attribute(t, ev)
 	if tn == nil {
 		r.unattributed.Add(1)
 		return
 	}
 	for ; tn != nil; tn = t.parent[tn] {
-		r.copy(tn, p, 0, false)
+		r.copy(tn, ev, 0, false)
 	}
 }
 
@@ -127,12 +126,11 @@ func (r *Router) parsedCID(ev *record.Event, i int) *cid {
 }
 
 // attribute finds the deepest cgroup tenant of the event's process.
-func (r *Router) attribute(t *table, p *pending) *Tenant {
+func (r *Router) attribute(t *table, ev *record.Event) *Tenant {
 	if r.opt.Attribute == nil || len(t.cgroups) == 0 {
 		return nil
 	}
-	ev := &p.ev
-	pid, ok := uint64(p.pid), p.hasPID
+	pid, ok := syscallPID(ev)
 	if !ok {
 		if pid, ok = fieldUint(ev, "pid"); !ok {
 			return nil
@@ -154,31 +152,19 @@ func (r *Router) attribute(t *table, p *pending) *Tenant {
 	return tn
 }
 
-// syscallPID reads pid= from the text of a SYSCALL record, whose fields
+// syscallPID reads pid= from the event's SYSCALL record, whose fields
 // before it the kernel writes as numbers (arch, syscall, success, exit,
 // a0-a3, items, ppid): no quoted value there can hold " pid=".
-func syscallPID(text []byte) (uint64, bool) {
-	// Usually the first "p" is ppid's, and pid follows its value: no field
-	// name before them has a "p", and their values are numbers and yes/no.
-	// (per=, the personality, can come before them.)
-	if i := bytes.IndexByte(text, 'p'); i > 0 && bytes.HasPrefix(text[i-1:], []byte(" ppid=")) {
-		j := i + len("ppid=")
-		for j < len(text) && text[j] >= '0' && text[j] <= '9' {
-			j++
-		}
-		if v, ok := bytes.CutPrefix(text[j:], []byte(" pid=")); ok {
-			return leadingUint(v)
-		}
+func syscallPID(ev *record.Event) (uint64, bool) {
+	rec := ev.Find(record.TypeSyscall)
+	if rec == nil {
+		return 0, false
 	}
-	i := bytes.Index(text, []byte(" pid="))
+	i := bytes.Index(rec.Text, []byte(" pid="))
 	if i < 0 {
 		return 0, false
 	}
-	return leadingUint(text[i+len(" pid="):])
-}
-
-// leadingUint reads the number that v starts with, up to a space or the end.
-func leadingUint(v []byte) (uint64, bool) {
+	v := rec.Text[i+len(" pid="):]
 	if j := bytes.IndexByte(v, ' '); j >= 0 {
 		v = v[:j]
 	}
@@ -188,14 +174,14 @@ func leadingUint(v []byte) (uint64, bool) {
 // copy pushes the event's records that tn's rules keep into tn's queue,
 // all in one push. own is tn's contid when the event carries chains
 // (trimmed at it).
-func (r *Router) copy(tn *Tenant, p *pending, own uint64, chained bool) {
-	ev := &p.ev
+func (r *Router) copy(tn *Tenant, ev *record.Event, own uint64, chained bool) {
 	v, _ := tn.Rules().MatchScan(&r.scan)
 	if !v.Keep {
 		tn.filtered.Add(1)
 		return
 	}
 	tn.events.Add(1)
+	r.format(ev)
 	r.trimmed, r.picks = r.trimmed[:0], r.picks[:0]
 	for i := range ev.Records {
 		rec := &ev.Records[i]
@@ -212,15 +198,19 @@ func (r *Router) copy(tn *Tenant, p *pending, own uint64, chained bool) {
 			r.picks = append(r.picks, pick{start, len(r.trimmed) - 1, true})
 			continue
 		}
-		r.picks = append(r.picks, pick{i, 0, false})
+		start := 0
+		if i > 0 {
+			start = r.ends[i-1]
+		}
+		r.picks = append(r.picks, pick{start, r.ends[i] - 1, false})
 	}
 	// Slices into trimmed only now that it has stopped growing.
 	items := r.items[:0]
-	for _, k := range r.picks {
-		if k.trimmed {
-			items = append(items, r.trimmed[k.start:k.end])
+	for _, p := range r.picks {
+		if p.trimmed {
+			items = append(items, r.trimmed[p.start:p.end])
 		} else {
-			items = append(items, p.lines[k.start])
+			items = append(items, r.lines[p.start:p.end])
 		}
 	}
 	r.items = items
@@ -230,11 +220,24 @@ func (r *Router) copy(tn *Tenant, p *pending, own uint64, chained bool) {
 	}
 }
 
-// pick is one line of a tenant's copy: trimmed[start:end], or the line of
-// the event's record start.
+// pick is one line of a tenant's copy: lines[start:end], or trimmed's.
 type pick struct {
 	start, end int
 	trimmed    bool
+}
+
+// format makes the copy line of each of the event's records once, for all
+// the tenants it goes to.
+func (r *Router) format(ev *record.Event) {
+	if len(r.ends) == len(ev.Records) {
+		return
+	}
+	r.lines = r.lines[:0]
+	for i := range ev.Records {
+		rec := &ev.Records[i]
+		r.lines = hostlog.AppendLine(r.lines, r.opt.Node, rec.Type, rec.Data)
+		r.ends = append(r.ends, len(r.lines))
+	}
 }
 
 // trim rewrites the event's CONTAINER_ID record i so that each chain in it

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 	"github.com/auditd-ns/auditd-ns/pkg/queue"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
@@ -111,12 +110,12 @@ func benchmarkRoute(b *testing.B, drain bool) {
 			{1340, []byte(ts + "record=1300 contid=" + ch)},
 			{1320, []byte(ts)},
 		} {
-			in.buf = hostlog.AppendLine(nil, "", in.typ, in.buf)
 			recs = append(recs, in)
 		}
 	}
 	var rec record.Record
 	now := time.Now()
+	noRelease := func([]byte) {}
 	run := func(n int) {
 		for i := range n {
 			if drain && i%16384 == 16383 {
@@ -125,7 +124,10 @@ func benchmarkRoute(b *testing.B, drain bool) {
 				b.StartTimer()
 			}
 			in := recs[i%len(recs)]
-			r.add(&rec, in.typ, in.buf, nil, now)
+			if err := record.Parse(&rec, in.typ, in.buf); err != nil {
+				b.Fatal(err)
+			}
+			r.asm.Add(&rec, in.buf, now, noRelease)
 		}
 	}
 	run(512 << 10) // warm the pools; fill the queues when not drained
@@ -138,8 +140,8 @@ func benchmarkRoute(b *testing.B, drain bool) {
 	for _, t := range tenants {
 		copies += t.Stats().Records
 	}
-	if copies == 0 || r.malformed.Load() > 0 {
-		b.Fatalf("%d copies were made, %d records malformed", copies, r.malformed.Load())
+	if copies == 0 {
+		b.Fatal("no copies were made")
 	}
 }
 

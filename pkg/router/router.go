@@ -1,7 +1,6 @@
 package router
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"sort"
@@ -11,7 +10,6 @@ import (
 
 	"golang.org/x/sys/cpu"
 
-	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
 	"github.com/auditd-ns/auditd-ns/pkg/rules"
@@ -54,7 +52,7 @@ type Router struct {
 	opt   Options
 	in    chan *batch
 	table atomic.Pointer[table]
-	asm   *assembler
+	asm   *Assembler
 
 	// Submit's side, on cache lines of its own: the receiving goroutine
 	// writes them for every record, and Run's fields must not share a
@@ -68,10 +66,13 @@ type Router struct {
 	_        cpu.CacheLinePad
 
 	// Used only by Run's goroutine.
+	free    [][]byte  // record buffers, for reuse
 	fetched []*batch  // fetch's, reused
 	cids    []cid     // the event's CONTAINER_ID records, parsed
 	sent    []*Tenant // tenants an event was copied to (one copy each)
 	scan    rules.Scan
+	lines   []byte // the event's records as copy lines, each ending in \n
+	ends    []int  // lines[ends[i-1]:ends[i]] is record i's (ends[-1] = 0)
 	trimmed []byte // a tenant's rewritten CONTAINER_ID lines
 	picks   []pick // the lines a tenant gets
 	items   [][]byte
@@ -85,14 +86,11 @@ type Router struct {
 	malformed, badChain                    atomic.Uint64
 }
 
-// batch is records on their way to Run: each is its type (2 bytes), the
-// length (4 bytes) of its copy line and the line, newline included, one
-// after another in buf. Once Run has it, the records stay there, and the
-// assembler's events point into it, until the last of them is routed.
+// batch is records on their way to Run: each is its type (2 bytes), its
+// length (4 bytes) and its data, one after another in buf.
 type batch struct {
-	buf  []byte
-	n    int
-	refs int // Run's goroutine only: records held, +1 while being added
+	buf []byte
+	n   int
 }
 
 // A batch is handed over when it holds this many records or bytes, so
@@ -106,9 +104,6 @@ const (
 	fetchEvery = 10 * time.Millisecond
 	// memoFor is how long the tenant found for a pid is remembered.
 	memoFor = time.Second
-	// maxBatches is how many emptied batches are kept for reuse: at
-	// 160,000 records/s, the 100 ms routing delay holds about 40.
-	maxBatches = 128
 )
 
 // table is an immutable snapshot of the tenants.
@@ -129,9 +124,10 @@ func New(opt Options) *Router {
 	if opt.Backlog <= 0 {
 		opt.Backlog = 65536
 	}
-	r := &Router{opt: opt, in: make(chan *batch, max(opt.Backlog/batchRecords, 1)+1), batches: make(chan *batch, maxBatches),
-		data: make([]byte, 0, 16<<10), pidMemo: map[uint32]*Tenant{}}
-	r.asm = newAssembler(opt.EventTimeout, opt.Delay, r.route, r.release)
+	r := &Router{opt: opt, in: make(chan *batch, max(opt.Backlog/batchRecords, 1)+1), batches: make(chan *batch, 64),
+		lines: make([]byte, 0, 16<<10), data: make([]byte, 0, 16<<10),
+		pidMemo: map[uint32]*Tenant{}}
+	r.asm = NewAssembler(opt.EventTimeout, opt.Delay, r.route)
 	r.table.Store(&table{byID: map[uint64]*Tenant{}, byName: map[string]*Tenant{}, parent: map[*Tenant]*Tenant{}})
 	return r
 }
@@ -166,100 +162,34 @@ func (r *Router) Set(tree *registry.Tree, tenants map[string]*Tenant) {
 	r.table.Store(t)
 }
 
-// Routing reports whether any container is registered: when none is,
-// Submit and SubmitLines do nothing.
-func (r *Router) Routing() bool { return len(r.table.Load().byName) > 0 }
-
 // Submit hands one record (already in the host log) to the router. It
 // copies data and never blocks: when more than Options.Backlog records wait
 // for the router, the record is counted in Overflow and not routed. With no
 // container registered it does nothing. Records are routed in the order
 // they were submitted, within fetchEvery.
 func (r *Router) Submit(typ uint16, data []byte) {
-	if !r.Routing() {
+	if len(r.table.Load().byName) == 0 {
 		return // nobody to copy to: spare the host the routing work
 	}
 	r.mu.Lock()
-	b := r.current()
-	at := len(b.buf)
-	b.buf = append(b.buf, 0, 0, 0, 0, 0, 0)
-	b.buf = hostlog.AppendLine(b.buf, r.opt.Node, typ, data)
-	r.added(b, typ, at)
-	r.mu.Unlock()
-}
-
-// Lines gathers records' copy lines for SubmitLines, so that a receiver
-// hands them to the router a group at a time. It belongs to one goroutine.
-type Lines struct {
-	node string
-	buf  []byte // laid out as a batch's
-	n    int
-}
-
-// NewLines returns an empty group for r.
-func (r *Router) NewLines() *Lines { return &Lines{node: r.opt.Node} }
-
-// Append adds one record and returns its copy line,
-// hostlog.AppendLine(dst, Options.Node, typ, data), newline included, for
-// the caller to use too (in the host log): it is valid until g is
-// submitted.
-func (g *Lines) Append(typ uint16, data []byte) []byte {
-	at := len(g.buf)
-	g.buf = binary.LittleEndian.AppendUint16(g.buf, typ)
-	g.buf = append(g.buf, 0, 0, 0, 0)
-	g.buf = hostlog.AppendLine(g.buf, g.node, typ, data)
-	binary.LittleEndian.PutUint32(g.buf[at+2:], uint32(len(g.buf)-at-6))
-	g.n++
-	return g.buf[at+6:]
-}
-
-// Len returns the number of records in g.
-func (g *Lines) Len() int { return g.n }
-
-// SubmitLines hands g's records to the router, in order, as Submit does
-// one, and empties g. It takes the lock once for the whole group.
-func (r *Router) SubmitLines(g *Lines) {
-	if g.n == 0 {
-		return
-	}
-	if r.Routing() {
-		r.mu.Lock()
-		b := r.current()
-		b.buf = append(b.buf, g.buf...)
-		b.n += g.n
-		r.full(b)
-		r.mu.Unlock()
-	}
-	g.buf, g.n = g.buf[:0], 0
-}
-
-// current returns the batch records are added to; r.mu is held.
-func (r *Router) current() *batch {
-	if r.cur == nil {
+	b := r.cur
+	if b == nil {
 		select {
-		case r.cur = <-r.batches:
+		case b = <-r.batches:
 		default:
-			r.cur = &batch{buf: make([]byte, 0, batchBytes+8<<10)}
+			b = &batch{buf: make([]byte, 0, batchBytes+8<<10)}
 		}
+		r.cur = b
 	}
-	return r.cur
-}
-
-// added completes the record whose line was just appended to b after its
-// header at b.buf[at:]; r.mu is held.
-func (r *Router) added(b *batch, typ uint16, at int) {
-	binary.LittleEndian.PutUint16(b.buf[at:], typ)
-	binary.LittleEndian.PutUint32(b.buf[at+2:], uint32(len(b.buf)-at-6))
+	b.buf = binary.LittleEndian.AppendUint16(b.buf, typ)
+	b.buf = binary.LittleEndian.AppendUint32(b.buf, uint32(len(data)))
+	b.buf = append(b.buf, data...)
 	b.n++
-	r.full(b)
-}
-
-// full hands b over when it is full; r.mu is held.
-func (r *Router) full(b *batch) {
 	if b.n >= batchRecords || len(b.buf) >= batchBytes {
 		r.cur = nil
 		r.send(b)
 	}
+	r.mu.Unlock()
 }
 
 // send queues b for Run, or counts its records as overflow; r.mu is held.
@@ -302,18 +232,31 @@ func (r *Router) fetch() []*batch {
 }
 
 func (r *Router) recycle(b *batch) {
-	b.buf, b.n, b.refs = b.buf[:0], 0, 0
+	b.buf, b.n = b.buf[:0], 0
 	select {
 	case r.batches <- b:
 	default:
 	}
 }
 
-// release drops one reference to b, recycling it after the last.
-func (r *Router) release(b *batch) {
-	if b.refs--; b.refs == 0 {
-		r.recycle(b)
+// get returns a buffer holding a copy of data, for the assembler to keep
+// until it releases it.
+func (r *Router) get(data []byte) []byte {
+	var buf []byte
+	if n := len(r.free); n > 0 {
+		buf = r.free[n-1]
+		r.free = r.free[:n-1]
+	} else {
+		buf = make([]byte, 0, max(512, len(data)))
 	}
+	return append(buf[:0], data...)
+}
+
+func (r *Router) release(b []byte) {
+	if cap(b) > 64<<10 || len(r.free) >= r.opt.Backlog {
+		return
+	}
+	r.free = append(r.free, b)
 }
 
 // Run routes until ctx ends, then routes what is still open.
@@ -341,7 +284,7 @@ func (r *Router) Run(ctx context.Context) error {
 				r.addBatch(&rec, b, now)
 			}
 		case now := <-tick.C:
-			r.asm.Expire(now)
+			r.asm.Expire(now, r.release)
 			if now.Sub(r.memoAt) >= memoFor {
 				// A process can move to another cgroup after its first
 				// event: what the memo says is trusted only this long.
@@ -360,50 +303,29 @@ func (r *Router) drain(rec *record.Record) {
 			r.addBatch(rec, b, now)
 		}
 	}
-	r.asm.Flush()
+	r.asm.Flush(r.release)
 }
 
-// addBatch adds b's records in order. The events they go to keep b until
-// they are routed.
+// addBatch adds b's records in order, then recycles b.
 func (r *Router) addBatch(rec *record.Record, b *batch, now time.Time) {
 	r.waiting.Add(-int64(b.n))
 	r.records.Add(uint64(b.n))
-	b.refs = 1
 	for p := b.buf; len(p) >= 6; {
 		typ := binary.LittleEndian.Uint16(p)
 		n := int(binary.LittleEndian.Uint32(p[2:]))
-		r.add(rec, typ, p[6:6+n], b, now)
+		r.add(rec, typ, r.get(p[6:6+n]), now)
 		p = p[6+n:]
 	}
-	r.release(b)
+	r.recycle(b)
 }
 
-// add parses one record from its copy line (newline included), which b
-// holds, and hands it to the assembler.
-func (r *Router) add(rec *record.Record, typ uint16, line []byte, b *batch, now time.Time) {
-	data, ok := r.payload(line)
-	if !ok || record.Parse(rec, typ, data) != nil {
+func (r *Router) add(rec *record.Record, typ uint16, buf []byte, now time.Time) {
+	if err := record.Parse(rec, typ, buf); err != nil {
 		r.malformed.Add(1)
+		r.release(buf)
 		return
 	}
-	r.asm.Add(rec, line[:len(line)-1], b, now)
-}
-
-// payload returns the record's data in its copy line: what follows
-// "[node=NODE ]type=NAME msg=", up to the newline.
-func (r *Router) payload(line []byte) ([]byte, bool) {
-	i := 0
-	if r.opt.Node != "" {
-		i = len("node=") + len(r.opt.Node) + 1
-	}
-	if len(line) < i+1 || line[len(line)-1] != '\n' {
-		return nil, false
-	}
-	sp := bytes.IndexByte(line[i:], ' ')
-	if sp < 0 || !bytes.HasPrefix(line[i+sp:], []byte(" msg=")) {
-		return nil, false
-	}
-	return line[i+sp+len(" msg=") : len(line)-1], true
+	r.asm.Add(rec, buf, now, r.release)
 }
 
 // Stats returns the router's counters.
