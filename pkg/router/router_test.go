@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
 	"github.com/auditd-ns/auditd-ns/pkg/router"
@@ -421,9 +422,85 @@ func TestCgroupAttributionPID(t *testing.T) {
 		return -1
 	}
 	_, sinks, submit := setup(t, attr, "name: a\ncgroup: /cg/a\ndeliver: {file: /x/a}\n")
-	ts := "audit(1700000000.123:50): "
-	submit([2]string{"SYSCALL", ts + "arch=c000003e syscall=59 success=yes exit=0 items=0 ppid=7 pid=8"}, [2]string{"EOE", ts})
-	if got := waitLines(t, sinks["a"], 2); len(got) != 2 {
-		t.Errorf("a got %q", got)
+	// Each SYSCALL text, with pid 8 and ppid 7 told right, is routed; the
+	// ones with another pid or ppid are not. (ppid is asked of the
+	// attributor only on a memo miss, so each case has a pid of its own
+	// unless it is 8.)
+	for i, tc := range []struct {
+		text string
+		want bool
+	}{
+		{"arch=c000003e syscall=59 success=yes exit=0 items=0 ppid=7 pid=8 auid=0", true},
+		{"arch=c000003e syscall=59 per=400000 success=yes exit=0 items=0 ppid=7 pid=8", true},
+		{"arch=c000003e syscall=59 success=no exit=-2 a0=1 a1=2 a2=3 a3=4 items=0 ppid=7x pid=8", true},
+		{"arch=c000003e syscall=59 ppid=7 pid=81", false},
+		{"arch=c000003e syscall=59 ppid=7 pid=9 auid=8", false},
+		{"arch=c000003e syscall=59 opid=8", false},
+	} {
+		ts := fmt.Sprintf("audit(1700000000.123:%d): ", 50+i)
+		before := len(waitLines(t, sinks["a"], 0))
+		submit([2]string{"SYSCALL", ts + tc.text}, [2]string{"EOE", ts})
+		n := 0
+		if tc.want {
+			n = 2
+		}
+		got := waitLines(t, sinks["a"], before+n)
+		if !tc.want {
+			time.Sleep(100 * time.Millisecond)
+			got = waitLines(t, sinks["a"], 0)
+		}
+		if len(got) != before+n {
+			t.Errorf("%q: a got %d lines, want %d", tc.text, len(got)-before, n)
+		}
+	}
+}
+
+// With a routing delay, thousands of events are held while later batches
+// arrive: a record buffer or batch reused too early would show as lines
+// overwritten by later records. With or without a node name, every line
+// must reach the tenant as the host log has it, chains trimmed.
+func TestDelayedEventsRouteIntact(t *testing.T) {
+	for _, node := range []string{"", "h1"} {
+		c := container(t, "name: a\nid: 5\ndeliver: {file: /x/a}\n")
+		tree, err := registry.Build([]*registry.Container{c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := router.New(router.Options{EventTimeout: 50 * time.Millisecond, Delay: 30 * time.Millisecond, Node: node})
+		s := &sink{}
+		r.Set(tree, map[string]*router.Tenant{"a": router.NewTenant(c, s)})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { r.Run(ctx); close(done) }()
+		const n = 6000
+		var want []string
+		for i := range n {
+			for _, rec := range event(i+1, fmt.Sprintf("%d,5", 1000+i), fmt.Sprintf("k%d", i)) {
+				typ, _ := record.TypeByName(rec[0])
+				line := hostlog.AppendLine(nil, node, typ, []byte(rec[1]))
+				r.Submit(typ, []byte(rec[1]))
+				if rec[0] == "CONTAINER_ID" {
+					rec[1] = strings.Replace(rec[1], fmt.Sprintf("contid=%d,5", 1000+i), "contid=5", 1)
+					line = hostlog.AppendLine(nil, node, typ, []byte(rec[1]))
+				}
+				want = append(want, strings.TrimSuffix(string(line), "\n"))
+			}
+			if i%1000 == 999 {
+				time.Sleep(5 * time.Millisecond) // let batches of this thousand be added
+			}
+		}
+		got := waitLines(t, s, len(want))
+		cancel()
+		<-done
+		if !slices.Equal(got, want) {
+			i := 0
+			for i < min(len(got), len(want)) && got[i] == want[i] {
+				i++
+			}
+			t.Fatalf("node %q: %d lines routed, want %d; first difference at %d", node, len(got), len(want), i)
+		}
+		if st := r.Stats(); st.Malformed != 0 || st.Records != 3*n {
+			t.Errorf("node %q: %d records, %d malformed; want %d, 0", node, st.Records, st.Malformed, 3*n)
+		}
 	}
 }

@@ -1,0 +1,112 @@
+package router
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/auditd-ns/auditd-ns/pkg/record"
+)
+
+// The assembler, fed random interleavings of events (some without their
+// EOE, some records arriving after a long pause), must emit every record
+// exactly once, each event's records together and in arrival order, mark
+// as partial exactly the syscall events that closed without EOE, release
+// every record's buffer once, and be left with no open event.
+func TestAssemblerInterleavings(t *testing.T) {
+	for seed := range uint64(200) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		type ev struct {
+			serial uint64
+			recs   []string // texts, in arrival order
+			eoe    bool
+		}
+		var got [][]string
+		partial := map[uint64]bool{}
+		released := 0
+		release := func([]byte) { released++ }
+		a := NewAssembler(time.Second, time.Duration(rng.IntN(2))*50*time.Millisecond,
+			func(ev *record.Event) {
+				var texts []string
+				for _, r := range ev.Records {
+					texts = append(texts, string(r.Data))
+				}
+				got = append(got, texts)
+				if ev.Partial {
+					partial[ev.Records[0].Serial] = true
+				}
+			})
+		now := time.Unix(1700000000, 0)
+		var evs []*ev
+		var open []*ev // events that may get more records: none after a timeout
+		next := uint64(1)
+		added := 0
+		for step := 0; step < 300; step++ {
+			now = now.Add(time.Duration(rng.IntN(3)) * time.Millisecond)
+			if rng.IntN(40) == 0 {
+				now = now.Add(2 * time.Second) // long enough to time out what is open
+				a.Expire(now, release)
+				open = open[:0]
+			}
+			if len(open) == 0 || (len(open) < 4 && rng.IntN(3) == 0) {
+				e := &ev{serial: next}
+				next++
+				evs = append(evs, e)
+				open = append(open, e)
+			}
+			k := rng.IntN(len(open))
+			e := open[k]
+			typ := uint16(record.TypeSyscall)
+			if len(e.recs) > 0 {
+				typ = 1302 // PATH
+			}
+			if len(e.recs) > 0 && rng.IntN(4) == 0 {
+				typ = record.TypeEOE
+			}
+			text := fmt.Sprintf("audit(1700000000.000:%d): n=%d", e.serial, len(e.recs))
+			var r record.Record
+			if err := record.Parse(&r, typ, []byte(text)); err != nil {
+				t.Fatal(err)
+			}
+			a.Add(&r, []byte(text), now, release)
+			added++
+			e.recs = append(e.recs, text)
+			if typ == record.TypeEOE {
+				e.eoe = true
+				open = slices.Delete(open, k, k+1)
+			}
+		}
+		now = now.Add(2 * time.Second)
+		a.Expire(now, release)
+		a.Flush(release)
+		want := map[uint64][]string{}
+		for _, e := range evs {
+			if len(e.recs) > 0 {
+				want[e.serial] = e.recs
+			}
+		}
+		n := 0
+		for _, g := range got {
+			var r record.Record
+			record.Parse(&r, 0, []byte(g[0]))
+			n += len(g)
+			if w, ok := want[r.Serial]; !ok || !slices.Equal(w, g) {
+				t.Fatalf("seed %d: event %d emitted as %q, want %q (once)", seed, r.Serial, g, w)
+			}
+			delete(want, r.Serial)
+		}
+		if n != added || released != added {
+			t.Fatalf("seed %d: %d records added, %d emitted, %d buffers released", seed, added, n, released)
+		}
+		for _, e := range evs {
+			if len(e.recs) > 0 && e.eoe == partial[e.serial] {
+				t.Errorf("seed %d: event %d: EOE %v, marked partial %v", seed, e.serial, e.eoe, partial[e.serial])
+			}
+		}
+		if len(a.open) != 0 || len(a.fifo) != 0 || len(a.ready) != 0 {
+			t.Fatalf("seed %d: left %d open, %d in the fifo, %d ready", seed, len(a.open), len(a.fifo), len(a.ready))
+		}
+	}
+}
