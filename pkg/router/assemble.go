@@ -19,12 +19,12 @@ import (
 type Assembler struct {
 	timeout time.Duration
 	delay   time.Duration
-	open    map[uint64]*pending
-	fifo    []*pending // open events in order of arrival (may hold closed ones)
-	ready   []*pending // closed events waiting for the delay, in order
+	open    map[uint64]*pending // open events, but for last while it is the only one
+	fifo    []*pending          // open events in order of arrival (may hold closed ones)
+	ready   []*pending          // closed events waiting for the delay, in order
 	free    []*pending
 	last    *pending // the open event the last record went to, or a closed one
-	emit    func(*record.Event)
+	emit    func(ev *record.Event, pid int64)
 }
 
 type pending struct {
@@ -34,14 +34,16 @@ type pending struct {
 	syscall  bool
 	closed   bool
 	inFifo   bool
+	inMap    bool  // in open
+	pid      int64 // the SYSCALL record's pid=, or -1
 	ev       record.Event
 	bufs     [][]byte
 }
 
 // NewAssembler returns an assembler that calls emit for every closed event,
-// delay after it closed. The event and its records are valid only during
-// the call.
-func NewAssembler(timeout, delay time.Duration, emit func(*record.Event)) *Assembler {
+// delay after it closed, with the pid= of its SYSCALL record (-1: none).
+// The event and its records are valid only during the call.
+func NewAssembler(timeout, delay time.Duration, emit func(ev *record.Event, pid int64)) *Assembler {
 	return &Assembler{timeout: timeout, delay: delay, open: map[uint64]*pending{}, emit: emit}
 }
 
@@ -51,33 +53,54 @@ func (a *Assembler) Add(r *record.Record, buf []byte, now time.Time, release fun
 	if r.Serial == 0 {
 		// No serial to group by: an event of its own.
 		p := a.get()
-		p.ev.Records = append(p.ev.Records, *r)
-		p.bufs = append(p.bufs, buf)
+		a.keep(p, r, buf)
 		a.close(p, false, now, release)
 		return
 	}
-	// The records of an event mostly arrive one after another.
+	// The records of an event mostly arrive one after another, and the
+	// event closes before the next begins: then it never enters the map.
 	p := a.last
 	if p == nil || p.serial != r.Serial || p.closed {
-		p = a.open[r.Serial]
+		if p != nil && !p.closed && !p.inMap {
+			a.open[p.serial], p.inMap = p, true // interleaved: may get more
+		}
+		p = nil
+		if len(a.open) > 0 {
+			p = a.open[r.Serial]
+		}
 		if p == nil {
 			p = a.get()
 			p.serial, p.inFifo = r.Serial, true
-			a.open[r.Serial] = p
 			a.fifo = append(a.fifo, p)
 		}
 		a.last = p
 	}
 	p.last = now
-	if r.Type == record.TypeSyscall {
+	a.keep(p, r, buf)
+	if r.Type == record.TypeEOE {
+		a.unmap(p)
+		a.close(p, false, now, release)
+		a.popClosed()
+	}
+}
+
+func (a *Assembler) keep(p *pending, r *record.Record, buf []byte) {
+	if r.Type == record.TypeSyscall && !p.syscall {
 		p.syscall = true
+		// Read now, while the record is in the cache, not after the delay.
+		if pid, ok := syscallPID(r.Text); ok {
+			p.pid = int64(pid)
+		}
 	}
 	p.ev.Records = append(p.ev.Records, *r)
 	p.bufs = append(p.bufs, buf)
-	if r.Type == record.TypeEOE {
+}
+
+// unmap takes p out of the open events.
+func (a *Assembler) unmap(p *pending) {
+	if p.inMap {
 		delete(a.open, p.serial)
-		a.close(p, false, now, release)
-		a.popClosed()
+		p.inMap = false
 	}
 }
 
@@ -110,7 +133,7 @@ func (a *Assembler) close(p *pending, partial bool, now time.Time, release func(
 		a.ready = append(a.ready, p)
 		return
 	}
-	a.emit(&p.ev)
+	a.emit(&p.ev, p.pid)
 	a.done(p, release)
 }
 
@@ -137,7 +160,7 @@ func (a *Assembler) Expire(now time.Time, release func([]byte)) {
 			if now.Sub(p.last) < a.timeout {
 				break
 			}
-			delete(a.open, p.serial)
+			a.unmap(p)
 			p.inFifo = false
 			a.close(p, p.syscall, now, release)
 			n++
@@ -163,7 +186,7 @@ func (a *Assembler) emitReady(now time.Time, release func([]byte)) {
 		if now.Sub(p.closedAt) < a.delay {
 			break
 		}
-		a.emit(&p.ev)
+		a.emit(&p.ev, p.pid)
 		a.done(p, release)
 		n++
 	}
@@ -181,16 +204,13 @@ func (a *Assembler) Flush(release func([]byte)) {
 	a.emitReady(far.Add(a.delay+time.Hour), release)
 }
 
-// Open returns the number of events not yet emitted.
-func (a *Assembler) Open() int { return len(a.open) + len(a.ready) }
-
 func (a *Assembler) get() *pending {
 	if n := len(a.free); n > 0 {
 		p := a.free[n-1]
 		a.free = a.free[:n-1]
 		return p
 	}
-	return &pending{}
+	return &pending{pid: -1}
 }
 
 // maxFree is how many emitted events the assembler keeps for reuse. The
@@ -200,7 +220,10 @@ func (a *Assembler) get() *pending {
 const maxFree = 16384
 
 func (a *Assembler) put(p *pending) {
-	p.syscall, p.closed, p.inFifo, p.serial = false, false, false, 0
+	if a.last == p {
+		a.last = nil
+	}
+	p.syscall, p.closed, p.inFifo, p.serial, p.pid = false, false, false, 0, -1
 	p.ev.Partial = false
 	if len(a.free) < maxFree {
 		a.free = append(a.free, p)

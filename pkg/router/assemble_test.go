@@ -28,7 +28,7 @@ func TestAssemblerInterleavings(t *testing.T) {
 		released := 0
 		release := func([]byte) { released++ }
 		a := NewAssembler(time.Second, time.Duration(rng.IntN(2))*50*time.Millisecond,
-			func(ev *record.Event) {
+			func(ev *record.Event, _ int64) {
 				var texts []string
 				for _, r := range ev.Records {
 					texts = append(texts, string(r.Data))

@@ -12,8 +12,9 @@ import (
 // event (a signalled or traced task), not the task that caused it.
 func objectType(t uint64) bool { return t == 1318 } // OBJ_PID
 
-// route copies one closed event to every tenant on its chain.
-func (r *Router) route(ev *record.Event) {
+// route copies one closed event to every tenant on its chain; pid is its
+// SYSCALL record's pid= (-1: none).
+func (r *Router) route(ev *record.Event, pid int64) {
 	r.events.Add(1)
 	if ev.Partial {
 		r.partial.Add(1)
@@ -41,7 +42,7 @@ func (r *Router) route(ev *record.Event) {
 		clear(r.sent)
 		return
 	}
-	tn := r.attribute(t, ev)
+	tn := r.attribute(t, ev, pid)
 	if tn == nil {
 		r.unattributed.Add(1)
 		return
@@ -126,11 +127,11 @@ func (r *Router) parsedCID(ev *record.Event, i int) *cid {
 }
 
 // attribute finds the deepest cgroup tenant of the event's process.
-func (r *Router) attribute(t *table, ev *record.Event) *Tenant {
+func (r *Router) attribute(t *table, ev *record.Event, syscallPID int64) *Tenant {
 	if r.opt.Attribute == nil || len(t.cgroups) == 0 {
 		return nil
 	}
-	pid, ok := syscallPID(ev)
+	pid, ok := uint64(syscallPID), syscallPID >= 0
 	if !ok {
 		if pid, ok = fieldUint(ev, "pid"); !ok {
 			return nil
@@ -152,19 +153,31 @@ func (r *Router) attribute(t *table, ev *record.Event) *Tenant {
 	return tn
 }
 
-// syscallPID reads pid= from the event's SYSCALL record, whose fields
+// syscallPID reads pid= from the text of a SYSCALL record, whose fields
 // before it the kernel writes as numbers (arch, syscall, success, exit,
 // a0-a3, items, ppid): no quoted value there can hold " pid=".
-func syscallPID(ev *record.Event) (uint64, bool) {
-	rec := ev.Find(record.TypeSyscall)
-	if rec == nil {
-		return 0, false
+func syscallPID(text []byte) (uint64, bool) {
+	// Usually the first "p" is ppid's, and pid follows its value: no field
+	// name before them has a "p", and their values are numbers and yes/no.
+	// (per=, the personality, can come before them.)
+	if i := bytes.IndexByte(text, 'p'); i > 0 && bytes.HasPrefix(text[i-1:], []byte(" ppid=")) {
+		j := i + len("ppid=")
+		for j < len(text) && text[j] >= '0' && text[j] <= '9' {
+			j++
+		}
+		if v, ok := bytes.CutPrefix(text[j:], []byte(" pid=")); ok {
+			return leadingUint(v)
+		}
 	}
-	i := bytes.Index(rec.Text, []byte(" pid="))
+	i := bytes.Index(text, []byte(" pid="))
 	if i < 0 {
 		return 0, false
 	}
-	v := rec.Text[i+len(" pid="):]
+	return leadingUint(text[i+len(" pid="):])
+}
+
+// leadingUint reads the number that v starts with, up to a space or the end.
+func leadingUint(v []byte) (uint64, bool) {
 	if j := bytes.IndexByte(v, ' '); j >= 0 {
 		v = v[:j]
 	}
