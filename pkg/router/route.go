@@ -127,11 +127,13 @@ func (r *Router) parsedCID(ev *record.Event, i int) *cid {
 }
 
 // attribute finds the deepest cgroup tenant of the event's process.
-func (r *Router) attribute(t *table, ev *record.Event, syscallPID int64) *Tenant {
+// sysPID is the pid= of its SYSCALL record (-1: none); without it, the
+// event's first pid= field is taken.
+func (r *Router) attribute(t *table, ev *record.Event, sysPID int64) *Tenant {
 	if r.opt.Attribute == nil || len(t.cgroups) == 0 {
 		return nil
 	}
-	pid, ok := uint64(syscallPID), syscallPID >= 0
+	pid, ok := uint64(sysPID), sysPID >= 0
 	if !ok {
 		if pid, ok = fieldUint(ev, "pid"); !ok {
 			return nil
