@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -100,6 +101,12 @@ func Run(ctx context.Context, cfg *config.Config, kf *rules.KernelFile, log hclo
 	if cfg.Listen != nil {
 		return d.runListener(ctx)
 	}
+	// Catch the signals the loop handles before starting: SIGHUP's default
+	// is to exit, and one sent as soon as the daemon is registered (a
+	// reload, a log rotation) must wait for the loop, not kill it.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
 	if err := d.start(); err != nil {
 		if d.kern != nil {
 			d.kern.Unregister()
@@ -107,7 +114,7 @@ func Run(ctx context.Context, cfg *config.Config, kf *rules.KernelFile, log hclo
 		d.closeAll()
 		return err
 	}
-	err := d.loop(ctx)
+	err := d.loop(ctx, sigs)
 	return errors.Join(err, d.stop())
 }
 

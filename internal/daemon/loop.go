@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"syscall"
 	"time"
 
@@ -16,12 +15,9 @@ import (
 	"github.com/auditd-ns/auditd-ns/pkg/source"
 )
 
-// loop receives records until ctx ends, handling signals and polling the
-// kernel's counters beside it.
-func (d *Daemon) loop(ctx context.Context) error {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
-	defer signal.Stop(sigs)
+// loop receives records until ctx ends, handling the signals that arrive
+// on sigs and polling the kernel's counters beside it.
+func (d *Daemon) loop(ctx context.Context, sigs <-chan os.Signal) error {
 	done := make(chan error, 1)
 	go func() { done <- d.receive() }()
 	tick := time.NewTicker(d.cfg.LostCheckInterval)
