@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"net"
@@ -85,6 +86,11 @@ func TestUnameHelper(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Say ready, and start when told: the parent's timer runs from then.
+	os.Stdout.WriteString("ready\n")
+	if _, err := os.Stdin.Read(make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
 	uname(n)
 }
 
@@ -104,9 +110,26 @@ func measure(b *testing.B, ctl *source.Control, have func() int64, pid int) {
 	exe, _ := os.Executable()
 	gen := exec.Command(exe, "-test.run=^TestUnameHelper$")
 	gen.Env = append(os.Environ(), fmt.Sprintf("AUDITD_NS_UNAME=%d", b.N), "AUDITD_NS_CGROUP="+unameCgroup)
+	var stderr bytes.Buffer
+	gen.Stderr = &stderr
+	stdin, err := gen.StdinPipe()
+	must(b, err)
+	stdout, err := gen.StdoutPipe()
+	must(b, err)
+	must(b, gen.Start())
+	// The child's start-up (exec, runtime, joining the cgroup) is not
+	// measured: the timer starts when it says it is ready.
+	ready, _ := bufio.NewReader(stdout).ReadString('\n')
+	if ready != "ready\n" {
+		stdin.Close()
+		gen.Wait()
+		b.Fatalf("load generator did not start: %q\n%s", ready, stderr.Bytes())
+	}
 	b.ResetTimer()
-	if out, err := gen.CombinedOutput(); err != nil {
-		b.Fatalf("load generator: %v\n%s", err, out)
+	stdin.Write([]byte{'\n'})
+	stdin.Close()
+	if err := gen.Wait(); err != nil {
+		b.Fatalf("load generator: %v\n%s", err, stderr.Bytes())
 	}
 	deadline := time.Now().Add(time.Minute)
 	for have() < base+int64(b.N) {
