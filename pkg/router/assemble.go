@@ -15,7 +15,9 @@ import (
 //
 // With a delay, closed events are held that long before they are emitted
 // (on stock kernels, so that the process-events tracker has caught up with
-// the processes the event names).
+// the processes the event names), except those that early says need not
+// wait while no other event waits: events are emitted in the order they
+// closed either way.
 type Assembler struct {
 	timeout time.Duration
 	delay   time.Duration
@@ -25,6 +27,7 @@ type Assembler struct {
 	free    []*pending
 	last    *pending // the open event the last record went to, or a closed one
 	emit    func(ev *record.Event, pid int64)
+	early   func(pid int64) bool // nil: every event waits for the delay
 }
 
 type pending struct {
@@ -126,10 +129,11 @@ func (a *Assembler) popClosed() {
 	}
 }
 
-// close emits p now (no delay) or queues it for the delay.
+// close emits p now (no delay, or early and nothing ahead of it) or
+// queues it for the delay.
 func (a *Assembler) close(p *pending, partial bool, now time.Time, release func([]byte)) {
 	p.ev.Partial, p.closed, p.closedAt = partial, true, now
-	if a.delay > 0 {
+	if a.delay > 0 && (len(a.ready) > 0 || a.early == nil || !a.early(p.pid)) {
 		a.ready = append(a.ready, p)
 		return
 	}
@@ -183,7 +187,9 @@ func (a *Assembler) Expire(now time.Time, release func([]byte)) {
 func (a *Assembler) emitReady(now time.Time, release func([]byte)) {
 	n := 0
 	for _, p := range a.ready {
-		if now.Sub(p.closedAt) < a.delay {
+		// An event that waited only because another was ahead of it
+		// goes with it.
+		if now.Sub(p.closedAt) < a.delay && (a.early == nil || !a.early(p.pid)) {
 			break
 		}
 		a.emit(&p.ev, p.pid)

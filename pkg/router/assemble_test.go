@@ -38,6 +38,9 @@ func TestAssemblerInterleavings(t *testing.T) {
 					partial[ev.Records[0].Serial] = true
 				}
 			})
+		if seed%3 == 0 {
+			a.early = func(int64) bool { return rng.IntN(2) == 0 }
+		}
 		now := time.Unix(1700000000, 0)
 		var evs []*ev
 		var open []*ev // events that may get more records: none after a timeout
@@ -108,5 +111,50 @@ func TestAssemblerInterleavings(t *testing.T) {
 		if len(a.open) != 0 || len(a.fifo) != 0 || len(a.ready) != 0 {
 			t.Fatalf("seed %d: left %d open, %d in the fifo, %d ready", seed, len(a.open), len(a.fifo), len(a.ready))
 		}
+	}
+}
+
+// An event that early lets through is emitted as it closes while no other
+// event waits for the delay; one that waits holds back every event closed
+// after it, so that events are emitted in the order they closed.
+func TestAssemblerEarly(t *testing.T) {
+	var got []uint64
+	a := NewAssembler(time.Second, time.Hour, func(ev *record.Event, _ int64) { got = append(got, ev.Records[0].Serial) })
+	a.early = func(pid int64) bool { return pid == 7 }
+	now := time.Unix(1700000000, 0)
+	released := 0
+	release := func([]byte) { released++ }
+	add := func(serial uint64, pid int) {
+		for _, typ := range []uint16{record.TypeSyscall, record.TypeEOE} {
+			text := fmt.Sprintf("audit(1700000000.000:%d): arch=c000003e syscall=63 ppid=1 pid=%d", serial, pid)
+			var r record.Record
+			if err := record.Parse(&r, typ, []byte(text)); err != nil {
+				t.Fatal(err)
+			}
+			a.Add(&r, []byte(text), now, release)
+		}
+	}
+	check := func(when string, want ...uint64) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: emitted %v, want %v", when, got, want)
+		}
+	}
+	add(1, 7)
+	check("pid 7, nothing waiting", 1)
+	add(2, 9)
+	now = now.Add(30 * time.Minute)
+	add(3, 7)
+	check("pid 9, then pid 7 behind it", 1)
+	a.Expire(now, release)
+	check("before the delay", 1)
+	// Event 2's delay has passed, event 3's has not: 3 waited only for 2.
+	now = now.Add(31 * time.Minute)
+	a.Expire(now, release)
+	check("after event 2's delay", 1, 2, 3)
+	add(4, 7)
+	check("pid 7 again, nothing waiting", 1, 2, 3, 4)
+	if released != 8 || len(a.ready) != 0 || len(a.fifo) != 0 {
+		t.Errorf("%d buffers released (want 8), %d ready, %d in the fifo", released, len(a.ready), len(a.fifo))
 	}
 }

@@ -126,6 +126,19 @@ func (r *Router) parsedCID(ev *record.Event, i int) *cid {
 	return c
 }
 
+// settled reports whether an event whose SYSCALL record names pid may be
+// routed as soon as it closes, without the delay: the memo holds pid's
+// tenant (or that it has none) for the current table, found less than
+// memoFor ago. The delay lets the tracker learn of processes it has not
+// seen yet; a process the memo knows, it has seen.
+func (r *Router) settled(pid int64) bool {
+	if pid < 0 || r.memoGen != r.table.Load().gen {
+		return false
+	}
+	m, ok := r.pidMemo[uint32(pid)]
+	return ok && r.clock-m.at < memoFor
+}
+
 // attribute finds the deepest cgroup tenant of the event's process.
 // sysPID is the pid= of its SYSCALL record (-1: none); without it, the
 // event's first pid= field is taken.
@@ -143,15 +156,18 @@ func (r *Router) attribute(t *table, ev *record.Event, sysPID int64) *Tenant {
 		clear(r.pidMemo)
 		r.memoGen = t.gen
 	}
-	if tn, ok := r.pidMemo[uint32(pid)]; ok {
-		return tn
+	// A process can move to another cgroup after its first event: the
+	// tracker is asked again when the memo's answer is half memoFor old,
+	// so that a busy process's entry stays fresh (and settled).
+	if m, ok := r.pidMemo[uint32(pid)]; ok && r.clock-m.at < memoFor/2 {
+		return m.tn
 	}
 	ppid, _ := fieldUint(ev, "ppid")
 	var tn *Tenant
 	if i := r.opt.Attribute(uint32(pid), uint32(ppid), t.dirs); i >= 0 {
 		tn = t.cgroups[i]
 	}
-	r.pidMemo[uint32(pid)] = tn
+	r.pidMemo[uint32(pid)] = memo{tn, r.clock}
 	return tn
 }
 

@@ -33,7 +33,8 @@ type Options struct {
 	// Delay holds closed events that long before routing them. With cgroup
 	// attribution it gives the process-events tracker time to learn about
 	// the processes an event names (default 0; the daemon uses 100ms on
-	// stock kernels).
+	// stock kernels). An event whose pid was attributed less than memoFor
+	// ago is not held, unless an event held is ahead of it.
 	Delay time.Duration
 }
 
@@ -77,13 +78,20 @@ type Router struct {
 	picks   []pick // the lines a tenant gets
 	items   [][]byte
 	data    []byte
-	pidMemo map[uint32]*Tenant
+	pidMemo map[uint32]memo
 	memoGen uint64
-	memoAt  time.Time
+	epoch   time.Time     // when Run started
+	clock   time.Duration // when Run last woke, since epoch
 
 	// Written by Run only.
 	records, events, partial, unattributed atomic.Uint64
 	malformed, badChain                    atomic.Uint64
+}
+
+// memo is the tenant found for a pid (nil: none), and when.
+type memo struct {
+	tn *Tenant
+	at time.Duration // Router.clock then
 }
 
 // batch is records on their way to Run: each is its type (2 bytes), its
@@ -102,7 +110,8 @@ const (
 	// fetchEvery is how often Run takes a batch that is not full, so that
 	// a record waits at most about this long before it is routed.
 	fetchEvery = 10 * time.Millisecond
-	// memoFor is how long the tenant found for a pid is remembered.
+	// memoFor is how long the tenant found for a pid is trusted; it is
+	// asked again after memoFor/2 when the pid has another event.
 	memoFor = time.Second
 )
 
@@ -126,8 +135,9 @@ func New(opt Options) *Router {
 	}
 	r := &Router{opt: opt, in: make(chan *batch, max(opt.Backlog/batchRecords, 1)+1), batches: make(chan *batch, 64),
 		lines: make([]byte, 0, 16<<10), data: make([]byte, 0, 16<<10),
-		pidMemo: map[uint32]*Tenant{}}
+		pidMemo: map[uint32]memo{}}
 	r.asm = NewAssembler(opt.EventTimeout, opt.Delay, r.route)
+	r.asm.early = r.settled
 	r.table.Store(&table{byID: map[uint64]*Tenant{}, byName: map[string]*Tenant{}, parent: map[*Tenant]*Tenant{}})
 	return r
 }
@@ -269,7 +279,7 @@ func (r *Router) Run(ctx context.Context) error {
 	defer tick.Stop()
 	fetchTick := time.NewTicker(fetchEvery)
 	defer fetchTick.Stop()
-	r.memoAt = time.Now()
+	r.epoch = time.Now()
 	var rec record.Record
 	for {
 		select {
@@ -277,22 +287,22 @@ func (r *Router) Run(ctx context.Context) error {
 			r.drain(&rec)
 			return nil
 		case b := <-r.in:
-			r.addBatch(&rec, b, time.Now())
+			r.addBatch(&rec, b, r.wake(time.Now()))
 		case <-fetchTick.C:
-			now := time.Now()
+			now := r.wake(time.Now())
 			for _, b := range r.fetch() {
 				r.addBatch(&rec, b, now)
 			}
 		case now := <-tick.C:
-			r.asm.Expire(now, r.release)
-			if now.Sub(r.memoAt) >= memoFor {
-				// A process can move to another cgroup after its first
-				// event: what the memo says is trusted only this long.
-				clear(r.pidMemo)
-				r.memoAt = now
-			}
+			r.asm.Expire(r.wake(now), r.release)
 		}
 	}
+}
+
+// wake sets the clock the pid memo is aged by, and returns now.
+func (r *Router) wake(now time.Time) time.Time {
+	r.clock = now.Sub(r.epoch)
+	return now
 }
 
 // drain routes every record already submitted, then closes open events.

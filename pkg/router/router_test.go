@@ -504,3 +504,58 @@ func TestDelayedEventsRouteIntact(t *testing.T) {
 		}
 	}
 }
+
+// With cgroup attribution and a delay, the events of a process the router
+// has already attributed are routed as they close, not after the delay;
+// the first event of a process it has not seen waits for the delay, and
+// the events after it wait too, so a tenant gets its events in order.
+func TestSettledPidSkipsDelay(t *testing.T) {
+	const delay = 2 * time.Second
+	attr := func(pid, ppid uint32, dirs []string) int {
+		if pid == 100 || pid == 200 {
+			return 0
+		}
+		return -1
+	}
+	c := container(t, "name: a\ncgroup: /cg/a\ndeliver: {file: /x/a}\n")
+	tree, err := registry.Build([]*registry.Container{c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := router.New(router.Options{EventTimeout: 50 * time.Millisecond, Delay: delay, Attribute: attr})
+	s := &sink{}
+	r.Set(tree, map[string]*router.Tenant{"a": router.NewTenant(c, s)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	submit := func(serial, pid int) {
+		ts := fmt.Sprintf("audit(1700000000.123:%d): ", serial)
+		r.Submit(record.TypeSyscall, []byte(fmt.Sprintf("%sarch=c000003e syscall=59 success=yes exit=0 ppid=1 pid=%d auid=0", ts, pid)))
+		r.Submit(record.TypeEOE, []byte(ts))
+	}
+	serials := func(lines []string) []int {
+		var out []int
+		for i := 0; i < len(lines); i += 2 {
+			out = append(out, serialOf(lines[i]))
+		}
+		return out
+	}
+
+	start := time.Now()
+	submit(1, 100)
+	if got := waitLines(t, s, 2); len(got) != 2 || time.Since(start) < delay {
+		t.Fatalf("first event of pid 100: %d lines after %v, want 2 after the %v delay", len(got), time.Since(start), delay)
+	}
+	start = time.Now()
+	submit(2, 100)
+	if got := waitLines(t, s, 4); len(got) != 4 || time.Since(start) > delay/2 {
+		t.Fatalf("second event of pid 100: %d lines after %v, want 4 well before the %v delay", len(got), time.Since(start), delay)
+	}
+	submit(3, 200) // not seen yet: waits
+	submit(4, 100) // behind it
+	got := waitLines(t, s, 8)
+	if want := []int{1, 2, 3, 4}; !slices.Equal(serials(got), want) {
+		t.Errorf("a got events %v, want %v", serials(got), want)
+	}
+}
