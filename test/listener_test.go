@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,5 +90,51 @@ func TestIntegrationAudispRemoteToDaemon(t *testing.T) {
 		if s != fmt.Sprint(i+1) {
 			t.Fatalf("record %d in the log has serial %s: out of order or duplicated", i+1, s)
 		}
+	}
+}
+
+// TestIntegrationListenerSignals: in listener mode the daemon handles
+// SIGHUP (reload), SIGUSR1 (rotate) and SIGUSR2 (resume) as the host daemon
+// does, rather than dying of SIGHUP's default action, and still exits
+// cleanly on SIGTERM. It does not touch the kernel's audit state.
+func TestIntegrationListenerSignals(t *testing.T) {
+	dir := t.TempDir()
+	p := port(t)
+	cfg := filepath.Join(dir, "auditd-ns.yaml")
+	body := fmt.Sprintf("local_events: no\nlisten: {address: 127.0.0.1:%d}\nlog_file: %s/log/audit.log\nstate_dir: %s/state\ncontrol_socket: %s/control.sock\n", p, dir, dir, dir)
+	must(t, os.WriteFile(cfg, []byte(body), 0o600))
+	d := exec.Command(binary, "run", "--config", cfg)
+	stderr := filepath.Join(dir, "stderr")
+	derr, _ := os.Create(stderr)
+	d.Stderr = derr
+	must(t, d.Start())
+	t.Cleanup(func() { d.Process.Kill(); d.Wait() })
+	waitAccepting(t, fmt.Sprintf("127.0.0.1:%d", p))
+	says := func(what string) func() bool {
+		return func() bool { b, _ := os.ReadFile(stderr); return strings.Contains(string(b), what) }
+	}
+
+	// A reload that changes the listen address keeps the running one.
+	must(t, os.WriteFile(cfg, []byte(strings.Replace(body, fmt.Sprint(p), fmt.Sprint(p+1), 1)), 0o600))
+	must(t, d.Process.Signal(syscall.SIGHUP))
+	waitFor(t, 5*time.Second, says("reloaded the config (SIGHUP)"), "the daemon to say it reloaded")
+	if !says("listen settings take effect at the next start")() {
+		t.Error("no warning that the new listen address waits for a restart")
+	}
+	waitAccepting(t, fmt.Sprintf("127.0.0.1:%d", p))
+
+	must(t, d.Process.Signal(syscall.SIGUSR1))
+	rotated := filepath.Join(dir, "log", "audit.log.1")
+	waitFor(t, 5*time.Second, func() bool { _, err := os.Stat(rotated); return err == nil }, "audit.log.1 after SIGUSR1")
+	if b, _ := os.ReadFile(rotated); !strings.Contains(string(b), "type=DAEMON_START") {
+		t.Errorf("audit.log.1 does not hold the log written before the rotation: %q", b)
+	}
+	must(t, d.Process.Signal(syscall.SIGUSR2))
+	waitFor(t, 5*time.Second, says("resuming logging (SIGUSR2)"), "the daemon to say it resumed")
+
+	must(t, d.Process.Signal(syscall.SIGTERM))
+	if err := d.Wait(); err != nil {
+		b, _ := os.ReadFile(stderr)
+		t.Fatalf("auditd-ns exited with %v after the signals; stderr:\n%s", err, b)
 	}
 }

@@ -98,15 +98,15 @@ func Run(ctx context.Context, cfg *config.Config, kf *rules.KernelFile, log hclo
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	d := &Daemon{log: log, cfg: cfg, rules: kf, halt: cancel}
-	if cfg.Listen != nil {
-		return d.runListener(ctx)
-	}
-	// Catch the signals the loop handles before starting: SIGHUP's default
-	// is to exit, and one sent as soon as the daemon is registered (a
-	// reload, a log rotation) must wait for the loop, not kill it.
+	// Catch the signals the daemon handles before starting: SIGHUP's
+	// default is to exit, and one sent as soon as the daemon is up (a
+	// reload, a log rotation) must wait to be handled, not kill it.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
+	if cfg.Listen != nil {
+		return d.runListener(ctx, sigs)
+	}
 	if err := d.start(); err != nil {
 		if d.kern != nil {
 			d.kern.Unregister()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/remote"
@@ -16,7 +17,7 @@ import (
 // copies), each is written to this daemon's own complete log before it is
 // acknowledged, and routed to the containers registered here exactly as the
 // host daemon routes kernel records.
-func (d *Daemon) runListener(ctx context.Context) error {
+func (d *Daemon) runListener(ctx context.Context, sigs <-chan os.Signal) error {
 	var err error
 	if d.hlog, err = d.openLog(d.cfg); err != nil {
 		return err
@@ -43,8 +44,25 @@ func (d *Daemon) runListener(ctx context.Context) error {
 		MaxConns:   d.cfg.Listen.MaxConnections,
 		Allow:      d.cfg.Listen.Allow,
 	}
+	// Signals are handled on a goroutine of their own: the listener's
+	// goroutines write the log, and the Writer takes its own lock.
+	sigCtx, sigStop := context.WithCancel(ctx)
+	sigDone := make(chan struct{})
+	go func() {
+		defer close(sigDone)
+		for {
+			select {
+			case <-sigCtx.Done():
+				return
+			case s := <-sigs:
+				d.signal(s)
+			}
+		}
+	}()
 	d.log.Info("listening for remote-logging peers", "address", ln.Addr().String(), "log", d.cfg.Log.Path)
 	runErr := l.Run(ctx, ln)
+	sigStop()
+	<-sigDone
 	d.stopContainers()
 	d.hlog.Daemon(record.TypeDaemonEnd, endText())
 	return errors.Join(runErr, d.hlog.Close())
