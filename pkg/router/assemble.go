@@ -27,7 +27,7 @@ type Assembler struct {
 	free    []*pending
 	last    *pending // the open event the last record went to, or a closed one
 	emit    func(ev *record.Event, pid int64)
-	early   func(pid int64) bool // nil: every event waits for the delay
+	early   func(ev *record.Event, pid int64) bool // nil: every event waits for the delay
 }
 
 type pending struct {
@@ -133,7 +133,7 @@ func (a *Assembler) popClosed() {
 // queues it for the delay.
 func (a *Assembler) close(p *pending, partial bool, now time.Time, release func([]byte)) {
 	p.ev.Partial, p.closed, p.closedAt = partial, true, now
-	if a.delay > 0 && (len(a.ready) > 0 || a.early == nil || !a.early(p.pid)) {
+	if a.delay > 0 && (len(a.ready) > 0 || a.early == nil || !a.early(&p.ev, p.pid)) {
 		a.ready = append(a.ready, p)
 		return
 	}
@@ -189,7 +189,7 @@ func (a *Assembler) emitReady(now time.Time, release func([]byte)) {
 	for _, p := range a.ready {
 		// An event that waited only because another was ahead of it
 		// goes with it.
-		if now.Sub(p.closedAt) < a.delay && (a.early == nil || !a.early(p.pid)) {
+		if now.Sub(p.closedAt) < a.delay && (a.early == nil || !a.early(&p.ev, p.pid)) {
 			break
 		}
 		a.emit(&p.ev, p.pid)

@@ -39,7 +39,7 @@ func TestAssemblerInterleavings(t *testing.T) {
 				}
 			})
 		if seed%3 == 0 {
-			a.early = func(int64) bool { return rng.IntN(2) == 0 }
+			a.early = func(*record.Event, int64) bool { return rng.IntN(2) == 0 }
 		}
 		now := time.Unix(1700000000, 0)
 		var evs []*ev
@@ -120,7 +120,7 @@ func TestAssemblerInterleavings(t *testing.T) {
 func TestAssemblerEarly(t *testing.T) {
 	var got []uint64
 	a := NewAssembler(time.Second, time.Hour, func(ev *record.Event, _ int64) { got = append(got, ev.Records[0].Serial) })
-	a.early = func(pid int64) bool { return pid == 7 }
+	a.early = func(_ *record.Event, pid int64) bool { return pid == 7 }
 	now := time.Unix(1700000000, 0)
 	released := 0
 	release := func([]byte) { released++ }

@@ -126,13 +126,24 @@ func (r *Router) parsedCID(ev *record.Event, i int) *cid {
 	return c
 }
 
-// settled reports whether an event whose SYSCALL record names pid may be
-// routed as soon as it closes, without the delay: the memo holds pid's
-// tenant (or that it has none) for the current table, found less than
-// memoFor ago. The delay lets the tracker learn of processes it has not
-// seen yet; a process the memo knows, it has seen.
-func (r *Router) settled(pid int64) bool {
-	if pid < 0 || r.memoGen != r.table.Load().gen {
+// settled reports whether an event may be routed as soon as it closes,
+// without the delay. The delay lets the tracker learn of processes it has
+// not seen yet, so only an event attributed by its pid waits, and only
+// when the memo has no answer for that pid (for the current table) found
+// less than memoFor ago. An event routed by its CONTAINER_ID chain, or
+// with no pid at all, does not depend on the tracker. sysPID is the pid=
+// of its SYSCALL record (-1: none).
+func (r *Router) settled(ev *record.Event, sysPID int64) bool {
+	pid, ok := uint64(sysPID), sysPID >= 0
+	if !ok {
+		if pid, ok = fieldUint(ev, "pid"); !ok {
+			return true // attributed to nobody, now or later
+		}
+	}
+	if subjectContainerID(ev) >= 0 || r.opt.Attribute == nil {
+		return true
+	}
+	if r.memoGen != r.table.Load().gen {
 		return false
 	}
 	m, ok := r.pidMemo[uint32(pid)]

@@ -34,7 +34,8 @@ type Options struct {
 	// attribution it gives the process-events tracker time to learn about
 	// the processes an event names (default 0; the daemon uses 100ms on
 	// stock kernels). An event whose pid was attributed less than memoFor
-	// ago is not held, unless an event held is ahead of it.
+	// ago, or that is not attributed by pid, is not held, unless an event
+	// held is ahead of it.
 	Delay time.Duration
 }
 

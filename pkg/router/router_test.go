@@ -506,9 +506,10 @@ func TestDelayedEventsRouteIntact(t *testing.T) {
 }
 
 // With cgroup attribution and a delay, the events of a process the router
-// has already attributed are routed as they close, not after the delay;
-// the first event of a process it has not seen waits for the delay, and
-// the events after it wait too, so a tenant gets its events in order.
+// has already attributed, and events with no pid, are routed as they
+// close, not after the delay; the first event of a process it has not seen
+// waits for the delay, and the events after it wait too, so a tenant gets
+// its events in order.
 func TestSettledPidSkipsDelay(t *testing.T) {
 	const delay = 2 * time.Second
 	attr := func(pid, ppid uint32, dirs []string) int {
@@ -552,10 +553,20 @@ func TestSettledPidSkipsDelay(t *testing.T) {
 	if got := waitLines(t, s, 4); len(got) != 4 || time.Since(start) > delay/2 {
 		t.Fatalf("second event of pid 100: %d lines after %v, want 4 well before the %v delay", len(got), time.Since(start), delay)
 	}
+	// An event with no pid goes to nobody whenever it is routed: it holds
+	// back nothing.
+	start = time.Now()
+	ts := "audit(1700000000.123:5): "
+	r.Submit(1305, []byte(ts+"op=set audit_enabled=1 old=1 auid=0 ses=1 res=1")) // CONFIG_CHANGE
+	r.Submit(record.TypeEOE, []byte(ts))
+	submit(6, 100)
+	if got := waitLines(t, s, 6); len(got) != 6 || time.Since(start) > delay/2 {
+		t.Fatalf("pid 100 after an event with no pid: %d lines after %v, want 6 well before the %v delay", len(got), time.Since(start), delay)
+	}
 	submit(3, 200) // not seen yet: waits
 	submit(4, 100) // behind it
-	got := waitLines(t, s, 8)
-	if want := []int{1, 2, 3, 4}; !slices.Equal(serials(got), want) {
+	got := waitLines(t, s, 10)
+	if want := []int{1, 2, 6, 3, 4}; !slices.Equal(serials(got), want) {
 		t.Errorf("a got events %v, want %v", serials(got), want)
 	}
 }
