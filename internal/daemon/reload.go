@@ -24,18 +24,15 @@ func (d *Daemon) reload() {
 			return
 		}
 	}
-	if d.kern == nil {
-		// Listener mode: no kernel to configure, and the listening
-		// socket stays as it was started.
-		if !reflect.DeepEqual(cfg.Listen, d.cfg.Listen) {
-			d.log.Warn("reloading the config (SIGHUP): listen settings take effect at the next start")
-			cfg.Listen = d.cfg.Listen
-		}
-		d.cfg, d.rules = cfg, kf
-		d.log.Info("reloaded the config (SIGHUP)", "problems", 0)
-		return
+	if d.kern == nil && !reflect.DeepEqual(cfg.Listen, d.cfg.Listen) {
+		// Listener mode: the listening socket stays as it was started.
+		d.log.Warn("reloading the config (SIGHUP): listen settings take effect at the next start")
+		cfg.Listen = d.cfg.Listen
 	}
 	d.cfg, d.rules = cfg, kf
-	problems := d.applyKernel(cfg, kf)
+	problems := 0
+	if d.kern != nil { // listener mode has no kernel to configure
+		problems = d.applyKernel(cfg, kf)
+	}
 	d.log.Info("reloaded the config (SIGHUP)", "problems", problems)
 }
