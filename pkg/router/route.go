@@ -134,11 +134,9 @@ func (r *Router) parsedCID(ev *record.Event, i int) *cid {
 // with no pid at all, does not depend on the tracker. sysPID is the pid=
 // of its SYSCALL record (-1: none).
 func (r *Router) settled(ev *record.Event, sysPID int64) bool {
-	pid, ok := uint64(sysPID), sysPID >= 0
+	pid, ok := eventPID(ev, sysPID)
 	if !ok {
-		if pid, ok = fieldUint(ev, "pid"); !ok {
-			return true // attributed to nobody, now or later
-		}
+		return true // attributed to nobody, now or later
 	}
 	if subjectContainerID(ev) >= 0 || r.opt.Attribute == nil {
 		return true
@@ -150,18 +148,15 @@ func (r *Router) settled(ev *record.Event, sysPID int64) bool {
 	return ok && r.clock-m.at < memoFor
 }
 
-// attribute finds the deepest cgroup tenant of the event's process.
-// sysPID is the pid= of its SYSCALL record (-1: none); without it, the
-// event's first pid= field is taken.
+// attribute finds the deepest cgroup tenant of the event's process (see
+// eventPID).
 func (r *Router) attribute(t *table, ev *record.Event, sysPID int64) *Tenant {
 	if r.opt.Attribute == nil || len(t.cgroups) == 0 {
 		return nil
 	}
-	pid, ok := uint64(sysPID), sysPID >= 0
+	pid, ok := eventPID(ev, sysPID)
 	if !ok {
-		if pid, ok = fieldUint(ev, "pid"); !ok {
-			return nil
-		}
+		return nil
 	}
 	if r.memoGen != t.gen || len(r.pidMemo) > 1<<16 {
 		clear(r.pidMemo)
@@ -180,6 +175,15 @@ func (r *Router) attribute(t *table, ev *record.Event, sysPID int64) *Tenant {
 	}
 	r.pidMemo[uint32(pid)] = memo{tn, r.clock}
 	return tn
+}
+
+// eventPID is the pid an event is attributed by: sysPID, its SYSCALL
+// record's pid= (-1: none), else the event's first pid= field.
+func eventPID(ev *record.Event, sysPID int64) (uint64, bool) {
+	if sysPID >= 0 {
+		return uint64(sysPID), true
+	}
+	return fieldUint(ev, "pid")
 }
 
 // syscallPID reads pid= from the text of a SYSCALL record, whose fields
