@@ -21,11 +21,11 @@ import (
 type Assembler struct {
 	timeout time.Duration
 	delay   time.Duration
-	open    map[uint64]*pending // open events, but for last while it is the only one
-	fifo    []*pending          // open events in order of arrival (may hold closed ones)
+	open    map[uint64]*pending // open events, but for last until a record of another arrives
+	fifo    []*pending          // the events of open, in order of arrival (may hold closed ones)
 	ready   []*pending          // closed events waiting for the delay, in order
 	free    []*pending
-	last    *pending // the open event the last record went to, or a closed one
+	last    *pending // the event the last record went to (open, or closed and not yet recycled)
 	emit    func(ev *record.Event, pid int64)
 	early   func(ev *record.Event, pid int64) bool // nil: every event waits for the delay
 }
@@ -37,7 +37,7 @@ type pending struct {
 	syscall  bool
 	closed   bool
 	inFifo   bool
-	inMap    bool  // in open
+	inMap    bool  // in open (and so in fifo until it closes)
 	pid      int64 // the SYSCALL record's pid=, or -1
 	ev       record.Event
 	bufs     [][]byte
@@ -61,11 +61,16 @@ func (a *Assembler) Add(r *record.Record, buf []byte, now time.Time, release fun
 		return
 	}
 	// The records of an event mostly arrive one after another, and the
-	// event closes before the next begins: then it never enters the map.
+	// event closes before the next begins: then it never enters the map or
+	// the fifo, and is recycled as soon as it is emitted. Only an event
+	// left open when a record of another arrives (interleaved, or one that
+	// never sees an EOE) waits in them.
 	p := a.last
 	if p == nil || p.serial != r.Serial || p.closed {
 		if p != nil && !p.closed && !p.inMap {
 			a.open[p.serial], p.inMap = p, true // interleaved: may get more
+			p.inFifo = true
+			a.fifo = append(a.fifo, p)
 		}
 		p = nil
 		if len(a.open) > 0 {
@@ -73,8 +78,7 @@ func (a *Assembler) Add(r *record.Record, buf []byte, now time.Time, release fun
 		}
 		if p == nil {
 			p = a.get()
-			p.serial, p.inFifo = r.Serial, true
-			a.fifo = append(a.fifo, p)
+			p.serial = r.Serial
 		}
 		a.last = p
 	}
@@ -157,29 +161,34 @@ func (a *Assembler) done(p *pending, release func([]byte)) {
 
 // Expire closes events idle for the timeout and emits delayed events whose
 // delay has passed. Call it regularly.
+//
+// It walks the whole fifo, not only up to the first event still open: an
+// event that never sees an EOE (a user message, say) stays at its head for
+// the timeout, and the events that closed behind it are recycled here
+// meanwhile, not left to pile up behind it.
 func (a *Assembler) Expire(now time.Time, release func([]byte)) {
-	n := 0
+	kept := a.fifo[:0]
 	for _, p := range a.fifo {
-		if !p.closed {
-			if now.Sub(p.last) < a.timeout {
-				break
+		switch {
+		case p.closed:
+			p.inFifo = false
+			if len(p.bufs) == 0 && len(p.ev.Records) == 0 {
+				a.put(p) // already emitted
 			}
+		case now.Sub(p.last) >= a.timeout:
 			a.unmap(p)
 			p.inFifo = false
 			a.close(p, p.syscall, now, release)
-			n++
-			continue
+		default:
+			kept = append(kept, p)
 		}
-		p.inFifo = false
-		if len(p.bufs) == 0 && len(p.ev.Records) == 0 {
-			a.put(p) // already emitted
-		}
-		n++
 	}
-	if n > 0 {
-		copy(a.fifo, a.fifo[n:])
-		clear(a.fifo[len(a.fifo)-n:])
-		a.fifo = a.fifo[:len(a.fifo)-n]
+	clear(a.fifo[len(kept):])
+	a.fifo = kept
+	// The newest event, when no record of another has come since it began,
+	// is in neither the map nor the fifo.
+	if p := a.last; p != nil && !p.closed && !p.inMap && now.Sub(p.last) >= a.timeout {
+		a.close(p, p.syscall, now, release)
 	}
 	a.emitReady(now, release)
 }

@@ -158,3 +158,69 @@ func TestAssemblerEarly(t *testing.T) {
 		t.Errorf("%d buffers released (want 8), %d ready, %d in the fifo", released, len(a.ready), len(a.fifo))
 	}
 }
+
+// An event that never sees an EOE (a user message) stays open for the
+// timeout. The events that close meanwhile, one after another or
+// interleaved, must be recycled all the same: the assembler allocates
+// nothing per event once warm, and events that arrive one after another
+// never wait in the fifo.
+func TestAssemblerRecyclesBehindOpenEvent(t *testing.T) {
+	emitted := 0
+	a := NewAssembler(time.Hour, 0, func(*record.Event, int64) { emitted++ })
+	now := time.Unix(1700000000, 0)
+	release := func([]byte) {}
+	const n = 1 << 15
+	var recs []record.Record
+	var bufs [][]byte
+	prepare := func(typ uint16, serial int, text string) {
+		buf := fmt.Appendf(nil, "audit(1700000000.000:%d): %s", serial, text)
+		var r record.Record
+		if err := record.Parse(&r, typ, buf); err != nil {
+			t.Fatal(err)
+		}
+		recs, bufs = append(recs, r), append(bufs, buf)
+	}
+	prepare(1107, 1, "pid=5 uid=0 msg='no EOE follows'") // USER
+	for s := 2; s < n; s += 2 {
+		// Two events interleaved, as from two CPUs.
+		prepare(record.TypeSyscall, s, "arch=c000003e syscall=63 ppid=1 pid=7")
+		prepare(record.TypeSyscall, s+1, "arch=c000003e syscall=63 ppid=1 pid=8")
+		prepare(record.TypeEOE, s, "")
+		prepare(record.TypeEOE, s+1, "")
+	}
+	for s := n; s < 2*n; s++ {
+		prepare(record.TypeSyscall, s, "arch=c000003e syscall=63 ppid=1 pid=7")
+		prepare(record.TypeEOE, s, "")
+	}
+	next := 0
+	feed := func(k int) {
+		for range k {
+			a.Add(&recs[next], bufs[next], now, release)
+			next++
+			if next%256 == 0 {
+				a.Expire(now, release) // the user message is not yet due
+			}
+		}
+	}
+	feed(1 + 4*1024) // warm up
+	if allocs := testing.AllocsPerRun(100, func() { feed(4 * 64) }); allocs != 0 {
+		t.Errorf("interleaved events behind an open one: %v allocations per 64 pairs, want 0", allocs)
+	}
+	for next < 2*(n-2)+1 {
+		feed(1)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { feed(2 * 64) }); allocs != 0 {
+		t.Errorf("events one after another behind an open one: %v allocations per 64 events, want 0", allocs)
+	}
+	if len(a.fifo) > 1 {
+		t.Errorf("%d events in the fifo after events that came one after another, want only the open one", len(a.fifo))
+	}
+	want := (next - 1) / 2
+	if emitted != want {
+		t.Errorf("emitted %d events, want %d", emitted, want)
+	}
+	a.Flush(release)
+	if emitted != want+1 || len(a.open) != 0 || len(a.fifo) != 0 {
+		t.Errorf("after Flush: emitted %d (want %d), %d open, %d in the fifo", emitted, want+1, len(a.open), len(a.fifo))
+	}
+}
