@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"math"
 	"strings"
 	"syscall"
 	"testing"
@@ -123,6 +124,44 @@ func TestIntegrationKill9(t *testing.T) {
 	n := checkLines(t, d.log)
 	if n < 1000 {
 		t.Errorf("only %d lines in the log", n)
+	}
+}
+
+// TestIntegrationStopUnderLoad stops the daemon while records pour in and
+// its socket's buffer is full, so that the kernel drops records and its
+// answer to the unregistration with them: the daemon must still
+// unregister, exit cleanly and end its log with DAEMON_END.
+func TestIntegrationStopUnderLoad(t *testing.T) {
+	ctl := testkernel.Take(t)
+	dir := t.TempDir()
+	// No rotation: DAEMON_END is in audit.log.
+	writeConfig(t, dir, "flush: incremental_async\nmax_log_file: 4096\n", "-D\n"+benchRule(t))
+	d := start(t, ctl, dir)
+	gen := startLoad(t, math.MaxInt)
+	defer func() {
+		gen.cmd.Process.Kill()
+		gen.cmd.Wait()
+	}()
+	gen.run()
+	time.Sleep(time.Second)
+	// Stopped for a second, the daemon reads nothing: its socket fills.
+	// It is told to stop while it cannot read, and goes on.
+	must(t, d.cmd.Process.Signal(syscall.SIGSTOP))
+	time.Sleep(time.Second)
+	must(t, d.cmd.Process.Signal(syscall.SIGTERM))
+	must(t, d.cmd.Process.Signal(syscall.SIGCONT))
+	if err := d.cmd.Wait(); err != nil {
+		t.Fatalf("auditd-ns exited with %v; stderr:\n%s", err, d.stderrText())
+	}
+	st, err := ctl.Status()
+	must(t, err)
+	if st.PID != 0 {
+		t.Errorf("audit pid %d after the daemon stopped, want 0", st.PID)
+	}
+	log, err := os.ReadFile(d.log)
+	must(t, err)
+	if !bytes.Contains(log[max(0, len(log)-4096):], []byte("type=DAEMON_END ")) {
+		t.Errorf("the log does not end with DAEMON_END: %q", tail(log))
 	}
 }
 

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,9 +45,21 @@ func benchTenant(b *testing.B, ctl *source.Control, stalled bool) {
 		b.Skipf("needs cgroup v2 at /sys/fs/cgroup/unified: %v", err)
 	}
 	defer os.Remove(cg)
+	unameCgroup = cg
+	defer func() { unameCgroup = "" }()
+	target := fmt.Sprintf("{file: %s/tenant.log}", b.TempDir())
+	if stalled {
+		target = fmt.Sprintf("{remote: %s}", stalledPeer(b))
+	}
+	benchDaemon(b, ctl, fmt.Sprintf("name: tenant\ncgroup: %s\ndeliver: %s\nqueue: {memory: 1MiB}\n", cg, target))
+}
+
+// stalledPeer listens on loopback, accepts connections and never reads
+// from them: a stalled tenant. It returns the address.
+func stalledPeer(b *testing.B) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(b, err)
-	defer ln.Close()
+	var mu sync.Mutex
 	var conns []net.Conn
 	go func() {
 		for {
@@ -53,21 +67,20 @@ func benchTenant(b *testing.B, ctl *source.Control, stalled bool) {
 			if err != nil {
 				return
 			}
-			conns = append(conns, c) // accepted, never read: a stalled tenant
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
 		}
 	}()
-	defer func() {
+	b.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
 		for _, c := range conns {
 			c.Close()
 		}
-	}()
-	unameCgroup = cg
-	defer func() { unameCgroup = "" }()
-	target := fmt.Sprintf("{file: %s/tenant.log}", b.TempDir())
-	if stalled {
-		target = fmt.Sprintf("{remote: %s}", ln.Addr())
-	}
-	benchDaemon(b, ctl, fmt.Sprintf("name: tenant\ncgroup: %s\ndeliver: %s\nqueue: {memory: 1MiB}\n", cg, target))
+	})
+	return ln.Addr().String()
 }
 
 // unameCgroup, when set, is the cgroup the load generator joins first.
@@ -94,7 +107,7 @@ func TestUnameHelper(t *testing.T) {
 	uname(n)
 }
 
-func benchRule(b *testing.B) string {
+func benchRule(b testing.TB) string {
 	exe, err := os.Executable()
 	must(b, err)
 	return fmt.Sprintf("-a always,exit -F arch=b64 -S uname -F exe=%s -k bench\n", exe)
@@ -107,29 +120,11 @@ func measure(b *testing.B, ctl *source.Control, have func() int64, pid int) {
 	base := have()
 	cpu0 := cpuSeconds(b, pid)
 	lost0 := lost(b, ctl)
-	exe, _ := os.Executable()
-	gen := exec.Command(exe, "-test.run=^TestUnameHelper$")
-	gen.Env = append(os.Environ(), fmt.Sprintf("AUDITD_NS_UNAME=%d", b.N), "AUDITD_NS_CGROUP="+unameCgroup)
-	var stderr bytes.Buffer
-	gen.Stderr = &stderr
-	stdin, err := gen.StdinPipe()
-	must(b, err)
-	stdout, err := gen.StdoutPipe()
-	must(b, err)
-	must(b, gen.Start())
-	// The child's start-up (exec, runtime, joining the cgroup) is not
-	// measured: the timer starts when it says it is ready.
-	ready, _ := bufio.NewReader(stdout).ReadString('\n')
-	if ready != "ready\n" {
-		stdin.Close()
-		gen.Wait()
-		b.Fatalf("load generator did not start: %q\n%s", ready, stderr.Bytes())
-	}
+	gen := startLoad(b, b.N)
 	b.ResetTimer()
-	stdin.Write([]byte{'\n'})
-	stdin.Close()
-	if err := gen.Wait(); err != nil {
-		b.Fatalf("load generator: %v\n%s", err, stderr.Bytes())
+	gen.run()
+	if err := gen.cmd.Wait(); err != nil {
+		b.Fatalf("load generator: %v\n%s", err, gen.stderr.Bytes())
 	}
 	deadline := time.Now().Add(time.Minute)
 	for have() < base+int64(b.N) {
@@ -143,6 +138,42 @@ func measure(b *testing.B, ctl *source.Control, have func() int64, pid int) {
 	if pid != 0 {
 		b.ReportMetric((cpuSeconds(b, pid)-cpu0)*1e9/float64(b.N), "daemon-cpu-ns/op")
 	}
+}
+
+// load is a load generator: this test binary run as TestUnameHelper.
+type load struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stderr bytes.Buffer
+}
+
+// startLoad starts a generator of n audited syscalls (in unameCgroup, when
+// set) and waits until it is ready to begin: its start-up (exec, runtime,
+// joining the cgroup) is not measured.
+func startLoad(b testing.TB, n int) *load {
+	exe, _ := os.Executable()
+	l := &load{cmd: exec.Command(exe, "-test.run=^TestUnameHelper$")}
+	l.cmd.Env = append(os.Environ(), fmt.Sprintf("AUDITD_NS_UNAME=%d", n), "AUDITD_NS_CGROUP="+unameCgroup)
+	l.cmd.Stderr = &l.stderr
+	var err error
+	l.stdin, err = l.cmd.StdinPipe()
+	must(b, err)
+	stdout, err := l.cmd.StdoutPipe()
+	must(b, err)
+	must(b, l.cmd.Start())
+	ready, _ := bufio.NewReader(stdout).ReadString('\n')
+	if ready != "ready\n" {
+		l.stdin.Close()
+		l.cmd.Wait()
+		b.Fatalf("load generator did not start: %q\n%s", ready, l.stderr.Bytes())
+	}
+	return l
+}
+
+// run tells the generator to begin.
+func (l *load) run() {
+	l.stdin.Write([]byte{'\n'})
+	l.stdin.Close()
 }
 
 func cpuSeconds(b *testing.B, pid int) float64 {

@@ -165,6 +165,10 @@ func (d *Daemon) stop() error {
 	if err := d.kern.Unregister(); err != nil {
 		errs = append(errs, fmt.Errorf("unregistering: %w", err))
 	}
+	if n := d.kern.Overruns(); n > 0 {
+		d.count(func(s *Stats) { s.ReceiveError += n })
+		d.log.Warn("the kernel dropped records while the daemon unregistered: receive buffer overflow", "times", n)
+	}
 	for {
 		typ, data, ok := d.kern.Drain()
 		if !ok {

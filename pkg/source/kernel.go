@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -38,6 +39,7 @@ type Kernel struct {
 	mu       sync.Mutex   // guards pending
 	pending  [][]byte     // records read while waiting for the registration ack
 	npending atomic.Int32 // len(pending), read without the lock
+	overruns atomic.Uint64
 	closed   chan struct{}
 	once     sync.Once
 
@@ -88,17 +90,43 @@ func (k *Kernel) setPID(pid uint32) error {
 	var st [44]byte
 	binary.NativeEndian.PutUint32(st[0:], statusPID)
 	binary.NativeEndian.PutUint32(st[12:], pid)
-	req, err := k.conn.Send(netlink.Message{
-		Header: netlink.Header{Type: auditSet, Flags: netlink.Request | netlink.Acknowledge},
-		Data:   st[:],
-	})
-	if err != nil {
-		return fmt.Errorf("setting audit pid: %w", err)
+	var seqs []uint32 // of the requests sent
+	send := func() error {
+		req, err := k.conn.Send(netlink.Message{
+			Header: netlink.Header{Type: auditSet, Flags: netlink.Request | netlink.Acknowledge},
+			Data:   st[:],
+		})
+		if err != nil {
+			return fmt.Errorf("setting audit pid: %w", err)
+		}
+		seqs = append(seqs, req.Header.Sequence)
+		return nil
+	}
+	if err := send(); err != nil {
+		return err
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		typ, data, err := k.read(time.Until(deadline))
-		if err != nil {
+		wait := time.Until(deadline)
+		if pid == 0 {
+			wait = min(wait, 20*time.Millisecond)
+		}
+		typ, data, err := k.read(wait)
+		switch {
+		case errors.Is(err, unix.ENOBUFS):
+			k.overruns.Add(1)
+			continue
+		case pid == 0 && errors.Is(err, os.ErrDeadlineExceeded):
+			// The socket is empty and no answer came. Records overflowed
+			// its buffer (the daemon is unregistering under load): the
+			// kernel then drops every message to it, its answer too, until
+			// it has been read empty. Setting pid 0 again is harmless; ask
+			// again now that the answer can arrive.
+			if err := send(); err != nil {
+				return err
+			}
+			continue
+		case err != nil:
 			return fmt.Errorf("setting audit pid: waiting for the kernel's answer: %w", err)
 		}
 		if typ != unix.NLMSG_ERROR {
@@ -108,7 +136,7 @@ func (k *Kernel) setPID(pid uint32) error {
 			k.mu.Unlock()
 			continue
 		}
-		if len(data) < 20 || binary.NativeEndian.Uint32(data[12:]) != req.Header.Sequence {
+		if len(data) < 20 || !slices.Contains(seqs, binary.NativeEndian.Uint32(data[12:])) {
 			continue
 		}
 		if errno := int32(binary.NativeEndian.Uint32(data[0:])); errno != 0 {
@@ -118,6 +146,11 @@ func (k *Kernel) setPID(pid uint32) error {
 	}
 	return errors.New("setting audit pid: no answer from the kernel in 5s")
 }
+
+// Overruns counts the times records overflowed the socket's buffer while
+// Register or Unregister waited for the kernel's answer: records the
+// kernel dropped, that Receive did not report.
+func (k *Kernel) Overruns() uint64 { return k.overruns.Load() }
 
 // read reads one netlink message, waiting at most d (0 = no limit). The
 // kernel puts the payload length rather than the message length in the
