@@ -49,10 +49,14 @@ type daemon struct {
 }
 
 // writeConfig writes a config and rules file into dir. extra is appended
-// to the config; rules is the audit.rules text.
+// to the config (it may set lost_check_interval, 200ms otherwise); rules
+// is the audit.rules text.
 func writeConfig(t testing.TB, dir, extra, rules string) string {
 	t.Helper()
-	cfg := fmt.Sprintf("log_file: %s/log/audit.log\naudit_rules: %s/audit.rules\nrules_on_exit: delete\nbacklog_limit: 8192\nbacklog_wait_time: 60000\nlost_check_interval: 200ms\nlog_level: debug\ncontrol_socket: %s/control.sock\n%s", dir, dir, dir, extra)
+	cfg := fmt.Sprintf("log_file: %s/log/audit.log\naudit_rules: %s/audit.rules\nrules_on_exit: delete\nbacklog_limit: 8192\nbacklog_wait_time: 60000\nlog_level: debug\ncontrol_socket: %s/control.sock\n%s", dir, dir, dir, extra)
+	if !strings.Contains(extra, "lost_check_interval:") {
+		cfg += "lost_check_interval: 200ms\n"
+	}
 	must(t, os.WriteFile(filepath.Join(dir, "auditd-ns.yaml"), []byte(cfg), 0o600))
 	must(t, os.WriteFile(filepath.Join(dir, "audit.rules"), []byte(rules), 0o600))
 	return filepath.Join(dir, "auditd-ns.yaml")
