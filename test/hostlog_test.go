@@ -3,10 +3,10 @@ package test
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"math"
 	"strings"
 	"syscall"
 	"testing"
