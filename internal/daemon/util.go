@@ -62,12 +62,45 @@ func chgrp(path, group string) error {
 	return nil
 }
 
-// boost raises the daemon's scheduling priority like auditd's priority_boost.
+// boost raises the daemon's scheduling priority by n nice levels, as
+// auditd's priority_boost does. On Linux a nice value belongs to a thread,
+// not the process, and a Go program runs several threads by now: each is
+// raised, again until no new one has appeared, and threads started later
+// inherit the value from the thread that starts them.
 func boost(n int, log hclog.Logger) {
 	if n == 0 {
 		return
 	}
-	if err := unix.Setpriority(unix.PRIO_PROCESS, 0, -n); err != nil {
+	if err := boostThreads(n); err != nil {
 		log.Warn("raising priority (priority_boost)", "error", err)
+	}
+}
+
+func boostThreads(n int) error {
+	done := map[int]bool{}
+	for {
+		ents, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			return err
+		}
+		more := false
+		for _, e := range ents {
+			tid, err := strconv.Atoi(e.Name())
+			if err != nil || done[tid] {
+				continue
+			}
+			more, done[tid] = true, true
+			// The raw getpriority(2) answer is 20 - nice.
+			raw, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
+			if err != nil {
+				continue // the thread has exited
+			}
+			if err := unix.Setpriority(unix.PRIO_PROCESS, tid, max(20-raw-n, -20)); err != nil && err != unix.ESRCH {
+				return fmt.Errorf("thread %d: %w", tid, err)
+			}
+		}
+		if !more {
+			return nil
+		}
 	}
 }
