@@ -138,10 +138,7 @@ func TestIntegrationStopUnderLoad(t *testing.T) {
 	writeConfig(t, dir, "flush: incremental_async\nmax_log_file: 4096\n", "-D\n"+benchRule(t))
 	d := start(t, ctl, dir)
 	gen := startLoad(t, math.MaxInt)
-	defer func() {
-		gen.cmd.Process.Kill()
-		gen.cmd.Wait()
-	}()
+	defer gen.kill()
 	gen.run()
 	time.Sleep(time.Second)
 	// Stopped for a second, the daemon reads nothing: its socket fills.

@@ -40,13 +40,7 @@ func BenchmarkKernelPath(b *testing.B) {
 // the connection and never reads from it: the host-log rate must not depend
 // on it.
 func benchTenant(b *testing.B, ctl *source.Control, stalled bool) {
-	cg := filepath.Join("/sys/fs/cgroup/unified", fmt.Sprintf("auditd-ns-bench-%d", os.Getpid()))
-	if err := os.Mkdir(cg, 0o755); err != nil {
-		b.Skipf("needs cgroup v2 at /sys/fs/cgroup/unified: %v", err)
-	}
-	defer os.Remove(cg)
-	unameCgroup = cg
-	defer func() { unameCgroup = "" }()
+	cg := benchCgroup(b)
 	target := fmt.Sprintf("{file: %s/tenant.log}", b.TempDir())
 	if stalled {
 		target = fmt.Sprintf("{remote: %s}", stalledPeer(b))
@@ -85,6 +79,22 @@ func stalledPeer(b *testing.B) string {
 
 // unameCgroup, when set, is the cgroup the load generator joins first.
 var unameCgroup string
+
+// benchCgroup makes a cgroup (v2) for the load generator, which joins it
+// (unameCgroup) until the benchmark function returns, and returns its
+// directory. It skips the benchmark without cgroup v2.
+func benchCgroup(b *testing.B) string {
+	cg := filepath.Join("/sys/fs/cgroup/unified", fmt.Sprintf("auditd-ns-bench-%d", os.Getpid()))
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		b.Skipf("needs cgroup v2 at /sys/fs/cgroup/unified: %v", err)
+	}
+	unameCgroup = cg
+	b.Cleanup(func() {
+		unameCgroup = ""
+		os.Remove(cg)
+	})
+	return cg
+}
 
 // The kernel does not audit the registered daemon's own syscalls, so the
 // load comes from a child process: this test binary run as
@@ -174,6 +184,12 @@ func startLoad(b testing.TB, n int) *load {
 func (l *load) run() {
 	l.stdin.Write([]byte{'\n'})
 	l.stdin.Close()
+}
+
+// kill stops a generator that runs until told.
+func (l *load) kill() {
+	l.cmd.Process.Kill()
+	l.cmd.Wait()
 }
 
 func cpuSeconds(b *testing.B, pid int) float64 {

@@ -57,11 +57,7 @@ func benchPhases(b *testing.B, ctl *source.Control, healthy bool, dir string) {
 		phaseSettle = 300 * time.Millisecond
 		phaseLen    = time.Second
 	)
-	cg := filepath.Join("/sys/fs/cgroup/unified", fmt.Sprintf("auditd-ns-bench-%d", os.Getpid()))
-	if err := os.Mkdir(cg, 0o755); err != nil {
-		b.Skipf("needs cgroup v2 at /sys/fs/cgroup/unified: %v", err)
-	}
-	defer os.Remove(cg)
+	cg := benchCgroup(b)
 	must(b, os.MkdirAll(filepath.Join(dir, "containers"), 0o700))
 	writeConfig(b, dir, fmt.Sprintf("flush: incremental_async\nlost_check_interval: 100ms\nmax_log_file: 256\nnum_logs: 2\ncontainers_dir: %s/containers\nstate_dir: %s/state\n", dir, dir),
 		"-D\n"+benchRule(b))
@@ -112,13 +108,8 @@ func benchPhases(b *testing.B, ctl *source.Control, healthy bool, dir string) {
 		}
 		cur = k
 	}
-	unameCgroup = cg
-	defer func() { unameCgroup = "" }()
 	gen := startLoad(b, math.MaxInt)
-	defer func() {
-		gen.cmd.Process.Kill()
-		gen.cmd.Wait()
-	}()
+	defer gen.kill()
 	lost0 := lost(b, ctl)
 	pid := d.cmd.Process.Pid
 	sample := func() (uint64, float64, time.Time) {
