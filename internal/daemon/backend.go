@@ -32,6 +32,12 @@ func (b backend) Register(ctx context.Context, c *registry.Container, o control.
 	cs := b.d.conts
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	// A scope is checked against the tree as it is, before anything else.
+	if o.Guard != nil {
+		if err := o.Guard(cs.tree); err != nil {
+			return control.ContainerInfo{}, err
+		}
+	}
 	old := cs.live[c.Name]
 	if cs.tree.ByName(c.Name) != nil && !o.Replace {
 		return control.ContainerInfo{}, fmt.Errorf("registering %q: %w", c.Name, control.ErrExists)
@@ -39,11 +45,6 @@ func (b backend) Register(ctx context.Context, c *registry.Container, o control.
 	tree, err := cs.tree.With(c)
 	if err != nil {
 		return control.ContainerInfo{}, fmt.Errorf("registering %q: %w: %w", c.Name, control.ErrInvalid, err)
-	}
-	if o.Guard != nil {
-		if err := o.Guard(tree); err != nil {
-			return control.ContainerInfo{}, err
-		}
 	}
 	if old != nil {
 		// Its queue and spool are kept: the new registration reopens them.
@@ -74,6 +75,12 @@ func (b backend) Register(ctx context.Context, c *registry.Container, o control.
 func (b backend) Unregister(ctx context.Context, name string, o control.UnregisterOptions) (control.UnregisterResult, error) {
 	cs := b.d.conts
 	cs.mu.Lock()
+	if o.Guard != nil {
+		if err := o.Guard(cs.tree); err != nil {
+			cs.mu.Unlock()
+			return control.UnregisterResult{}, err
+		}
+	}
 	t := cs.live[name]
 	if cs.tree.ByName(name) == nil {
 		cs.mu.Unlock()
@@ -83,12 +90,6 @@ func (b backend) Unregister(ctx context.Context, name string, o control.Unregist
 	if err != nil {
 		cs.mu.Unlock()
 		return control.UnregisterResult{}, fmt.Errorf("unregistering: %w: %w", control.ErrConflict, err)
-	}
-	if o.Guard != nil {
-		if err := o.Guard(tree); err != nil {
-			cs.mu.Unlock()
-			return control.UnregisterResult{}, err
-		}
 	}
 	if o.Mode == control.ModeDrain {
 		// Events that closed just before this call are still in the
@@ -100,6 +101,12 @@ func (b backend) Unregister(ctx context.Context, name string, o control.Unregist
 		if cs.live[name] != t {
 			cs.mu.Unlock()
 			return control.UnregisterResult{}, fmt.Errorf("unregistering %q: changed meanwhile: %w", name, control.ErrConflict)
+		}
+		if o.Guard != nil {
+			if err := o.Guard(cs.tree); err != nil {
+				cs.mu.Unlock()
+				return control.UnregisterResult{}, err
+			}
 		}
 		if tree, err = cs.tree.Without(name); err != nil {
 			cs.mu.Unlock()

@@ -40,11 +40,13 @@ type Backend interface {
 }
 
 // Guard is the scope check of a scoped socket's request. A Backend that is
-// given a non-nil Guard must call it with the tree the change will apply
-// to, under the lock that serialises changes to the tree, and refuse the
-// change with the Guard's error, so that nothing changes the tree between
-// the check and the change. A nil Guard means the caller is the host
-// admin.
+// given a non-nil Guard must call it with the current tree, the one the
+// change is about to be made to (never the tree after the change), under
+// the lock that serialises changes to the tree, before anything else
+// (even "exists" or "not found"), and refuse the change with the Guard's
+// error, so that nothing changes the tree between the check and the
+// change. It is the only place a scope is checked. A nil Guard means the
+// caller is the host admin.
 type Guard func(*registry.Tree) error
 
 // RegisterOptions qualify a registration.

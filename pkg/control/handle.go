@@ -85,10 +85,8 @@ func (s *Server) register(ctx context.Context, req *Request) (*Response, error) 
 	}
 	o := RegisterOptions{Replace: req.Replace}
 	if s.Scope != "" {
-		o.Guard = func(t *registry.Tree) error { return CheckScope(t, s.Scope, c) }
-		if err := o.Guard(s.Backend.Tree()); err != nil {
-			return nil, err
-		}
+		p := s.policy()
+		o.Guard = func(t *registry.Tree) error { return CheckScope(t, s.Scope, c, p) }
 	}
 	info, err := s.Backend.Register(ctx, c, o)
 	if err != nil {
@@ -116,9 +114,7 @@ func (s *Server) unregister(ctx context.Context, req *Request) (*Response, error
 	if req.TimeoutMS > 0 {
 		o.Timeout = time.Duration(req.TimeoutMS) * time.Millisecond
 	}
-	if err := s.guardName(req.Name, &o.Guard); err != nil {
-		return nil, err
-	}
+	o.Guard = s.guardName(req.Name)
 	res, err := s.Backend.Unregister(ctx, req.Name, o)
 	if err != nil {
 		return nil, err
@@ -140,9 +136,7 @@ func (s *Server) pushRules(ctx context.Context, req *Request) (*Response, error)
 		return nil, errorf(req.Op, CodeInvalid, "%v", err)
 	}
 	u := RulesUpdate{Rules: prog, Source: []byte(req.Source), File: file}
-	if err := s.guardName(req.Name, &u.Guard); err != nil {
-		return nil, err
-	}
+	u.Guard = s.guardName(req.Name)
 	info, err := s.Backend.PushRules(ctx, req.Name, u)
 	if err != nil {
 		return nil, err
@@ -151,14 +145,24 @@ func (s *Server) pushRules(ctx context.Context, req *Request) (*Response, error)
 	return &Response{Container: &info}, nil
 }
 
-// guardName sets *g to the scope check of a change to the container
-// called name, and runs it on the current tree, for a scoped server.
-func (s *Server) guardName(name string, g *Guard) error {
+// guardName returns the scope check of a change to the container called
+// name for a scoped server, nil for the host's. The Backend runs it on
+// the current tree under its lock.
+func (s *Server) guardName(name string) Guard {
 	if s.Scope == "" {
 		return nil
 	}
-	*g = func(t *registry.Tree) error { return CheckScopeName(t, s.Scope, name) }
-	return (*g)(s.Backend.Tree())
+	return func(t *registry.Tree) error { return CheckScopeName(t, s.Scope, name) }
+}
+
+// policy returns the host admin's policy for this request.
+func (s *Server) policy() *ScopePolicy {
+	if s.Policy != nil {
+		if p := s.Policy(); p != nil {
+			return p
+		}
+	}
+	return &ScopePolicy{}
 }
 
 func (s *Server) status(ctx context.Context) (*Response, error) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -165,4 +166,26 @@ func names(cs []control.ContainerInfo) string {
 		s = append(s, c.Name)
 	}
 	return strings.Join(s, " ")
+}
+
+// fakeChains is a control.Chains at the boundary: the chains of the test
+// tree above, every id from 1000 up inside tenant, and no other.
+type fakeChains map[uint64][]uint64
+
+var hostChains = fakeChains{100: {100}, 101: {101, 100}, 102: {102, 101, 100}, 200: {200}, 201: {201, 200}}
+
+func (f fakeChains) Chain(id uint64) ([]uint64, error) {
+	if c, ok := f[id]; ok {
+		return c, nil
+	}
+	if id >= 1000 && id < 100000 {
+		return []uint64{id, 100}, nil
+	}
+	return nil, fmt.Errorf("no op=set record seen for contid %d: %w", id, control.ErrNoChain)
+}
+
+// policy returns a Server.Policy giving p with the fake chains.
+func policy(p control.ScopePolicy) func() *control.ScopePolicy {
+	p.Chains = hostChains
+	return func() *control.ScopePolicy { return &p }
 }

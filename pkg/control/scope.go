@@ -15,7 +15,9 @@ import (
 
 // CheckScope reports whether a caller of the socket scoped to the
 // container called scope may register c (replacing a container of the
-// same name if there is one). The rules, each refused with ErrForbidden:
+// same name if there is one), under the host admin's policy p (nil: the
+// zero policy). t is the tree before the change. The rules, each refused
+// with ErrForbidden:
 //
 //   - the scope is registered, and c is not the scope itself;
 //   - c has a parent, and its parent is the scope or a container inside
@@ -23,13 +25,19 @@ import (
 //   - a file target lies inside the directory of the scope's own file
 //     target (a scope delivering to a remote target allows none);
 //   - a remote target is allowed when the scope delivers to a remote
-//     target too, and connects from the same network namespace: its netns
-//     is the scope's deliver.netns ("" only if the scope's is "");
+//     target too, from the scope's network namespace (deliver.netns
+//     equal to the scope's; a scope without one has none unless
+//     p.RemoteHostNetNS), to an IP address and port in p.RemoteAllow;
+//   - an id has the scope's id as an ancestor in its chain (p.Chains);
+//   - no enclosing scope's quota is exceeded (see ScopePolicy);
 //   - a cgroup lies strictly inside the scope's cgroup directory;
 //   - a socket lies in the directory of the scope's own socket;
 //   - no kernel_rules: kernel rules are the host admin's;
 //   - queue limits are no larger than the scope's own.
-func CheckScope(t *registry.Tree, scope string, c *registry.Container) error {
+func CheckScope(t *registry.Tree, scope string, c *registry.Container, p *ScopePolicy) error {
+	if p == nil {
+		p = &ScopePolicy{}
+	}
 	s, err := scopeOf(t, scope)
 	if err != nil {
 		return err
@@ -55,11 +63,20 @@ func CheckScope(t *registry.Tree, scope string, c *registry.Container) error {
 	if msg := scopeTarget(s, c.Deliver); msg != "" {
 		return deny("%s", msg)
 	}
+	if msg := p.checkRemote(s, c.Deliver); msg != "" {
+		return deny("%s", msg)
+	}
+	if msg := p.checkID(s, c.ID); msg != "" {
+		return deny("%s", msg)
+	}
 	if c.Cgroup != "" && (s.Cgroup == "" || !inside(c.Cgroup, s.Cgroup)) {
 		return deny("cgroup %q is not inside the cgroup of %q (%q)", c.Cgroup, scope, s.Cgroup)
 	}
 	if c.Socket != "" && (s.Socket == "" || !inside(c.Socket, filepath.Dir(s.Socket))) {
 		return deny("socket %q is not in the directory of the socket of %q", c.Socket, scope)
+	}
+	if msg := p.checkQuotas(t, c); msg != "" {
+		return deny("%s", msg)
 	}
 	return nil
 }
@@ -70,10 +87,6 @@ func scopeTarget(s *registry.Container, d registry.Target) string {
 		return fmt.Sprintf("%q delivers to a remote target: its containers cannot deliver to files", s.Name)
 	case d.File != "" && !inside(d.File, filepath.Dir(s.Deliver.File)):
 		return fmt.Sprintf("deliver.file %q is not inside %q, the directory of the file target of %q", d.File, filepath.Dir(s.Deliver.File), s.Name)
-	case d.Remote != "" && s.Deliver.Remote == "":
-		return fmt.Sprintf("%q delivers to a file: its containers cannot deliver to remote targets", s.Name)
-	case d.Remote != "" && d.NetNS != s.Deliver.NetNS:
-		return fmt.Sprintf("deliver.netns %q is not the network namespace of %q (%q)", d.NetNS, s.Name, s.Deliver.NetNS)
 	}
 	return ""
 }

@@ -21,7 +21,7 @@ func child(name, parent, extra string) string {
 
 func TestScopedSocket(t *testing.T) {
 	b := newBackend(t)
-	c := dial(t, serve(t, &control.Server{Backend: b, Scope: "tenant"}))
+	c := dial(t, serve(t, &control.Server{Backend: b, Scope: "tenant", Policy: policy(control.ScopePolicy{})}))
 	ctx := context.Background()
 	register := func(src string) error {
 		_, err := c.Register(ctx, "nested.yaml", []byte(src), false)
@@ -99,7 +99,7 @@ func TestScopedSiblings(t *testing.T) {
 	if _, err := admin.Register(ctx, "b.yaml", []byte(child("tenant-b", "tenant", "")), false); err != nil {
 		t.Fatal(err)
 	}
-	c := dial(t, serve(t, &control.Server{Backend: b, Scope: "tenant-a"}))
+	c := dial(t, serve(t, &control.Server{Backend: b, Scope: "tenant-a", Policy: policy(control.ScopePolicy{})}))
 	_, err := c.PushRules(ctx, "tenant-b", "r.yaml", []byte("- keep: {type: EXECVE}\n"))
 	wantCode(t, err, control.CodeForbidden, `"tenant-b" is not inside "tenant-a"`)
 	_, err = c.Unregister(ctx, "tenant", "", 0)
@@ -119,7 +119,7 @@ func TestScopeGuardAtChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := control.CheckScope(tree, "tenant", c); err != nil {
+	if err := control.CheckScope(tree, "tenant", c, policy(control.ScopePolicy{})()); err != nil {
 		t.Fatal(err)
 	}
 	moved, err := registry.Parse([]byte(strings.Replace(hostFiles["tenant-a.yaml"], "parent: tenant", "parent: other", 1)), "tenant-a.yaml")
@@ -130,7 +130,7 @@ func TestScopeGuardAtChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := control.CheckScope(tree2, "tenant", c); err == nil {
+	if err := control.CheckScope(tree2, "tenant", c, policy(control.ScopePolicy{})()); err == nil {
 		t.Fatal("the check passed on a tree where the parent left the scope")
 	}
 }
@@ -140,7 +140,7 @@ func TestCheckPeer(t *testing.T) {
 	proc := t.TempDir()
 	pid := os.Getpid()
 	pdir := filepath.Join(proc, fmt.Sprint(pid))
-	c := dial(t, serve(t, &control.Server{Backend: b, Scope: "tenant", Proc: proc}))
+	c := dial(t, serve(t, &control.Server{Backend: b, Scope: "tenant", Proc: proc, Policy: policy(control.ScopePolicy{})}))
 	ctx := context.Background()
 	status := func() error { _, err := c.Status(ctx); return err }
 
@@ -221,7 +221,8 @@ func TestScopeCgroup(t *testing.T) {
 		{"name: a\nparent: s\ncgroup: /sys/fs/cgroup/s/a\ndeliver: {remote: \"10.0.0.2:60\", netns: /proc/1/ns/net}\n", false},
 		{"name: a\nparent: s\ncgroup: /sys/fs/cgroup/s/a\ndeliver: {file: /var/log/a.log}\n", false},
 	} {
-		err := control.CheckScope(tree, "s", parse(tc.src))
+		allow, _ := control.ParseRemoteDest("10.0.0.0/8:60")
+		err := control.CheckScope(tree, "s", parse(tc.src), &control.ScopePolicy{RemoteAllow: []control.RemoteDest{allow}})
 		if (err == nil) != tc.ok {
 			t.Errorf("%s: got %v, want ok=%v", tc.src, err, tc.ok)
 		}

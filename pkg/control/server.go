@@ -29,6 +29,10 @@ type Server struct {
 	Scope string
 	// Proc is the procfs mount CheckPeer reads. Zero means "/proc".
 	Proc string
+	// Policy returns the host admin's ScopePolicy at the time of a
+	// request, for a scoped socket. Nil (or a nil result) means the zero
+	// policy: no remote targets, no ids, the default quotas.
+	Policy func() *ScopePolicy
 	// MaxRequest is the longest request line in bytes. Zero means
 	// DefaultMaxRequest.
 	MaxRequest int

@@ -57,6 +57,10 @@ type Container struct {
 	// Socket is the path of a scoped control socket for a nested
 	// orchestrator, "" for none.
 	Socket string
+	// Quota bounds what may be registered inside this container through
+	// scoped sockets (its own and those of containers inside it); nil
+	// means the daemon's defaults (scoped_quota_* in its config).
+	Quota *Quota
 	// File and Source are where the container was read from and its text,
 	// kept for error messages and persistence.
 	File   string
@@ -154,6 +158,8 @@ func (p *parser) field(c *Container, k, v *yaml.Node) {
 		c.Rules = prog
 	case "kernel_rules":
 		c.KernelRules = p.kernelRules(v)
+	case "quota":
+		c.Quota = p.quota(v)
 	case "socket":
 		if s := p.scalar(v, "socket"); s != "" && !filepath.IsAbs(s) {
 			p.fail(v, "socket must be an absolute path")
@@ -161,7 +167,7 @@ func (p *parser) field(c *Container, k, v *yaml.Node) {
 			c.Socket = s
 		}
 	default:
-		p.fail(k, "unknown key %q (known: name, id, cgroup, parent, deliver, queue, rules, kernel_rules, socket)", k.Value)
+		p.fail(k, "unknown key %q (known: name, id, cgroup, parent, deliver, queue, rules, kernel_rules, socket, quota)", k.Value)
 	}
 }
 

@@ -140,3 +140,49 @@ func (p *parser) kernelRules(v *yaml.Node) []KernelRule {
 	}
 	return out
 }
+
+// Quota bounds the containers registered inside a container through
+// scoped sockets, summed over its whole subtree (the container itself not
+// counted). A zero field means the daemon's default for it.
+type Quota struct {
+	// Containers is the most containers inside it.
+	Containers int
+	// Memory and Spool are the most bytes of queue memory and of disk
+	// spool (queue.memory, queue.spool) of those containers together.
+	Memory, Spool int64
+}
+
+func (p *parser) quota(v *yaml.Node) *Quota {
+	q := &Quota{}
+	if v.Kind != yaml.MappingNode {
+		p.fail(v, "quota is a mapping: {containers: 64, memory: 256MiB, spool: 1GiB}")
+		return q
+	}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, val := v.Content[i], v.Content[i+1]
+		s := p.scalar(val, "quota."+k.Value)
+		switch k.Value {
+		case "containers":
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || n > 1<<20 {
+				p.fail(val, "quota.containers %q is not a number from 1 to 1048576", s)
+				continue
+			}
+			q.Containers = n
+		case "memory", "spool":
+			n, err := ParseSize(s)
+			if err != nil || n < 1 {
+				p.fail(val, "quota.%s: %q is not a size like 256MiB", k.Value, s)
+				continue
+			}
+			if k.Value == "memory" {
+				q.Memory = n
+			} else {
+				q.Spool = n
+			}
+		default:
+			p.fail(k, "unknown quota key %q (known: containers, memory, spool)", k.Value)
+		}
+	}
+	return q
+}

@@ -130,6 +130,18 @@ func (t *Tree) Within(inner, name string) bool {
 	return false
 }
 
+// Subtree returns the containers strictly inside the one called name,
+// parents before children.
+func (t *Tree) Subtree(name string) []*Container {
+	var out []*Container
+	for _, c := range t.ordered {
+		if c.Name != name && t.Within(c.Name, name) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // With returns a new tree with c added (or replacing the container of the
 // same name), validated as a whole.
 func (t *Tree) With(c *Container) (*Tree, error) {
