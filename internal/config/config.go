@@ -20,7 +20,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/auditd-ns/auditd-ns/pkg/control"
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
+	"github.com/auditd-ns/auditd-ns/pkg/registry"
 )
 
 // Config is the daemon's configuration.
@@ -52,6 +54,24 @@ type Config struct {
 	// Listen, when set, makes the source the remote-logging listener
 	// instead of the kernel (listener mode; local_events must be no).
 	Listen *Listen
+	// Scoped is what the host admin allows the containers registered
+	// through scoped control sockets.
+	Scoped Scoped
+}
+
+// Scoped is the host admin's policy for scoped control sockets.
+type Scoped struct {
+	// RemoteAllow (scoped_remote_allow) lists the destinations, CIDR:PORT
+	// or CIDR:LOW-HIGH, their remote targets may name. Default: none.
+	RemoteAllow []control.RemoteDest
+	// RemoteHostNetNS (scoped_remote_host_netns) lets the containers of a
+	// scope without deliver.netns connect from the host's network
+	// namespace. Default no.
+	RemoteHostNetNS bool
+	// Quota is every scope's default quota (scoped_quota_containers,
+	// scoped_quota_memory, scoped_quota_spool); a scope's container file
+	// may set its own. Defaults: control.DefaultQuota.
+	Quota registry.Quota
 }
 
 // Listen configures listener mode: auditd-ns receives records over auditd's
@@ -100,6 +120,7 @@ func Default() *Config {
 		StateDir:          "/var/lib/auditd-ns",
 		ControlSocket:     "/run/auditd-ns/control.sock",
 		LogLevel:          "info",
+		Scoped:            Scoped{Quota: control.DefaultQuota},
 		Log: hostlog.Options{
 			Path:                 "/var/log/audit/audit.log",
 			Format:               hostlog.Raw,
@@ -146,6 +167,10 @@ func Parse(src []byte, file string) (*Config, error) {
 		seen[k.Value] = true
 		if k.Value == "listen" {
 			c.Listen = p.listen(v)
+			continue
+		}
+		if k.Value == "scoped_remote_allow" {
+			c.Scoped.RemoteAllow = p.remoteAllow(v)
 			continue
 		}
 		set, ok := fields[k.Value]
@@ -243,6 +268,23 @@ func (p *parser) listen(v *yaml.Node) *Listen {
 		p.fail(v, "listen.address is missing")
 	}
 	return l
+}
+
+func (p *parser) remoteAllow(v *yaml.Node) []control.RemoteDest {
+	if v.Kind != yaml.SequenceNode {
+		p.fail(v, "scoped_remote_allow is a list of destinations like [127.0.0.1/32:6000, 10.0.0.0/8:60-70]")
+		return nil
+	}
+	out := []control.RemoteDest{}
+	for _, n := range v.Content {
+		d, err := control.ParseRemoteDest(n.Value)
+		if err != nil || n.Kind != yaml.ScalarNode {
+			p.fail(n, "scoped_remote_allow: %v", err)
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 type parser struct {

@@ -8,7 +8,9 @@ import (
 	"testing"
 
 	"github.com/auditd-ns/auditd-ns/internal/config"
+	"github.com/auditd-ns/auditd-ns/pkg/control"
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
+	"github.com/auditd-ns/auditd-ns/pkg/registry"
 )
 
 func TestExampleConfigIsValid(t *testing.T) {
@@ -108,6 +110,9 @@ func TestErrors(t *testing.T) {
 		{"- a\n- b\n", []string{`f.yaml:1:1: the config must be a mapping`}},
 		{"name_format: user\n", []string{`f.yaml:1:1: name_format user needs name`}},
 		{"flush: [\n", []string{`f.yaml: yaml: line 1`}},
+		{"scoped_remote_allow: [127.0.0.1/32:6000, example.com:60]\n", []string{`f.yaml:1:42: scoped_remote_allow: "example.com:60" is not CIDR:PORT`}},
+		{"scoped_remote_allow: 127.0.0.1/32:6000\n", []string{`f.yaml:1:22: scoped_remote_allow is a list`}},
+		{"scoped_quota_containers: 0\nscoped_quota_memory: lots\n", []string{`f.yaml:1:26: scoped_quota_containers: "0" is not a number`, `f.yaml:2:22: scoped_quota_memory: "lots" is not a size`}},
 	} {
 		_, err := config.Parse([]byte(tc.src), "f.yaml")
 		if err == nil {
@@ -141,5 +146,28 @@ func TestRelativePaths(t *testing.T) {
 	}
 	if c.Log.Path != "/etc/auditd-ns/logs/audit.log" || c.AuditRules != "/etc/auditd-ns/audit.rules" {
 		t.Errorf("relative paths resolved to %q and %q", c.Log.Path, c.AuditRules)
+	}
+}
+
+func TestScoped(t *testing.T) {
+	c, err := config.Parse(nil, "f.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Scoped.RemoteAllow != nil || c.Scoped.RemoteHostNetNS || c.Scoped.Quota != control.DefaultQuota {
+		t.Errorf("defaults: %+v", c.Scoped)
+	}
+	c, err = config.Parse([]byte("scoped_remote_allow: [127.0.0.1/32:6000, 10.0.0.0/8:60-70]\nscoped_remote_host_netns: yes\n"+
+		"scoped_quota_containers: 8\nscoped_quota_memory: 64MiB\nscoped_quota_spool: 2GiB\n"), "f.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var allow []string
+	for _, a := range c.Scoped.RemoteAllow {
+		allow = append(allow, a.String())
+	}
+	if strings.Join(allow, " ") != "127.0.0.1/32:6000 10.0.0.0/8:60-70" || !c.Scoped.RemoteHostNetNS ||
+		c.Scoped.Quota != (registry.Quota{Containers: 8, Memory: 64 << 20, Spool: 2 << 30}) {
+		t.Errorf("parsed %+v", c.Scoped)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
+	"github.com/auditd-ns/auditd-ns/pkg/registry"
 )
 
 // fields maps each option name to the function that sets it.
@@ -111,8 +112,19 @@ var fields = map[string]func(c *Config, v string) error{
 		c.MetricsAddress = v
 		return nil
 	},
-	"state_dir":      pathField(func(c *Config) *string { return &c.StateDir }),
-	"control_socket": pathField(func(c *Config) *string { return &c.ControlSocket }),
+	"scoped_remote_host_netns": boolField(func(c *Config) *bool { return &c.Scoped.RemoteHostNetNS }),
+	"scoped_quota_containers": func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1<<20 {
+			return fmt.Errorf("%q is not a number from 1 to 1048576", v)
+		}
+		c.Scoped.Quota.Containers = n
+		return nil
+	},
+	"scoped_quota_memory": sizeField(func(c *Config) *int64 { return &c.Scoped.Quota.Memory }),
+	"scoped_quota_spool":  sizeField(func(c *Config) *int64 { return &c.Scoped.Quota.Spool }),
+	"state_dir":           pathField(func(c *Config) *string { return &c.StateDir }),
+	"control_socket":      pathField(func(c *Config) *string { return &c.ControlSocket }),
 	"log_level": func(c *Config, v string) error {
 		v = strings.ToLower(v)
 		switch v {
@@ -174,6 +186,17 @@ func pathField(f func(*Config) *string) func(*Config, string) error {
 			return fmt.Errorf("empty path")
 		}
 		*f(c) = v
+		return nil
+	}
+}
+
+func sizeField(f func(*Config) *int64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := registry.ParseSize(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("%q is not a size like 256MiB, 1GiB or 1048576 (bytes)", v)
+		}
+		*f(c) = n
 		return nil
 	}
 }

@@ -60,7 +60,7 @@ func (d *Daemon) startScoped(t *tenant) {
 	}
 	d.scoped.stop[t.c.Name] = cancel
 	d.scoped.mu.Unlock()
-	srv := &control.Server{Backend: backend{d}, Logger: d.log.Named("control." + t.c.Name), Scope: t.c.Name}
+	srv := &control.Server{Backend: backend{d}, Logger: d.log.Named("control." + t.c.Name), Scope: t.c.Name, Policy: d.scopePolicy}
 	go srv.Run(ctx, ln)
 }
 
@@ -83,4 +83,12 @@ func (d *Daemon) stopControl() {
 		stop()
 	}
 	d.scoped.mu.Unlock()
+}
+
+// scopePolicy is the host admin's policy for scoped sockets, from the
+// running config, read at each request.
+func (d *Daemon) scopePolicy() *control.ScopePolicy {
+	sc := d.cfg.Scoped
+	return &control.ScopePolicy{RemoteAllow: sc.RemoteAllow, RemoteHostNetNS: sc.RemoteHostNetNS, Quota: sc.Quota,
+		Chains: chains{book: &d.chains, proc: "/proc"}}
 }

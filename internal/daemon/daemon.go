@@ -52,6 +52,7 @@ type Daemon struct {
 	started     time.Time
 	routeDelay  time.Duration
 	namespaces  namespaceBook
+	chains      chainBook // contid ancestry from the kernel's op=set records
 	stats       Stats
 	statMu      sync.Mutex // guards stats
 }

@@ -66,6 +66,7 @@ func (d *Daemon) receive() error {
 		d.hlog.Write(typ, data)
 		d.router.Submit(typ, data)
 		d.namespaces.note(typ, data)
+		d.chains.note(typ, data)
 		d.stats.Records++ // only this goroutine writes Records
 	}
 }

@@ -76,7 +76,7 @@ func ParseRemoteDest(s string) (RemoteDest, error) {
 		d.Prefix = netip.PrefixFrom(a, a.BitLen())
 	}
 	if err != nil {
-		return bad(err.Error())
+		return bad(fmt.Sprintf("%q is not an IP address or network", addr))
 	}
 	d.Prefix = d.Prefix.Masked()
 	lo, hi, isRange := strings.Cut(ports, "-")

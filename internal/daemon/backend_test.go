@@ -1,0 +1,88 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/auditd-ns/auditd-ns/internal/config"
+	"github.com/auditd-ns/auditd-ns/pkg/control"
+	"github.com/auditd-ns/auditd-ns/pkg/registry"
+	"github.com/auditd-ns/auditd-ns/pkg/router"
+)
+
+// testDaemon runs the containers srcs (file targets under a temporary
+// directory, given as format strings with %[1]s for it) with no kernel,
+// no source and no control socket: enough for the backend's changes.
+func testDaemon(t *testing.T, srcs ...string) (*Daemon, string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.StateDir = dir
+	d := &Daemon{log: hclog.NewNullLogger(), cfg: cfg, router: router.New(router.Options{})}
+	store, err := registry.OpenStore(filepath.Join(dir, "containers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.conts = &containers{d: d, log: d.log, router: d.router, store: store, live: map[string]*tenant{}}
+	var cs []*registry.Container
+	for i, src := range srcs {
+		c, err := registry.Parse([]byte(fmt.Sprintf(src, dir)), fmt.Sprintf("c%d.yaml", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+	}
+	if err := d.conts.load(cs); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.conts.stopAll)
+	return d, dir
+}
+
+// TestScopeGuardOnCurrentTree: the backend runs a scoped request's check
+// on the tree as it is, not as the change would leave it, so a scoped
+// replace cannot take over a container outside the scope, and a scoped
+// unregister of a container inside it works.
+func TestScopeGuardOnCurrentTree(t *testing.T) {
+	d, dir := testDaemon(t,
+		"name: tenant\ncgroup: /sys/fs/cgroup/t\ndeliver: {file: %[1]s/t/audit.log}\nsocket: %[1]s/t/ctl.sock\n",
+		"name: job\nparent: tenant\ncgroup: /sys/fs/cgroup/t/job\ndeliver: {file: %[1]s/t/job.log}\n",
+		"name: sibling\ncgroup: /sys/fs/cgroup/s\ndeliver: {file: %[1]s/s/audit.log}\n")
+	b := backend{d}
+	ctx := context.Background()
+	for _, name := range []string{"sibling", "tenant"} {
+		c, err := registry.Parse([]byte(fmt.Sprintf("name: %s\nparent: job\ncgroup: /sys/fs/cgroup/t/job/x\ndeliver: {file: %s/t/x.log}\n", name, dir)), "x.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		guard := func(t *registry.Tree) error { return control.CheckScope(t, "tenant", c, nil) }
+		_, err = b.Register(ctx, c, control.RegisterOptions{Replace: true, Guard: guard})
+		if !errors.Is(err, control.ErrForbidden) {
+			t.Errorf("a scoped replace of %q: %v, want forbidden", name, err)
+		}
+	}
+	if p := b.Tree().ByName("sibling").Parent; p != "" {
+		t.Errorf("the sibling was taken over: its parent is %q", p)
+	}
+	guard := func(t *registry.Tree) error { return control.CheckScopeName(t, "tenant", "sibling") }
+	if _, err := b.Unregister(ctx, "sibling", control.UnregisterOptions{Mode: control.ModeSpool, Timeout: time.Second, Guard: guard}); !errors.Is(err, control.ErrForbidden) {
+		t.Errorf("a scoped unregister of the sibling: %v, want forbidden", err)
+	}
+	guard = func(t *registry.Tree) error { return control.CheckScopeName(t, "tenant", "job") }
+	if _, err := b.Unregister(ctx, "job", control.UnregisterOptions{Mode: control.ModeDrain, Timeout: time.Second, Guard: guard}); err != nil {
+		t.Errorf("a scoped unregister of its own child: %v", err)
+	}
+	if b.Tree().ByName("job") != nil {
+		t.Error("job is still registered")
+	}
+}
+
+func parseContainer(src string) (*registry.Container, error) {
+	return registry.Parse([]byte(src), "c.yaml")
+}
