@@ -36,7 +36,12 @@
 // A Server with a Scope serves a socket given to a nested orchestrator:
 // through it a caller may register, unregister and push rules only for
 // containers strictly inside the scope's container, never the scope
-// itself; see CheckScope and CheckPeer for every rule.
+// itself; see CheckScope and CheckPeer for every rule. The host admin's
+// ScopePolicy (Server.Policy) adds what no scope's own registration can
+// grant: the remote destinations allowed, whether a scope without a
+// network namespace may have remote targets, the default quota, and the
+// source of contid chains that decides whether an id is inside the scope.
+// The Backend runs the checks, once, on the current tree under its lock.
 //
 // # What it is not
 //
