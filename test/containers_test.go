@@ -63,16 +63,14 @@ func TestIntegrationCgroupContainers(t *testing.T) {
 	a := makeCgroup(t, "/sys/fs/cgroup/unified", "auditd-ns-a-"+suffix)
 	ab := makeCgroup(t, a, "b")
 	c := makeCgroup(t, "/sys/fs/cgroup/pids", "auditd-ns-c-"+suffix)
-	prog := filepath.Join(dir, "true-for-test")
-	b, err := os.ReadFile("/bin/true")
-	must(t, err)
-	must(t, os.WriteFile(prog, b, 0o755))
+	prog := privateTrue(t, dir)
+	key := testKey("exec")
 	containerFile(t, dir, "a", fmt.Sprintf("name: a\ncgroup: %s\ndeliver: {file: %s/a/audit.log}\n", a, dir))
 	containerFile(t, dir, "b", fmt.Sprintf("name: b\nparent: a\ncgroup: %s\ndeliver: {file: %s/b/audit.log}\n", ab, dir))
-	containerFile(t, dir, "c", fmt.Sprintf("name: c\ncgroup: %s\ndeliver: {file: %s/c/audit.log}\nrules:\n  - keep: {key: exec}\n  - default: drop\n", c, dir))
-	writeConfig(t, dir, fmt.Sprintf("containers_dir: %s/containers\nstate_dir: %s/state\n", dir, dir),
-		"-D\n-a always,exit -F arch=b64 -S execve -F exe="+prog+" -k exec\n")
+	containerFile(t, dir, "c", fmt.Sprintf("name: c\ncgroup: %s\ndeliver: {file: %s/c/audit.log}\nrules:\n  - keep: {key: %s}\n  - default: drop\n", c, dir, key))
+	writeConfig(t, dir, fmt.Sprintf("containers_dir: %s/containers\nstate_dir: %s/state\n", dir, dir), "-D\n"+execRule(prog, key))
 	d := start(t, ctl, dir)
+	busyHost(t)
 	runIn(t, a, prog, 3)
 	runIn(t, ab, prog, 4)
 	runIn(t, c, prog, 5)
@@ -87,12 +85,12 @@ func TestIntegrationCgroupContainers(t *testing.T) {
 		{filepath.Join(dir, "b/audit.log"), 4},
 		{filepath.Join(dir, "c/audit.log"), 5},
 	} {
-		if got := ausearchCount(t, tc.file, "-k", "exec"); got != tc.want {
-			t.Errorf("%s: ausearch -k exec found %d events, want %d\n%s", tc.file, got, tc.want, d.stderrText())
+		if got := ausearchCount(t, tc.file, "-k", key); got != tc.want {
+			t.Errorf("%s: ausearch -k %s found %d events, want %d\n%s", tc.file, key, got, tc.want, d.stderrText())
 		}
 		checkLines(t, tc.file)
 	}
-	// c's rules keep only key=exec events; nothing else reached it.
+	// c's rules keep only the test's key; nothing else reached it.
 	data, _ := os.ReadFile(filepath.Join(dir, "c/audit.log"))
 	if n := strings.Count(string(data), "type=SYSCALL "); n != 5 {
 		t.Errorf("c's target has %d SYSCALL records, want 5", n)

@@ -33,13 +33,13 @@ func TestIntegrationControl(t *testing.T) {
 	dir := t.TempDir()
 	id := fmt.Sprint(os.Getpid())
 	cg := makeCgroup(t, "/sys/fs/cgroup/unified", "auditd-ns-ctl-"+id)
-	prog := filepath.Join(dir, "true-for-test")
-	b, _ := os.ReadFile("/bin/true")
-	must(t, os.WriteFile(prog, b, 0o755))
+	prog := privateTrue(t, dir)
+	key, other := testKey("exec"), testKey("other")
 	metrics := fmt.Sprintf("127.0.0.1:%d", port(t))
 	writeConfig(t, dir, fmt.Sprintf("state_dir: %s/state\nmetrics_address: %s\n", dir, metrics),
-		"-D\n-a always,exit -F arch=b64 -S execve -F exe="+prog+" -k exec\n-a always,exit -F arch=b64 -S uname -F exe="+prog+" -k other\n")
+		"-D\n"+execRule(prog, key)+"-a always,exit -F arch=b64 -S uname -F exe="+prog+" -k "+other+"\n")
 	d := start(t, ctlk, dir)
+	busyHost(t)
 
 	file := filepath.Join(dir, "web.yaml")
 	must(t, os.WriteFile(file, []byte(fmt.Sprintf("name: web\ncgroup: %s\ndeliver: {file: %s/web/audit.log}\nqueue: {memory: 1MiB, spool: 1MiB}\n", cg, dir)), 0o600))
@@ -59,12 +59,12 @@ func TestIntegrationControl(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return string(b)
 	}
-	waitFor(t, 10*time.Second, func() bool { return ausearchCount(t, filepath.Join(dir, "web/audit.log"), "-k", "exec") == 3 }, "3 events in web's target")
+	waitFor(t, 10*time.Second, func() bool { return ausearchCount(t, filepath.Join(dir, "web/audit.log"), "-k", key) == 3 }, "3 events in web's target")
 	m1 := scrape()
 
-	// New rules: keep nothing but key "other".
+	// New rules: keep nothing but key other.
 	rulesFile := filepath.Join(dir, "rules.yaml")
-	must(t, os.WriteFile(rulesFile, []byte("- keep: {key: other}\n- default: drop\n"), 0o600))
+	must(t, os.WriteFile(rulesFile, []byte("- keep: {key: "+other+"}\n- default: drop\n"), 0o600))
 	if out, err := ctl(t, dir, "rules", "push", "web", rulesFile); err != nil {
 		t.Fatalf("ctl rules push: %v\n%s", err, out)
 	}
@@ -74,7 +74,7 @@ func TestIntegrationControl(t *testing.T) {
 	}
 	runIn(t, cg, prog, 2)
 	time.Sleep(500 * time.Millisecond)
-	if got := ausearchCount(t, filepath.Join(dir, "web/audit.log"), "-k", "exec"); got != 3 {
+	if got := ausearchCount(t, filepath.Join(dir, "web/audit.log"), "-k", key); got != 3 {
 		t.Errorf("after pushing rules that drop exec, web has %d exec events, want still 3", got)
 	}
 

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -141,8 +142,59 @@ func uname(n int) {
 	}
 }
 
+// unameRule selects uname(2) of this process only and tags it with key
+// (from testKey).
 func unameRule(key string) string {
 	return fmt.Sprintf("-a always,exit -F arch=b64 -S uname -F pid=%d -k %s\n", os.Getpid(), key)
+}
+
+// execRule selects the executions of prog only (a private copy from
+// privateTrue, which nothing else on the machine runs) and tags them with
+// key (from testKey).
+func execRule(prog, key string) string {
+	return fmt.Sprintf("-a always,exit -F arch=b64 -S execve -F exe=%s -k %s\n", prog, key)
+}
+
+var keySeq atomic.Int64
+
+// testKey is a rule key that only the rules of the calling test carry:
+// what, this process's pid and a number that no other call returns. A
+// test loads its rules with it, filtered to its own workload (its own
+// program or pid), and counts only events with it: records that other
+// processes on the machine cause, a compile beside the test or the noise
+// of busyHost, never carry it.
+func testKey(what string) string {
+	return fmt.Sprintf("%s-%d-%d", what, os.Getpid(), keySeq.Add(1))
+}
+
+// privateTrue copies /bin/true into dir, so that a rule on its exe selects
+// this test's executions and no one else's.
+func privateTrue(t testing.TB, dir string) string {
+	t.Helper()
+	prog := filepath.Join(dir, "true-for-test")
+	b, err := os.ReadFile("/bin/true")
+	must(t, err)
+	must(t, os.WriteFile(prog, b, 0o755))
+	return prog
+}
+
+// busyHost runs, until the test ends, what a busy host runs beside it: a
+// child of this test (same uid, login uid, session and cgroup) that
+// executes /bin/true and uname(1) in a loop, as a compile beside the test
+// does. A test that counts records must count the same with it: its rules
+// and counts select its own workload (testKey, execRule, unameRule), not
+// everything that executes or calls uname. Set AUDITD_NS_QUIET=1 to leave it out.
+func busyHost(t testing.TB) {
+	t.Helper()
+	if os.Getenv("AUDITD_NS_QUIET") == "1" {
+		return
+	}
+	cmd := exec.Command("/bin/sh", "-c", "while :; do /bin/true; uname >/dev/null; done")
+	must(t, cmd.Start())
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
 }
 
 var lineRE = regexp.MustCompile(`^(node=\S+ )?type=[A-Z_0-9\[\]]+ msg=audit\(\d+\.\d{3}:\d+\): `)

@@ -23,20 +23,19 @@ func TestIntegrationExecCount(t *testing.T) {
 	dir := t.TempDir()
 	// A private copy of true, so that no other program on the machine
 	// matches the rule.
-	prog := filepath.Join(dir, "true-for-test")
-	b, err := os.ReadFile("/bin/true")
-	must(t, err)
-	must(t, os.WriteFile(prog, b, 0o755))
-	writeConfig(t, dir, "", "-D\n-a always,exit -F arch=b64 -S execve -F exe="+prog+" -k exec\n")
+	prog := privateTrue(t, dir)
+	key := testKey("exec")
+	writeConfig(t, dir, "", "-D\n"+execRule(prog, key))
 	d := start(t, ctl, dir)
+	busyHost(t)
 	const n = 25
 	for range n {
 		must(t, exec.Command(prog).Run())
 	}
 	time.Sleep(300 * time.Millisecond)
 	d.stop()
-	if got := ausearchCount(t, d.log, "-k", "exec"); got != n {
-		t.Errorf("ausearch -k exec found %d events, want %d", got, n)
+	if got := ausearchCount(t, d.log, "-k", key); got != n {
+		t.Errorf("ausearch -k %s found %d events, want %d", key, got, n)
 	}
 	out, err := exec.Command("aureport", "-if", d.log, "--summary").CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte("Summary Report")) {
@@ -70,8 +69,10 @@ func TestIntegrationRotation(t *testing.T) {
 	needTools(t)
 	ctl := testkernel.Take(t)
 	dir := t.TempDir()
-	writeConfig(t, dir, "max_log_file: 1\nnum_logs: 10\nmax_log_file_action: rotate\n", "-D\n"+unameRule("load"))
+	key := testKey("load")
+	writeConfig(t, dir, "max_log_file: 1\nnum_logs: 10\nmax_log_file_action: rotate\n", "-D\n"+unameRule(key))
 	d := start(t, ctl, dir)
+	busyHost(t)
 	const n = 6000 // about 2.5 MB of records: at least two rotations by size
 	uname(n)
 	time.Sleep(500 * time.Millisecond)
@@ -83,10 +84,10 @@ func TestIntegrationRotation(t *testing.T) {
 	if len(files) < 3 {
 		t.Fatalf("%d rotated files (%v), want at least 3: two by size, one by SIGUSR1", len(files), files)
 	}
-	total := ausearchCount(t, d.log, "-k", "load")
+	total := ausearchCount(t, d.log, "-k", key)
 	for _, f := range files {
 		checkLines(t, f)
-		total += ausearchCount(t, f, "-k", "load")
+		total += ausearchCount(t, f, "-k", key)
 	}
 	if total != n+10 {
 		t.Errorf("ausearch found %d events across %d files, want %d", total, len(files)+1, n+10)
@@ -101,7 +102,7 @@ func TestIntegrationRotation(t *testing.T) {
 func TestIntegrationKill9(t *testing.T) {
 	ctl := testkernel.Take(t)
 	dir := t.TempDir()
-	writeConfig(t, dir, "", "-D\n"+unameRule("load"))
+	writeConfig(t, dir, "", "-D\n"+unameRule(testKey("load")))
 	d := start(t, ctl, dir)
 	done := make(chan struct{})
 	go func() {
@@ -168,7 +169,7 @@ func TestIntegrationStopUnderLoad(t *testing.T) {
 func TestIntegrationRefusesSecondDaemon(t *testing.T) {
 	ctl := testkernel.Take(t)
 	dir := t.TempDir()
-	writeConfig(t, dir, "", "-D\n"+unameRule("first"))
+	writeConfig(t, dir, "", "-D\n"+unameRule(testKey("first")))
 	d := start(t, ctl, dir)
 	dir2 := t.TempDir()
 	cfg2 := writeConfig(t, dir2, "", "-D\n")
@@ -226,9 +227,9 @@ func TestIntegrationBadConfig(t *testing.T) {
 func TestIntegrationReload(t *testing.T) {
 	ctl := testkernel.Take(t)
 	dir := t.TempDir()
-	writeConfig(t, dir, "", "-D\n"+unameRule("before"))
+	writeConfig(t, dir, "", "-D\n"+unameRule(testKey("before")))
 	d := start(t, ctl, dir)
-	writeConfig(t, dir, "", "-D\n"+unameRule("after")+"-a always,exit -F arch=b64 -S getppid -F pid=1 -k second\n")
+	writeConfig(t, dir, "", "-D\n"+unameRule(testKey("after"))+"-a always,exit -F arch=b64 -S getppid -F pid=1 -k second\n")
 	d.signal(syscall.SIGHUP, "reloaded the config")
 	rules, err := ctl.Rules()
 	must(t, err)
@@ -249,7 +250,7 @@ func TestIntegrationReload(t *testing.T) {
 func TestIntegrationLost(t *testing.T) {
 	ctl := testkernel.Take(t)
 	dir := t.TempDir()
-	cfg := writeConfig(t, dir, "", "-D\n"+unameRule("lost"))
+	cfg := writeConfig(t, dir, "", "-D\n"+unameRule(testKey("lost")))
 	// A backlog of 16 with no waiting: records beyond it are lost.
 	b, _ := os.ReadFile(cfg)
 	b = bytes.Replace(b, []byte("backlog_limit: 8192\nbacklog_wait_time: 60000"), []byte("backlog_limit: 16\nbacklog_wait_time: 0"), 1)

@@ -127,13 +127,12 @@ func TestIntegrationNested(t *testing.T) {
 	waitAccepting(t, fmt.Sprintf("127.0.0.1:%d", portP))
 
 	// The host: P registered by cgroup, delivered into P's namespace.
-	prog := filepath.Join(dir, "true-for-test")
-	b, _ := os.ReadFile("/bin/true")
-	must(t, os.WriteFile(prog, b, 0o755))
+	prog := privateTrue(t, dir)
+	key := testKey("exec")
 	containerFile(t, dir, "p", fmt.Sprintf("name: p\ncgroup: %s\ndeliver: {remote: 127.0.0.1:%d}\n", cgP, portP))
-	writeConfig(t, dir, fmt.Sprintf("containers_dir: %s/containers\nstate_dir: %s/state\n", dir, dir),
-		"-D\n-a always,exit -F arch=b64 -S execve -F exe="+prog+" -k exec\n")
+	writeConfig(t, dir, fmt.Sprintf("containers_dir: %s/containers\nstate_dir: %s/state\n", dir, dir), "-D\n"+execRule(prog, key))
 	d := start(t, ctl, dir)
+	busyHost(t)
 	runIn(t, cgP, prog, 3)
 	runIn(t, cgC, prog, 4)
 	for _, tc := range []struct {
@@ -146,18 +145,18 @@ func TestIntegrationNested(t *testing.T) {
 		var got int
 		deadline := time.Now().Add(15 * time.Second)
 		for time.Now().Before(deadline) {
-			if got = ausearchCount(t, tc.file, "-k", "exec"); got >= tc.want {
+			if got = ausearchCount(t, tc.file, "-k", key); got >= tc.want {
 				break
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
 		if got != tc.want {
 			b, _ := os.ReadFile(filepath.Join(pdir, "stderr"))
-			t.Errorf("%s: ausearch -k exec found %d events, want %d\nP's stderr:\n%s", tc.name, got, tc.want, b)
+			t.Errorf("%s: ausearch -k %s found %d events, want %d\nP's stderr:\n%s", tc.name, key, got, tc.want, b)
 		}
 	}
 	d.stop()
-	if got := ausearchCount(t, d.log, "-k", "exec"); got != 7 {
+	if got := ausearchCount(t, d.log, "-k", key); got != 7 {
 		t.Errorf("host log: %d events, want 7", got)
 	}
 }

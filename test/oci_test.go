@@ -60,9 +60,10 @@ func TestIntegrationOCIHookDaemon(t *testing.T) {
 	raw, _ = json.MarshalIndent(spec, "", " ")
 	must(t, os.WriteFile(filepath.Join(bundle, "config.json"), raw, 0o644))
 
-	writeConfig(t, dir, fmt.Sprintf("state_dir: %s/state\n", dir),
-		"-D\n-a always,exit -F arch=b64 -S execve -F exe="+bb+" -k oci\n")
+	key := testKey("oci")
+	writeConfig(t, dir, fmt.Sprintf("state_dir: %s/state\n", dir), "-D\n"+execRule(bb, key))
 	d := start(t, ctl, dir)
+	busyHost(t)
 	id := fmt.Sprintf("auditd-ns-oci-%d", os.Getpid())
 	out, err := exec.Command(runc, "run", "--bundle", bundle, id).CombinedOutput()
 	exec.Command(runc, "delete", "--force", id).Run()
@@ -71,10 +72,10 @@ func TestIntegrationOCIHookDaemon(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	d.stop()
-	if got := ausearchCount(t, d.log, "-k", "oci"); got != 2 {
+	if got := ausearchCount(t, d.log, "-k", key); got != 2 {
 		t.Errorf("host log: %d oci events, want 2", got)
 	}
-	if got := ausearchCount(t, target, "-k", "oci"); got != 2 {
+	if got := ausearchCount(t, target, "-k", key); got != 2 {
 		t.Errorf("the container's target: %d oci events, want 2\ndaemon:\n%s", got, d.stderrText())
 	}
 	for _, want := range []string{"registered container", "unregistered container"} {
