@@ -18,9 +18,10 @@ import (
 
 var captureOut = flag.String("capture", "", "capture a corpus of kernel records into this .log.gz file (test/corpus/capture.sh)")
 
-// workloadAuid is the login uid of the captured workload; every corpus
-// rule selects it, so nothing else on the machine is recorded.
-const workloadAuid = 4242
+// workloadAuid is the login uid of the captured workload, one that no
+// other process on the machine has; every corpus rule selects it, so
+// nothing else a busy host runs is recorded.
+var workloadAuid = 4_000_000_000 + os.Getpid()%100_000_000
 
 // corpusRules is the rule set of the capture, in auditctl syntax: program
 // executions, writes and attribute changes under a watched directory,

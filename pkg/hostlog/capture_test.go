@@ -64,10 +64,14 @@ func TestIntegrationCaptureGolden(t *testing.T) {
 	if err := ctl.SetEnabled(1); err != nil {
 		t.Fatal(err)
 	}
+	// The commands run as nobody under a login uid of their own, which no
+	// other process on the machine has: the rules select them and nothing
+	// a busy host runs beside the capture.
+	auid := 2_000_000_000 + os.Getpid()
 	for _, r := range []string{
-		"-a always,exit -F arch=b64 -S execve -F uid=65534 -k golden",
-		"-a always,exit -F arch=b64 -S connect -F uid=65534 -k golden-net",
-		"-a always,exit -F arch=b64 -S openat -F uid=65534 -F dir=/etc -k golden-watch",
+		fmt.Sprintf("-a always,exit -F arch=b64 -S execve -F uid=65534 -F auid=%d -k golden", auid),
+		fmt.Sprintf("-a always,exit -F arch=b64 -S connect -F uid=65534 -F auid=%d -k golden-net", auid),
+		fmt.Sprintf("-a always,exit -F arch=b64 -S openat -F uid=65534 -F auid=%d -F dir=/etc -k golden-watch", auid),
 		fmt.Sprintf("-a always,exit -F arch=b64 -S connect -F pid=%d -k golden-inet", os.Getpid()),
 	} {
 		wire, err := rules.BuildKernelRule(r)
@@ -78,8 +82,10 @@ func TestIntegrationCaptureGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sh := exec.Command("/bin/sh", "-c", "cat /etc/hosts >/dev/null; ls -l /tmp >/dev/null; printf 'a\\nb' | cat >/dev/null; true 'quoted arg' \"x y\"")
-	sh.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	// A root shell sets the login uid, then setpriv becomes nobody and
+	// executes the audited shell: its execve is the first one recorded.
+	const audited = "cat /etc/hosts >/dev/null; ls -l /tmp >/dev/null; printf 'a\\nb' | cat >/dev/null; true 'quoted arg' \"x y\""
+	sh := exec.Command("/bin/sh", "-c", `echo "$1" > /proc/self/loginuid && exec setpriv --reuid=65534 --regid=65534 --clear-groups /bin/sh -c "$2"`, "sh", fmt.Sprint(auid), audited)
 	sh.Dir = "/"
 	if out, err := sh.CombinedOutput(); err != nil {
 		t.Fatalf("running the audited commands: %v: %s", err, out)
