@@ -50,7 +50,7 @@ unit:
 
 vet:
 	$(GO) vet ./...
-	@test -z "$$(gofmt -l cmd internal pkg test)" || { gofmt -l cmd internal pkg test; echo "gofmt needed"; exit 1; }
+	@test -z "$$(gofmt -l cmd internal pkg test bench)" || { gofmt -l cmd internal pkg test bench; echo "gofmt needed"; exit 1; }
 
 # Runs every Fuzz function for FUZZTIME each.
 fuzz:
