@@ -152,14 +152,14 @@ func (b backend) PushRules(ctx context.Context, name string, u control.RulesUpda
 	cs := b.d.conts
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	t := cs.live[name]
-	if t == nil {
-		return control.ContainerInfo{}, fmt.Errorf("pushing rules to %q: %w", name, control.ErrNotFound)
-	}
 	if u.Guard != nil {
 		if err := u.Guard(cs.tree); err != nil {
 			return control.ContainerInfo{}, err
 		}
+	}
+	t := cs.live[name]
+	if t == nil {
+		return control.ContainerInfo{}, fmt.Errorf("pushing rules to %q: %w", name, control.ErrNotFound)
 	}
 	t.tn.SetRules(u.Rules)
 	if c, err := withRules(t.c, u.Source); err == nil {

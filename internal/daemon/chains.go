@@ -66,6 +66,14 @@ func (b *chainBook) note(typ uint16, data []byte) {
 	}
 }
 
+// reset forgets every chain: the kernel lost records, so an op=drop (and
+// a reuse of the contid elsewhere) may have gone unseen.
+func (b *chainBook) reset() {
+	b.mu.Lock()
+	b.parent = nil
+	b.mu.Unlock()
+}
+
 // chain returns id's chain as the records told it, or false when id was
 // not seen set (or its chain is broken).
 func (b *chainBook) chain(id uint64) ([]uint64, bool) {

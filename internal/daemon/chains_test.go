@@ -32,6 +32,10 @@ func TestChainBook(t *testing.T) {
 	if got, ok := b.chain(43); ok {
 		t.Errorf("a dropped contid still has a chain: %v", got)
 	}
+	b.reset() // the kernel lost records
+	if got, ok := b.chain(42); ok {
+		t.Errorf("after lost records the book still answers: %v", got)
+	}
 }
 
 // fakeProc writes a process tree: pid → {ppid, start, contid ("" for no

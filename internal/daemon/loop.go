@@ -112,6 +112,7 @@ func (d *Daemon) poll() {
 		d.wakeBacklogWaiters()
 	}
 	if st.Lost > prev {
+		d.chains.reset() // an op=drop may be among the lost
 		delta := st.Lost - prev
 		d.log.Warn("the kernel lost audit records", "lost", st.Lost, "new", delta, "backlog", st.Backlog)
 		d.hlog.Daemon(record.TypeDaemonErr, fmt.Sprintf("op=kernel-lost lost=%d new=%d backlog=%d backlog_limit=%d auid=%d pid=%d res=failed",

@@ -85,7 +85,7 @@ func (s *Server) register(ctx context.Context, req *Request) (*Response, error) 
 	}
 	o := RegisterOptions{Replace: req.Replace}
 	if s.Scope != "" {
-		p := s.policy()
+		p := s.policy().withChainOf(c.ID)
 		o.Guard = func(t *registry.Tree) error { return CheckScope(t, s.Scope, c, p) }
 	}
 	info, err := s.Backend.Register(ctx, c, o)

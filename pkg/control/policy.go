@@ -43,6 +43,33 @@ type Chains interface {
 	Chain(contid uint64) ([]uint64, error)
 }
 
+// prefetched answers one contid's chain from memory: looked up before the
+// Backend's lock is taken (a Chains may read /proc), decided under it.
+type prefetched struct {
+	id    uint64
+	chain []uint64
+	err   error
+	next  Chains
+}
+
+func (f prefetched) Chain(id uint64) ([]uint64, error) {
+	if id == f.id {
+		return f.chain, f.err
+	}
+	return f.next.Chain(id)
+}
+
+// withChainOf returns p with id's chain looked up now.
+func (p *ScopePolicy) withChainOf(id uint64) *ScopePolicy {
+	if p.Chains == nil || id == record.Unset {
+		return p
+	}
+	q := *p
+	ch, err := p.Chains.Chain(id)
+	q.Chains = prefetched{id: id, chain: ch, err: err, next: p.Chains}
+	return &q
+}
+
 // ErrNoChain is matched by the error of a Chains that cannot establish a
 // contid's ancestry.
 var ErrNoChain = errors.New("the ancestry of this audit container ID cannot be established")
