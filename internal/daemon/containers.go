@@ -91,7 +91,7 @@ func (cs *containers) start(c *registry.Container) (*tenant, error) {
 	if len(c.KernelRules) > 0 && !cs.contid {
 		return nil, fmt.Errorf("%s: container %q has kernel_rules, but this kernel lacks the container-ID patches (audit feature bit 0x80): its rules cannot be scoped to it, so none is loaded", c.File, c.Name)
 	}
-	dir := filepath.Join(cs.d.cfg.StateDir, "queues", c.Name)
+	dir := filepath.Join(cs.d.cfg().StateDir, "queues", c.Name)
 	q, err := queue.Open(dir, c.Queue, cs.log.Named(c.Name))
 	if err != nil {
 		return nil, fmt.Errorf("opening queue of %q: %w", c.Name, err)
@@ -144,7 +144,7 @@ func (cs *containers) unloadKernelRules(t *tenant) {
 func (cs *containers) deliver(ctx context.Context, t *tenant) error {
 	log := cs.log.Named(t.c.Name)
 	if t.c.Deliver.File != "" {
-		opt := cs.d.cfg.Log
+		opt := cs.d.cfg().Log
 		opt.Path, opt.Node, opt.Logger = t.c.Deliver.File, "", log
 		// A tenant's full volume must not stop anything else: failed
 		// writes are retried from the queue instead.

@@ -19,18 +19,18 @@ func (d *Daemon) startControl() {
 	ctx, cancel := context.WithCancel(context.Background())
 	d.controlStop = cancel
 	d.scoped.stop = map[string]context.CancelFunc{}
-	if d.cfg.ControlSocket != "" {
-		ln, err := control.Listen(d.cfg.ControlSocket)
+	if d.cfg().ControlSocket != "" {
+		ln, err := control.Listen(d.cfg().ControlSocket)
 		if err != nil {
-			d.log.Error("the control socket is not available", "path", d.cfg.ControlSocket, "error", err)
+			d.log.Error("the control socket is not available", "path", d.cfg().ControlSocket, "error", err)
 		} else {
 			srv := &control.Server{Backend: backend{d}, Logger: d.log.Named("control")}
 			go srv.Run(ctx, ln)
 		}
 	}
-	if d.cfg.MetricsAddress != "" {
+	if d.cfg().MetricsAddress != "" {
 		go func() {
-			if err := control.ServeMetrics(ctx, d.cfg.MetricsAddress, backend{d}, d.log.Named("metrics")); err != nil {
+			if err := control.ServeMetrics(ctx, d.cfg().MetricsAddress, backend{d}, d.log.Named("metrics")); err != nil {
 				d.log.Error("the metrics endpoint stopped", "error", err)
 			}
 		}()
@@ -88,7 +88,7 @@ func (d *Daemon) stopControl() {
 // scopePolicy is the host admin's policy for scoped sockets, from the
 // running config, read at each request.
 func (d *Daemon) scopePolicy() *control.ScopePolicy {
-	sc := d.cfg.Scoped
+	sc := d.cfg().Scoped
 	return &control.ScopePolicy{RemoteAllow: sc.RemoteAllow, RemoteHostNetNS: sc.RemoteHostNetNS, Quota: sc.Quota,
 		Chains: chains{book: &d.chains, proc: "/proc"}}
 }

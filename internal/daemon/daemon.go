@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,9 +33,11 @@ const Version = "0.1.0"
 
 // Daemon is a running host daemon.
 type Daemon struct {
-	log    hclog.Logger
-	cfg    *config.Config
-	rules  *rules.KernelFile
+	log hclog.Logger
+	// conf is the running configuration; reload swaps it while control
+	// goroutines read it, so it is read through cfg, once per use.
+	conf  atomic.Pointer[config.Config]
+	rules *rules.KernelFile // read and replaced only on the signal-handling goroutine
 	ctl    *source.Control
 	ctlMu  sync.Mutex // serialises control calls (poller, reload, shutdown)
 	kern   *source.Kernel
@@ -54,7 +57,8 @@ type Daemon struct {
 	namespaces  namespaceBook
 	chains      chainBook // contid ancestry from the kernel's op=set records
 	stats       Stats
-	statMu      sync.Mutex // guards stats
+	statMu      sync.Mutex    // guards stats, except Records
+	records     atomic.Uint64 // Stats.Records, written by the receiving goroutine only
 }
 
 // Stats is what the daemon reports about itself and the kernel.
@@ -67,6 +71,10 @@ type Stats struct {
 
 	LastPoll time.Time
 }
+
+// cfg returns the running configuration. A reload replaces it as a whole,
+// never in place: callers keep the pointer for one use and never modify it.
+func (d *Daemon) cfg() *config.Config { return d.conf.Load() }
 
 // Load reads and validates the config and its audit.rules file without
 // touching the system. It is what `check` runs and what `run` runs first.
@@ -98,7 +106,8 @@ func Load(path string) (*config.Config, *rules.KernelFile, error) {
 func Run(ctx context.Context, cfg *config.Config, kf *rules.KernelFile, log hclog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	d := &Daemon{log: log, cfg: cfg, rules: kf, halt: cancel}
+	d := &Daemon{log: log, rules: kf, halt: cancel}
+	d.conf.Store(cfg)
 	// Catch the signals the daemon handles before starting: SIGHUP's
 	// default is to exit, and one sent as soon as the daemon is up (a
 	// reload, a log rotation) must wait to be handled, not kill it.
@@ -129,7 +138,7 @@ func (d *Daemon) start() error {
 	if err := d.checkRegistered(); err != nil {
 		return err
 	}
-	if d.hlog, err = d.openLog(d.cfg); err != nil {
+	if d.hlog, err = d.openLog(d.cfg()); err != nil {
 		return err
 	}
 	if d.kern, err = source.OpenKernel(); err != nil {
@@ -145,10 +154,10 @@ func (d *Daemon) start() error {
 		d.stats.KernelLost = st.Lost // only rises after this are new losses
 		d.stats.BacklogWait = st.BacklogWaitTimeActual
 	}
-	boost(d.cfg.PriorityBoost, d.log)
+	boost(d.cfg().PriorityBoost, d.log)
 	d.hlog.Daemon(record.TypeDaemonStart, d.startText())
-	d.log.Info("registered as the kernel's audit daemon", "pid", os.Getpid(), "log", d.cfg.Log.Path)
-	d.applyKernel(d.cfg, d.rules)
+	d.log.Info("registered as the kernel's audit daemon", "pid", os.Getpid(), "log", d.cfg().Log.Path)
+	d.applyKernel(d.cfg(), d.rules)
 	st, err := d.ctl.Status()
 	if err != nil {
 		return err
@@ -169,14 +178,14 @@ func (d *Daemon) startContainers(contid bool, attr router.Attributor) error {
 	}
 	d.routeDelay = opt.Delay
 	d.router = router.New(opt)
-	store, err := registry.OpenStore(filepath.Join(d.cfg.StateDir, "containers"))
+	store, err := registry.OpenStore(filepath.Join(d.cfg().StateDir, "containers"))
 	if err != nil {
 		return err
 	}
 	d.conts = &containers{d: d, log: d.log.Named("containers"), router: d.router, store: store, contid: contid, live: map[string]*tenant{}}
 	var cfg []*registry.Container
-	if d.cfg.ContainersDir != "" {
-		if cfg, err = registry.LoadDir(d.cfg.ContainersDir); err != nil {
+	if d.cfg().ContainersDir != "" {
+		if cfg, err = registry.LoadDir(d.cfg().ContainersDir); err != nil {
 			return err
 		}
 	}
@@ -195,7 +204,7 @@ func (d *Daemon) startContainers(contid bool, attr router.Attributor) error {
 	}
 	d.started = time.Now()
 	d.startControl()
-	d.log.Info("containers started", "containers", len(d.conts.live), "attribution", mode, "control", d.cfg.ControlSocket)
+	d.log.Info("containers started", "containers", len(d.conts.live), "attribution", mode, "control", d.cfg().ControlSocket)
 	return nil
 }
 
@@ -263,7 +272,7 @@ func (d *Daemon) startText() string {
 	unix.Uname(&u)
 	kernel := unix.ByteSliceToString(u.Release[:])
 	format := "raw"
-	if d.cfg.Log.Format == hostlog.Enriched {
+	if d.cfg().Log.Format == hostlog.Enriched {
 		format = "enriched"
 	}
 	return fmt.Sprintf("op=start ver=%s format=%s kernel=%s auid=%d pid=%d uid=%d ses=4294967295 res=success",

@@ -19,10 +19,10 @@ import (
 // host daemon routes kernel records.
 func (d *Daemon) runListener(ctx context.Context, sigs <-chan os.Signal) error {
 	var err error
-	if d.hlog, err = d.openLog(d.cfg); err != nil {
+	if d.hlog, err = d.openLog(d.cfg()); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", d.cfg.Listen.Address)
+	ln, err := net.Listen("tcp", d.cfg().Listen.Address)
 	if err != nil {
 		d.hlog.Close()
 		return fmt.Errorf("listening for remote-logging peers: %w", err)
@@ -40,9 +40,9 @@ func (d *Daemon) runListener(ctx context.Context, sigs <-chan os.Signal) error {
 	l := &remote.Listener{
 		Handle:     d.handleLine,
 		Logger:     d.log.Named("listener"),
-		MaxPayload: d.cfg.Listen.MaxFrame,
-		MaxConns:   d.cfg.Listen.MaxConnections,
-		Allow:      d.cfg.Listen.Allow,
+		MaxPayload: d.cfg().Listen.MaxFrame,
+		MaxConns:   d.cfg().Listen.MaxConnections,
+		Allow:      d.cfg().Listen.Allow,
 	}
 	// Signals are handled on a goroutine of their own: the listener's
 	// goroutines write the log, and the Writer takes its own lock.
@@ -59,7 +59,7 @@ func (d *Daemon) runListener(ctx context.Context, sigs <-chan os.Signal) error {
 			}
 		}
 	}()
-	d.log.Info("listening for remote-logging peers", "address", ln.Addr().String(), "log", d.cfg.Log.Path)
+	d.log.Info("listening for remote-logging peers", "address", ln.Addr().String(), "log", d.cfg().Log.Path)
 	runErr := l.Run(ctx, ln)
 	sigStop()
 	<-sigDone

@@ -20,7 +20,7 @@ import (
 func (d *Daemon) loop(ctx context.Context, sigs <-chan os.Signal) error {
 	done := make(chan error, 1)
 	go func() { done <- d.receive() }()
-	tick := time.NewTicker(d.cfg.LostCheckInterval)
+	tick := time.NewTicker(d.cfg().LostCheckInterval)
 	defer tick.Stop()
 	for {
 		select {
@@ -67,7 +67,7 @@ func (d *Daemon) receive() error {
 		d.router.Submit(typ, data)
 		d.namespaces.note(typ, data)
 		d.chains.note(typ, data)
-		d.stats.Records++ // only this goroutine writes Records
+		d.records.Add(1)
 	}
 }
 
@@ -141,8 +141,10 @@ func (d *Daemon) wakeBacklogWaiters() {
 // Stats returns a snapshot of the daemon's counters.
 func (d *Daemon) Stats() Stats {
 	d.statMu.Lock()
-	defer d.statMu.Unlock()
-	return d.stats
+	st := d.stats
+	d.statMu.Unlock()
+	st.Records = d.records.Load()
+	return st
 }
 
 func (d *Daemon) signal(s os.Signal) {
@@ -182,7 +184,7 @@ func (d *Daemon) stop() error {
 		}
 	}
 	d.stopContainers()
-	if d.cfg.RulesOnExit == "delete" {
+	if d.cfg().RulesOnExit == "delete" {
 		d.deleteRules()
 	}
 	d.hlog.Daemon(record.TypeDaemonEnd, endText())

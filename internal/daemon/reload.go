@@ -11,25 +11,27 @@ import (
 // reload re-reads the config and the rules file (SIGHUP). A bad file is
 // logged and changes nothing; the daemon keeps its running configuration.
 func (d *Daemon) reload() {
-	cfg, kf, err := Load(d.cfg.File)
+	old := d.cfg()
+	cfg, kf, err := Load(old.File)
 	if err != nil {
 		d.log.Error("reloading the config (SIGHUP): keeping the running configuration", "error", err)
 		d.hlog.Daemon(record.TypeDaemonConfig, fmt.Sprintf("op=reconfigure state=no-change auid=%d pid=%d res=failed", loginUID(), os.Getpid()))
 		return
 	}
-	if !reflect.DeepEqual(cfg.Log, d.cfg.Log) || cfg.NameFormat != d.cfg.NameFormat || cfg.Name != d.cfg.Name || cfg.WriteLogs != d.cfg.WriteLogs {
+	if !reflect.DeepEqual(cfg.Log, old.Log) || cfg.NameFormat != old.NameFormat || cfg.Name != old.Name || cfg.WriteLogs != old.WriteLogs {
 		d.hlog.Daemon(record.TypeDaemonConfig, fmt.Sprintf("op=reconfigure state=changed auid=%d pid=%d res=success", loginUID(), os.Getpid()))
 		if err := d.hlog.Reconfigure(d.logOptions(cfg)); err != nil {
 			d.log.Error("reloading the config: opening the new log; keeping the old one", "error", err)
 			return
 		}
 	}
-	if d.kern == nil && !reflect.DeepEqual(cfg.Listen, d.cfg.Listen) {
+	if d.kern == nil && !reflect.DeepEqual(cfg.Listen, old.Listen) {
 		// Listener mode: the listening socket stays as it was started.
 		d.log.Warn("reloading the config (SIGHUP): listen settings take effect at the next start")
-		cfg.Listen = d.cfg.Listen
+		cfg.Listen = old.Listen
 	}
-	d.cfg, d.rules = cfg, kf
+	d.rules = kf
+	d.conf.Store(cfg)
 	problems := 0
 	if d.kern != nil { // listener mode has no kernel to configure
 		problems = d.applyKernel(cfg, kf)
