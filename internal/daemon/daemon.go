@@ -36,8 +36,8 @@ type Daemon struct {
 	log hclog.Logger
 	// conf is the running configuration; reload swaps it while control
 	// goroutines read it, so it is read through cfg, once per use.
-	conf  atomic.Pointer[config.Config]
-	rules *rules.KernelFile // read and replaced only on the signal-handling goroutine
+	conf   atomic.Pointer[config.Config]
+	rules  *rules.KernelFile // read and replaced only on the signal-handling goroutine
 	ctl    *source.Control
 	ctlMu  sync.Mutex // serialises control calls (poller, reload, shutdown)
 	kern   *source.Kernel
