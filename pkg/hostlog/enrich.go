@@ -101,8 +101,11 @@ func appendEnriched(dst, data []byte, names *nameCache) []byte {
 		}
 	}
 	if n == 0 {
-		out = out[:base]
+		return append(out[:base], '\n')
 	}
+	// Values come from the record's text, where a user message's words
+	// are the sender's: none may end the line or start another part.
+	replaceBreaks(out[base+1:])
 	return append(out, '\n')
 }
 

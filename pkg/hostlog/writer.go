@@ -327,7 +327,9 @@ func (w *Writer) Reconfigure(opt Options) error {
 
 // WriteLine appends a line that is already in log format (a tenant's copy,
 // or a record received from a remote auditd), without its newline. Embedded
-// newlines are replaced, so one call is always one line.
+// newlines, carriage returns and NULs are replaced by spaces, so one call is
+// always one line. A Separator is kept: the line may be ENRICHED, and only
+// the caller can tell an interpretation from a record's own text.
 func (w *Writer) WriteLine(line []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -338,6 +340,8 @@ func (w *Writer) WriteLine(line []byte) error {
 	start := len(w.buf)
 	w.buf = append(w.buf, line...)
 	replace(w.buf[start:], '\n')
+	replace(w.buf[start:], '\r')
+	replace(w.buf[start:], 0)
 	w.buf = append(w.buf, '\n')
 	w.stats.Records++
 	if w.opt.Flush == FlushData || w.opt.Flush == FlushSync || len(w.buf) >= batchSize {

@@ -53,6 +53,9 @@ func TestAppendLine(t *testing.T) {
 		{"", 1341, "audit(1.002:3): op=create", "type=NAMESPACE msg=audit(1.002:3): op=create\n"},
 		{"", 1999, "audit(1.002:3): x", "type=UNKNOWN[1999] msg=audit(1.002:3): x\n"},
 		{"", 1300, "audit(1.002:3): a=\"x\ny\"\x00z", "type=SYSCALL msg=audit(1.002:3): a=\"x y\" z\n"},
+		// A user message's text is the sender's: a separator would end the
+		// record for auparse, a CR would hide the rest on a terminal.
+		{"", 1005, "audit(1.002:3): pid=1 msg='a\x1dAUID=\"root\" b\rc'", "type=USER msg=audit(1.002:3): pid=1 msg='a AUID=\"root\" b c'\n"},
 	} {
 		if got := string(hostlog.AppendLine(nil, tc.node, tc.typ, []byte(tc.data))); got != tc.want {
 			t.Errorf("AppendLine(%q, %d, %q)\n got %q\nwant %q", tc.node, tc.typ, tc.data, got, tc.want)
@@ -259,6 +262,18 @@ func TestHaltAction(t *testing.T) {
 	}
 	if r := <-halted; !strings.Contains(r, "max_log_file") {
 		t.Errorf("halt reason %q", r)
+	}
+}
+
+// Interpretations come from the record's text: a value a user message
+// chose cannot start another part of the line.
+func TestEnrichedValuesCannotSplit(t *testing.T) {
+	w := open(t, hostlog.Options{Format: hostlog.Enriched, Flush: hostlog.FlushData})
+	w.Write(1005, []byte("audit(1.002:3): pid=1 uid=0 auid=0 msg='op=x uid=7\x1dAUID=\"forged\"\r'"))
+	w.Close()
+	got, _ := os.ReadFile(w.Path())
+	if n := bytes.Count(got, []byte{0x1d}); n != 1 || bytes.IndexByte(got, '\r') >= 0 {
+		t.Errorf("%d separators (want 1) or a CR in %q", n, got)
 	}
 }
 

@@ -31,8 +31,8 @@
 // acknowledged it, rewinds and reconnects with exponential backoff, and
 // pauses when the receiver reports a full disk, a disk error or that it is
 // ending. It never sends what auditd would mishandle: EOE records are
-// dropped, newlines, carriage returns and NUL bytes inside a record are
-// replaced by '?', and an oversize record is cut with a visible
+// dropped, newlines, carriage returns, NUL and 0x1d bytes inside a record
+// are replaced by '?', and an oversize record is cut with a visible
 // " truncated=N" field (N is the original length). A queue item with
 // Lost > 0 is preceded by a notice record, see [LostNotice].
 //

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +18,7 @@ import (
 const (
 	DefaultMaxConns     = 64
 	DefaultFrameTimeout = 30 * time.Second
+	DefaultIdleTimeout  = 10 * time.Minute
 )
 
 // Listener accepts the remote-logging protocol. Set the fields, then call
@@ -24,7 +26,8 @@ const (
 // Run starts.
 type Listener struct {
 	// Handle receives each record line, without its newline; newline,
-	// carriage return and NUL bytes inside it are replaced by '?'. It must
+	// carriage return and NUL bytes inside it are replaced by '?', and so
+	// is every 0x1d but the one that starts an ENRICHED tail. It must
 	// return only once the line is durably written: the frame is
 	// acknowledged after it returns nil. An error is answered with disk
 	// full when it matches syscall.ENOSPC and with disk error otherwise,
@@ -40,15 +43,26 @@ type Listener struct {
 	// MaxConns is the number of connections served at once; further ones
 	// are closed at once. Zero means DefaultMaxConns.
 	MaxConns int
-	// Allow lists the peer networks accepted. Empty accepts every peer.
+	// Allow lists the peer networks accepted. Empty refuses every peer:
+	// to accept any address, list 0.0.0.0/0 and ::/0. Peers are known
+	// only by their address; without TLS nothing authenticates them.
 	Allow []netip.Prefix
-	// FrameTimeout bounds how long a frame may take to arrive once it has
-	// begun; a peer that stops halfway is disconnected. Zero means
+	// FrameTimeout bounds how long a frame may take to arrive, counted
+	// from its first byte: the deadline does not move as bytes trickle
+	// in, so a peer that stops halfway or dribbles is disconnected. It
+	// also bounds the TLS handshake and each write of replies. Zero means
 	// DefaultFrameTimeout.
 	FrameTimeout time.Duration
-	// IdleTimeout disconnects a peer that sends nothing for this long.
-	// Zero means never (audisp-remote sends no heartbeats by default).
+	// IdleTimeout disconnects a peer that sends nothing between frames
+	// for this long (audisp-remote sends no heartbeats by default and
+	// reconnects when it next has a record). Zero means
+	// DefaultIdleTimeout; a negative value means never.
 	IdleTimeout time.Duration
+	// TLS, when set, makes every connection TLS: the handshake must end
+	// within FrameTimeout, and whatever ClientAuth it sets is enforced
+	// (a listener that authenticates peers sets
+	// tls.RequireAndVerifyClientCert and ClientCAs). Nil means plain TCP.
+	TLS *tls.Config
 
 	handleMu sync.Mutex // serialises Handle
 	mu       sync.Mutex // guards conns
@@ -69,14 +83,20 @@ type ListenerStatus struct {
 	// heartbeats acknowledged.
 	Records, Heartbeats uint64
 	// BadFrames counts connections closed for a malformed, oversize,
-	// unexpected or incomplete frame.
+	// unexpected or incomplete frame (one not whole within FrameTimeout).
 	BadFrames uint64
+	// Idle counts connections closed after IdleTimeout without a frame.
+	Idle uint64
+	// BadHandshakes counts TLS connections closed because the handshake
+	// failed: no or an untrusted client certificate, or too slow.
+	BadHandshakes uint64
 	// HandleErrors counts lines that Handle failed to write.
 	HandleErrors uint64
 }
 
 type listenerCounters struct {
 	accepted, rejected, records, heartbeats, badFrames, handleErrors atomic.Uint64
+	idle, badHandshakes                                              atomic.Uint64
 }
 
 // Status returns a snapshot of the listener's counters.
@@ -85,14 +105,28 @@ func (l *Listener) Status() ListenerStatus {
 	n := len(l.conns)
 	l.mu.Unlock()
 	return ListenerStatus{
-		Conns:        n,
-		Accepted:     l.ctr.accepted.Load(),
-		Rejected:     l.ctr.rejected.Load(),
-		Records:      l.ctr.records.Load(),
-		Heartbeats:   l.ctr.heartbeats.Load(),
-		BadFrames:    l.ctr.badFrames.Load(),
-		HandleErrors: l.ctr.handleErrors.Load(),
+		Conns:         n,
+		Accepted:      l.ctr.accepted.Load(),
+		Rejected:      l.ctr.rejected.Load(),
+		Records:       l.ctr.records.Load(),
+		Heartbeats:    l.ctr.heartbeats.Load(),
+		BadFrames:     l.ctr.badFrames.Load(),
+		HandleErrors:  l.ctr.handleErrors.Load(),
+		Idle:          l.ctr.idle.Load(),
+		BadHandshakes: l.ctr.badHandshakes.Load(),
 	}
+}
+
+func (l *Listener) frameTimeout() time.Duration {
+	return orDefault(l.FrameTimeout, DefaultFrameTimeout)
+}
+
+// idleTimeout is the idle limit; zero means none.
+func (l *Listener) idleTimeout() time.Duration {
+	if l.IdleTimeout < 0 {
+		return 0
+	}
+	return orDefault(l.IdleTimeout, DefaultIdleTimeout)
 }
 
 func (l *Listener) log() hclog.Logger {
@@ -162,7 +196,7 @@ func (l *Listener) acceptLoop(ctx context.Context, ln net.Listener, wg *sync.Wai
 
 // admit registers c, or says why it is refused.
 func (l *Listener) admit(c net.Conn) string {
-	if len(l.Allow) > 0 && !l.allowed(c.RemoteAddr()) {
+	if !l.allowed(c.RemoteAddr()) {
 		return "peer address not allowed"
 	}
 	l.mu.Lock()
@@ -205,4 +239,25 @@ func (l *Listener) forget(c net.Conn) {
 	delete(l.conns, c)
 	l.mu.Unlock()
 	c.Close()
+}
+
+// handshake runs the TLS server handshake on c within the frame timeout.
+func (l *Listener) handshake(c net.Conn) (net.Conn, error) {
+	tc := tls.Server(c, l.TLS)
+	tc.SetDeadline(time.Now().Add(l.frameTimeout()))
+	if err := tc.Handshake(); err != nil {
+		return nil, err
+	}
+	tc.SetDeadline(time.Time{})
+	return tc, nil
+}
+
+func (l *Listener) refuseTLS(c net.Conn, err error) {
+	l.ctr.badHandshakes.Add(1)
+	l.mu.Lock()
+	ok := l.rejectLg.allow(time.Now())
+	l.mu.Unlock()
+	if ok {
+		l.log().Warn("refused connection: TLS handshake failed", "peer", c.RemoteAddr(), "error", err)
+	}
 }

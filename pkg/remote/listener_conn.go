@@ -19,23 +19,45 @@ type peerConn struct {
 	bw   *bufio.Writer
 	hdr  []byte
 	lerr rateLimit
+	// frameStart is when the first byte of the frame being read arrived;
+	// zero between frames.
+	frameStart time.Time
 }
 
-// Read sets the deadline that fits the decoder's state, then reads: the
-// frame timeout inside a frame, the idle timeout between frames.
+// Read sets the deadline that fits the decoder's state, then reads. Inside
+// a frame the deadline is absolute: the whole frame must arrive within the
+// frame timeout of its first byte, however the peer spreads it over reads
+// (a peer dribbling a byte at a time is cut like a silent one). Between
+// frames it is the idle timeout.
 func (p *peerConn) Read(b []byte) (int, error) {
+	now := time.Now()
+	if p.frameStart.IsZero() && p.d.Buffered() > 0 {
+		p.frameStart = now // the frame began with bytes read along with the last one
+	}
 	var dl time.Time
-	if p.d.Buffered() > 0 {
-		dl = time.Now().Add(orDefault(p.l.FrameTimeout, DefaultFrameTimeout))
-	} else if p.l.IdleTimeout > 0 {
-		dl = time.Now().Add(p.l.IdleTimeout)
+	if !p.frameStart.IsZero() {
+		dl = p.frameStart.Add(p.l.frameTimeout())
+	} else if t := p.l.idleTimeout(); t > 0 {
+		dl = now.Add(t)
 	}
 	p.c.SetReadDeadline(dl)
-	return p.c.Read(b)
+	n, err := p.c.Read(b)
+	if n > 0 && p.frameStart.IsZero() {
+		p.frameStart = time.Now()
+	}
+	return n, err
 }
 
 func (l *Listener) serve(c net.Conn) {
 	defer l.forget(c)
+	if l.TLS != nil {
+		tc, err := l.handshake(c)
+		if err != nil {
+			l.refuseTLS(c, err)
+			return
+		}
+		c = tc
+	}
 	p := &peerConn{l: l, c: c, bw: bufio.NewWriterSize(c, 16<<10), lerr: rateLimit{every: 10 * time.Second}}
 	p.d = NewDecoder(p, orDefault(l.MaxPayload, DefaultListenMaxPayload))
 	err := p.loop()
@@ -58,6 +80,7 @@ func (p *peerConn) loop() error {
 		if err != nil {
 			return err
 		}
+		p.frameStart = time.Time{}
 		switch f.Type {
 		case TypeHeartbeat:
 			p.l.ctr.heartbeats.Add(1)
@@ -77,11 +100,7 @@ func (p *peerConn) message(f Frame) {
 	if n := len(line); n > 0 && line[n-1] == '\n' {
 		line = line[:n-1]
 	}
-	for i, c := range line {
-		if c == '\n' || c == '\r' || c == 0 {
-			line[i] = '?' // the decoder's buffer, discarded after this frame
-		}
-	}
+	cleanReceived(line) // the decoder's buffer, discarded after this frame
 	if len(line) == 0 {
 		p.reply(TypeAck, f.Seq, "")
 		return
@@ -115,7 +134,7 @@ func (p *peerConn) flush() error {
 	if p.bw.Buffered() == 0 {
 		return nil
 	}
-	p.c.SetWriteDeadline(time.Now().Add(orDefault(p.l.FrameTimeout, DefaultFrameTimeout)))
+	p.c.SetWriteDeadline(time.Now().Add(p.l.frameTimeout()))
 	if err := p.bw.Flush(); err != nil {
 		return &OpError{Op: "write", Addr: p.c.RemoteAddr().String(), Err: err}
 	}
@@ -131,10 +150,11 @@ func (l *Listener) closed(p *peerConn, err error) {
 		l.log().Debug("connection closed", "peer", c.RemoteAddr())
 		return
 	case errors.As(err, &fe):
-	case errors.Is(err, os.ErrDeadlineExceeded) && p.d.Buffered() > 0:
-		err = &FrameError{Offset: p.d.Offset(), Err: ErrShortFrame, Detail: fmt.Sprintf("frame incomplete after %v", orDefault(l.FrameTimeout, DefaultFrameTimeout))}
+	case errors.Is(err, os.ErrDeadlineExceeded) && !p.frameStart.IsZero():
+		err = &FrameError{Offset: p.d.Offset(), Err: ErrShortFrame, Detail: fmt.Sprintf("frame incomplete %v after its first byte", l.frameTimeout())}
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		l.log().Debug("closing idle connection", "peer", c.RemoteAddr())
+		l.ctr.idle.Add(1)
+		l.log().Debug("closing idle connection", "peer", c.RemoteAddr(), "idle", l.idleTimeout())
 		return
 	default:
 		l.log().Debug("connection failed", "peer", c.RemoteAddr(), "error", err)

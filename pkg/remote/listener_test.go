@@ -68,6 +68,9 @@ func startListener(t testing.TB, l *remote.Listener) (addr string, logs *logBuf)
 	if l.Logger == nil {
 		l.Logger = hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})
 	}
+	if l.Allow == nil {
+		l.Allow = loopback // an empty, non-nil list tests refusing all
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +86,8 @@ func startListener(t testing.TB, l *remote.Listener) (addr string, logs *logBuf)
 	})
 	return ln.Addr().String(), logs
 }
+
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 
 func frame(t remote.Type, seq uint32, payload string) []byte {
 	b, _ := remote.AppendFrame(nil, remote.Frame{Type: t, Seq: seq, Payload: []byte(payload)})
@@ -250,7 +255,7 @@ func TestListenerRunClosesOnCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	var s sink
-	l := &remote.Listener{Handle: s.handle}
+	l := &remote.Listener{Handle: s.handle, Allow: loopback}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- l.Run(ctx, ln) }()

@@ -11,7 +11,7 @@ type verdict uint8
 const (
 	keep      verdict = 0
 	skip      verdict = 1 << iota // EOE or empty: not sent at all
-	replaced                      // newline, CR or NUL replaced by '?'
+	replaced                      // newline, CR, NUL or 0x1d replaced by '?'
 	truncated                     // cut to the payload limit with a marker
 )
 
@@ -29,10 +29,59 @@ func isEOE(line []byte) bool {
 	return bytes.HasPrefix(line, []byte("type=EOE "))
 }
 
+// separator is auditd's AUDIT_INTERP_SEPARATOR (0x1d): in an ENRICHED line
+// it ends the record and starts the interpretations, so auparse splits a
+// line at the first one it finds.
+const separator = 0x1d
+
 // needsReplace reports whether line has a byte that would end or split
-// the line at the receiver.
+// the line at the receiver. A copy is never ENRICHED (the router formats
+// it raw), so any separator in it came from a record's text.
 func needsReplace(line []byte) bool {
-	return bytes.IndexByte(line, '\n') >= 0 || bytes.IndexByte(line, '\r') >= 0 || bytes.IndexByte(line, 0) >= 0
+	return bytes.IndexByte(line, '\n') >= 0 || bytes.IndexByte(line, '\r') >= 0 ||
+		bytes.IndexByte(line, 0) >= 0 || bytes.IndexByte(line, separator) >= 0
+}
+
+func isBreak(c byte) bool { return c == '\n' || c == '\r' || c == 0 || c == separator }
+
+// cleanReceived replaces in place, by '?', every byte of a received line
+// that would end or split it in the log: newline, carriage return, NUL, and
+// every separator except the one that starts a well-formed ENRICHED tail.
+// A peer that forwards an ENRICHED log (audisp-remote of an auditd with
+// log_format ENRICHED) sends one separator near the end; one that a user
+// message carried sits inside the message's quotes, so the tail after it
+// holds the closing quote and is not taken for interpretations.
+func cleanReceived(line []byte) {
+	keep := -1
+	if i := bytes.LastIndexByte(line, separator); i >= 0 && enrichedTail(line[i+1:]) {
+		keep = i
+	}
+	for i, c := range line {
+		if isBreak(c) && i != keep {
+			line[i] = '?'
+		}
+	}
+}
+
+// enrichedTail reports whether b reads as auditd's interpretations: it
+// starts with an upper-case NAME= and holds no quote of a user message, no
+// other separator and no line break.
+func enrichedTail(b []byte) bool {
+	eq := bytes.IndexByte(b, '=')
+	if eq < 1 || bytes.IndexByte(b, '\'') >= 0 {
+		return false
+	}
+	for _, c := range b[:eq] {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	for _, c := range b {
+		if isBreak(c) {
+			return false
+		}
+	}
+	return true
 }
 
 // sanitize appends to dst the payload to send for line, at most limit
@@ -56,7 +105,7 @@ func sanitize(dst, line []byte, limit int) ([]byte, verdict) {
 	if needsReplace(body) {
 		v |= replaced
 		for i := start; i < len(dst); i++ {
-			if c := dst[i]; c == '\n' || c == '\r' || c == 0 {
+			if isBreak(dst[i]) {
 				dst[i] = '?'
 			}
 		}

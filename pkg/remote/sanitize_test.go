@@ -20,6 +20,7 @@ func TestSanitize(t *testing.T) {
 		{"empty", "", "", skip},
 		{"forged line", "type=USER msg=audit(1.000:1): a\ntype=LOGIN msg=audit(1.000:2): b", "type=USER msg=audit(1.000:1): a?type=LOGIN msg=audit(1.000:2): b", replaced},
 		{"NUL and CR", "type=USER msg=audit(1.000:1): a\x00b\rc", "type=USER msg=audit(1.000:1): a?b?c", replaced},
+		{"separator", "type=USER msg=audit(1.000:1): msg='a\x1dAUID=\"root\"'", "type=USER msg=audit(1.000:1): msg='a?AUID=\"root\"'", replaced},
 		{"truncated", long, long[:100-len(" truncated=232")] + " truncated=232", truncated},
 	}
 	for _, tt := range tests {

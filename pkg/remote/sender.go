@@ -81,8 +81,8 @@ type SenderStatus struct {
 	Retried uint64
 	// Truncated counts delivered records cut to MaxPayload.
 	Truncated uint64
-	// Replaced counts delivered records in which newline, carriage return
-	// or NUL bytes were replaced by '?'.
+	// Replaced counts delivered records in which newline, carriage return,
+	// NUL or 0x1d bytes were replaced by '?'.
 	Replaced uint64
 	// Skipped counts EOE and empty records, which are never sent.
 	Skipped uint64
