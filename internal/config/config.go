@@ -11,11 +11,8 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -72,15 +69,6 @@ type Scoped struct {
 	// scoped_quota_memory, scoped_quota_spool); a scope's container file
 	// may set its own. Defaults: control.DefaultQuota.
 	Quota registry.Quota
-}
-
-// Listen configures listener mode: auditd-ns receives records over auditd's
-// remote-logging protocol (from audisp-remote or an upstream auditd-ns).
-type Listen struct {
-	Address        string         // address: HOST:PORT to listen on
-	MaxConnections int            // max_connections (default 64)
-	MaxFrame       int            // max_frame: largest payload accepted (default 8970)
-	Allow          []netip.Prefix // allow: peer networks accepted (default: loopback only)
 }
 
 // Error is one bad entry, with its place in the file.
@@ -207,6 +195,7 @@ func (c *Config) resolve(dir string) {
 	abs(&c.ContainersDir)
 	abs(&c.StateDir)
 	abs(&c.ControlSocket)
+	c.Listen.resolve(dir)
 }
 
 // check validates combinations of options.
@@ -221,53 +210,6 @@ func (c *Config) check(root *yaml.Node, p *parser) error {
 		p.fail(root, "local_events: no needs a listen: source")
 	}
 	return p.err()
-}
-
-func (p *parser) listen(v *yaml.Node) *Listen {
-	l := &Listen{MaxConnections: 64, MaxFrame: 8970, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}}
-	if v.Kind != yaml.MappingNode {
-		p.fail(v, "listen is a mapping: {address: HOST:PORT, max_connections: N, max_frame: N, allow: [CIDR, ...]}")
-		return l
-	}
-	for i := 0; i+1 < len(v.Content); i += 2 {
-		k, val := v.Content[i], v.Content[i+1]
-		switch k.Value {
-		case "address":
-			if _, port, err := net.SplitHostPort(val.Value); err != nil || port == "" {
-				p.fail(val, "listen.address %q is not HOST:PORT", val.Value)
-			}
-			l.Address = val.Value
-		case "max_connections", "max_frame":
-			n, err := strconv.Atoi(val.Value)
-			if err != nil || n < 1 || (k.Value == "max_frame" && n > 65535) {
-				p.fail(val, "listen.%s %q is not a positive number (max_frame at most 65535)", k.Value, val.Value)
-			} else if k.Value == "max_frame" {
-				l.MaxFrame = n
-			} else {
-				l.MaxConnections = n
-			}
-		case "allow":
-			l.Allow = nil
-			if val.Kind != yaml.SequenceNode {
-				p.fail(val, "listen.allow is a list of networks like 127.0.0.0/8")
-				continue
-			}
-			for _, n := range val.Content {
-				pf, err := netip.ParsePrefix(n.Value)
-				if err != nil {
-					p.fail(n, "listen.allow: %q is not a network like 10.0.0.0/8", n.Value)
-					continue
-				}
-				l.Allow = append(l.Allow, pf)
-			}
-		default:
-			p.fail(k, "unknown listen key %q (known: address, max_connections, max_frame, allow)", k.Value)
-		}
-	}
-	if l.Address == "" {
-		p.fail(v, "listen.address is missing")
-	}
-	return l
 }
 
 func (p *parser) remoteAllow(v *yaml.Node) []control.RemoteDest {

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 
+	"github.com/auditd-ns/auditd-ns/internal/config"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/remote"
 )
@@ -18,11 +20,15 @@ import (
 // acknowledged, and routed to the containers registered here exactly as the
 // host daemon routes kernel records.
 func (d *Daemon) runListener(ctx context.Context, sigs <-chan os.Signal) error {
-	var err error
-	if d.hlog, err = d.openLog(d.cfg()); err != nil {
+	cfg := d.cfg()
+	l, err := d.newListener(cfg.Listen)
+	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", d.cfg().Listen.Address)
+	if d.hlog, err = d.openLog(cfg); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen.Address)
 	if err != nil {
 		d.hlog.Close()
 		return fmt.Errorf("listening for remote-logging peers: %w", err)
@@ -37,13 +43,6 @@ func (d *Daemon) runListener(ctx context.Context, sigs <-chan os.Signal) error {
 		return err
 	}
 	d.hlog.Daemon(record.TypeDaemonStart, d.startText()+" source=listen")
-	l := &remote.Listener{
-		Handle:     d.handleLine,
-		Logger:     d.log.Named("listener"),
-		MaxPayload: d.cfg().Listen.MaxFrame,
-		MaxConns:   d.cfg().Listen.MaxConnections,
-		Allow:      d.cfg().Listen.Allow,
-	}
 	// Signals are handled on a goroutine of their own: the listener's
 	// goroutines write the log, and the Writer takes its own lock.
 	sigCtx, sigStop := context.WithCancel(ctx)
@@ -59,13 +58,43 @@ func (d *Daemon) runListener(ctx context.Context, sigs <-chan os.Signal) error {
 			}
 		}
 	}()
-	d.log.Info("listening for remote-logging peers", "address", ln.Addr().String(), "log", d.cfg().Log.Path)
+	d.log.Info("listening for remote-logging peers", "address", ln.Addr().String(), "log", cfg.Log.Path, "tls", l.TLS != nil, "allow", fmt.Sprint(cfg.Listen.Allow))
+	if l.TLS == nil && !cfg.Listen.Loopback() {
+		d.log.Warn("listening beyond loopback without tls: peers are not authenticated, only their address is checked against allow, and records travel in clear", "address", cfg.Listen.Address)
+	}
 	runErr := l.Run(ctx, ln)
 	sigStop()
 	<-sigDone
 	d.stopContainers()
 	d.hlog.Daemon(record.TypeDaemonEnd, endText())
 	return errors.Join(runErr, d.hlog.Close())
+}
+
+// newListener builds the listener from its settings, loading the TLS
+// certificates when they are set.
+func (d *Daemon) newListener(lc *config.Listen) (*remote.Listener, error) {
+	l := &remote.Listener{
+		Handle:       d.handleLine,
+		Logger:       d.log.Named("listener"),
+		MaxPayload:   lc.MaxFrame,
+		MaxConns:     lc.MaxConnections,
+		Allow:        lc.Allow,
+		FrameTimeout: lc.FrameTimeout,
+		IdleTimeout:  lc.IdleTimeout,
+	}
+	if l.Allow == nil {
+		l.Allow = []netip.Prefix{} // refuse all, never the library's default
+	}
+	if lc.IdleTimeout == 0 {
+		l.IdleTimeout = -1 // idle_timeout: 0 is never
+	}
+	if lc.TLS != nil {
+		var err error
+		if l.TLS, err = remote.ServerTLS(lc.TLS.Cert, lc.TLS.Key, lc.TLS.ClientCA); err != nil {
+			return nil, fmt.Errorf("listen.tls: %w", err)
+		}
+	}
+	return l, nil
 }
 
 // handleLine writes one received record line to the log, then routes it. It
