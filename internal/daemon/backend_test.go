@@ -24,7 +24,8 @@ func testDaemon(t *testing.T, srcs ...string) (*Daemon, string) {
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.StateDir = dir
-	d := &Daemon{log: hclog.NewNullLogger(), cfg: cfg, router: router.New(router.Options{})}
+	d := &Daemon{log: hclog.NewNullLogger(), router: router.New(router.Options{})}
+	d.conf.Store(cfg)
 	store, err := registry.OpenStore(filepath.Join(dir, "containers"))
 	if err != nil {
 		t.Fatal(err)
