@@ -66,6 +66,11 @@ func (b backend) Register(ctx context.Context, c *registry.Container, o control.
 	cs.tree = tree
 	cs.live[c.Name] = t
 	cs.publish()
+	if old != nil {
+		// The replaced registration's socket goes with it, even when
+		// the new one names none or another.
+		b.d.stopScoped(c.Name)
+	}
 	b.d.startScoped(t)
 	b.d.log.Info("registered container", "name", c.Name, "target", c.Deliver.String())
 	return b.info(t), nil

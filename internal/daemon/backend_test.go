@@ -87,3 +87,25 @@ func TestScopeGuardOnCurrentTree(t *testing.T) {
 func parseContainer(src string) (*registry.Container, error) {
 	return registry.Parse([]byte(src), "c.yaml")
 }
+
+// TestReplaceStopsScopedSocket: replacing a container with one that names
+// no socket closes the socket of the replaced one.
+func TestReplaceStopsScopedSocket(t *testing.T) {
+	d, dir := testDaemon(t)
+	d.scoped.stop = map[string]context.CancelFunc{}
+	b := backend{d}
+	ctx := context.Background()
+	sock := filepath.Join(dir, "t.sock")
+	for _, extra := range []string{"socket: " + sock + "\n", ""} {
+		c, err := parseContainer(fmt.Sprintf("name: t\ncgroup: /sys/fs/cgroup/t\ndeliver: {file: %s/t.log}\n%s", dir, extra))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Register(ctx, c, control.RegisterOptions{Replace: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := d.scoped.stop["t"]; ok {
+		t.Error("the replaced container's scoped socket still runs")
+	}
+}
