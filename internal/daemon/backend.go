@@ -87,9 +87,16 @@ func (b backend) Unregister(ctx context.Context, name string, o control.Unregist
 		}
 	}
 	t := cs.live[name]
-	if cs.tree.ByName(name) == nil {
+	c := cs.tree.ByName(name)
+	if c == nil {
 		cs.mu.Unlock()
 		return control.UnregisterResult{}, fmt.Errorf("unregistering %q: %w", name, control.ErrNotFound)
+	}
+	if o.Owner != "" && c.Owner != o.Owner {
+		// A same-named container registered by someone else: the
+		// drain below re-checks that cs.live[name] is still this one.
+		cs.mu.Unlock()
+		return control.UnregisterResult{}, fmt.Errorf("unregistering %q: %w: it was not registered by %s", name, control.ErrConflict, o.Owner)
 	}
 	tree, err := cs.tree.Without(name)
 	if err != nil {

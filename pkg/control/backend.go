@@ -65,6 +65,10 @@ type UnregisterOptions struct {
 	// MaxDrainTimeout. The ctx of the call may end sooner (the daemon
 	// stopping): then keep the copies as ModeSpool does.
 	Timeout time.Duration
+	// Owner, when not "", must be the container's registry
+	// Container.Owner, checked under the lock of the change; any other
+	// container is refused with ErrConflict and stays registered.
+	Owner string
 	// Guard, when not nil, must pass; see Guard.
 	Guard Guard
 }
@@ -113,6 +117,9 @@ type ContainerInfo struct {
 	Target string `json:"target"`
 	// Socket is the path of the container's scoped control socket, if any.
 	Socket string `json:"socket,omitempty"`
+	// Owner is the tool that registered the container ("oci-hook"), ""
+	// for the host admin.
+	Owner string `json:"owner,omitempty"`
 	// Rules counts the container's filter rules (rules.Program.Len).
 	Rules int `json:"rules"`
 	// Connected is true while a remote target's connection is up, and for
@@ -258,7 +265,7 @@ type Bucket struct {
 // Describe fills the fields of a ContainerInfo that come from the
 // registration itself; the daemon adds the queue and delivery figures.
 func Describe(c *registry.Container) ContainerInfo {
-	info := ContainerInfo{Name: c.Name, Cgroup: c.Cgroup, Parent: c.Parent, Target: c.Deliver.String(), Socket: c.Socket}
+	info := ContainerInfo{Name: c.Name, Cgroup: c.Cgroup, Parent: c.Parent, Target: c.Deliver.String(), Socket: c.Socket, Owner: c.Owner}
 	if c.HasID() {
 		id := c.ID
 		info.ID = &id

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -52,6 +53,23 @@ func (c *Client) Register(ctx context.Context, file string, src []byte, replace 
 // (waiting up to timeout, zero meaning DefaultDrainTimeout) or ModeSpool.
 func (c *Client) Unregister(ctx context.Context, name, mode string, timeout time.Duration) (UnregisterResult, error) {
 	req := &Request{Op: OpUnregister, Name: name, Mode: mode, TimeoutMS: timeout.Milliseconds()}
+	r, err := c.call(ctx, req)
+	if err != nil {
+		return UnregisterResult{}, err
+	}
+	if r.Unregistered == nil {
+		return UnregisterResult{}, c.missing(OpUnregister, "unregistered")
+	}
+	return *r.Unregistered, nil
+}
+
+// UnregisterOwned is Unregister of a container registered with owner
+// (the container file's owner: key) only; any other is ErrConflict.
+func (c *Client) UnregisterOwned(ctx context.Context, name, owner, mode string, timeout time.Duration) (UnregisterResult, error) {
+	if owner == "" {
+		return UnregisterResult{}, errors.New("UnregisterOwned: no owner")
+	}
+	req := &Request{Op: OpUnregister, Name: name, Mode: mode, TimeoutMS: timeout.Milliseconds(), Owner: owner}
 	r, err := c.call(ctx, req)
 	if err != nil {
 		return UnregisterResult{}, err

@@ -84,6 +84,9 @@ func (s *Server) register(ctx context.Context, req *Request) (*Response, error) 
 		return nil, errorf(req.Op, CodeInvalid, "%v", err)
 	}
 	o := RegisterOptions{Replace: req.Replace}
+	if s.Scope != "" && c.Owner != "" {
+		return nil, errorf(req.Op, CodeForbidden, "owner %q: only the host's socket registers containers on behalf of a tool", c.Owner)
+	}
 	if s.Scope != "" {
 		p := s.policy().withChainOf(c.ID)
 		o.Guard = func(t *registry.Tree) error { return CheckScope(t, s.Scope, c, p) }
@@ -100,7 +103,7 @@ func (s *Server) unregister(ctx context.Context, req *Request) (*Response, error
 	if req.Name == "" {
 		return nil, errorf(req.Op, CodeBadRequest, `"name" is missing`)
 	}
-	o := UnregisterOptions{Mode: req.Mode, Timeout: DefaultDrainTimeout}
+	o := UnregisterOptions{Mode: req.Mode, Timeout: DefaultDrainTimeout, Owner: req.Owner}
 	switch req.Mode {
 	case "":
 		o.Mode = ModeDrain

@@ -304,3 +304,33 @@ func TestPushEmptyRules(t *testing.T) {
 		t.Fatalf("pushing []: %+v %v", info, err)
 	}
 }
+
+// TestUnregisterOwned: an unregister that names an owner removes only a
+// container registered with that owner, and only the host's socket
+// registers a container with an owner.
+func TestUnregisterOwned(t *testing.T) {
+	b := newBackend(t)
+	c := dial(t, serve(t, &control.Server{Backend: b}))
+	ctx := context.Background()
+	_, err := c.UnregisterOwned(ctx, "other", "oci-hook", control.ModeDrain, time.Second)
+	wantCode(t, err, control.CodeConflict, `"other": conflict: it was not registered by oci-hook`)
+	if b.Tree().ByName("other") == nil {
+		t.Fatal("a container of the host admin was unregistered by an owner's request")
+	}
+	if _, err := c.Register(ctx, "h.yaml", []byte("name: h\nid: 7\nowner: oci-hook\ndeliver: {file: /x}\n"), false); err != nil {
+		t.Fatal(err)
+	}
+	if cs, _ := c.Containers(ctx); len(cs) == 0 || cs[0].Owner != "oci-hook" {
+		t.Errorf("containers lists no owner: %+v", cs)
+	}
+	if _, err := c.UnregisterOwned(ctx, "h", "oci-hook", control.ModeDrain, time.Second); err != nil || b.Tree().ByName("h") != nil {
+		t.Errorf("the owner's unregister: %v", err)
+	}
+
+	scoped := dial(t, serve(t, &control.Server{Backend: b, Scope: "tenant"}))
+	_, err = scoped.Register(ctx, "s.yaml", []byte("name: s1\nid: 150\nparent: tenant\nowner: oci-hook\ndeliver: {file: /srv/audit/tenant/s1.log}\n"), false)
+	wantCode(t, err, control.CodeForbidden, `owner "oci-hook": only the host's socket`)
+	if b.Tree().ByName("s1") != nil {
+		t.Error("a scoped socket registered a container with an owner")
+	}
+}

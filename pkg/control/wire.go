@@ -65,6 +65,10 @@ type Request struct {
 	// TimeoutMS bounds a drain, in milliseconds; zero means
 	// DefaultDrainTimeout.
 	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+	// Owner, in an unregister, removes the container only if it was
+	// registered with this owner (registry.Container.Owner): the OCI hook
+	// removes only what it registered.
+	Owner string `json:"owner,omitempty"`
 }
 
 // Response is one answer line. Error is set when OK is false; otherwise

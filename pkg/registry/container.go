@@ -61,6 +61,10 @@ type Container struct {
 	// scoped sockets (its own and those of containers inside it); nil
 	// means the daemon's defaults (scoped_quota_* in its config).
 	Quota *Quota
+	// Owner names the tool that registered the container ("oci-hook"),
+	// "" for the host admin. An unregister that names an owner removes
+	// only a container with that owner.
+	Owner string
 	// File and Source are where the container was read from and its text,
 	// kept for error messages and persistence.
 	File   string
@@ -160,6 +164,8 @@ func (p *parser) field(c *Container, k, v *yaml.Node) {
 		c.KernelRules = p.kernelRules(v)
 	case "quota":
 		c.Quota = p.quota(v)
+	case "owner":
+		c.Owner = p.name(v)
 	case "socket":
 		if s := p.scalar(v, "socket"); s != "" && !filepath.IsAbs(s) {
 			p.fail(v, "socket must be an absolute path")
@@ -167,7 +173,7 @@ func (p *parser) field(c *Container, k, v *yaml.Node) {
 			c.Socket = s
 		}
 	default:
-		p.fail(k, "unknown key %q (known: name, id, cgroup, parent, deliver, queue, rules, kernel_rules, socket, quota)", k.Value)
+		p.fail(k, "unknown key %q (known: name, id, cgroup, parent, deliver, queue, rules, kernel_rules, socket, quota, owner)", k.Value)
 	}
 }
 

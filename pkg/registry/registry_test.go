@@ -58,6 +58,7 @@ func TestParseErrors(t *testing.T) {
 		{"name: a\nname: b\nid: 1\ndeliver: {file: /a}\n", "f.yaml:2:1: name is given twice"},
 		{"[1, 2]\n", "f.yaml:1:1: a container file is a mapping"},
 		{"name: [\n", "f.yaml: yaml:"},
+		{"name: a\nid: 1\nowner: oci/hook\ndeliver: {file: /a}\n", `f.yaml:3:8: name "oci/hook": use letters`},
 	} {
 		_, err := registry.Parse([]byte(tc.src), "f.yaml")
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -87,6 +88,7 @@ func TestBuildErrors(t *testing.T) {
 		{[]string{"name: a\nid: 1\ndeliver: {file: /a}\n", "name: b\nid: 1\ndeliver: {file: /a}\n"}, `d/b.yaml:2:1: container id 1 is already used by "a" (d/a.yaml)`},
 		{[]string{"name: a\nid: 1\nparent: nope\ndeliver: {file: /a}\n"}, `d/a.yaml:3:1: parent "nope" is not a registered container`},
 		{[]string{"name: a\nid: 1\nparent: b\ndeliver: {file: /a}\n", "name: b\nid: 2\nparent: a\ndeliver: {file: /a}\n"}, "parent chain makes a cycle"},
+		{[]string{"name: a\ncgroup: /sys/fs/cgroup/x\ndeliver: {file: /a}\n", "name: b\ncgroup: /sys/fs/cgroup/x\ndeliver: {file: /b}\n"}, `d/b.yaml:2:1: cgroup /sys/fs/cgroup/x is already claimed by container "a" (d/a.yaml)`},
 	} {
 		_, err := build(t, tc.srcs...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -17,8 +17,8 @@ type Tree struct {
 	ordered  []*Container // parents before children, then by name
 }
 
-// Build validates containers as a whole and indexes them: names and ids are
-// unique, every parent is registered, and there is no cycle.
+// Build validates containers as a whole and indexes them: names, ids and
+// cgroups are unique, every parent is registered, and there is no cycle.
 func Build(cs []*Container) (*Tree, error) {
 	t := &Tree{byName: map[string]*Container{}, byID: map[uint64]*Container{}, children: map[string][]string{}}
 	var errs []error
@@ -30,6 +30,7 @@ func Build(cs []*Container) (*Tree, error) {
 		}
 		errs = append(errs, &Error{c.File, line, col, fmt.Sprintf(format, args...)})
 	}
+	byCgroup := map[string]*Container{}
 	for _, c := range cs {
 		if o, dup := t.byName[c.Name]; dup {
 			fail(c, "name", "container name %q is already used by %s", c.Name, o.File)
@@ -41,6 +42,15 @@ func Build(cs []*Container) (*Tree, error) {
 				continue
 			}
 			t.byID[c.ID] = c
+		}
+		if c.Cgroup != "" {
+			// Two containers claiming one cgroup would each get (or
+			// take) the other's records.
+			if o, dup := byCgroup[c.Cgroup]; dup {
+				fail(c, "cgroup", "cgroup %s is already claimed by container %q (%s)", c.Cgroup, o.Name, o.File)
+				continue
+			}
+			byCgroup[c.Cgroup] = c
 		}
 		t.byName[c.Name] = c
 	}

@@ -107,8 +107,12 @@ func (b *Backend) Unregister(ctx context.Context, name string, o control.Unregis
 			return control.UnregisterResult{}, err
 		}
 	}
-	if b.tree.ByName(name) == nil {
+	c := b.tree.ByName(name)
+	if c == nil {
 		return control.UnregisterResult{}, fmt.Errorf("unregistering: %w: no container %q", control.ErrNotFound, name)
+	}
+	if o.Owner != "" && c.Owner != o.Owner {
+		return control.UnregisterResult{}, fmt.Errorf("unregistering %q: %w: it was not registered by %s", name, control.ErrConflict, o.Owner)
 	}
 	t, err := b.tree.Without(name)
 	if err != nil {
@@ -177,6 +181,6 @@ func (b *Backend) list() []control.ContainerInfo {
 func (b *Backend) info(c *registry.Container) control.ContainerInfo {
 	d := control.Describe(c)
 	f := b.figures[c.Name]
-	f.Name, f.ID, f.Cgroup, f.Parent, f.Target, f.Socket, f.Rules = d.Name, d.ID, d.Cgroup, d.Parent, d.Target, d.Socket, d.Rules
+	f.Name, f.ID, f.Cgroup, f.Parent, f.Target, f.Socket, f.Owner, f.Rules = d.Name, d.ID, d.Cgroup, d.Parent, d.Target, d.Socket, d.Owner, d.Rules
 	return f
 }
