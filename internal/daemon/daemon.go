@@ -65,6 +65,9 @@ type Daemon struct {
 type Stats struct {
 	Records      uint64
 	ReceiveError uint64
+	// Foreign counts netlink messages dropped because another process,
+	// not the kernel, sent them to the daemon's socket.
+	Foreign uint64
 	KernelLost   uint32
 	Backlog      uint32
 	BacklogWait  uint32 // the kernel's backlog_wait_time_actual

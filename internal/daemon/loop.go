@@ -93,9 +93,25 @@ func (d *Daemon) count(f func(*Stats)) {
 	d.statMu.Unlock()
 }
 
+// checkForeign logs, and records in the host log, messages that another
+// process sent to the daemon's netlink socket since the last poll: they
+// were dropped, but someone with CAP_NET_ADMIN tried to forge records.
+func (d *Daemon) checkForeign() {
+	n := d.kern.Foreign()
+	d.statMu.Lock()
+	prev := d.stats.Foreign
+	d.stats.Foreign = n
+	d.statMu.Unlock()
+	if n > prev {
+		d.log.Warn("dropped netlink messages that did not come from the kernel", "new", n-prev, "total", n)
+		d.hlog.Daemon(record.TypeDaemonErr, fmt.Sprintf("op=foreign-netlink dropped=%d new=%d auid=%d pid=%d res=failed", n, n-prev, loginUID(), os.Getpid()))
+	}
+}
+
 // poll reads the kernel's lost and backlog counters, and writes a record to
 // the host log when lost has risen.
 func (d *Daemon) poll() {
+	d.checkForeign()
 	d.ctlMu.Lock()
 	st, err := d.ctl.Status()
 	d.ctlMu.Unlock()

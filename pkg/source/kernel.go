@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -40,7 +41,12 @@ type Kernel struct {
 	pending  [][]byte     // records read while waiting for the registration ack
 	npending atomic.Int32 // len(pending), read without the lock
 	overruns atomic.Uint64
+	foreign  atomic.Uint64 // messages dropped: not sent by the kernel
 	closed   chan struct{}
+	// from and fromLen receive each message's source address; fields so
+	// that a read allocates nothing.
+	from    unix.RawSockaddrNetlink
+	fromLen uint32
 	once     sync.Once
 
 	// Receive's read, made once so that a call allocates nothing.
@@ -161,24 +167,56 @@ func (k *Kernel) read(d time.Duration) (uint16, []byte, error) {
 		k.conn.SetReadDeadline(time.Now().Add(d))
 		defer k.conn.SetReadDeadline(time.Time{})
 	}
-	var n int
-	var rerr error
-	err := k.raw.Read(func(fd uintptr) bool {
-		n, rerr = unix.Read(int(fd), k.buf)
-		return rerr != unix.EAGAIN
-	})
-	if err == nil {
-		err = rerr
+	for {
+		var n int
+		var rerr error
+		err := k.raw.Read(func(fd uintptr) bool {
+			n, rerr = k.recv(fd)
+			return rerr != unix.EAGAIN
+		})
+		if err == nil {
+			err = rerr
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		if !k.fromKernel() {
+			continue
+		}
+		if n < unix.NLMSG_HDRLEN {
+			return 0, nil, fmt.Errorf("short netlink message: %d bytes", n)
+		}
+		typ := binary.NativeEndian.Uint16(k.buf[4:])
+		return typ, k.buf[unix.NLMSG_HDRLEN:n], nil
 	}
-	if err != nil {
-		return 0, nil, err
-	}
-	if n < unix.NLMSG_HDRLEN {
-		return 0, nil, fmt.Errorf("short netlink message: %d bytes", n)
-	}
-	typ := binary.NativeEndian.Uint16(k.buf[4:])
-	return typ, k.buf[unix.NLMSG_HDRLEN:n], nil
 }
+
+// recv reads one datagram into k.buf and its source address into k.from.
+func (k *Kernel) recv(fd uintptr) (int, error) {
+	k.fromLen = unix.SizeofSockaddrNetlink
+	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&k.buf[0])), uintptr(len(k.buf)), 0,
+		uintptr(unsafe.Pointer(&k.from)), uintptr(unsafe.Pointer(&k.fromLen)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// fromKernel reports whether the message just read came from the kernel
+// (netlink port 0), as auditd checks. Another process with CAP_NET_ADMIN
+// can send to this socket's port; its messages are dropped and counted,
+// never taken for records or replies.
+func (k *Kernel) fromKernel() bool {
+	if k.fromLen >= unix.SizeofSockaddrNetlink && k.from.Family == unix.AF_NETLINK && k.from.Pid == 0 {
+		return true
+	}
+	k.foreign.Add(1)
+	return false
+}
+
+// Foreign counts the messages dropped because they did not come from the
+// kernel (a sender port other than 0).
+func (k *Kernel) Foreign() uint64 { return k.foreign.Load() }
 
 // ErrClosed is returned by Receive after Close.
 var ErrClosed = errors.New("kernel source closed")
@@ -209,7 +247,7 @@ func (k *Kernel) Receive(idle func()) (uint16, []byte, error) {
 			return 0, nil, fmt.Errorf("receiving audit records: %w", err)
 		}
 		n := k.n
-		if n < unix.NLMSG_HDRLEN {
+		if !k.fromKernel() || n < unix.NLMSG_HDRLEN {
 			continue
 		}
 		typ := binary.NativeEndian.Uint16(k.buf[4:])
@@ -224,11 +262,11 @@ func (k *Kernel) Receive(idle func()) (uint16, []byte, error) {
 // socket is empty it calls idle once and tries again, then lets the poller
 // wait.
 func (k *Kernel) readNext(fd uintptr) bool {
-	k.n, k.rerr = unix.Read(int(fd), k.buf)
+	k.n, k.rerr = k.recv(fd)
 	if k.rerr == unix.EAGAIN && !k.idled && k.idle != nil {
 		k.idled = true
 		k.idle()
-		k.n, k.rerr = unix.Read(int(fd), k.buf)
+		k.n, k.rerr = k.recv(fd)
 	}
 	return k.rerr != unix.EAGAIN
 }
