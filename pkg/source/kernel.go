@@ -47,7 +47,7 @@ type Kernel struct {
 	// that a read allocates nothing.
 	from    unix.RawSockaddrNetlink
 	fromLen uint32
-	once     sync.Once
+	once    sync.Once
 
 	// Receive's read, made once so that a call allocates nothing.
 	readFn func(fd uintptr) bool
