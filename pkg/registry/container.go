@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/auditd-ns/auditd-ns/internal/beneath"
 	"github.com/auditd-ns/auditd-ns/pkg/queue"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/rules"
@@ -17,11 +17,20 @@ import (
 
 // Target says where a container's copies go. Exactly one of File and Remote
 // is set; NetNS, with Remote, makes the daemon connect from inside that
-// network namespace.
+// network namespace. Paths are clean and absolute.
 type Target struct {
-	File   string `json:"file,omitempty"`
-	Remote string `json:"remote,omitempty"`
-	NetNS  string `json:"netns,omitempty"`
+	File string `json:"file,omitempty"`
+	// Beneath, with File, is the area the file target is confined to:
+	// File lies strictly inside it, and the file, its directory and its
+	// rotated copies are reached from a descriptor of Beneath with no
+	// symlink followed (package internal/beneath). Beneath itself is
+	// opened with no symlink anywhere on its path. "" means the file's
+	// own directory is the area (opened once by path, as the host admin
+	// wrote it). The daemon sets it for containers registered through a
+	// scoped socket; the OCI hook from its admin config.
+	Beneath string `json:"beneath,omitempty"`
+	Remote  string `json:"remote,omitempty"`
+	NetNS   string `json:"netns,omitempty"`
 }
 
 func (t Target) String() string {
@@ -167,9 +176,7 @@ func (p *parser) field(c *Container, k, v *yaml.Node) {
 	case "owner":
 		c.Owner = p.name(v)
 	case "socket":
-		if s := p.scalar(v, "socket"); s != "" && !filepath.IsAbs(s) {
-			p.fail(v, "socket must be an absolute path")
-		} else {
+		if s := p.scalar(v, "socket"); s == "" || p.clean(v, "socket", s) {
 			c.Socket = s
 		}
 	default:
@@ -211,17 +218,35 @@ func (p *parser) name(v *yaml.Node) string {
 	if s == "" {
 		return ""
 	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.", r)) {
-			p.fail(v, "name %q: use letters, digits, '-', '_' and '.'", s)
-			return ""
-		}
-	}
-	if len(s) > 128 {
-		p.fail(v, "name is longer than 128 characters")
+	if err := CheckName(s); err != nil {
+		p.fail(v, "%v", err)
 		return ""
 	}
 	return s
+}
+
+// MaxName is the longest container name.
+const MaxName = 128
+
+// CheckName reports whether s is a valid container name: 1 to MaxName
+// letters, digits, '-', '_' and '.', and neither "." nor "..". A name
+// becomes a file name (the store, the queue's spool directory), so it must
+// never name a directory or its parent.
+func CheckName(s string) error {
+	switch {
+	case s == "":
+		return errors.New("name is empty")
+	case len(s) > MaxName:
+		return fmt.Errorf("name is longer than %d characters", MaxName)
+	case s == "." || s == "..":
+		return fmt.Errorf("name %q is refused: it names a directory", s)
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.", r)) {
+			return fmt.Errorf("name %q: use letters, digits, '-', '_' and '.'", s)
+		}
+	}
+	return nil
 }
 
 func (p *parser) contid(v *yaml.Node) uint64 {
@@ -239,7 +264,7 @@ func (p *parser) cgroup(v *yaml.Node) string {
 	if s == "" {
 		return ""
 	}
-	if !filepath.IsAbs(s) || filepath.Clean(s) != s {
+	if beneath.CheckAbs("cgroup", s) != nil {
 		p.fail(v, "cgroup %q must be a clean absolute path to a cgroup directory, like /sys/fs/cgroup/unified/tenants/a", s)
 		return ""
 	}

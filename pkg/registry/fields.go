@@ -3,12 +3,12 @@ package registry
 import (
 	"fmt"
 	"net"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/auditd-ns/auditd-ns/internal/beneath"
 	"github.com/auditd-ns/auditd-ns/pkg/queue"
 	"github.com/auditd-ns/auditd-ns/pkg/rules"
 )
@@ -16,7 +16,7 @@ import (
 func (p *parser) target(v *yaml.Node) Target {
 	var t Target
 	if v.Kind != yaml.MappingNode {
-		p.fail(v, "deliver is a mapping: {file: PATH} or {remote: HOST:PORT, netns: PATH}")
+		p.fail(v, "deliver is a mapping: {file: PATH, beneath: DIR} or {remote: HOST:PORT, netns: PATH}")
 		return t
 	}
 	seen := map[string]bool{}
@@ -29,22 +29,27 @@ func (p *parser) target(v *yaml.Node) Target {
 		s := p.scalar(val, "deliver."+k.Value)
 		switch k.Value {
 		case "file":
-			if s != "" && !filepath.IsAbs(s) {
-				p.fail(val, "deliver.file must be an absolute path")
+			if s != "" {
+				p.clean(val, "deliver.file", s)
 			}
 			t.File = s
+		case "beneath":
+			if s != "" {
+				p.clean(val, "deliver.beneath", s)
+			}
+			t.Beneath = s
 		case "remote":
 			if _, port, err := net.SplitHostPort(s); s != "" && (err != nil || port == "") {
 				p.fail(val, "deliver.remote %q is not HOST:PORT", s)
 			}
 			t.Remote = s
 		case "netns":
-			if s != "" && !filepath.IsAbs(s) {
-				p.fail(val, "deliver.netns must be an absolute path like /run/netns/NAME or /proc/PID/ns/net")
+			if s != "" && beneath.CheckAbs("deliver.netns", s) != nil {
+				p.fail(val, "deliver.netns %q must be a clean absolute path like /run/netns/NAME or /proc/PID/ns/net", s)
 			}
 			t.NetNS = s
 		default:
-			p.fail(k, "unknown deliver key %q (known: file, remote, netns)", k.Value)
+			p.fail(k, "unknown deliver key %q (known: file, beneath, remote, netns)", k.Value)
 		}
 	}
 	switch {
@@ -54,8 +59,22 @@ func (p *parser) target(v *yaml.Node) Target {
 		p.fail(v, "deliver needs file: PATH or remote: HOST:PORT")
 	case t.NetNS != "" && t.Remote == "":
 		p.fail(v, "deliver.netns needs remote: 127.0.0.1:PORT")
+	case t.Beneath != "" && t.File == "":
+		p.fail(v, "deliver.beneath needs file: PATH inside it")
+	case t.Beneath != "" && beneath.CheckAbs("", t.File) == nil && beneath.CheckAbs("", t.Beneath) == nil && !beneath.Inside(t.File, t.Beneath):
+		p.fail(v, "deliver.file %q is not inside deliver.beneath %q", t.File, t.Beneath)
 	}
 	return t
+}
+
+// clean reports whether s, the value of field, is a clean absolute path,
+// and fails v if not.
+func (p *parser) clean(v *yaml.Node, field, s string) bool {
+	if err := beneath.CheckAbs(field, s); err != nil {
+		p.fail(v, "%v", err)
+		return false
+	}
+	return true
 }
 
 func (p *parser) queue(v *yaml.Node) queue.Limits {

@@ -23,6 +23,9 @@ func OpenStore(dir string) (*Store, error) {
 
 // Save writes c's source atomically as NAME.yaml.
 func (s *Store) Save(c *Container) error {
+	if err := CheckName(c.Name); err != nil {
+		return fmt.Errorf("saving container: %w", err)
+	}
 	tmp, err := os.CreateTemp(s.dir, ".tmp-*")
 	if err != nil {
 		return fmt.Errorf("saving container %q: %w", c.Name, err)
@@ -41,6 +44,9 @@ func (s *Store) Save(c *Container) error {
 
 // Remove forgets the container called name.
 func (s *Store) Remove(name string) error {
+	if err := CheckName(name); err != nil {
+		return fmt.Errorf("removing container from the store: %w", err)
+	}
 	err := os.Remove(s.path(name))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing container %q from the store: %w", name, err)
