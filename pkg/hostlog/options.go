@@ -77,9 +77,24 @@ type Space struct {
 // Options configures a Writer. The zero value of each field means auditd's
 // default, applied by Open.
 type Options struct {
-	// Path of the log file. Its directory is created with mode 0700 if
-	// missing; neither it nor the file may be a symlink.
+	// Path of the log file, clean and absolute. Its directory is created
+	// with mode 0700 if missing; neither it nor the file may be a symlink.
+	// The file and its rotated copies are opened, renamed and removed
+	// through a descriptor of the directory, never by path.
 	Path string
+	// Beneath, when set, confines the log (a container's file target): Path
+	// must lie strictly inside it; Beneath is opened with no symlink
+	// anywhere on its path, and Path's directory (made if missing), the
+	// file and its rotated copies are reached from it with openat2
+	// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS. The directory is held for the
+	// Writer's life, so a directory swapped for a symlink later is never
+	// followed.
+	Beneath string
+	// HoldDir, without Beneath, opens Path's directory by path once, at
+	// Open, and holds it for the Writer's life (a container's file target
+	// that the host admin named). False (the host log) reopens it by path
+	// at every rotation and Reconfigure, as auditd does.
+	HoldDir bool
 	// Mode of a new log file. Zero means 0600.
 	Mode   uint32
 	Format Format

@@ -36,6 +36,7 @@ func (w *Writer) rotateLocked(keepAll bool) error {
 		w.opt.Logger.Warn("closing the log before rotating", "error", err)
 	}
 	w.f = nil
+	w.reresolve()
 	if err := w.shift(keepAll); err != nil {
 		w.opt.Logger.Error("rotating log", "error", err)
 	}
@@ -49,9 +50,18 @@ func (w *Writer) rotateLocked(keepAll bool) error {
 }
 
 // shift renames PATH.i to PATH.i+1 from the oldest down, then PATH to
-// PATH.1. With keepAll (keep_logs) nothing is removed.
+// PATH.1. With keepAll (keep_logs) nothing is removed. All of it happens in
+// the log's directory held open (logDir), never by path: a symlink put in
+// place of a rotated copy is renamed or removed itself, never followed.
 func (w *Writer) shift(keepAll bool) error {
-	p := w.opt.Path
+	d, p, err := w.logDir()
+	if err != nil {
+		return err
+	}
+	exists := func(name string) bool {
+		_, err := d.Lstat(name)
+		return err == nil
+	}
 	last := w.opt.NumLogs - 1
 	if keepAll {
 		last = 1
@@ -60,22 +70,17 @@ func (w *Writer) shift(keepAll bool) error {
 		}
 	} else if last < 1 {
 		// num_logs 0 or 1: nothing is kept, the file starts again.
-		return os.Remove(p)
+		return d.Remove(p)
 	} else {
-		os.Remove(p + "." + strconv.Itoa(last))
+		d.Remove(p + "." + strconv.Itoa(last))
 	}
 	for i := last - 1; i >= 1; i-- {
 		from := p + "." + strconv.Itoa(i)
-		if err := os.Rename(from, p+"."+strconv.Itoa(i+1)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := d.Rename(from, p+"."+strconv.Itoa(i+1)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 	}
-	return os.Rename(p, p+".1")
-}
-
-func exists(p string) bool {
-	_, err := os.Lstat(p)
-	return err == nil
+	return d.Rename(p, p+".1")
 }
 
 // sizeAction applies max_log_file_action once the file reaches max_log_file.

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/auditd-ns/auditd-ns/internal/beneath"
 )
 
 // batchSize is how many bytes of whole lines are collected before they are
@@ -50,6 +51,8 @@ type Writer struct {
 	syncReq    chan struct{}
 	syncDone   chan struct{}
 	names      *nameCache
+	dir        *beneath.Dir // the log's directory (see logDir)
+	base       string       // the log's name in dir
 }
 
 // Open opens (or creates) the log at opt.Path for appending. A line torn by
@@ -59,6 +62,7 @@ func Open(opt Options) (*Writer, error) {
 	opt.setDefaults()
 	w := &Writer{opt: opt, buf: make([]byte, 0, batchSize+16<<10), names: newNameCache()}
 	if err := w.open(); err != nil {
+		w.closeDir()
 		return nil, err
 	}
 	if opt.Flush == FlushIncrementalAsync {
@@ -70,13 +74,14 @@ func Open(opt Options) (*Writer, error) {
 }
 
 func (w *Writer) open() error {
-	if err := ensureDir(filepath.Dir(w.opt.Path)); err != nil {
+	dir, base, err := w.logDir()
+	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(w.opt.Path, os.O_RDWR|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, os.FileMode(w.opt.Mode))
+	f, err := dir.OpenFile(base, os.O_RDWR|os.O_CREATE|os.O_APPEND, w.opt.Mode)
 	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
-			return fmt.Errorf("opening log %s: it is a symlink, refusing to follow it", w.opt.Path)
+		if errors.Is(err, beneath.ErrSymlink) {
+			return fmt.Errorf("opening log %s: it is a symlink or has one on its way, refusing to follow it", w.opt.Path)
 		}
 		return fmt.Errorf("opening log: %w", err)
 	}
@@ -99,27 +104,6 @@ func (w *Writer) open() error {
 		w.opt.Logger.Warn("cut a torn last line from the log", "path", w.opt.Path, "bytes", cut)
 	}
 	w.f, w.size = f, st.Size()-cut
-	return nil
-}
-
-// ensureDir creates dir with mode 0700 if it is missing and refuses a symlink.
-func ensureDir(dir string) error {
-	st, err := os.Lstat(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("creating log directory: %w", err)
-		}
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("checking log directory: %w", err)
-	}
-	if st.Mode()&os.ModeSymlink != 0 {
-		return fmt.Errorf("log directory %s is a symlink, refusing to follow it", dir)
-	}
-	if !st.IsDir() {
-		return fmt.Errorf("log directory %s is not a directory", dir)
-	}
 	return nil
 }
 
@@ -295,6 +279,7 @@ func (w *Writer) Close() error {
 		err = errors.Join(err, w.f.Sync(), w.f.Close())
 		w.f = nil
 	}
+	w.closeDir()
 	w.mu.Unlock()
 	if w.syncReq != nil {
 		close(w.syncReq)
@@ -318,8 +303,10 @@ func (w *Writer) Reconfigure(opt Options) error {
 	}
 	old := w.opt
 	w.opt = opt
+	w.closeDir()
 	if err := w.open(); err != nil {
 		w.opt = old
+		w.closeDir()
 		return errors.Join(err, w.open())
 	}
 	return nil
