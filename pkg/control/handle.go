@@ -88,6 +88,9 @@ func (s *Server) register(ctx context.Context, req *Request) (*Response, error) 
 		return nil, errorf(req.Op, CodeForbidden, "owner %q: only the host's socket registers containers on behalf of a tool", c.Owner)
 	}
 	if s.Scope != "" {
+		if c, err = Confine(s.Backend.Tree(), s.Scope, c); err != nil {
+			return nil, errorf(req.Op, CodeInvalid, "%v", err)
+		}
 		p := s.policy().withChainOf(c.ID)
 		o.Guard = func(t *registry.Tree) error { return CheckScope(t, s.Scope, c, p) }
 	}

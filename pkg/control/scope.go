@@ -23,7 +23,9 @@ import (
 //   - c has a parent, and its parent is the scope or a container inside
 //     it; a container of c's name, if any, is strictly inside the scope;
 //   - a file target lies inside the directory of the scope's own file
-//     target (a scope delivering to a remote target allows none);
+//     target, and is confined to it (deliver.beneath is that directory,
+//     as Confine sets it); a scope delivering to a remote target allows
+//     none;
 //   - a remote target is allowed when the scope delivers to a remote
 //     target too, from the scope's network namespace (deliver.netns
 //     equal to the scope's; a scope without one has none unless
@@ -87,6 +89,8 @@ func scopeTarget(s *registry.Container, d registry.Target) string {
 		return fmt.Sprintf("%q delivers to a remote target: its containers cannot deliver to files", s.Name)
 	case d.File != "" && !inside(d.File, filepath.Dir(s.Deliver.File)):
 		return fmt.Sprintf("deliver.file %q is not inside %q, the directory of the file target of %q", d.File, filepath.Dir(s.Deliver.File), s.Name)
+	case d.File != "" && d.Beneath != filepath.Dir(s.Deliver.File):
+		return fmt.Sprintf("deliver.beneath %q is not %q, the directory of the file target of %q (see Confine)", d.Beneath, filepath.Dir(s.Deliver.File), s.Name)
 	}
 	return ""
 }
@@ -115,13 +119,6 @@ func scopeOf(t *registry.Tree, scope string) (*registry.Container, error) {
 		return nil, fmt.Errorf("%w: this socket's container %q is no longer registered", ErrForbidden, scope)
 	}
 	return s, nil
-}
-
-// inside reports whether path lies strictly inside dir (both clean and
-// absolute, as the registry makes them).
-func inside(path, dir string) bool {
-	path, dir = filepath.Clean(path), filepath.Clean(dir)
-	return dir != "" && strings.HasPrefix(path, strings.TrimSuffix(dir, "/")+"/")
 }
 
 // CheckPeer reports whether the process pid, the peer of a socket scoped

@@ -41,13 +41,21 @@ func TestScopedSocket(t *testing.T) {
 		{"itself", "name: tenant\nid: 100\nparent: tenant-a\ndeliver: {file: /srv/audit/tenant/x.log}\n", "its own container"},
 		{"name outside", "name: other\nid: 200\nparent: tenant\ndeliver: {file: /srv/audit/tenant/x.log}\n", "registered outside"},
 		{"file outside", "name: esc\nid: 9\nparent: tenant\ndeliver: {file: /etc/cron.d/x}\n", `deliver.file "/etc/cron.d/x" is not inside "/srv/audit/tenant"`},
-		{"file dotdot", "name: esc\nid: 9\nparent: tenant\ndeliver: {file: /srv/audit/tenant/../x.log}\n", "is not inside"},
 		{"remote from the host", "name: esc\nid: 9\nparent: tenant\ndeliver: {remote: \"10.0.0.1:60\"}\n", "delivers to a file"},
 		{"kernel rules", child("kr", "tenant", "kernel_rules: [\"-a always,exit -S execve\"]\n"), "kernel_rules"},
 		{"big queue", child("big", "tenant", "queue: {memory: 1GiB}\n"), "exceed"},
 		{"socket elsewhere", child("sock", "tenant", "socket: /run/x.sock\n"), `socket "/run/x.sock"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) { wantCode(t, register(tc.src), control.CodeForbidden, tc.contains) })
+	}
+	for _, tc := range []struct{ name, src, contains string }{
+		{"file dotdot", "name: esc\nid: 9\nparent: tenant\ndeliver: {file: /srv/audit/tenant/../x.log}\n", `deliver.file "/srv/audit/tenant/../x.log" must not contain a ".." element`},
+		{"file double slash", "name: esc\nid: 9\nparent: tenant\ndeliver: {file: /srv/audit/tenant//x.log}\n", `must not contain "//"`},
+		{"socket dotdot", child("esc", "tenant", "socket: /run/auditd-ns/tenant/../../x.sock\n"), `socket "/run/auditd-ns/tenant/../../x.sock" must not contain a ".." element`},
+		{"name dotdot", "name: ..\nid: 9\nparent: tenant\ndeliver: {file: /srv/audit/tenant/x.log}\n", `name ".." is refused`},
+		{"name dot", "name: .\nid: 9\nparent: tenant\ndeliver: {file: /srv/audit/tenant/x.log}\n", `name "." is refused`},
+	} {
+		t.Run(tc.name, func(t *testing.T) { wantCode(t, register(tc.src), control.CodeInvalid, tc.contains) })
 	}
 	if err := register(child("sock", "tenant", "socket: /run/auditd-ns/tenant/sock.sock\n")); err != nil {
 		t.Errorf("a socket next to the scope's own: %v", err)
@@ -117,6 +125,9 @@ func TestScopeGuardAtChange(t *testing.T) {
 	src := child("job", "tenant-a", "")
 	c, err := registry.Parse([]byte(src), "job.yaml")
 	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err = control.Confine(tree, "tenant", c); err != nil {
 		t.Fatal(err)
 	}
 	if err := control.CheckScope(tree, "tenant", c, policy(control.ScopePolicy{})()); err != nil {
@@ -225,6 +236,32 @@ func TestScopeCgroup(t *testing.T) {
 		err := control.CheckScope(tree, "s", parse(tc.src), &control.ScopePolicy{RemoteAllow: []control.RemoteDest{allow}})
 		if (err == nil) != tc.ok {
 			t.Errorf("%s: got %v, want ok=%v", tc.src, err, tc.ok)
+		}
+	}
+}
+
+// TestScopeConfinesFileTargets: a file target registered through a scoped
+// socket is confined to the directory of the scope's own file target,
+// whatever deliver.beneath the caller gave, and keeps it in its source.
+func TestScopeConfinesFileTargets(t *testing.T) {
+	b := newBackend(t)
+	c := dial(t, serve(t, &control.Server{Backend: b, Scope: "tenant", Policy: policy(control.ScopePolicy{})}))
+	for _, src := range []string{
+		"name: conf1\nid: 9001\nparent: tenant\ndeliver: {file: /srv/audit/tenant/c/1.log}\n",
+		"name: conf2\nid: 9002\nparent: tenant\ndeliver: {file: /srv/audit/tenant/2.log, beneath: /srv}\n",
+	} {
+		if _, err := c.Register(context.Background(), "c.yaml", []byte(src), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"conf1", "conf2"} {
+		got := b.Tree().ByName(name)
+		if got == nil || got.Deliver.Beneath != "/srv/audit/tenant" {
+			t.Fatalf("%s registered as %+v, want deliver.beneath /srv/audit/tenant", name, got)
+		}
+		back, err := registry.Parse(got.Source, "stored.yaml")
+		if err != nil || back.Deliver.Beneath != "/srv/audit/tenant" {
+			t.Errorf("%s's stored source loses the confinement: %v\n%s", name, err, got.Source)
 		}
 	}
 }

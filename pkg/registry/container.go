@@ -270,3 +270,40 @@ func (p *parser) cgroup(v *yaml.Node) string {
 	}
 	return s
 }
+
+// WithBeneath returns c with deliver.beneath set to dir (replacing any
+// given), in its source too, so that the confinement is kept when the
+// registration is stored and read back. c must have a file target inside
+// dir.
+func (c *Container) WithBeneath(dir string) (*Container, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(c.Source, &doc); err != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s: setting deliver.beneath: the container's source is not a mapping", c.File)
+	}
+	m := doc.Content[0]
+	var deliver *yaml.Node
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == "deliver" {
+			deliver = m.Content[i+1]
+		}
+	}
+	if deliver == nil || deliver.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s: setting deliver.beneath: deliver is not a mapping", c.File)
+	}
+	set := false
+	for i := 0; i+1 < len(deliver.Content); i += 2 {
+		if deliver.Content[i].Value == "beneath" {
+			deliver.Content[i+1] = &yaml.Node{Kind: yaml.ScalarNode, Value: dir}
+			set = true
+		}
+	}
+	if !set {
+		deliver.Content = append(deliver.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "beneath"},
+			&yaml.Node{Kind: yaml.ScalarNode, Value: dir})
+	}
+	out, err := yaml.Marshal(&doc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: setting deliver.beneath: %w", c.File, err)
+	}
+	return Parse(out, c.File)
+}
