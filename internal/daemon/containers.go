@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/auditd-ns/auditd-ns/internal/beneath"
+	"github.com/auditd-ns/auditd-ns/pkg/control"
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 	"github.com/auditd-ns/auditd-ns/pkg/queue"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
@@ -47,6 +51,7 @@ type tenant struct {
 	file    *hostlog.Writer // file targets
 	kwire   [][]byte        // kernel rules loaded for it, contid included
 	lat     *latencyReader  // the queue as delivery drains it
+	ln      net.Listener    // its scoped control socket, nil for none
 	errMu   sync.Mutex      // guards lastErr
 	lastErr string
 }
@@ -91,13 +96,21 @@ func (cs *containers) start(c *registry.Container) (*tenant, error) {
 	if len(c.KernelRules) > 0 && !cs.contid {
 		return nil, fmt.Errorf("%s: container %q has kernel_rules, but this kernel lacks the container-ID patches (audit feature bit 0x80): its rules cannot be scoped to it, so none is loaded", c.File, c.Name)
 	}
-	dir := filepath.Join(cs.d.cfg().StateDir, "queues", c.Name)
-	q, err := queue.Open(dir, c.Queue, cs.log.Named(c.Name))
+	q, err := cs.openQueue(c)
 	if err != nil {
 		return nil, fmt.Errorf("opening queue of %q: %w", c.Name, err)
 	}
 	t := &tenant{c: c, q: q, tn: router.NewTenant(c, q), done: make(chan struct{}), lat: newLatencyReader(q)}
+	if c.Socket != "" {
+		// Made here, so that a socket that cannot be made refuses the
+		// registration; served by startScoped.
+		if t.ln, err = control.ListenStrict(c.Socket); err != nil {
+			q.Close()
+			return nil, fmt.Errorf("the scoped control socket of %q: %w", c.Name, err)
+		}
+	}
 	if err := cs.loadKernelRules(t); err != nil {
+		t.closeSocket()
 		q.Close()
 		return nil, err
 	}
@@ -106,10 +119,42 @@ func (cs *containers) start(c *registry.Container) (*tenant, error) {
 	if err := cs.deliver(ctx, t); err != nil {
 		cancel()
 		cs.unloadKernelRules(t)
+		t.closeSocket()
 		q.Close()
 		return nil, err
 	}
 	return t, nil
+}
+
+// openQueue opens c's queue. Its spool lives in STATE_DIR/queues/NAME,
+// made and opened through a descriptor of STATE_DIR/queues with no symlink
+// followed; NAME is a valid container name (never "." or "..").
+func (cs *containers) openQueue(c *registry.Container) (*queue.Queue, error) {
+	log := cs.log.Named(c.Name)
+	if c.Queue.Spool == 0 {
+		return queue.OpenDir(nil, c.Queue, log)
+	}
+	if err := registry.CheckName(c.Name); err != nil {
+		return nil, err
+	}
+	root := filepath.Join(cs.d.cfg().StateDir, "queues")
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, err
+	}
+	rd, err := beneath.Open(root)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	d, err := rd.MkdirAll(c.Name, 0o700)
+	if err != nil {
+		return nil, err
+	}
+	q, err := queue.OpenDir(d, c.Queue, log)
+	if err != nil {
+		d.Close()
+	}
+	return q, err
 }
 
 func (cs *containers) loadKernelRules(t *tenant) error {
@@ -146,6 +191,10 @@ func (cs *containers) deliver(ctx context.Context, t *tenant) error {
 	if t.c.Deliver.File != "" {
 		opt := cs.d.cfg().Log
 		opt.Path, opt.Node, opt.Logger = t.c.Deliver.File, "", log
+		// Confined beneath its area (deliver.beneath), or else its own
+		// directory, opened once as the admin named it and held: no
+		// later symlink there is followed (hostlog.Options).
+		opt.Beneath, opt.HoldDir = t.c.Deliver.Beneath, true
 		// A tenant's full volume must not stop anything else: failed
 		// writes are retried from the queue instead.
 		opt.DiskFullAction = hostlog.Action{Kind: hostlog.ActionIgnore}
@@ -210,6 +259,14 @@ func deliverFile(ctx context.Context, t *tenant, log hclog.Logger) {
 	}
 }
 
+// closeSocket closes t's scoped control socket (removing its file), if it
+// has one; a Server serving it then stops accepting.
+func (t *tenant) closeSocket() {
+	if t.ln != nil {
+		t.ln.Close()
+	}
+}
+
 func (t *tenant) setErr(err error) {
 	t.errMu.Lock()
 	t.lastErr = err.Error()
@@ -230,6 +287,7 @@ func (cs *containers) stop(t *tenant, drain bool, wait time.Duration) {
 	}
 	t.cancel()
 	<-t.done
+	t.closeSocket()
 	if err := t.q.Close(); err != nil {
 		cs.log.Warn("closing queue", "name", t.c.Name, "error", err)
 	}

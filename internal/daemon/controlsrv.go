@@ -43,16 +43,13 @@ func (d *Daemon) startControl() {
 }
 
 // startScoped serves a container's scoped control socket, if it asks for
-// one: a nested orchestrator there manages only the containers inside it.
+// one (made when the container started): a nested orchestrator there
+// manages only the containers inside it.
 func (d *Daemon) startScoped(t *tenant) {
-	if t.c.Socket == "" || d.scoped.stop == nil {
+	if t.ln == nil || d.scoped.stop == nil {
 		return
 	}
-	ln, err := control.Listen(t.c.Socket)
-	if err != nil {
-		d.log.Error("the container's scoped control socket is not available", "name", t.c.Name, "path", t.c.Socket, "error", err)
-		return
-	}
+	ln := t.ln
 	ctx, cancel := context.WithCancel(context.Background())
 	d.scoped.mu.Lock()
 	if old := d.scoped.stop[t.c.Name]; old != nil {

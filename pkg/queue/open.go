@@ -6,14 +6,39 @@ import (
 	"os"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/auditd-ns/auditd-ns/internal/beneath"
 )
 
 // Open returns the queue whose spool lives in dir, creating dir if needed,
 // and resumes what a previous queue left there: items keep their Seq and
 // new ones continue after them. With Limits.Spool zero, dir is not used and
 // may be empty. A nil logger logs nothing. Only one open queue may use a
-// directory at a time.
+// directory at a time. dir is opened by path once (it must not be a
+// symlink itself); see OpenDir.
 func Open(dir string, lim Limits, logger hclog.Logger) (*Queue, error) {
+	if lim.Spool == 0 || dir == "" {
+		return OpenDir(nil, lim, logger)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, &Error{Op: "opening", Dir: dir, Err: err}
+	}
+	d, err := beneath.Open(dir)
+	if err != nil {
+		return nil, &Error{Op: "opening", Dir: dir, Err: err}
+	}
+	q, err := OpenDir(d, lim, logger)
+	if err != nil {
+		d.Close()
+	}
+	return q, err
+}
+
+// OpenDir is Open on a directory held open: the spool's files are opened,
+// created and removed through d's descriptor only, never by path, so no
+// symlink in it is followed. The queue takes d over (Close closes it) when
+// it returns no error. d may be nil when Limits.Spool is zero.
+func OpenDir(d *beneath.Dir, lim Limits, logger hclog.Logger) (*Queue, error) {
 	if lim.Memory < 1 || lim.Memory > 1<<31 {
 		return nil, fmt.Errorf("opening queue: memory limit %d: must be from 1 byte to 2 GiB", lim.Memory)
 	}
@@ -35,24 +60,21 @@ func Open(dir string, lim Limits, logger hclog.Logger) (*Queue, error) {
 	if lim.Spool == 0 {
 		return q, nil
 	}
-	if dir == "" {
+	if d == nil {
 		return nil, errors.New("opening queue: a spool needs a directory")
 	}
-	if err := q.openSpool(dir); err != nil {
-		return nil, &Error{Op: "opening", Dir: dir, Err: err}
+	if err := q.openSpool(d); err != nil {
+		return nil, &Error{Op: "opening", Dir: d.Path(), Err: err}
 	}
 	return q, nil
 }
 
-func (q *Queue) openSpool(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	st, err := openState(dir)
+func (q *Queue) openSpool(d *beneath.Dir) error {
+	st, err := openState(d)
 	if err != nil {
 		return err
 	}
-	sp := newSpool(dir, q.lim.Spool)
+	sp := newSpool(d, q.lim.Spool)
 	if err := sp.recoverSegments(q.log); err != nil {
 		st.close()
 		return err
@@ -127,6 +149,7 @@ func (q *Queue) Close() error {
 	if err := q.st.close(); err != nil {
 		errs = append(errs, err)
 	}
+	q.sp.d.Close()
 	if err := errors.Join(errs...); err != nil {
 		return &Error{Op: "closing", Dir: q.sp.dir, Err: err}
 	}

@@ -18,15 +18,19 @@ import (
 // good frame (a torn tail loses nothing before it) and sealed, or removed if
 // it holds no good frame.
 func (sp *spool) recoverSegments(log hclog.Logger) error {
-	names, err := filepath.Glob(filepath.Join(sp.dir, "*.seg"))
+	names, err := sp.d.Names()
 	if err != nil {
 		return err
 	}
 	var firsts []uint64
 	for _, name := range names {
-		first, err := strconv.ParseUint(strings.TrimSuffix(filepath.Base(name), ".seg"), 10, 64)
+		num, ok := strings.CutSuffix(name, ".seg")
+		if !ok {
+			continue
+		}
+		first, err := strconv.ParseUint(num, 10, 64)
 		if err != nil || first == 0 {
-			log.Warn("ignoring a file that is not a spool segment", "path", name)
+			log.Warn("ignoring a file that is not a spool segment", "path", filepath.Join(sp.dir, name))
 			continue
 		}
 		firsts = append(firsts, first)
@@ -53,8 +57,7 @@ func (sp *spool) recoverSegments(log hclog.Logger) error {
 // recoverSegment returns the segment starting at first, or nil if it held
 // nothing and was removed.
 func (sp *spool) recoverSegment(first uint64) (*segment, error) {
-	path := sp.path(first)
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := sp.d.OpenFile(segName(first), os.O_RDWR, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +75,7 @@ func (sp *spool) recoverSegment(first uint64) (*segment, error) {
 		return nil, err
 	}
 	if res.last < first {
-		return nil, os.Remove(path)
+		return nil, sp.d.Remove(segName(first))
 	}
 	// Cut the torn tail and seal.
 	if err := f.Truncate(res.end); err != nil {

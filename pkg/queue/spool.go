@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/auditd-ns/auditd-ns/internal/beneath"
 )
 
 const (
@@ -35,9 +37,10 @@ func (s *segment) count() uint64 { return s.last + 1 - s.first }
 // segment ends with a trailer and is fsynced by a goroutine, so that the
 // producer never waits for the disk to confirm.
 type spool struct {
-	dir     string
-	limit   int64 // Limits.Spool
-	segSize int64 // a segment is sealed when it would grow beyond this
+	dir     string       // for messages
+	d       *beneath.Dir // the directory, held open: every file is reached through it
+	limit   int64        // Limits.Spool
+	segSize int64        // a segment is sealed when it would grow beyond this
 	segs    []*segment
 	bytes   int64 // sum of segs' sizes
 
@@ -59,12 +62,16 @@ type spool struct {
 	syncing bool           // a syncer goroutine runs
 }
 
-func newSpool(dir string, limit int64) *spool {
-	return &spool{dir: dir, limit: limit, segSize: min(max(limit/8, minSegment), maxSegment)}
+func newSpool(d *beneath.Dir, limit int64) *spool {
+	return &spool{dir: d.Path(), d: d, limit: limit, segSize: min(max(limit/8, minSegment), maxSegment)}
 }
 
+// name is the file name of the segment whose first item is first.
+func segName(first uint64) string { return fmt.Sprintf("%020d.seg", first) }
+
+// path is the segment's path, for messages.
 func (sp *spool) path(first uint64) string {
-	return filepath.Join(sp.dir, fmt.Sprintf("%020d.seg", first))
+	return filepath.Join(sp.dir, segName(first))
 }
 
 // last returns the seq of the newest spooled item, and false if the spool
@@ -110,7 +117,7 @@ func (sp *spool) appendItem(seq uint64, a, b []byte) (lost uint64, err error) {
 
 // start creates the segment whose first item is seq.
 func (sp *spool) start(seq uint64) error {
-	f, err := os.OpenFile(sp.path(seq), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := sp.d.OpenFile(segName(seq), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("starting a spool segment: %w", err)
 	}
@@ -190,7 +197,7 @@ func (sp *spool) syncer() {
 			f.Sync()
 			f.Close()
 		}
-		syncDir(sp.dir)
+		sp.d.Sync() // errors ignored: the data is in the files
 	}
 }
 
@@ -226,7 +233,7 @@ func (sp *spool) dropHead() *segment {
 	if s == sp.rseg {
 		sp.closeReader()
 	}
-	os.Remove(sp.path(s.first))
+	sp.d.Remove(segName(s.first))
 	return s
 }
 
@@ -301,7 +308,7 @@ func (sp *spool) openReader(want uint64) error {
 		if s.last < want || s.last < s.first {
 			continue
 		}
-		f, err := os.Open(sp.path(s.first))
+		f, err := sp.d.OpenFile(segName(s.first), os.O_RDONLY, 0)
 		if err != nil {
 			sp.rseg, sp.rexp = s, s.first
 			return err
@@ -356,13 +363,4 @@ func (sp *spool) close() (kept, to uint64, err error) {
 	sp.syncs.Wait()
 	sp.closeReader()
 	return kept, to, err
-}
-
-// syncDir fsyncs a directory so that files created or removed in it stay
-// so after a power loss. Errors are ignored: the data is in the files.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }

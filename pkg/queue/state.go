@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/auditd-ns/auditd-ns/internal/beneath"
 )
 
 // The state file of a spooled queue is one page mapped shared into memory.
@@ -44,9 +46,9 @@ type state struct {
 
 // openState opens and locks the state file in dir, creating it if needed.
 // A second queue on the same directory is refused.
-func openState(dir string) (*state, error) {
-	path := filepath.Join(dir, stateFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+func openState(d *beneath.Dir) (*state, error) {
+	path := filepath.Join(d.Path(), stateFile)
+	f, err := d.OpenFile(stateFile, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
