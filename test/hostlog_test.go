@@ -277,7 +277,7 @@ func TestIntegrationBadContainerFile(t *testing.T) {
 	containerFile(t, dir, "web", "name: web\nid: 7\ndeliver: {file: relative.log}\n")
 	cfg := writeConfig(t, dir, fmt.Sprintf("containers_dir: %s/containers\n", dir), "-D\n-a always,exit -F arch=b64 -S execve -k x\n")
 	out, err := exec.Command(binary, "run", "--config", cfg).CombinedOutput()
-	if want := filepath.Join(dir, "containers", "web.yaml") + ":3:17: deliver.file must be an absolute path"; err == nil || !bytes.Contains(out, []byte(want)) {
+	if want := filepath.Join(dir, "containers", "web.yaml") + `:3:17: deliver.file "relative.log" must be an absolute path`; err == nil || !bytes.Contains(out, []byte(want)) {
 		t.Errorf("run with a bad container file: %v\n%s\nwant %s", err, out, want)
 	}
 	if st, _ := ctl.Status(); st.PID != 0 {
