@@ -107,7 +107,7 @@ func TestScopeIDAncestry(t *testing.T) {
 	tree := backend{d}.Tree()
 	p := &control.ScopePolicy{Chains: chains{book: &b, proc: fakeProc(t, false, map[int][3]string{})}}
 	for id, ok := range map[uint64]bool{42: true, 55: false, 7: false, 1234: false} {
-		c, err := parseContainer(fmt.Sprintf("name: c\nid: %d\nparent: s\ndeliver: {file: %s/s/c.log}\n", id, dir))
+		c, err := parseContainer(fmt.Sprintf("name: c\nid: %d\nparent: s\ndeliver: {file: %[2]s/s/c.log, beneath: %[2]s/s}\n", id, dir))
 		if err != nil {
 			t.Fatal(err)
 		}
