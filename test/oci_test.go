@@ -13,12 +13,15 @@ import (
 	"github.com/auditd-ns/auditd-ns/internal/testkernel"
 )
 
-// TestIntegrationOCIHookDaemon runs a busybox container with the real runc,
-// its hooks calling `auditd-ns oci-hook` against the real daemon: the
-// container is registered at createRuntime, its processes' events reach its
-// file target (and the host log), and it is unregistered at poststop.
-func TestIntegrationOCIHookDaemon(t *testing.T) {
-	needTools(t)
+// ociBundle is a runc bundle of a static busybox whose hooks call
+// `auditd-ns oci-hook` against a daemon's socket with an admin's config.
+type ociBundle struct {
+	runc, dir, sock, config string
+	spec                    map[string]any
+}
+
+func newOCIBundle(t *testing.T, dir, sock, config string) *ociBundle {
+	t.Helper()
 	runc, err := exec.LookPath("runc")
 	if err != nil {
 		t.Skip("needs runc (Debian package runc)")
@@ -27,46 +30,78 @@ func TestIntegrationOCIHookDaemon(t *testing.T) {
 	if err != nil {
 		t.Skip("needs a static busybox (Debian package busybox-static)")
 	}
-	ctl := testkernel.Take(t)
-	dir := t.TempDir()
-	bundle := filepath.Join(dir, "bundle")
-	must(t, os.MkdirAll(filepath.Join(bundle, "rootfs", "bin"), 0o755))
-	bb := filepath.Join(bundle, "rootfs", "bin", "busybox")
-	if out, err := exec.Command("cp", busybox, bb).CombinedOutput(); err != nil {
+	b := &ociBundle{runc: runc, dir: filepath.Join(dir, "bundle"), sock: sock, config: config}
+	must(t, os.MkdirAll(filepath.Join(b.dir, "rootfs", "bin"), 0o755))
+	if out, err := exec.Command("cp", busybox, filepath.Join(b.dir, "rootfs", "bin", "busybox")).CombinedOutput(); err != nil {
 		t.Fatalf("copying busybox: %v %s", err, out)
 	}
-	if out, err := exec.Command(runc, "spec", "--bundle", bundle).CombinedOutput(); err != nil {
+	if out, err := exec.Command(runc, "spec", "--bundle", b.dir).CombinedOutput(); err != nil {
 		t.Fatalf("runc spec: %v %s", err, out)
 	}
-	sock := filepath.Join(dir, "control.sock")
-	target := filepath.Join(dir, "tenant", "audit.log")
-	raw, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	raw, err := os.ReadFile(filepath.Join(b.dir, "config.json"))
 	must(t, err)
-	var spec map[string]any
-	must(t, json.Unmarshal(raw, &spec))
-	proc := spec["process"].(map[string]any)
+	must(t, json.Unmarshal(raw, &b.spec))
+	proc := b.spec["process"].(map[string]any)
 	proc["terminal"] = false
 	// Two execve of busybox in the container: runc's start of env, then
 	// env's exec of true.
 	proc["args"] = []string{"/bin/busybox", "env", "/bin/busybox", "true"}
 	hook := func(stage string) []any {
-		return []any{map[string]any{"path": binary, "args": []string{"auditd-ns", "oci-hook", "--socket", sock, stage}, "timeout": 20}}
+		return []any{map[string]any{"path": binary, "args": []string{"auditd-ns", "oci-hook", "--socket", sock, "--config", config, stage}, "timeout": 20}}
 	}
-	spec["hooks"] = map[string]any{"createRuntime": hook("createRuntime"), "poststop": hook("poststop")}
-	spec["annotations"] = map[string]string{
-		"org.auditd-ns.deliver.file": target,
-		"org.auditd-ns.required":     "true",
+	b.spec["hooks"] = map[string]any{"createRuntime": hook("createRuntime"), "poststop": hook("poststop")}
+	return b
+}
+
+// run runs container id with annotations (org.auditd-ns.* keys, prefix
+// cut) and returns runc's output.
+func (b *ociBundle) run(t *testing.T, id string, ann map[string]string) (string, error) {
+	t.Helper()
+	a := map[string]string{}
+	for k, v := range ann {
+		a["org.auditd-ns."+k] = v
 	}
-	raw, _ = json.MarshalIndent(spec, "", " ")
-	must(t, os.WriteFile(filepath.Join(bundle, "config.json"), raw, 0o644))
+	b.spec["annotations"] = a
+	raw, _ := json.MarshalIndent(b.spec, "", " ")
+	must(t, os.WriteFile(filepath.Join(b.dir, "config.json"), raw, 0o644))
+	out, err := exec.Command(b.runc, "run", "--bundle", b.dir, id).CombinedOutput()
+	exec.Command(b.runc, "delete", "--force", id).Run()
+	return string(out), err
+}
+
+// writeHookConfig writes an admin's hook config allowing file targets in
+// DIR/files only (and no rules, parents or remote ports).
+func writeHookConfig(t *testing.T, dir string) (config, files string) {
+	t.Helper()
+	files = filepath.Join(dir, "files")
+	must(t, os.MkdirAll(files, 0o755))
+	config = filepath.Join(dir, "oci-hook.yaml")
+	must(t, os.WriteFile(config, []byte(fmt.Sprintf("files: {dirs: [%q]}\nrules: {dir: %q}\n", files, filepath.Join(dir, "rules"))), 0o600))
+	must(t, os.MkdirAll(filepath.Join(dir, "rules"), 0o755))
+	return config, files
+}
+
+// TestIntegrationOCIHookDaemon runs a busybox container with the real runc,
+// its hooks calling `auditd-ns oci-hook` against the real daemon: the
+// container is registered at createRuntime under its OCI id, its
+// processes' events reach its file target inside the hook config's
+// directory (and the host log), and it is unregistered at poststop.
+func TestIntegrationOCIHookDaemon(t *testing.T) {
+	needTools(t)
+	ctl := testkernel.Take(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "control.sock")
+	config, files := writeHookConfig(t, dir)
+	b := newOCIBundle(t, dir, sock, config)
+	bb := filepath.Join(b.dir, "rootfs", "bin", "busybox")
+	target := filepath.Join(files, "tenant", "audit.log")
 
 	key := testKey("oci")
 	writeConfig(t, dir, fmt.Sprintf("state_dir: %s/state\n", dir), "-D\n"+execRule(bb, key))
 	d := start(t, ctl, dir)
 	busyHost(t)
 	id := fmt.Sprintf("auditd-ns-oci-%d", os.Getpid())
-	out, err := exec.Command(runc, "run", "--bundle", bundle, id).CombinedOutput()
-	exec.Command(runc, "delete", "--force", id).Run()
+	out, err := b.run(t, id, map[string]string{"deliver.file": target, "required": "true"})
 	if err != nil {
 		t.Fatalf("runc run: %v\n%s\ndaemon:\n%s", err, out, d.stderrText())
 	}
@@ -78,9 +113,141 @@ func TestIntegrationOCIHookDaemon(t *testing.T) {
 	if got := ausearchCount(t, target, "-k", key); got != 2 {
 		t.Errorf("the container's target: %d oci events, want 2\ndaemon:\n%s", got, d.stderrText())
 	}
-	for _, want := range []string{"registered container", "unregistered container"} {
+	for _, want := range []string{"registered container", `name=` + id, "unregistered container"} {
 		if !strings.Contains(d.stderrText(), want) {
 			t.Errorf("the daemon's log lacks %q", want)
 		}
 	}
+}
+
+// TestIntegrationOCIHookHostileAnnotations runs containers with the real
+// runc and the real daemon whose annotations name host facts: a host file,
+// the cgroup root, another tenant as parent, the host's network
+// namespace, a rules file read as root, another container's name. Each
+// container is refused with an error naming the annotation, and the host
+// is unchanged: no file is created or written, the daemon's containers are
+// the same, and the poststop of a container named like the admin's leaves
+// the admin's registered.
+func TestIntegrationOCIHookHostileAnnotations(t *testing.T) {
+	needTools(t)
+	ctl := testkernel.Take(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "control.sock")
+	config, files := writeHookConfig(t, dir)
+	b := newOCIBundle(t, dir, sock, config)
+	writeConfig(t, dir, fmt.Sprintf("state_dir: %s/state\n", dir), "-D\n")
+	d := start(t, ctl, dir)
+
+	// The host admin's containers: "victim", and "tenant-b" (the stream
+	// another tenant reads).
+	hostDir := filepath.Join(dir, "host")
+	must(t, os.MkdirAll(hostDir, 0o755))
+	victimFile := filepath.Join(hostDir, "victim.log")
+	secret := filepath.Join(hostDir, "secret.yaml")
+	must(t, os.WriteFile(secret, []byte("- keep: {type: EXECVE}\n"), 0o600))
+	cgB := makeCgroup(t, "/sys/fs/cgroup/unified", fmt.Sprintf("auditd-ns-oci-b-%d", os.Getpid()))
+	for name, src := range map[string]string{
+		"victim":   fmt.Sprintf("name: victim\nid: 424242\ndeliver: {file: %s}\n", victimFile),
+		"tenant-b": fmt.Sprintf("name: tenant-b\ncgroup: %s\ndeliver: {file: %s/b.log}\n", cgB, hostDir),
+	} {
+		f := filepath.Join(dir, name+".yaml")
+		must(t, os.WriteFile(f, []byte(src), 0o600))
+		if out, err := ctlRun(dir, "register", f); err != nil {
+			t.Fatalf("registering %s: %v\n%s", name, err, out)
+		}
+	}
+	before, _ := ctlRun(dir, "containers", "--json")
+	snapshot := func() map[string]string {
+		m := map[string]string{}
+		filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+			// Not the daemon's own files: its state, log and stderr.
+			if err == nil && !fi.IsDir() && !strings.HasPrefix(p, filepath.Join(dir, "state")) && !strings.HasPrefix(p, b.dir) && p != d.log &&
+				!strings.HasSuffix(p, ".sock") && !strings.HasSuffix(p, ".err") {
+				m[p] = fmt.Sprint(fi.Size(), fi.ModTime())
+			}
+			return nil
+		})
+		return m
+	}
+	host := snapshot()
+	// The poststop of a container registered against these rules would
+	// hide it from the list: the daemon's log tells every registration.
+	registrations := func() int { return strings.Count(d.stderrText(), " registered container") }
+	registered := registrations()
+
+	id := fmt.Sprintf("auditd-ns-oci-%d", os.Getpid())
+	inBase := filepath.Join(files, "web.log")
+	for _, tc := range []struct {
+		name string
+		id   string
+		ann  map[string]string
+		want string
+	}{
+		{"a host file", id, map[string]string{"deliver.file": filepath.Join(hostDir, "created-as-root.log")}, "not inside a directory the hook config"},
+		{"a host file by ..", id, map[string]string{"deliver.file": files + "/../host/created-as-root.log"}, "give a clean path"},
+		{"the cgroup root", id, map[string]string{"deliver.file": inBase, "cgroup": "/sys/fs/cgroup"}, "org.auditd-ns.cgroup (the hook registers the cgroup of the container's own process"},
+		{"another tenant's stream", id, map[string]string{"deliver.file": inBase, "parent": "tenant-b"}, `parent "tenant-b": not among the parents`},
+		{"the host's netns", id, map[string]string{"deliver.remote": "127.0.0.1:22", "deliver.netns": "/proc/1/ns/net"}, "org.auditd-ns.deliver.netns (a remote target is dialled from the container's own network namespace"},
+		{"a remote port", id, map[string]string{"deliver.remote": "127.0.0.1:22"}, "port 22 is not among the ports"},
+		{"a rules file read as root", id, map[string]string{"deliver.file": inBase, "rules": secret}, "not inside " + filepath.Join(dir, "rules")},
+		{"another container's name", id, map[string]string{"deliver.file": inBase, "name": "victim"}, "org.auditd-ns.name (the container's name is its OCI id)"},
+		{"an OCI id naming the admin's container", "victim", map[string]string{"deliver.file": inBase}, `a container named "victim" is already registered (by the host admin)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ann := map[string]string{"required": "true"}
+			for k, v := range tc.ann {
+				ann[k] = v
+			}
+			out, err := b.run(t, tc.id, ann)
+			out = strings.ReplaceAll(out, `\"`, `"`) // runc quotes the hook's stderr
+			if err == nil || !strings.Contains(out, tc.want) {
+				t.Errorf("runc run: %v\n%s\nwant: %s", err, out, tc.want)
+			}
+			if after, _ := ctlRun(dir, "containers", "--json"); !sameContainers(before, after) {
+				t.Errorf("the daemon's containers changed:\nbefore %s\nafter %s", before, after)
+			}
+			if n := registrations(); n != registered {
+				t.Errorf("the daemon registered %d containers:\n%s", n-registered, d.stderrText())
+				registered = n
+			}
+			if got := snapshot(); fmt.Sprint(got) != fmt.Sprint(host) {
+				t.Errorf("host files changed:\nbefore %v\nafter %v", host, got)
+			}
+		})
+	}
+
+	// Not required: the container runs unaudited, and its poststop must
+	// not unregister the admin's container of the same name.
+	if out, err := b.run(t, "victim", map[string]string{"deliver.file": inBase}); err != nil {
+		t.Errorf("runc run victim: %v\n%s", err, out)
+	}
+	if after, _ := ctlRun(dir, "containers", "--json"); !sameContainers(before, after) {
+		t.Errorf("the poststop of a container named victim changed the daemon's containers:\nbefore %s\nafter %s\ndaemon:\n%s", before, after, d.stderrText())
+	}
+
+	// Two containers never claim one cgroup: tenant-b's is taken.
+	f := filepath.Join(dir, "c2.yaml")
+	must(t, os.WriteFile(f, []byte(fmt.Sprintf("name: c2\ncgroup: %s\ndeliver: {file: %s/c2.log}\n", cgB, hostDir)), 0o600))
+	if out, err := ctlRun(dir, "register", f); err == nil || !strings.Contains(out, fmt.Sprintf(`cgroup %s is already claimed by container "tenant-b"`, cgB)) {
+		t.Errorf("registering a second container in tenant-b's cgroup: %v\n%s", err, out)
+	}
+	d.stop()
+}
+
+func ctlRun(dir string, args ...string) (string, error) {
+	out, err := exec.Command(binary, append([]string{"ctl", "--socket", filepath.Join(dir, "control.sock")}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// sameContainers compares two `ctl containers --json` by name, target
+// and cgroup (not by their changing figures).
+func sameContainers(a, b string) bool {
+	key := func(s string) string {
+		var cs []struct{ Name, Target, Cgroup, Parent string }
+		if json.Unmarshal([]byte(s), &cs) != nil {
+			return "unparsable: " + s
+		}
+		return fmt.Sprint(cs)
+	}
+	return key(a) == key(b)
 }

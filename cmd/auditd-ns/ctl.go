@@ -336,6 +336,11 @@ type containerSpec struct {
 	File, Remote, NetNS      string
 	RulesFile, Socket        string
 	Memory, Spool            string
+	// Set by oci-hook only: the file target is opened beneath Beneath,
+	// rules (when set) wins over RulesFile, Owner marks the container
+	// as the hook's.
+	Beneath, Owner string
+	rules          *yaml.Node
 }
 
 func (s *containerSpec) flags(fs *flag.FlagSet) {
@@ -369,7 +374,7 @@ func (s *containerSpec) yaml() ([]byte, error) {
 	str("cgroup", s.Cgroup)
 	str("parent", s.Parent)
 	d := &yaml.Node{Kind: yaml.MappingNode}
-	for _, kv := range [][2]string{{"file", s.File}, {"remote", s.Remote}, {"netns", s.NetNS}} {
+	for _, kv := range [][2]string{{"file", s.File}, {"beneath", s.Beneath}, {"remote", s.Remote}, {"netns", s.NetNS}} {
 		if kv[1] != "" {
 			d.Content = append(d.Content, scalar(kv[0]), scalar(kv[1]))
 		}
@@ -385,7 +390,10 @@ func (s *containerSpec) yaml() ([]byte, error) {
 		add("queue", q)
 	}
 	str("socket", s.Socket)
-	if s.RulesFile != "" {
+	str("owner", s.Owner)
+	if s.rules != nil {
+		add("rules", s.rules)
+	} else if s.RulesFile != "" {
 		n, err := rulesNode(s.RulesFile)
 		if err != nil {
 			return nil, err
@@ -404,6 +412,12 @@ func rulesNode(path string) (*yaml.Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the rules file: %w", err)
 	}
+	return rulesNodeOf(src, path)
+}
+
+// rulesNodeOf checks the rules file src (read from path) and returns it
+// as a YAML node.
+func rulesNodeOf(src []byte, path string) (*yaml.Node, error) {
 	if _, err := rules.Parse(src, path); err != nil {
 		return nil, err
 	}

@@ -28,9 +28,11 @@ commands:
   ctl [--socket PATH] COMMAND
                         talk to the running daemon: register, unregister,
                         rules push, containers, status (ctl --help)
-  oci-hook [--socket PATH] createRuntime|poststop
-                        OCI runtime hook: give a container a contid and
-                        register it (OCI state on stdin)
+  oci-hook [--socket PATH] [--config FILE] createRuntime|poststop
+                        OCI runtime hook: register a container under its
+                        OCI id with the targets the admin's hook config
+                        (/etc/auditd-ns/oci-hook.yaml) allows its
+                        annotations to choose (OCI state on stdin)
 `
 
 func main() {

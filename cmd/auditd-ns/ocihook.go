@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,46 +20,55 @@ import (
 	"syscall"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/auditd-ns/auditd-ns/pkg/control"
-	"github.com/auditd-ns/auditd-ns/pkg/record"
+	"github.com/auditd-ns/auditd-ns/pkg/registry"
 )
 
 // The OCI annotations the hook reads; docs/control.md describes them.
+// Whoever writes a container's config writes its annotations: they choose
+// only among what the admin's hook config (hookconfig.go) allows.
 const annotationPrefix = "org.auditd-ns."
 
 var ociAnnotations = []string{
-	"contid", "name", "parent", "cgroup", "deliver.file", "deliver.remote", "deliver.netns",
-	"rules", "memory", "spool", "required", "drain-timeout",
+	"parent", "deliver.file", "deliver.remote", "rules", "memory", "spool", "required", "drain-timeout",
 }
 
-// ociState is the container state an OCI runtime writes on a hook's
-// stdin (runtime-spec config.md, "State").
-type ociState struct {
-	OCIVersion  string            `json:"ociVersion"`
-	ID          string            `json:"id"`
-	Status      string            `json:"status"`
-	PID         int               `json:"pid"`
-	Bundle      string            `json:"bundle"`
-	Annotations map[string]string `json:"annotations"`
+// refusedAnnotations were read before the hook had a trust model: each
+// let the annotation author choose a host fact. They are refused, saying
+// what the hook uses instead.
+var refusedAnnotations = map[string]string{
+	"name":          "the container's name is its OCI id",
+	"cgroup":        "the hook registers the cgroup of the container's own process (/proc/PID/cgroup)",
+	"deliver.netns": "a remote target is dialled from the container's own network namespace (/proc/PID/ns/net)",
+	"contid":        "the audit container ID is derived from the OCI id",
 }
+
+// hookOwner marks the containers the hook registered (registry owner:):
+// poststop unregisters only those.
+const hookOwner = "oci-hook"
 
 // hook is one run of the OCI hook.
 type hook struct {
-	state    ociState
+	state    specs.State
 	ann      map[string]string // org.auditd-ns.* annotations, prefix cut
 	proc     string
 	sock     string
+	config   string // the admin's hook config file
 	timeout  time.Duration
 	required bool
 }
 
-// ociHookCmd runs `auditd-ns oci-hook [--socket PATH] [STAGE]` with the
-// OCI state on stdin. Failures fail the hook (and so the container start)
-// only when the container's org.auditd-ns.required annotation is "true";
-// otherwise they are written to warn and the hook succeeds.
+// ociHookCmd runs `auditd-ns oci-hook [--socket PATH] [--config PATH]
+// [STAGE]` with the OCI state on stdin. Failures fail the hook (and so the
+// container start) only when the container's org.auditd-ns.required
+// annotation is "true"; otherwise they are written to warn and the hook
+// succeeds.
 func ociHookCmd(args []string, stdin io.Reader, warn io.Writer) error {
 	fs := flag.NewFlagSet("oci-hook", flag.ContinueOnError)
 	sock := fs.String("socket", envOr("AUDITD_NS_SOCKET", defaultSocket), "control socket")
+	config := fs.String("config", defaultHookConfig, "the admin's hook config: what annotations may choose")
 	proc := fs.String("proc", "/proc", "procfs mount")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up reaching the daemon after this long")
 	pos, err := parseInterspersed(fs, args)
@@ -68,7 +78,7 @@ func ociHookCmd(args []string, stdin io.Reader, warn io.Writer) error {
 	if len(pos) > 1 {
 		return fmt.Errorf("unexpected argument %q", pos[1])
 	}
-	h := &hook{proc: *proc, sock: *sock, timeout: *timeout}
+	h := &hook{proc: *proc, sock: *sock, config: *config, timeout: *timeout}
 	if err := h.readState(stdin); err != nil {
 		return err
 	}
@@ -108,12 +118,12 @@ func (h *hook) stage(pos []string) string {
 		return pos[0]
 	}
 	switch h.state.Status {
-	case "creating", "created":
+	case specs.StateCreating, specs.StateCreated:
 		return "createRuntime"
-	case "stopped":
+	case specs.StateStopped:
 		return "poststop"
 	}
-	return "status " + strconv.Quote(h.state.Status)
+	return "status " + strconv.Quote(string(h.state.Status))
 }
 
 func (h *hook) run(stage string) error {
@@ -123,9 +133,16 @@ func (h *hook) run(stage string) error {
 	if h.ann["deliver.file"] == "" && h.ann["deliver.remote"] == "" {
 		return nil // not a container auditd-ns is asked to serve
 	}
+	if err := checkOCIID(h.state.ID); err != nil {
+		return err
+	}
 	switch stage {
 	case "createRuntime", "prestart":
-		return h.create()
+		cfg, err := loadHookConfig(h.config)
+		if err != nil {
+			return err
+		}
+		return h.create(cfg)
 	case "poststop":
 		return h.poststop()
 	}
@@ -133,18 +150,40 @@ func (h *hook) run(stage string) error {
 }
 
 func (h *hook) checkAnnotations() error {
-	var unknown []string
+	var unknown, refused []string
 	for k := range h.ann {
-		if !containsString(ociAnnotations, k) {
+		if why, ok := refusedAnnotations[k]; ok {
+			refused = append(refused, fmt.Sprintf("%s%s (%s)", annotationPrefix, k, why))
+		} else if !containsString(ociAnnotations, k) {
 			unknown = append(unknown, annotationPrefix+k)
 		}
 	}
 	sort.Strings(unknown)
+	sort.Strings(refused)
+	if len(refused) > 0 {
+		return fmt.Errorf("annotations not accepted: %s", strings.Join(refused, "; "))
+	}
 	if len(unknown) > 0 {
 		return fmt.Errorf("unknown annotations %s (known: %s*: %s)", strings.Join(unknown, ", "), annotationPrefix, strings.Join(ociAnnotations, ", "))
 	}
 	if r := h.ann["required"]; r != "" && r != "true" && r != "false" {
 		return fmt.Errorf("annotation %srequired is %q: use true or false", annotationPrefix, r)
+	}
+	return nil
+}
+
+// checkOCIID checks that the OCI id can name the container: the daemon
+// names its spool after it, and a container name is letters, digits, '-',
+// '_' and '.', at most 128 of them.
+func checkOCIID(id string) error {
+	ok := len(id) <= 128 && id != "." && id != ".."
+	for i, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || i > 0 && strings.ContainsRune("-_.", r)) {
+			ok = false
+		}
+	}
+	if !ok {
+		return fmt.Errorf("the OCI id %q cannot name a container: use at most 128 letters, digits, '-', '_' and '.', starting with a letter or digit", id)
 	}
 	return nil
 }
@@ -158,62 +197,179 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
-func (h *hook) name() string {
-	if n := h.ann["name"]; n != "" {
-		return n
+// create registers the container under its OCI id, with the cgroup of its
+// own process (stock kernel) or a contid derived from its id (patched
+// kernel), and a target that the admin's config allows.
+func (h *hook) create(cfg *hookConfig) error {
+	if h.state.Pid <= 0 {
+		return fmt.Errorf("the OCI state has no pid (%d)", h.state.Pid)
 	}
-	return h.state.ID
-}
-
-// create gives the container's first process a contid (patched kernel)
-// or finds its cgroup (stock kernel), then registers the container.
-func (h *hook) create() error {
-	if h.state.PID <= 0 {
-		return fmt.Errorf("the OCI state has no pid (%d)", h.state.PID)
+	spec := containerSpec{Name: h.state.ID, Parent: h.ann["parent"], Owner: hookOwner}
+	if err := h.target(cfg, &spec); err != nil {
+		return err
 	}
-	spec := containerSpec{
-		Name: h.name(), Parent: h.ann["parent"],
-		File: h.ann["deliver.file"], Remote: h.ann["deliver.remote"], NetNS: h.ann["deliver.netns"],
-		RulesFile: h.ann["rules"], Memory: h.ann["memory"], Spool: h.ann["spool"],
+	if err := h.queue(cfg, &spec); err != nil {
+		return err
 	}
-	idFile := filepath.Join(h.proc, strconv.Itoa(h.state.PID), "audit_containerid")
-	if _, err := os.Stat(idFile); err == nil {
-		id, err := h.contid()
+	if r := h.ann["rules"]; r != "" {
+		n, err := cfg.rulesNode(r)
 		if err != nil {
 			return err
 		}
-		if err := setContid(idFile, id); err != nil {
-			return err
-		}
-		spec.ID = strconv.FormatUint(id, 10)
-	} else if spec.Cgroup = h.ann["cgroup"]; spec.Cgroup == "" {
-		if spec.Cgroup, err = cgroupOf(h.proc, h.state.PID); err != nil {
-			return err
-		}
+		spec.rules = n
 	}
-	src, err := spec.yaml()
-	if err != nil {
-		return err
+	if p := spec.Parent; p != "" && !containsString(cfg.Parents, p) {
+		return fmt.Errorf("annotation %sparent %q: not among the parents the hook config %s allows (%s)", annotationPrefix, p, h.config, listOrNone(cfg.Parents))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
 	defer cancel()
 	return withClient(ctx, h.sock, func(c *control.Client) error {
-		_, err := c.Register(ctx, "OCI annotations of "+h.state.ID, src, false)
+		// Nothing is written to the container's process before its name
+		// (and target file) is known to be free.
+		cs, err := c.Containers(ctx)
+		if err != nil {
+			return err
+		}
+		for _, o := range cs {
+			switch {
+			case o.Name == spec.Name:
+				return fmt.Errorf("a container named %q is already registered (%s): not registering another", o.Name, ownerText(o.Owner))
+			case spec.File != "" && o.Target == "file:"+spec.File:
+				return fmt.Errorf("annotation %sdeliver.file %q: container %q delivers there already", annotationPrefix, spec.File, o.Name)
+			}
+		}
+		idFile := filepath.Join(h.proc, strconv.Itoa(h.state.Pid), "audit_containerid")
+		if _, err := os.Stat(idFile); err == nil {
+			id := deriveContid(h.state.ID)
+			for _, o := range cs {
+				if o.ID != nil && *o.ID == id {
+					return fmt.Errorf("the contid %d derived from the OCI id is used by container %q", id, o.Name)
+				}
+			}
+			if err := setContid(idFile, id); err != nil {
+				return err
+			}
+			spec.ID = strconv.FormatUint(id, 10)
+		} else if spec.Cgroup, err = h.cgroup(); err != nil {
+			return err
+		}
+		src, err := spec.yaml()
+		if err != nil {
+			return err
+		}
+		_, err = c.Register(ctx, "OCI hook, container "+h.state.ID, src, false)
 		return err
 	})
 }
 
-// contid is the annotation's, else derived from the container id.
-func (h *hook) contid() (uint64, error) {
-	s := h.ann["contid"]
-	if s == "" {
-		return deriveContid(h.state.ID), nil
+func ownerText(owner string) string {
+	if owner == "" {
+		return "by the host admin"
 	}
-	id, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || id == record.Unset {
-		return 0, fmt.Errorf("annotation %scontid %q is not an audit container ID (a decimal u64 below 18446744073709551615)", annotationPrefix, s)
+	return "by " + owner
+}
+
+func listOrNone(l []string) string {
+	if len(l) == 0 {
+		return "none"
 	}
-	return id, nil
+	return strings.Join(l, ", ")
+}
+
+// cgroup is the cgroup of the container's own process. The cgroup root,
+// or the hook's own cgroup (the runtime's), holds host processes: neither
+// is the container's.
+func (h *hook) cgroup() (string, error) {
+	cg, err := cgroupOf(h.proc, h.state.Pid)
+	if err != nil {
+		return "", err
+	}
+	mnt, err := cgroup2Mount(filepath.Join(h.proc, "self", "mountinfo"))
+	if err != nil {
+		return "", err
+	}
+	if filepath.Clean(cg) == filepath.Clean(mnt) {
+		return "", fmt.Errorf("the container's process %d is in the root cgroup %s: refusing to claim every host event", h.state.Pid, cg)
+	}
+	if self, err := cgroupOf(h.proc, 0); err == nil && self == cg {
+		return "", fmt.Errorf("the container's process %d is in the runtime's own cgroup %s: refusing to claim the host's events", h.state.Pid, cg)
+	}
+	return cg, nil
+}
+
+// target sets spec's target from the annotations, as the config allows.
+func (h *hook) target(cfg *hookConfig, spec *containerSpec) error {
+	file, remote := h.ann["deliver.file"], h.ann["deliver.remote"]
+	if file != "" && remote != "" {
+		return fmt.Errorf("annotations %sdeliver.file and %sdeliver.remote are both given: give one", annotationPrefix, annotationPrefix)
+	}
+	if file != "" {
+		path, base, err := cfg.fileTarget(file, h.state.ID)
+		if err != nil {
+			return fmt.Errorf("annotation %sdeliver.file %q: %w", annotationPrefix, file, err)
+		}
+		spec.File, spec.Beneath = path, base
+		return nil
+	}
+	host, port, err := net.SplitHostPort(remote)
+	if err != nil || host == "" {
+		return fmt.Errorf("annotation %sdeliver.remote %q is not HOST:PORT", annotationPrefix, remote)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || !containsInt(cfg.Remote.Ports, n) {
+		return fmt.Errorf("annotation %sdeliver.remote %q: port %s is not among the ports the hook config %s allows (%s)", annotationPrefix, remote, port, h.config, intsOrNone(cfg.Remote.Ports))
+	}
+	netns := filepath.Join(h.proc, strconv.Itoa(h.state.Pid), "ns", "net")
+	own, err := os.Stat(netns)
+	if err != nil {
+		return fmt.Errorf("the container's network namespace: %w", err)
+	}
+	if hostNS, err := os.Stat(filepath.Join(h.proc, "self", "ns", "net")); err == nil && os.SameFile(own, hostNS) && !cfg.Remote.HostNetns {
+		return fmt.Errorf("annotation %sdeliver.remote: the container shares the host's network namespace, and the hook config %s does not allow remote targets there (remote: {host_netns: true})", annotationPrefix, h.config)
+	}
+	spec.Remote, spec.NetNS = remote, netns
+	return nil
+}
+
+func containsInt(l []int, n int) bool {
+	for _, v := range l {
+		if v == n {
+			return true
+		}
+	}
+	return false
+}
+
+func intsOrNone(l []int) string {
+	var s []string
+	for _, v := range l {
+		s = append(s, strconv.Itoa(v))
+	}
+	return listOrNone(s)
+}
+
+// queue sets spec's queue limits: the config's defaults, or the
+// annotations' up to the config's maxima.
+func (h *hook) queue(cfg *hookConfig, spec *containerSpec) error {
+	for _, q := range []struct {
+		key      string
+		def, max int64
+		out      *string
+	}{{"memory", cfg.memory, cfg.maxMemory, &spec.Memory}, {"spool", cfg.spool, cfg.maxSpool, &spec.Spool}} {
+		n := q.def
+		if s := h.ann[q.key]; s != "" {
+			v, err := registry.ParseSize(s)
+			if err != nil {
+				return fmt.Errorf("annotation %s%s: %w", annotationPrefix, q.key, err)
+			}
+			if v > q.max {
+				return fmt.Errorf("annotation %s%s %q: more than the %d bytes the hook config %s allows (queue: {max_%s: ...})", annotationPrefix, q.key, s, q.max, h.config, q.key)
+			}
+			n = v
+		}
+		*q.out = strconv.FormatInt(n, 10)
+	}
+	return nil
 }
 
 // deriveContid is the contid of a container whose annotations give none:
@@ -252,7 +408,11 @@ func setContid(path string, id uint64) error {
 // cgroupOf returns the cgroup v2 directory of pid, from PROC/PID/cgroup
 // and the cgroup2 mount in PROC/self/mountinfo.
 func cgroupOf(proc string, pid int) (string, error) {
-	b, err := os.ReadFile(filepath.Join(proc, strconv.Itoa(pid), "cgroup"))
+	task := strconv.Itoa(pid)
+	if pid == 0 {
+		task = "self"
+	}
+	b, err := os.ReadFile(filepath.Join(proc, task, "cgroup"))
 	if err != nil {
 		return "", fmt.Errorf("finding the container's cgroup: %w", err)
 	}
@@ -263,7 +423,7 @@ func cgroupOf(proc string, pid int) (string, error) {
 		}
 	}
 	if rel == "" {
-		return "", fmt.Errorf("finding the container's cgroup: no cgroup v2 line in %s/%d/cgroup: give the annotation %scgroup", proc, pid, annotationPrefix)
+		return "", fmt.Errorf("finding the container's cgroup: no cgroup v2 line in %s/%s/cgroup (the hook needs cgroup v2 on a stock kernel)", proc, task)
 	}
 	mnt, err := cgroup2Mount(filepath.Join(proc, "self", "mountinfo"))
 	if err != nil {
@@ -284,7 +444,7 @@ func cgroup2Mount(mountinfo string) (string, error) {
 			return unescapeMount(f[4]), nil
 		}
 	}
-	return "", fmt.Errorf("finding the cgroup2 mount: none in %s: give the annotation %scgroup", mountinfo, annotationPrefix)
+	return "", fmt.Errorf("finding the cgroup2 mount: none in %s (the hook needs cgroup v2 on a stock kernel)", mountinfo)
 }
 
 // unescapeMount undoes mountinfo's octal escapes (\040 for a space).
@@ -303,7 +463,8 @@ func unescapeMount(s string) string {
 	return out.String()
 }
 
-// poststop unregisters the container once its queue is delivered (or the
+// poststop unregisters the container the hook registered (the daemon
+// refuses one of the same name registered otherwise) once its queue is delivered (or the
 // drain timeout passed: the rest stays spooled).
 func (h *hook) poststop() error {
 	wait := control.DefaultDrainTimeout
@@ -317,9 +478,12 @@ func (h *hook) poststop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), h.timeout+wait)
 	defer cancel()
 	return withClient(ctx, h.sock, func(c *control.Client) error {
-		_, err := c.Unregister(ctx, h.name(), control.ModeDrain, wait)
-		if errors.Is(err, control.ErrNotFound) {
+		_, err := c.UnregisterOwned(ctx, h.state.ID, hookOwner, control.ModeDrain, wait)
+		switch {
+		case errors.Is(err, control.ErrNotFound):
 			return nil
+		case errors.Is(err, control.ErrConflict):
+			return fmt.Errorf("left registered: %w", err)
 		}
 		return err
 	})
