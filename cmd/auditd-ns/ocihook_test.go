@@ -275,6 +275,15 @@ var (
 	hookBinErr  error
 )
 
+// TestMain removes the binary hookBinary built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if hookBin != "" {
+		os.RemoveAll(filepath.Dir(hookBin))
+	}
+	os.Exit(code)
+}
+
 // hookBinary builds the auditd-ns binary once for the tests that run the
 // hook as a runtime does.
 func hookBinary(t *testing.T) string {
