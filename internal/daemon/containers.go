@@ -215,11 +215,17 @@ func (cs *containers) deliver(ctx context.Context, t *tenant) error {
 		return nil
 	}
 	t.sender = &remote.Sender{Addr: t.c.Deliver.Remote, Queue: t.lat, Logger: log}
+	closeNS := func() error { return nil }
 	if t.c.Deliver.NetNS != "" {
-		t.sender.Dial = netnsDialer(t.c.Deliver.NetNS)
+		dial, closer, err := netnsDialer(t.c.Deliver.NetNS)
+		if err != nil {
+			return fmt.Errorf("the remote target of %q: %w", t.c.Name, err)
+		}
+		t.sender.Dial, closeNS = dial, closer
 	}
 	go func() {
 		defer close(t.done)
+		defer closeNS()
 		if err := t.sender.Run(ctx); err != nil {
 			log.Error("delivery stopped", "error", err)
 		}
