@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/auditd-ns/auditd-ns/pkg/control"
 )
 
 // scopeDaemon is an auditd-ns in listener mode (it does not touch the
@@ -292,5 +295,78 @@ func TestIntegrationScopeRemote(t *testing.T) {
 	refused(t, "over the count quota", out, err, "forbidden", "4 containers inside it, quota.containers is 3")
 	if _, ok := d.targets()["q4"]; ok {
 		t.Error("q4 is registered")
+	}
+}
+
+// TestIntegrationScopeReplaceRace: while the host registers and
+// unregisters a container of its own, a scoped socket keeps trying to
+// register --replace that name; it never gets it while the host holds it.
+func TestIntegrationScopeReplaceRace(t *testing.T) {
+	dir, err := os.MkdirTemp("", "scope")
+	must(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	cg := makeCgroup(t, "/sys/fs/cgroup/unified", fmt.Sprintf("auditd-ns-race-%d", os.Getpid()))
+	cgT := makeCgroup(t, cg, "tenant")
+	must(t, os.MkdirAll(filepath.Join(dir, "tenant"), 0o700))
+	must(t, os.MkdirAll(filepath.Join(dir, "host"), 0o700))
+	startScopeDaemon(t, dir, "", map[string]string{
+		"tenant": fmt.Sprintf("name: tenant\ncgroup: %s\ndeliver: {file: %s/tenant/audit.log}\nsocket: %s/tenant/ctl.sock\n", cgT, dir, dir),
+	})
+	ctx := context.Background()
+	host, err := control.Dial(ctx, filepath.Join(dir, "control.sock"))
+	must(t, err)
+	defer host.Close()
+	tenant, err := control.Dial(ctx, filepath.Join(dir, "tenant", "ctl.sock"))
+	must(t, err)
+	defer tenant.Close()
+	hostSrc := []byte(fmt.Sprintf("name: victim\ncgroup: %s/victim\ndeliver: {file: %s/host/victim.log}\n", cg, dir))
+	takeSrc := []byte(fmt.Sprintf("name: victim\nparent: tenant\ncgroup: %s/victim\ndeliver: {file: %s/tenant/victim.log}\n", cgT, dir))
+	done := make(chan struct{})
+	var taken, stolen atomic.Int64
+	var held atomic.Bool       // the host registered victim and has not unregistered it
+	var takebacks atomic.Int64 // the host unregistered the tenant's victim
+	go func() {
+		defer close(done)
+		for range 1500 {
+			tb := takebacks.Load()
+			if info, err := tenant.Register(ctx, "take.yaml", takeSrc, true); err == nil && info.Parent == "tenant" {
+				// Applied while the host held the name, unless the
+				// host took it back meanwhile (a late answer).
+				if held.Load() && takebacks.Load() == tb {
+					stolen.Add(1)
+				}
+				// Registered while the name was free: give it back.
+				taken.Add(1)
+				tenant.Unregister(ctx, "victim", control.ModeSpool, time.Millisecond)
+			}
+		}
+	}()
+	for i := 0; ; i++ {
+		select {
+		case <-done:
+			t.Logf("%d host registrations, %d scoped registrations of the free name", i, taken.Load())
+			if n := stolen.Load(); n > 0 {
+				t.Errorf("the scoped socket replaced the host's container %d times", n)
+			}
+			return
+		default:
+		}
+		if _, err := host.Register(ctx, "victim.yaml", hostSrc, false); err != nil {
+			// The tenant holds the name: the host takes it back.
+			takebacks.Add(1)
+			host.Unregister(ctx, "victim", control.ModeSpool, time.Millisecond)
+			continue
+		}
+		held.Store(true)
+		time.Sleep(time.Millisecond) // a scoped replace in flight lands now
+		cs, err := host.Containers(ctx)
+		must(t, err)
+		for _, c := range cs {
+			if c.Name == "victim" && c.Parent != "" {
+				stolen.Add(1)
+			}
+		}
+		held.Store(false)
+		host.Unregister(ctx, "victim", control.ModeSpool, time.Millisecond)
 	}
 }
