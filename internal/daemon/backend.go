@@ -56,6 +56,7 @@ func (b backend) Register(ctx context.Context, c *registry.Container, o control.
 		if old != nil {
 			if back, rerr := cs.start(old.c); rerr == nil {
 				cs.live[c.Name] = back
+				b.d.startScoped(back) // its socket was made anew
 			}
 		}
 		return control.ContainerInfo{}, fmt.Errorf("registering %q: %w: %w", c.Name, control.ErrInvalid, err)
