@@ -9,7 +9,7 @@ import (
 type compiler struct{ errList }
 
 func (c *compiler) program(n *yaml.Node) *Program {
-	p := &Program{def: Verdict{Keep: true}}
+	p := &Program{def: Verdict{Keep: true}, file: c.file}
 	if n != nil && n.Kind == yaml.DocumentNode {
 		if len(n.Content) == 0 {
 			return p
@@ -28,6 +28,7 @@ func (c *compiler) program(n *yaml.Node) *Program {
 	for i, item := range n.Content {
 		r, isDefault := c.rule(item)
 		if !isDefault {
+			r.line, r.col, r.patterns = item.Line, item.Column, r.cond.patterns()
 			p.rules = append(p.rules, r)
 			continue
 		}

@@ -7,6 +7,10 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// MaxGlob is the longest glob pattern accepted, in bytes. Exact and
+// prefix patterns, which cost a comparison, may be longer.
+const MaxGlob = 256
+
 // pattern is one value of a key, exe or path condition.
 type pattern struct {
 	kind patternKind
@@ -74,6 +78,11 @@ func (c *compiler) patternMap(n *yaml.Node, what string) (pattern, bool) {
 func (c *compiler) globPattern(n *yaml.Node, what, s string) (pattern, bool) {
 	if !strings.ContainsAny(s, `*?[\`) {
 		return pattern{kind: patternExact, s: s}, true
+	}
+	if len(s) > MaxGlob {
+		// Matching costs up to the glob's length for each byte of a name.
+		c.at(n, "%s: glob of %d bytes, longer than the %d allowed (use prefix: or exact: for long values)", what, len(s), MaxGlob)
+		return pattern{}, false
 	}
 	g, err := compileGlob(s)
 	if err != nil {

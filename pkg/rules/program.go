@@ -18,11 +18,14 @@ import (
 type Program struct {
 	rules []filterRule
 	def   Verdict // for events no rule matches
+	file  string  // where the rules came from, for Check's errors
 }
 
 type filterRule struct {
 	cond    cond
 	verdict Verdict
+	// Where the rule is in its file, and its size in patterns.
+	line, col, patterns int
 }
 
 // Len returns the number of rules, not counting the default.
