@@ -20,6 +20,7 @@ import (
 	"github.com/auditd-ns/auditd-ns/pkg/control"
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
+	"github.com/auditd-ns/auditd-ns/pkg/rules"
 )
 
 // Config is the daemon's configuration.
@@ -54,6 +55,22 @@ type Config struct {
 	// Scoped is what the host admin allows the containers registered
 	// through scoped control sockets.
 	Scoped Scoped
+	// RuleLimits caps the filter rules of the containers registered or
+	// pushed through the control API.
+	RuleLimits RuleLimits
+}
+
+// RuleLimits caps the containers' filter rules, which the router tries for
+// every event on the one goroutine that serves every tenant. Sizes are
+// counted as rules.Size counts them; a zero field caps nothing.
+type RuleLimits struct {
+	// Container caps one container's rules (max_rules, max_rule_patterns;
+	// default rules.DefaultContainer).
+	Container rules.Limits
+	// Chain caps the rules on one chain, the container, those enclosing it
+	// and those nested in it, all tried for one event (max_chain_rules,
+	// max_chain_patterns; default rules.DefaultChain).
+	Chain rules.Limits
 }
 
 // Scoped is the host admin's policy for scoped control sockets.
@@ -109,6 +126,7 @@ func Default() *Config {
 		ControlSocket:     "/run/auditd-ns/control.sock",
 		LogLevel:          "info",
 		Scoped:            Scoped{Quota: control.DefaultQuota},
+		RuleLimits:        RuleLimits{Container: rules.DefaultContainer, Chain: rules.DefaultChain},
 		Log: hostlog.Options{
 			Path:                 "/var/log/audit/audit.log",
 			Format:               hostlog.Raw,

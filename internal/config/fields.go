@@ -112,6 +112,10 @@ var fields = map[string]func(c *Config, v string) error{
 		c.MetricsAddress = v
 		return nil
 	},
+	"max_rules":                limitField(func(c *Config) *int { return &c.RuleLimits.Container.Rules }),
+	"max_rule_patterns":        limitField(func(c *Config) *int { return &c.RuleLimits.Container.Patterns }),
+	"max_chain_rules":          limitField(func(c *Config) *int { return &c.RuleLimits.Chain.Rules }),
+	"max_chain_patterns":       limitField(func(c *Config) *int { return &c.RuleLimits.Chain.Patterns }),
 	"scoped_remote_host_netns": boolField(func(c *Config) *bool { return &c.Scoped.RemoteHostNetNS }),
 	"scoped_quota_containers": func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
@@ -291,6 +295,18 @@ func actionField(f func(*Config) *hostlog.Action, allowed ...string) func(*Confi
 			return fmt.Errorf("%s takes no argument", word)
 		}
 		*f(c) = hostlog.Action{Kind: kinds[word], Exec: strings.TrimSpace(arg)}
+		return nil
+	}
+}
+
+// limitField sets a rules limit: a count from 0 (no limit) to 1048576.
+func limitField(f func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 1<<20 {
+			return fmt.Errorf("%q is not a number from 0 (no limit) to 1048576", v)
+		}
+		*f(c) = n
 		return nil
 	}
 }

@@ -46,6 +46,9 @@ func (b backend) Register(ctx context.Context, c *registry.Container, o control.
 	if err != nil {
 		return control.ContainerInfo{}, fmt.Errorf("registering %q: %w: %w", c.Name, control.ErrInvalid, err)
 	}
+	if err := b.d.checkRuleLimits(tree, c.Name, nil); err != nil {
+		return control.ContainerInfo{}, fmt.Errorf("registering %q: %w: %w", c.Name, control.ErrInvalid, err)
+	}
 	if old != nil {
 		// Its queue and spool are kept: the new registration reopens them.
 		cs.stop(old, false, 0)
@@ -173,6 +176,9 @@ func (b backend) PushRules(ctx context.Context, name string, u control.RulesUpda
 	t := cs.live[name]
 	if t == nil {
 		return control.ContainerInfo{}, fmt.Errorf("pushing rules to %q: %w", name, control.ErrNotFound)
+	}
+	if err := b.d.checkRuleLimits(cs.tree, name, u.Rules); err != nil {
+		return control.ContainerInfo{}, fmt.Errorf("pushing rules to %q: %w: %w", name, control.ErrInvalid, err)
 	}
 	t.tn.SetRules(u.Rules)
 	if c, err := withRules(t.c, u.Source); err == nil {

@@ -31,8 +31,14 @@ func TestDocExamples(t *testing.T) {
 			m := file.Content[0]
 			for k := 0; k+1 < len(m.Content); k += 2 {
 				if m.Content[k].Value == "rules" {
-					if _, err := rules.FromNode(m.Content[k+1], "web.yaml"); err != nil {
+					p, err := rules.FromNode(m.Content[k+1], "web.yaml")
+					if err != nil {
 						t.Errorf("example %d: %v", i, err)
+					}
+					// The default limits leave room for a chain of three
+					// containers with rules like the example's.
+					if err := p.Check(rules.Limits{Rules: rules.DefaultChain.Rules / 3, Patterns: rules.DefaultChain.Patterns / 3}, "a third of the default chain"); err != nil {
+						t.Errorf("example %d: %v (size %+v)", i, err, p.Size())
 					}
 				}
 			}

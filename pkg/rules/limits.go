@@ -42,8 +42,8 @@ const (
 // the router tries for one event. BenchmarkRouteWorstRules (pkg/router)
 // measures the router's rate under a chain at DefaultChain.
 var (
-	DefaultContainer = Limits{Rules: 64, Patterns: 128}
-	DefaultChain     = Limits{Rules: 128, Patterns: 128}
+	DefaultContainer = Limits{Rules: 64, Patterns: 96}
+	DefaultChain     = Limits{Rules: 128, Patterns: 96}
 )
 
 // Size returns p's size; a nil Program has none.
@@ -62,19 +62,23 @@ func (p *Program) Size() Size {
 // Check returns nil when p fits l, or an *Error at the first rule that
 // takes it past a limit, naming the limit: the file and line are those p
 // was compiled from. what names the limit in the message (a config key).
-func (p *Program) Check(l Limits, what string) error {
+func (p *Program) Check(l Limits, what string) error { return p.CheckWithin(Size{}, l, what) }
+
+// CheckWithin is Check for rules that share l with others of size used
+// (the other containers on a chain): p may add only what is left.
+func (p *Program) CheckWithin(used Size, l Limits, what string) error {
 	if p == nil {
 		return nil
 	}
-	var s Size
+	s := used
 	for i := range p.rules {
 		r := &p.rules[i]
 		s = s.Add(Size{1, r.patterns})
 		switch {
 		case l.Rules > 0 && s.Rules > l.Rules:
-			return &Error{File: p.file, Line: r.line, Col: r.col, Msg: fmt.Sprintf("rule %d is one more than the %d rules allowed (%s)", s.Rules, l.Rules, what)}
+			return &Error{File: p.file, Line: r.line, Col: r.col, Msg: fmt.Sprintf("rule %d brings the rules to %d, more than the %d allowed (%s)", i+1, s.Rules, l.Rules, what)}
 		case l.Patterns > 0 && s.Patterns > l.Patterns:
-			return &Error{File: p.file, Line: r.line, Col: r.col, Msg: fmt.Sprintf("rule %d brings the patterns to %d, more than the %d allowed (%s)", s.Rules, s.Patterns, l.Patterns, what)}
+			return &Error{File: p.file, Line: r.line, Col: r.col, Msg: fmt.Sprintf("rule %d brings the patterns to %d, more than the %d allowed (%s)", i+1, s.Patterns, l.Patterns, what)}
 		}
 	}
 	return nil
