@@ -21,6 +21,7 @@ func ctl(t *testing.T, dir string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"ctl", "--socket", filepath.Join(dir, "control.sock")}, args...)...)
 	out, err := cmd.CombinedOutput()
+	noRaces(t, "ctl "+strings.Join(args, " "), out)
 	return string(out), err
 }
 

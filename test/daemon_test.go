@@ -29,7 +29,11 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "auditd-ns")
-	out, err := exec.Command("go", "build", "-o", binary, "../cmd/auditd-ns").CombinedOutput()
+	args := []string{"build", "-o", binary}
+	if raceBuild() {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, "../cmd/auditd-ns")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building auditd-ns: %v\n%s", err, out)
 		os.Exit(1)
@@ -78,6 +82,7 @@ func start(t testing.TB, ctl *source.Control, dir string) *daemon {
 	var err error
 	d.stderr, err = os.Create(filepath.Join(dir, fmt.Sprintf("daemon-%d.err", time.Now().UnixNano())))
 	must(t, err)
+	watchRaces(t, d.stderr.Name())
 	d.cmd = exec.Command(binary, "run", "--config", d.cfg)
 	d.cmd.Stderr = d.stderr
 	must(t, d.cmd.Start())

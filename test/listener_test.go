@@ -42,6 +42,7 @@ func TestIntegrationAudispRemoteToDaemon(t *testing.T) {
 	d := exec.Command(binary, "run", "--config", cfg)
 	derr, _ := os.Create(filepath.Join(dir, "stderr"))
 	d.Stderr = derr
+	watchRaces(t, derr.Name())
 	must(t, d.Start())
 	t.Cleanup(func() { d.Process.Kill(); d.Wait() })
 	waitAccepting(t, fmt.Sprintf("127.0.0.1:%d", p))
@@ -107,6 +108,7 @@ func TestIntegrationListenerSignals(t *testing.T) {
 	stderr := filepath.Join(dir, "stderr")
 	derr, _ := os.Create(stderr)
 	d.Stderr = derr
+	watchRaces(t, stderr)
 	must(t, d.Start())
 	t.Cleanup(func() { d.Process.Kill(); d.Wait() })
 	waitAccepting(t, fmt.Sprintf("127.0.0.1:%d", p))

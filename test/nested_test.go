@@ -122,6 +122,7 @@ func TestIntegrationNested(t *testing.T) {
 	p := exec.Command(binary, "run", "--config", filepath.Join(pdir, "auditd-ns.yaml"))
 	perr, _ := os.Create(filepath.Join(pdir, "stderr"))
 	p.Stderr = perr
+	watchRaces(t, perr.Name())
 	must(t, p.Start())
 	t.Cleanup(func() { p.Process.Kill(); p.Wait() })
 	waitAccepting(t, fmt.Sprintf("127.0.0.1:%d", portP))

@@ -41,6 +41,7 @@ func startScopeDaemon(t *testing.T, dir, extra string, files map[string]string) 
 	d := &scopeDaemon{t: t, dir: dir, cmd: exec.Command(binary, "run", "--config", cfg)}
 	errf, _ := os.Create(filepath.Join(dir, "stderr"))
 	d.cmd.Stderr = errf
+	watchRaces(t, errf.Name())
 	must(t, d.cmd.Start())
 	t.Cleanup(func() { d.cmd.Process.Kill(); d.cmd.Wait() })
 	waitAccepting(t, fmt.Sprintf("127.0.0.1:%d", p))
