@@ -34,8 +34,10 @@ check: build
 # fuzz target for a bounded time, and the kernel patches in a VM.
 test: deps gotest vmtest
 
+# AUDITD_NS_RACE=1: the end-to-end tests in test/ build the daemon with
+# -race and fail on any race report in its stderr (only test/ reads it).
 gotest: vet
-	$(GO) test -count=1 -timeout 30m ./...
+	AUDITD_NS_RACE=1 $(GO) test -count=1 -timeout 30m ./...
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./...
 	$(MAKE) fuzz
 

@@ -29,6 +29,7 @@ func listenerDaemon(t *testing.T, keys string) (addr, log string, stderr func() 
 	errFile := filepath.Join(dir, "stderr")
 	derr, _ := os.Create(errFile)
 	d.Stderr = derr
+	watchRaces(t, errFile)
 	must(t, d.Start())
 	stderr = func() string { b, _ := os.ReadFile(errFile); return string(b) }
 	t.Cleanup(func() {

@@ -93,13 +93,11 @@ func TestIntegrationScopedPathsStayInside(t *testing.T) {
 	host := newHostTree(t, filepath.Join(dir, "host"))
 	must(t, os.MkdirAll(area, 0o755))
 	must(t, os.MkdirAll(run, 0o755))
-	prog := filepath.Join(dir, "true-for-test")
-	b, _ := os.ReadFile("/bin/true")
-	must(t, os.WriteFile(prog, b, 0o755))
+	prog := privateTrue(t, dir)
 	scopeSock := filepath.Join(run, "scope.sock")
 	containerFile(t, dir, "scope", fmt.Sprintf("name: scope\ncgroup: %s\ndeliver: {file: %s/scope.log}\nqueue: {spool: 1MiB}\nsocket: %s\n", cgS, area, scopeSock))
 	writeConfig(t, dir, fmt.Sprintf("containers_dir: %s/containers\nstate_dir: %s/state\nmax_log_file: 1\nnum_logs: 3\n", dir, dir),
-		"-D\n-a always,exit -F arch=b64 -S execve -F exe="+prog+" -k exec\n")
+		"-D\n"+execRule(prog, testKey("exec")))
 	d := start(t, ctlk, dir)
 
 	// What the tenant plants in the directories it was given.
