@@ -264,9 +264,7 @@ func (d *Daemon) logOptions(cfg *config.Config) hostlog.Options {
 	if cfg.LogGroup != "root" && cfg.LogGroup != "0" {
 		opt.Mode = 0o640
 	}
-	if !cfg.WriteLogs {
-		opt.Path = os.DevNull
-	}
+	opt.Discard = !cfg.WriteLogs
 	return opt
 }
 

@@ -82,6 +82,9 @@ type Options struct {
 	// The file and its rotated copies are opened, renamed and removed
 	// through a descriptor of the directory, never by path.
 	Path string
+	// Discard, for write_logs = no, opens no file: records are counted as
+	// written and dropped, and rotation and the space checks do nothing.
+	Discard bool
 	// Beneath, when set, confines the log (a container's file target): Path
 	// must lie strictly inside it; Beneath is opened with no symlink
 	// anywhere on its path, and Path's directory (made if missing), the

@@ -20,6 +20,9 @@ func (w *Writer) Rotate() error {
 }
 
 func (w *Writer) rotateLocked(keepAll bool) error {
+	if w.opt.Discard {
+		return nil
+	}
 	if w.f == nil {
 		return errors.New("rotating log: log is closed")
 	}

@@ -61,6 +61,9 @@ type Writer struct {
 func Open(opt Options) (*Writer, error) {
 	opt.setDefaults()
 	w := &Writer{opt: opt, buf: make([]byte, 0, batchSize+16<<10), names: newNameCache()}
+	if opt.Discard {
+		return w, nil
+	}
 	if err := w.open(); err != nil {
 		w.closeDir()
 		return nil, err
@@ -142,6 +145,10 @@ func (w *Writer) Write(typ uint16, data []byte) error {
 }
 
 func (w *Writer) writeLocked(typ uint16, data []byte) error {
+	if w.opt.Discard {
+		w.stats.Records++
+		return nil
+	}
 	if w.suspended || w.halted || w.f == nil {
 		w.stats.DroppedSuspend++
 		return nil
@@ -304,9 +311,15 @@ func (w *Writer) Reconfigure(opt Options) error {
 	old := w.opt
 	w.opt = opt
 	w.closeDir()
+	if opt.Discard {
+		return nil
+	}
 	if err := w.open(); err != nil {
 		w.opt = old
 		w.closeDir()
+		if old.Discard {
+			return err
+		}
 		return errors.Join(err, w.open())
 	}
 	return nil
@@ -320,6 +333,10 @@ func (w *Writer) Reconfigure(opt Options) error {
 func (w *Writer) WriteLine(line []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.opt.Discard {
+		w.stats.Records++
+		return nil
+	}
 	if w.suspended || w.halted || w.f == nil {
 		w.stats.DroppedSuspend++
 		return nil

@@ -286,3 +286,33 @@ func TestEnrichedFormat(t *testing.T) {
 		t.Errorf("\n got %q\nwant %q", got, want)
 	}
 }
+
+// TestDiscard is write_logs = no: records are counted, no file is made,
+// and rotation and reconfiguring to another discarding writer do nothing.
+func TestDiscard(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log", "audit.log")
+	w := open(t, hostlog.Options{Path: path, Discard: true, NumLogs: 2})
+	for i := range 10 {
+		if err := w.Write(1300, payload(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.WriteLine([]byte("type=USER msg=audit(1.000:1): copy")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Rotate(); err != nil {
+		t.Errorf("Rotate with write_logs = no: %v", err)
+	}
+	if err := w.Reconfigure(hostlog.Options{Path: path, Discard: true}); err != nil {
+		t.Errorf("Reconfigure: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if st := w.Stats(); st.Records != 11 || st.Bytes != 0 {
+		t.Errorf("stats %+v, want 11 records and 0 bytes", st)
+	}
+	if _, err := os.Stat(filepath.Dir(path)); !os.IsNotExist(err) {
+		t.Errorf("write_logs = no made %s: %v", filepath.Dir(path), err)
+	}
+}
