@@ -174,6 +174,7 @@ func TestIntegrationRefusesSecondDaemon(t *testing.T) {
 	dir2 := t.TempDir()
 	cfg2 := writeConfig(t, dir2, "", "-D\n")
 	out, err := exec.Command(binary, "run", "--config", cfg2).CombinedOutput()
+	noRaces(t, "a refused run", out)
 	if err == nil {
 		t.Fatalf("second daemon started; output:\n%s", out)
 	}
@@ -203,6 +204,7 @@ func TestIntegrationBadConfig(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, "flush: sometimes\n", "-D\n-a always,exit -S nosuchcall -k x\n")
 	out, err := exec.Command(binary, "run", "--config", cfg).CombinedOutput()
+	noRaces(t, "a refused run", out)
 	if err == nil {
 		t.Fatalf("run accepted a bad config:\n%s", out)
 	}
@@ -277,6 +279,7 @@ func TestIntegrationBadContainerFile(t *testing.T) {
 	containerFile(t, dir, "web", "name: web\nid: 7\ndeliver: {file: relative.log}\n")
 	cfg := writeConfig(t, dir, fmt.Sprintf("containers_dir: %s/containers\n", dir), "-D\n-a always,exit -F arch=b64 -S execve -k x\n")
 	out, err := exec.Command(binary, "run", "--config", cfg).CombinedOutput()
+	noRaces(t, "a refused run", out)
 	if want := filepath.Join(dir, "containers", "web.yaml") + `:3:17: deliver.file "relative.log" must be an absolute path`; err == nil || !bytes.Contains(out, []byte(want)) {
 		t.Errorf("run with a bad container file: %v\n%s\nwant %s", err, out, want)
 	}

@@ -72,6 +72,7 @@ func controlDaemon(t *testing.T, extra string) string {
 	errFile := filepath.Join(dir, "stderr")
 	derr, _ := os.Create(errFile)
 	d.Stderr = derr
+	watchRaces(t, errFile)
 	must(t, d.Start())
 	t.Cleanup(func() {
 		d.Process.Kill()
