@@ -174,7 +174,7 @@ func countCopies(path string) (events, dropped int64) {
 	sc.Buffer(make([]byte, 64<<10), 64<<10)
 	for sc.Scan() {
 		l := sc.Bytes()
-		if bytes.Contains(l, benchMarker) {
+		if bytes.HasSuffix(l, benchMarker[:len(benchMarker)-1]) { // the scanner cut the newline
 			events++
 		} else if _, v, ok := bytes.Cut(l, []byte("op=queue-lost lost=")); ok {
 			n, _ := strconv.ParseInt(string(bytes.Fields(v)[0]), 10, 64)

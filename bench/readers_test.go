@@ -165,7 +165,13 @@ type logCounter struct {
 	buf        []byte
 }
 
-var benchMarker = []byte(`key="bench"`)
+// benchMarker ends the SYSCALL line of each audited call in a RAW log
+// (and in a copy). The kernel's CONFIG_CHANGE records of the rule's
+// loading and deletion carry key="bench" too, but not at the end of the
+// line: counting them made the count run ahead of the calls, so that a
+// run's drain stopped early and left records in the kernel's backlog
+// for the next reader.
+var benchMarker = []byte("key=\"bench\"\n")
 
 func (c *logCounter) open(path string) error {
 	deadline := time.Now().Add(5 * time.Second)
