@@ -221,7 +221,11 @@ func TestListenerTLSClientCertificates(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.ca)
 	dial := func(certs ...tls.Certificate) *tls.Conn {
-		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, Certificates: certs, ServerName: "127.0.0.1"})
+		cfg := &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}
+		if len(certs) > 0 { // sent whatever CAs the listener names
+			cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &certs[0], nil }
+		}
+		c, err := tls.Dial("tcp", addr, cfg)
 		if err != nil {
 			return nil // refused in the handshake (TLS 1.2 fails here)
 		}
