@@ -122,23 +122,23 @@ func keyRules(t *testing.T, dir string, n int) string {
 }
 
 // TestIntegrationRuleLimitsDefault: with no limits configured, a push of
-// 65 rules is refused by the default max_rules of 64, one of 99 patterns
-// by the default max_rule_patterns of 96; 64 rules are accepted.
+// 49 rules is refused by the default max_rules of 48, one of 99 patterns
+// by the default max_rule_patterns of 96; 48 rules are accepted.
 func TestIntegrationRuleLimitsDefault(t *testing.T) {
 	dir := controlDaemon(t, "")
 	if out, err := ctl(t, dir, "register", limitsContainer(t, dir)("web", "", 1)); err != nil {
 		t.Fatalf("register: %v\n%s", err, out)
 	}
-	out, err := ctl(t, dir, "rules", "push", "web", keyRules(t, dir, 65))
-	if err == nil || !strings.Contains(out, "keys-65.yaml:65:3: rule 65 brings the rules to 65, more than the 64 allowed (max_rules") {
-		t.Errorf("pushing 65 rules: %v\n%s", err, out)
+	out, err := ctl(t, dir, "rules", "push", "web", keyRules(t, dir, 49))
+	if err == nil || !strings.Contains(out, "keys-49.yaml:49:3: rule 49 brings the rules to 49, more than the 48 allowed (max_rules") {
+		t.Errorf("pushing 49 rules: %v\n%s", err, out)
 	}
 	// 33 rules of 3 patterns: 99, over the default 96.
 	out, err = ctl(t, dir, "rules", "push", "web", limitsRules(t, dir, 33))
 	if err == nil || !strings.Contains(out, "rules-33.yaml:33:3: rule 33 brings the patterns to 99, more than the 96 allowed") {
 		t.Errorf("pushing 99 patterns: %v\n%s", err, out)
 	}
-	if out, err := ctl(t, dir, "rules", "push", "web", keyRules(t, dir, 64)); err != nil || !strings.Contains(out, "pushed 64 rules") {
-		t.Errorf("pushing 64 rules: %v\n%s", err, out)
+	if out, err := ctl(t, dir, "rules", "push", "web", keyRules(t, dir, 48)); err != nil || !strings.Contains(out, "pushed 48 rules") {
+		t.Errorf("pushing 48 rules: %v\n%s", err, out)
 	}
 }

@@ -13,8 +13,9 @@ import (
 // worstRules is a rules: section within l that no event of BenchmarkRoute
 // matches, so the router tries every pattern of it for every event: of
 // the costliest conditions, field: ones (each scans every record of the
-// event) or path globs (in rules of 4), then a default that keeps the
-// event, so every copy is also made.
+// event) or path globs (in rules of 4), then as many rules as allowed (each
+// costs its own pass), then a default that keeps the event, so every copy
+// is also made.
 func worstRules(tb testing.TB, kind string, l rules.Limits) string {
 	var b strings.Builder
 	b.WriteString("rules:\n")
@@ -34,9 +35,18 @@ func worstRules(tb testing.TB, kind string, l rules.Limits) string {
 		left -= k * rules.GlobCost
 		n++
 	}
+	// Then rules of one key each, the last taking the patterns left.
 	for ; left > 0 && n < l.Rules; n++ {
-		fmt.Fprintf(&b, "  - drop: {type: DAEMON_ROTATE, key: k%d}\n", n)
-		left -= 2
+		k := 1
+		if n == l.Rules-1 {
+			k = left
+		}
+		var keys []string
+		for j := range k {
+			keys = append(keys, fmt.Sprintf("k%d-%d", n, j))
+		}
+		fmt.Fprintf(&b, "  - drop: {key: [%s]}\n", strings.Join(keys, ", "))
+		left -= k
 	}
 	b.WriteString("  - default: keep\n")
 	p, err := rules.Parse([]byte(strings.TrimPrefix(strings.ReplaceAll(b.String(), "\n  ", "\n"), "rules:\n")), "worst")

@@ -34,7 +34,7 @@ type Limits struct {
 // much as this many exact values (BenchmarkMatchCostly).
 const (
 	GlobCost  = 8
-	FieldCost = 8
+	FieldCost = 48
 )
 
 // The default limits: for one container's rules, and for the rules on one
@@ -42,8 +42,8 @@ const (
 // the router tries for one event. BenchmarkRouteWorstRules (pkg/router)
 // measures the router's rate under a chain at DefaultChain.
 var (
-	DefaultContainer = Limits{Rules: 64, Patterns: 96}
-	DefaultChain     = Limits{Rules: 128, Patterns: 96}
+	DefaultContainer = Limits{Rules: 48, Patterns: 96}
+	DefaultChain     = Limits{Rules: 64, Patterns: 96}
 )
 
 // Size returns p's size; a nil Program has none.

@@ -16,8 +16,8 @@ func TestSize(t *testing.T) {
 - drop: {field: {comm: [cron, atd]}}
 - default: drop
 `)
-	// 1; 1+1+2; 1+8+1; 8+2.
-	if got, want := p.Size(), (rules.Size{Rules: 4, Patterns: 25}); got != want {
+	// 1; 1+1+2; 1+8+1; 48+2.
+	if got, want := p.Size(), (rules.Size{Rules: 4, Patterns: 65}); got != want {
 		t.Errorf("Size() = %+v, want %+v", got, want)
 	}
 }
