@@ -42,8 +42,13 @@
 // auditd-ns. It hands every record line to a callback that must return
 // only once the line is durably written, and only then acknowledges it.
 // It enforces a maximum payload size, a maximum number of connections and
-// an allow list of peer networks; a peer that sends a bad frame is
-// disconnected with a logged reason, and the server keeps running.
+// an allow list of peer networks (empty refuses everyone); a frame must
+// arrive whole within the frame timeout of its first byte and a silent
+// peer is closed after the idle timeout, so slow peers cannot keep the
+// slots; a peer that sends a bad frame is disconnected with a logged
+// reason, and the server keeps running. Peers are known only by their
+// address unless [Listener.TLS] is set: [ServerTLS] builds a configuration
+// that admits only peers with a client certificate from a given CA.
 //
 // # Interoperability
 //
