@@ -15,16 +15,20 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/auditd-ns/auditd-ns/internal/config"
 	"github.com/auditd-ns/auditd-ns/internal/daemon"
+	"github.com/auditd-ns/auditd-ns/pkg/rules"
 )
 
 const usage = `usage: auditd-ns COMMAND [flags]
 
 commands:
-  run   --config FILE   run the daemon (as root): register with the kernel,
+  run   [--config FILE] run the daemon (as root): register with the kernel,
                         load rules, write the host log
-  check --config FILE   validate the config and its rules files; exit 1 on
+  check [--config FILE] validate the config and its rules files; exit 1 on
                         any error
+                        FILE is an auditd.conf (default /etc/audit/auditd.conf,
+                        with auditd-ns.yaml beside it) or a YAML config
   ctl [--socket PATH] COMMAND
                         talk to the running daemon: register, unregister,
                         rules push, containers, status (ctl --help)
@@ -63,9 +67,13 @@ func main() {
 	}
 }
 
+// defaultConfig is auditd's own config file: auditd-ns reads it as it is,
+// with the auditd-ns.yaml beside it.
+const defaultConfig = "/etc/audit/auditd.conf"
+
 func configFlag(name string, args []string) (string, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	path := fs.String("config", "/etc/auditd-ns/auditd-ns.yaml", "daemon config file")
+	path := fs.String("config", defaultConfig, "daemon config: an auditd.conf (with auditd-ns.yaml beside it) or a YAML config")
 	if err := fs.Parse(args); err != nil {
 		return "", err
 	}
@@ -80,11 +88,14 @@ func runCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, kf, err := daemon.Load(path)
+	cfg, kf, err := loadConfig(path)
 	if err != nil {
 		return err
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "auditd-ns", Level: hclog.LevelFromString(cfg.LogLevel), Output: os.Stderr})
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
 	if path := os.Getenv("AUDITD_NS_CPUPROFILE"); path != "" {
 		// For developers: a Go CPU profile of the whole run.
 		f, err := os.Create(path)
@@ -107,7 +118,8 @@ func checkCmd(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, _, err := daemon.Load(path); err != nil {
+	cfg, _, err := loadConfig(path)
+	if err != nil {
 		var joined interface{ Unwrap() []error }
 		if errors.As(err, &joined) {
 			for _, e := range joined.Unwrap() {
@@ -117,6 +129,22 @@ func checkCmd(args []string, out io.Writer) error {
 		}
 		return err
 	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(os.Stderr, "warning: %s\n", w)
+	}
+	if cfg.Side != "" {
+		path += " and " + cfg.Side
+	}
 	fmt.Fprintf(out, "%s: ok\n", path)
 	return nil
+}
+
+// loadConfig loads the daemon's config, saying what to do when the file is
+// missing.
+func loadConfig(path string) (*config.Config, *rules.KernelFile, error) {
+	cfg, kf, err := daemon.Load(path)
+	if errors.Is(err, config.ErrNotFound) {
+		return nil, nil, fmt.Errorf("%s: no such config file (give one with --config FILE: an auditd.conf or a YAML config)", path)
+	}
+	return cfg, kf, err
 }

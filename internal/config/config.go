@@ -1,7 +1,11 @@
-// Package config reads the daemon's YAML configuration. Its keys are
-// auditd.conf's option names, so an admin who knows auditd.conf recognises
-// every one; a few keys are added for what auditd keeps elsewhere (the
-// audit.rules path, the kernel settings) and for containers.
+// Package config reads the daemon's configuration, in one of two layouts:
+//
+//   - auditd's own /etc/audit/auditd.conf, read as it is (auditdconf.go),
+//     with the settings auditd does not have (containers, the control
+//     socket, the listener, the kernel settings, ...) in a small YAML file
+//     beside it, auditd-ns.yaml;
+//   - or one YAML file holding every setting, whose keys are auditd.conf's
+//     option names plus those added settings.
 //
 // Parsing is strict: unknown keys, wrong types and bad values are errors
 // naming FILE:LINE:COL, and every error in a file is reported, not just the
@@ -13,6 +17,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -58,6 +65,36 @@ type Config struct {
 	// RuleLimits caps the filter rules of the containers registered or
 	// pushed through the control API.
 	RuleLimits RuleLimits
+
+	// Side is the auditd-ns.yaml read beside an auditd.conf ("" if none).
+	Side string
+	// Warnings are what the daemon accepts but says it ignores: auditd.conf
+	// options that auditd-ns does not implement, named in one warning.
+	Warnings []string
+	// pos is where each option was set, for errors found later.
+	pos map[string]Pos
+}
+
+// Pos is a place in a config file.
+type Pos struct {
+	File      string
+	Line, Col int
+}
+
+func (p Pos) String() string {
+	if p.Col == 0 {
+		return fmt.Sprintf("%s:%d", p.File, p.Line)
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+}
+
+// Where returns FILE:LINE:COL of the option key, or the
+// config file's name if the option was not set in a file.
+func (c *Config) Where(key string) string {
+	if p, ok := c.pos[key]; ok {
+		return p.String()
+	}
+	return c.File
 }
 
 // RuleLimits caps the containers' filter rules, which the router tries for
@@ -95,12 +132,15 @@ type Error struct {
 	Msg       string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg) }
+func (e *Error) Error() string {
+	return Pos{e.File, e.Line, e.Col}.String() + ": " + e.Msg
+}
 
 // ErrNotFound is matched by the error of Load when the file does not exist.
 var ErrNotFound = errors.New("config file not found")
 
-// Load reads and validates the config file at path.
+// Load reads and validates the config file at path: an auditd.conf and the
+// auditd-ns.yaml beside it, or a YAML config, as IsAuditdConf tells.
 func Load(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -109,7 +149,21 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
-	return Parse(b, path)
+	if !IsAuditdConf(path, b) {
+		return Parse(b, path)
+	}
+	if err := checkOwner(path); err != nil {
+		return nil, err
+	}
+	side := SidePath(path)
+	sb, err := os.ReadFile(side)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		side, sb = "", nil
+	case err != nil:
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return ParseAuditdConf(b, path, sb, side)
 }
 
 // Default returns the configuration an empty file gives.
@@ -150,18 +204,32 @@ func Default() *Config {
 func Parse(src []byte, file string) (*Config, error) {
 	c := Default()
 	c.File = file
+	p := &parser{file: file}
+	if !p.yaml(c, src, nil) {
+		return nil, p.err()
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	c.resolve(filepath.Dir(file))
+	return c, c.check(p)
+}
+
+// yaml sets c from the YAML src; allow, if not nil, refuses keys (returning
+// why) before they are looked up. It returns false if src is not YAML.
+func (p *parser) yaml(c *Config, src []byte, allow func(key string) string) bool {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		p.errs = append(p.errs, yamlError(p.file, err))
+		return false
 	}
 	if len(doc.Content) == 0 {
-		return c, nil
+		return true
 	}
-	p := &parser{file: file}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
 		p.fail(root, "the config must be a mapping of auditd.conf option names to values")
-		return nil, p.err()
+		return false
 	}
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(root.Content); i += 2 {
@@ -171,6 +239,13 @@ func Parse(src []byte, file string) (*Config, error) {
 			continue
 		}
 		seen[k.Value] = true
+		if allow != nil {
+			if why := allow(k.Value); why != "" {
+				p.fail(k, "%s", why)
+				continue
+			}
+		}
+		c.setPos(k.Value, Pos{p.file, k.Line, k.Column})
 		if k.Value == "listen" {
 			c.Listen = p.listen(v)
 			continue
@@ -192,11 +267,27 @@ func Parse(src []byte, file string) (*Config, error) {
 			p.fail(v, "%s: %v", k.Value, err)
 		}
 	}
-	if err := p.err(); err != nil {
-		return nil, err
+	return true
+}
+
+// yamlError gives a YAML syntax error as FILE:LINE: message. yaml.v3 names
+// the line of a syntax error but not its column.
+func yamlError(file string, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return &Error{File: file, Line: n, Msg: "YAML: " + m[2]}
 	}
-	c.resolve(filepath.Dir(file))
-	return c, c.check(root, p)
+	return fmt.Errorf("%s: YAML: %s", file, msg)
+}
+
+var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
+
+func (c *Config) setPos(key string, p Pos) {
+	if c.pos == nil {
+		c.pos = map[string]Pos{}
+	}
+	c.pos[key] = p
 }
 
 func (c *Config) resolve(dir string) {
@@ -217,15 +308,21 @@ func (c *Config) resolve(dir string) {
 }
 
 // check validates combinations of options.
-func (c *Config) check(root *yaml.Node, p *parser) error {
+func (c *Config) check(p *parser) error {
+	at := func(key string) Pos {
+		if pos, ok := c.pos[key]; ok {
+			return pos
+		}
+		return Pos{c.File, 1, 1}
+	}
 	if c.NameFormat == "user" && c.Name == "" {
-		p.fail(root, "name_format user needs name")
+		p.failAt(at("name_format"), "name_format user needs name")
 	}
 	switch {
 	case c.Listen != nil && c.LocalEvents:
-		p.fail(root, "listen: needs local_events: no (the daemon reads either the kernel or the listener)")
+		p.failAt(at("listen"), "listen: needs local_events: no (the daemon reads either the kernel or the listener)")
 	case c.Listen == nil && !c.LocalEvents:
-		p.fail(root, "local_events: no needs a listen: source")
+		p.failAt(at("local_events"), "local_events: no needs a listen: source")
 	}
 	return p.err()
 }
@@ -254,6 +351,10 @@ type parser struct {
 
 func (p *parser) fail(n *yaml.Node, format string, args ...any) {
 	p.errs = append(p.errs, &Error{p.file, n.Line, n.Column, fmt.Sprintf(format, args...)})
+}
+
+func (p *parser) failAt(pos Pos, format string, args ...any) {
+	p.errs = append(p.errs, &Error{pos.File, pos.Line, pos.Col, fmt.Sprintf(format, args...)})
 }
 
 func (p *parser) err() error { return errors.Join(p.errs...) }

@@ -109,7 +109,7 @@ func TestErrors(t *testing.T) {
 		{"flush: data\nflush: sync\n", []string{`f.yaml:2:1: flush is given twice`}},
 		{"- a\n- b\n", []string{`f.yaml:1:1: the config must be a mapping`}},
 		{"name_format: user\n", []string{`f.yaml:1:1: name_format user needs name`}},
-		{"flush: [\n", []string{`f.yaml: yaml: line 1`}},
+		{"flush: [\n", []string{`f.yaml:1: YAML: did not find expected node content`}},
 		{"scoped_remote_allow: [127.0.0.1/32:6000, example.com:60]\n", []string{`f.yaml:1:42: scoped_remote_allow: "example.com:60" is not CIDR:PORT`}},
 		{"scoped_remote_allow: 127.0.0.1/32:6000\n", []string{`f.yaml:1:22: scoped_remote_allow is a list`}},
 		{"scoped_quota_containers: 0\nscoped_quota_memory: lots\n", []string{`f.yaml:1:26: scoped_quota_containers: "0" is not a number`, `f.yaml:2:22: scoped_quota_memory: "lots" is not a size`}},

@@ -89,6 +89,9 @@ func Load(path string) (*config.Config, *rules.KernelFile, error) {
 	kf := &rules.KernelFile{}
 	if cfg.AuditRules != "" {
 		if kf, err = rules.LoadKernelFile(cfg.AuditRules); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, nil, fmt.Errorf("%s: audit_rules: %s: no such file", cfg.Where("audit_rules"), cfg.AuditRules)
+			}
 			return nil, nil, err
 		}
 	}
