@@ -97,7 +97,7 @@ func TestCheckAuditdConfErrors(t *testing.T) {
 		{"trailing comment", "flush = data # fast\n", "", "auditd.conf:1:14: flush takes one value; \"#\": auditd.conf has no comments after a value"},
 		{"bad value", "\nfreq = often\n", "", "auditd.conf:2:8: freq: \"often\" is not a positive number"},
 		{"auditd-ns setting in auditd.conf", "containers_dir = /x\n", "", "auditd.conf:1:1: containers_dir is an auditd-ns setting"},
-		{"YAML syntax", "flush = data\n", "state_dir: /x\nlisten: [\n", "auditd-ns.yaml:2: YAML: "},
+		{"YAML syntax", "flush = data\n", "state_dir: /x\nlisten: [\n", "auditd-ns.yaml:2: yaml: "},
 		{"auditd option in auditd-ns.yaml", "flush = data\n", "\nlog_file: /x\n", "auditd-ns.yaml:2:1: log_file is an auditd.conf option: set it in "},
 		{"missing rules file", "flush = data\n", "log_level: debug\naudit_rules: none.rules\n", "auditd-ns.yaml:2:1: audit_rules: "},
 	} {

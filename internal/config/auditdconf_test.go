@@ -170,7 +170,7 @@ control_socket: /run/x/control.sock
 		{"log_file: /x/audit.log\n", `auditd-ns.yaml:1:1: log_file is an auditd.conf option: set it in /etc/audit/auditd.conf`},
 		{"q_depth: 10\n", `auditd-ns.yaml:1:1: q_depth is an auditd.conf option that auditd-ns does not implement`},
 		{"containers_dri: /x\n", `auditd-ns.yaml:1:1: unknown option "containers_dri"`},
-		{"listen: [\n", `auditd-ns.yaml:1: YAML: `},
+		{"listen: [\n", `auditd-ns.yaml:1: yaml: `},
 		{"local_evnts: no\n", `unknown option`},
 	} {
 		_, err := config.ParseAuditdConf([]byte(stock), "/etc/audit/auditd.conf", []byte(tc.side), "/etc/audit/auditd-ns.yaml")
@@ -230,5 +230,19 @@ func TestLoadAuditdConf(t *testing.T) {
 	}
 	if _, err := config.Load(filepath.Join(dir, "none.conf")); !errors.Is(err, config.ErrNotFound) {
 		t.Errorf("missing: %v", err)
+	}
+}
+
+func TestExampleSideFileIsValid(t *testing.T) {
+	side, err := os.ReadFile("../../configs/audit/auditd-ns.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.ParseAuditdConf([]byte(stock), "/etc/audit/auditd.conf", side, "/etc/audit/auditd-ns.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AuditRules != "/etc/audit/audit.rules" || *c.BacklogLimit != 8192 || c.Log.Format != hostlog.Enriched {
+		t.Errorf("example parsed as %+v", c)
 	}
 }
