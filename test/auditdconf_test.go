@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -162,12 +163,26 @@ func TestIntegrationStockAuditdConf(t *testing.T) {
 	uname(n)
 	log := filepath.Join(dir, "log", "audit.log")
 	waitFor(t, 10*time.Second, func() bool { return ausearchCount(t, log, "-k", key) >= n }, "the records in the log")
+	time.Sleep(300 * time.Millisecond)
+	if got := ausearchCount(t, log, "-k", key); got != n {
+		t.Errorf("ausearch -k %s found %d events, want %d", key, got, n)
+	}
+	// SIGHUP re-reads the auditd.conf: a bad line is named and changes
+	// nothing, a good file is taken.
+	good, err := os.ReadFile(conf)
+	must(t, err)
+	bad := append(append([]byte{}, good...), "bogus_option = 1\n"...)
+	must(t, os.WriteFile(conf, bad, 0o640))
+	// (hclog quotes the error, so the option's own quotes are escaped.)
+	badLine := fmt.Sprintf("%s:%d:1: unknown option ", conf, bytes.Count(bad, []byte("\n")))
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, 10*time.Second, func() bool { return strings.Contains(text(), badLine) }, "the daemon to name "+badLine)
+	must(t, os.WriteFile(conf, good, 0o640))
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, 10*time.Second, func() bool { return strings.Contains(text(), "reloaded the config (SIGHUP)") }, "the daemon to reload")
 	cmd.Process.Signal(os.Interrupt)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("auditd-ns exited with %v; stderr:\n%s", err, text())
-	}
-	if got := ausearchCount(t, log, "-k", key); got != n {
-		t.Errorf("ausearch -k %s found %d events, want %d", key, got, n)
 	}
 	// The stock file says log_format = ENRICHED: the records carry the
 	// names (the field after the 0x1d separator).

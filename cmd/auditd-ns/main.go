@@ -71,6 +71,9 @@ func main() {
 // with the auditd-ns.yaml beside it.
 const defaultConfig = "/etc/audit/auditd.conf"
 
+// legacyConfig was the default before: a YAML config.
+const legacyConfig = "/etc/auditd-ns/auditd-ns.yaml"
+
 func configFlag(name string, args []string) (string, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	path := fs.String("config", defaultConfig, "daemon config: an auditd.conf (with auditd-ns.yaml beside it) or a YAML config")
@@ -144,7 +147,11 @@ func checkCmd(args []string, out io.Writer) error {
 func loadConfig(path string) (*config.Config, *rules.KernelFile, error) {
 	cfg, kf, err := daemon.Load(path)
 	if errors.Is(err, config.ErrNotFound) {
-		return nil, nil, fmt.Errorf("%s: no such config file (give one with --config FILE: an auditd.conf or a YAML config)", path)
+		hint := "give one with --config FILE: an auditd.conf or a YAML config"
+		if _, serr := os.Stat(legacyConfig); serr == nil && path == defaultConfig {
+			hint = "the default is auditd's own config now; give --config " + legacyConfig + " to read yours"
+		}
+		return nil, nil, fmt.Errorf("%s: no such config file (%s)", path, hint)
 	}
 	return cfg, kf, err
 }

@@ -26,8 +26,9 @@ import (
 // auditd's own options that auditd-ns does not implement (the tcp_* and
 // krb5_* listener, plugins, email) are accepted and named in one warning.
 
-// maxLine is the longest line auditd reads, newline included, minus one.
-const maxLine = 159
+// maxLine is the longest line auditd reads: its buffer is 160 bytes, the
+// newline and the terminating NUL included.
+const maxLine = 158
 
 // SideName is the name of the file beside auditd.conf that holds the
 // settings auditd does not have.
@@ -96,8 +97,11 @@ func ParseAuditdConf(src []byte, file string, side []byte, sideFile string) (*Co
 	p := &parser{file: file}
 	ignored := p.auditdConf(c, src)
 	if len(ignored) > 0 {
-		c.Warnings = append(c.Warnings, fmt.Sprintf("%s: ignoring auditd options that auditd-ns does not implement: %s",
-			file, strings.Join(ignored, ", ")))
+		w := fmt.Sprintf("%s: ignoring auditd options that auditd-ns does not implement: %s", file, strings.Join(ignored, ", "))
+		if _, ok := c.pos["tcp_listen_port"]; ok {
+			w += " (auditd-ns's remote-logging listener is listen: in " + SidePath(file) + ")"
+		}
+		c.Warnings = append(c.Warnings, w)
 	}
 	if sideFile != "" {
 		sp := &parser{file: sideFile}

@@ -99,6 +99,11 @@ func TestAuditdConfSyntax(t *testing.T) {
 			t.Errorf("%s: flush = %v, want data", tc.name, c.Log.Flush)
 		}
 	}
+	// 158 characters is the longest line auditd reads.
+	edge := "log_file = /var/log/" + strings.Repeat("a", 158-20)
+	if c, err := config.ParseAuditdConf([]byte(edge+"\n"), "/etc/audit/auditd.conf", nil, ""); err != nil || c.Log.Path != edge[len("log_file = "):] {
+		t.Errorf("a 158-character line: %v", err)
+	}
 	c, err := config.ParseAuditdConf([]byte("disk_full_action = EXEC /usr/local/sbin/full\nlog_file = logs/audit.log\n"), "/etc/audit/auditd.conf", nil, "")
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +114,10 @@ func TestAuditdConfSyntax(t *testing.T) {
 }
 
 func TestAuditdConfErrors(t *testing.T) {
-	long := "log_file = /var/log/" + strings.Repeat("a", 150) + "\n"
+	long := "log_file = /var/log/" + strings.Repeat("a", 159-20) + "\n" // 159 characters
+	if len(long) != 160 {
+		t.Fatal(len(long))
+	}
 	for _, tc := range []struct {
 		src  string
 		want []string
@@ -130,7 +138,7 @@ func TestAuditdConfErrors(t *testing.T) {
 		{"containers_dir = /etc/auditd-ns/containers\n", []string{`auditd.conf:1:1: containers_dir is an auditd-ns setting, not an auditd.conf option: set it in /etc/audit/auditd-ns.yaml`}},
 		{"backlog_limit = 8192\n", []string{`auditd.conf:1:1: backlog_limit is an auditd-ns setting`}},
 		{"name_format = user\n", []string{`auditd.conf:1:1: name_format user needs name`}},
-		{long, []string{`auditd.conf:1:1: line longer than 159 characters`}},
+		{long, []string{`auditd.conf:1:1: line longer than 158 characters`}},
 	} {
 		_, err := config.ParseAuditdConf([]byte(tc.src), "/etc/audit/auditd.conf", nil, "")
 		if err == nil {
@@ -179,10 +187,25 @@ control_socket: /run/x/control.sock
 		}
 	}
 	// The listener needs local_events = no, which is auditd.conf's.
-	_, err = config.ParseAuditdConf([]byte("local_events = no\n"), "/etc/audit/auditd.conf",
+	c, err = config.ParseAuditdConf([]byte("local_events = no\n"), "/etc/audit/auditd.conf",
 		[]byte("listen:\n  address: 127.0.0.1:6000\n"), "/etc/audit/auditd-ns.yaml")
-	if err != nil && strings.Contains(err.Error(), "local_events") {
-		t.Errorf("local_events = no with listen: %v", err)
+	if err != nil || c.Listen == nil || c.LocalEvents {
+		t.Errorf("local_events = no with listen: %+v, %v", c, err)
+	}
+	_, err = config.ParseAuditdConf([]byte("local_events = no\n"), "/etc/audit/auditd.conf", nil, "")
+	if err == nil || !strings.Contains(err.Error(), "/etc/audit/auditd.conf:1:1: local_events: no needs a listen: source") {
+		t.Errorf("local_events = no without listen: %v", err)
+	}
+}
+
+func TestAuditdConfListenerHint(t *testing.T) {
+	c, err := config.ParseAuditdConf([]byte("tcp_listen_port = 60\nq_depth = 10\n"), "/etc/audit/auditd.conf", nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "tcp_listen_port (line 1), q_depth (line 2)") ||
+		!strings.Contains(c.Warnings[0], "listen: in /etc/audit/auditd-ns.yaml") {
+		t.Errorf("warnings %q", c.Warnings)
 	}
 }
 
