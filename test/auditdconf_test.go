@@ -77,6 +77,16 @@ func TestCheckStockAuditdConf(t *testing.T) {
 	if strings.Contains(errs, "unknown") {
 		t.Errorf("check called a stock option unknown:\n%s", errs)
 	}
+	// The same file turned into YAML (key = value as key: value) passes
+	// too, with the same one warning.
+	b, err := os.ReadFile(stockConf)
+	must(t, err)
+	yml := filepath.Join(t.TempDir(), "auditd-ns.yaml")
+	must(t, os.WriteFile(yml, regexp.MustCompile(`(?m)^(\w+) = `).ReplaceAll(b, []byte("$1: ")), 0o600))
+	code, out, errs = runCheck(t, "--config", yml)
+	if code != 0 || strings.Count(errs, "warning:") != 1 || !strings.Contains(errs, "plugin_dir") {
+		t.Errorf("check --config %s (the stock file in YAML): exit %d\nstdout: %s\nstderr: %s", yml, code, out, errs)
+	}
 	// With no --config, check reads the same file.
 	if _, err := os.Stat(filepath.Join(filepath.Dir(stockConf), "auditd-ns.yaml")); os.IsNotExist(err) {
 		code, out, errs = runCheck(t)

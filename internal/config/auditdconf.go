@@ -95,14 +95,7 @@ func ParseAuditdConf(src []byte, file string, side []byte, sideFile string) (*Co
 	c.File = file
 	c.Side = sideFile
 	p := &parser{file: file}
-	ignored := p.auditdConf(c, src)
-	if len(ignored) > 0 {
-		w := fmt.Sprintf("%s: ignoring auditd options that auditd-ns does not implement: %s", file, strings.Join(ignored, ", "))
-		if _, ok := c.pos["tcp_listen_port"]; ok {
-			w += " (auditd-ns's remote-logging listener is listen: in " + SidePath(file) + ")"
-		}
-		c.Warnings = append(c.Warnings, w)
-	}
+	c.warnIgnored(file, p.auditdConf(c, src), SidePath(file))
 	if sideFile != "" {
 		sp := &parser{file: sideFile}
 		sp.yaml(c, side, func(key string) string {
@@ -121,6 +114,19 @@ func ParseAuditdConf(src []byte, file string, side []byte, sideFile string) (*Co
 	}
 	c.resolve(filepath.Dir(file))
 	return c, c.check(p)
+}
+
+// warnIgnored adds the one warning naming the unimplemented auditd options
+// that file sets; listenIn is where auditd-ns's listener is configured.
+func (c *Config) warnIgnored(file string, ignored []string, listenIn string) {
+	if len(ignored) == 0 {
+		return
+	}
+	w := fmt.Sprintf("%s: ignoring auditd options that auditd-ns does not implement: %s", file, strings.Join(ignored, ", "))
+	if _, ok := c.pos["tcp_listen_port"]; ok {
+		w += " (auditd-ns's remote-logging listener is listen: in " + listenIn + ")"
+	}
+	c.Warnings = append(c.Warnings, w)
 }
 
 // word is one space-separated word of a line, with its 1-based column.

@@ -212,6 +212,7 @@ func Parse(src []byte, file string) (*Config, error) {
 	if err := p.err(); err != nil {
 		return nil, err
 	}
+	c.warnIgnored(file, p.ignored, "this file")
 	c.resolve(filepath.Dir(file))
 	return c, c.check(p)
 }
@@ -253,6 +254,10 @@ func (p *parser) yaml(c *Config, src []byte, allow func(key string) string) bool
 		}
 		if k.Value == "scoped_remote_allow" {
 			c.Scoped.RemoteAllow = p.remoteAllow(v)
+			continue
+		}
+		if unimplemented[k.Value] {
+			p.ignored = append(p.ignored, fmt.Sprintf("%s (line %d)", k.Value, k.Line))
 			continue
 		}
 		set, ok := fields[k.Value]
@@ -372,6 +377,8 @@ func (p *parser) remoteAllow(v *yaml.Node) []control.RemoteDest {
 type parser struct {
 	file string
 	errs []error
+	// ignored are the unimplemented auditd options set, as "NAME (line N)".
+	ignored []string
 }
 
 func (p *parser) fail(n *yaml.Node, format string, args ...any) {

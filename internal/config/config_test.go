@@ -98,7 +98,6 @@ func TestErrors(t *testing.T) {
 	}{
 		{"flush: sometimes\n", []string{`f.yaml:1:8: flush: "sometimes" is not one of none, incremental, incremental_async, data, sync`}},
 		{"log_file: a\nlog_fiel: b\n", []string{`f.yaml:2:1: unknown option "log_fiel"`}},
-		{"dispatcher: /sbin/audispd\n", []string{`f.yaml:1:1: unknown option "dispatcher" (an auditd.conf option that auditd-ns does not offer: plugins are not supported; deliver to containers instead)`}},
 		{"freq: 0\nnum_logs: many\n", []string{`f.yaml:1:7: freq: "0" is not a positive number of records`, `f.yaml:2:11: num_logs: "many" is not a number from 0 to 999`}},
 		{"space_left_action: email\n", []string{`f.yaml:1:20: space_left_action: email is not supported by auditd-ns (use exec with a script, or halt)`}},
 		{"disk_full_action: exec script.sh\n", []string{`f.yaml:1:19: disk_full_action: exec needs an absolute path to a script`}},
@@ -125,6 +124,22 @@ func TestErrors(t *testing.T) {
 				t.Errorf("%q:\n got %s\nwant %s", tc.src, err, w)
 			}
 		}
+	}
+}
+
+// auditd's options that auditd-ns does not implement are named in one
+// warning, in the YAML layout too, never refused as unknown.
+func TestYAMLUnimplemented(t *testing.T) {
+	c, err := config.Parse([]byte("flush: data\ndispatcher: /sbin/audispd\ntcp_listen_port: 60\nq_depth: 2000\n"), "f.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "f.yaml: ignoring auditd options that auditd-ns does not implement: dispatcher (line 2), tcp_listen_port (line 3), q_depth (line 4) (auditd-ns's remote-logging listener is listen: in this file)"
+	if len(c.Warnings) != 1 || c.Warnings[0] != want {
+		t.Errorf("warnings %q, want %q", c.Warnings, want)
+	}
+	if c, err := config.Parse([]byte("flush: data\n"), "f.yaml"); err != nil || c.Warnings != nil {
+		t.Errorf("no unimplemented option: %v, %q", err, c.Warnings)
 	}
 }
 

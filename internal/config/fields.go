@@ -140,23 +140,7 @@ var fields = map[string]func(c *Config, v string) error{
 	},
 }
 
-// auditd.conf options that auditd-ns knows but does not offer, with why.
-var unsupported = map[string]string{
-	"dispatcher":           "plugins are not supported; deliver to containers instead",
-	"disp_qos":             "plugins are not supported",
-	"action_mail_acct":     "email actions are not supported; use exec",
-	"tcp_listen_port":      "the remote-logging listener is configured with listen:",
-	"distribute_network":   "not supported",
-	"overflow_action":      "not supported",
-	"max_restarts":         "not supported",
-	"plugin_dir":           "plugins are not supported",
-	"end_of_event_timeout": "not supported yet",
-}
-
 func suggest(key string) string {
-	if why, ok := unsupported[key]; ok {
-		return " (an auditd.conf option that auditd-ns does not offer: " + why + ")"
-	}
 	var close []string
 	for k := range fields {
 		if strings.Contains(k, key) || strings.Contains(key, k) {
