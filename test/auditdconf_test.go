@@ -190,6 +190,9 @@ func TestIntegrationStockAuditdConf(t *testing.T) {
 	must(t, os.WriteFile(conf, good, 0o640))
 	cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, 10*time.Second, func() bool { return strings.Contains(text(), "reloaded the config (SIGHUP)") }, "the daemon to reload")
+	if n := strings.Count(text(), "ignoring auditd options that auditd-ns does not implement"); n != 2 {
+		t.Errorf("the warning of the ignored options was logged %d times, want at start and at the reload:\n%s", n, text())
+	}
 	cmd.Process.Signal(os.Interrupt)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("auditd-ns exited with %v; stderr:\n%s", err, text())

@@ -18,6 +18,9 @@ func (d *Daemon) reload() {
 		d.hlog.Daemon(record.TypeDaemonConfig, fmt.Sprintf("op=reconfigure state=no-change auid=%d pid=%d res=failed", loginUID(), os.Getpid()))
 		return
 	}
+	for _, w := range cfg.Warnings {
+		d.log.Warn(w)
+	}
 	if !reflect.DeepEqual(cfg.Log, old.Log) || cfg.NameFormat != old.NameFormat || cfg.Name != old.Name || cfg.WriteLogs != old.WriteLogs {
 		d.hlog.Daemon(record.TypeDaemonConfig, fmt.Sprintf("op=reconfigure state=changed auid=%d pid=%d res=success", loginUID(), os.Getpid()))
 		if err := d.hlog.Reconfigure(d.logOptions(cfg)); err != nil {
