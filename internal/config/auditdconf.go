@@ -267,11 +267,7 @@ func editDistance(a, b string) int {
 // checkOwner refuses an auditd.conf that someone other than root (or the
 // user reading it) could have written, as auditd refuses it: owned by
 // another user, writable by everyone, or not a regular file.
-func checkOwner(path string) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fmt.Errorf("reading config: %w", err)
-	}
+func checkOwner(path string, fi os.FileInfo) error {
 	switch st, ok := fi.Sys().(*syscall.Stat_t); {
 	case !fi.Mode().IsRegular():
 		return fmt.Errorf("%s: not a regular file", path)

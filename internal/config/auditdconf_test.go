@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/auditd-ns/auditd-ns/internal/config"
@@ -250,6 +251,13 @@ func TestLoadAuditdConf(t *testing.T) {
 	}
 	if _, err := config.Load(conf); err == nil || !strings.Contains(err.Error(), "writable by everyone") {
 		t.Errorf("world-writable auditd.conf: %v", err)
+	}
+	fifo := filepath.Join(dir, "fifo.conf")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Load(fifo); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("a FIFO: %v", err)
 	}
 	if _, err := config.Load(filepath.Join(dir, "none.conf")); !errors.Is(err, config.ErrNotFound) {
 		t.Errorf("missing: %v", err)

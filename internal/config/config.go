@@ -16,10 +16,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -143,17 +145,31 @@ var ErrNotFound = errors.New("config file not found")
 // Load reads and validates the config file at path: an auditd.conf and the
 // auditd-ns.yaml beside it, or a YAML config, as IsAuditdConf tells.
 func Load(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
+	// O_NONBLOCK: a FIFO in the config's place is refused, not waited on.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", path, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
 	if !IsAuditdConf(path, b) {
 		return Parse(b, path)
 	}
-	if err := checkOwner(path); err != nil {
+	// The file checked is the file read.
+	if err := checkOwner(path, fi); err != nil {
 		return nil, err
 	}
 	side := SidePath(path)
