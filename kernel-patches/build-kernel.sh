@@ -1,12 +1,13 @@
 #!/bin/bash
 # build-kernel.sh - build the auditd-ns test kernel, cached by content.
 #
-# Usage: build-kernel.sh [--base] [--upto N] OUT
+# Usage: build-kernel.sh [--base] [--upto N] [--extra FRAGMENT] OUT
 #   Builds Debian's linux-source-6.12 with the series in
 #   kernel-patches/series/*.patch (none with --base, the baseline for the
 #   overhead comparison; only the first N with --upto N, to check that
 #   each patch builds on its own) and kernel-patches/config merged over
-#   tinyconfig, and copies the bzImage to OUT.
+#   tinyconfig (then FRAGMENT, for a variant such as config-nons: its own
+#   tree, named after the fragment), and copies the bzImage to OUT.
 #
 #   Finished images are cached under $KERNEL_CACHE/<hash of tarball,
 #   series and config>, so a second run only copies.  Builds happen in a
@@ -18,13 +19,16 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 flavour=series
 upto=
+extra=
 while [ $# -gt 1 ]; do
 	case "$1" in
 	--base) flavour=base; shift ;;
 	--upto) upto=$2; flavour=upto; shift 2 ;;
+	--extra) extra=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
 	*) break ;;
 	esac
 done
+if [ -n "$extra" ]; then flavour=$flavour-$(basename "$extra"); fi
 out=${1:?usage: build-kernel.sh [--base] [--upto N] OUT}
 tarball=${KERNEL_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
 cache=${KERNEL_CACHE:-/var/cache/auditd-ns-kernel}
@@ -36,7 +40,7 @@ if [ ! -r "$tarball" ]; then
 fi
 
 patches=()
-if [ $flavour != base ]; then
+if [ "${flavour%%-*}" != base ]; then
 	mapfile -t patches < <(ls "$here"/series/0*.patch 2>/dev/null | grep -v /0000- || true)
 	if [ -n "$upto" ]; then patches=("${patches[@]:0:$upto}"); fi
 fi
@@ -44,8 +48,9 @@ fi
 key=$( {
 	stat -c '%s %Y' "$tarball"
 	cat "$here/config"
+	if [ -n "$extra" ]; then cat "$extra"; fi
 	for p in "${patches[@]}"; do sed -n '/^---$/,$p' "$p"; done
-	if [ $flavour = base ]; then echo base=1; fi
+	if [ "${flavour%%-*}" = base ]; then echo base=1; fi
 } | sha256sum | cut -c1-16)
 dir=$cache/$key
 mkdir -p "$cache"
@@ -60,7 +65,7 @@ start=$(date +%s)
 tree=$cache/tree-$flavour
 top=$(basename "$tarball" .tar.xz)
 # A prefix build starts from the full series' tree: fewer files differ.
-if [ $flavour = upto ] && [ ! -f "$tree/.unpacked" ] && [ -f "$cache/tree-series/.unpacked" ]; then
+if [ "${flavour%%-*}" = upto ] && [ ! -f "$tree/.unpacked" ] && [ -f "$cache/tree-series/.unpacked" ]; then
 	echo "build-kernel: seeding $tree from $cache/tree-series"
 	rm -rf "$tree"
 	cp -a "$cache/tree-series" "$tree"
@@ -118,7 +123,7 @@ export KBUILD_BUILD_USER=auditd-ns KBUILD_BUILD_HOST=vmtest
 cd "$tree"
 [ -f .config ] && cp -p .config "$scratch/config.old"
 make -s CC="$cc" tinyconfig >/dev/null
-scripts/kconfig/merge_config.sh -m .config "$here/config" >/dev/null
+scripts/kconfig/merge_config.sh -m .config "$here/config" ${extra:+"$extra"} >/dev/null
 make -s CC="$cc" olddefconfig >/dev/null
 if [ -f "$scratch/config.old" ] && cmp -s .config "$scratch/config.old"; then
 	cp -p "$scratch/config.old" .config
@@ -131,7 +136,13 @@ while IFS= read -r line; do
 	CONFIG_*=*)
 		if ! grep -qx "$line" .config; then echo "build-kernel: $line did not stick" >&2; missing=1; fi ;;
 	esac
-done < "$here/config"
+done < <(if [ -n "$extra" ]; then
+	# the fragment's settings win over the main config's
+	cat "$extra"
+	grep -v -F -f <(sed -n 's/^\(CONFIG_[A-Za-z0-9_]*\)=.*/\1=/p' "$extra") "$here/config"
+else
+	cat "$here/config"
+fi)
 [ $missing = 0 ] || exit 1
 
 echo "build-kernel: make -j$jobs bzImage (log in $tree/build.log)"

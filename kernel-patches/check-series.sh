@@ -5,7 +5,8 @@
 #   Runs scripts/checkpatch.pl from the pristine source on each patch of
 #   kernel-patches/series (any error or warning fails), then builds the
 #   kernel with patches 1..N for every N (build-kernel.sh --upto N), so
-#   each patch is known to build on its own.  Builds are incremental in
+#   each patch is known to build on its own, and the whole series with
+#   config-nons (namespace types that can be left out, left out).  Builds are incremental in
 #   one persistent tree and cached, so a rerun is fast.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -41,4 +42,8 @@ for n in $(seq ${#patches[@]} -1 1); do
 	echo "check-series: building with patches 1..$n"
 	"$here/build-kernel.sh" --upto "$n" "$cache/out/bzImage-upto-$n"
 done
-echo "check-series: ${#patches[@]} patches, each clean and building"
+# Namespace types nsproxy leaves NULL when not configured (cgroup, ipc,
+# time): the whole series without them.
+echo "check-series: building with config-nons (no CGROUPS, SYSVIPC, POSIX_MQUEUE, TIME_NS)"
+"$here/build-kernel.sh" --extra "$here/config-nons" "$cache/out/bzImage-nons"
+echo "check-series: ${#patches[@]} patches, each clean and building, and without optional namespaces"

@@ -12,7 +12,7 @@ src=${1:?usage: export-series.sh KERNEL-GIT-DIR}
 base=$(git -C "$src" rev-list --max-parents=0 HEAD)
 rm -f "$here"/series/*.patch
 git -C "$src" -c user.name="auditd-ns developers" -c user.email=auditd-ns@example.invalid format-patch -q --cover-letter --no-signature --zero-commit \
-	--subject-prefix="PATCH auditd-ns v1" -o "$here/series" "$base..HEAD"
+	--subject-prefix="PATCH auditd-ns v2" -o "$here/series" "$base..HEAD"
 python3 - "$here/series/0000-cover-letter.patch" "$here/cover-letter.txt" <<'PY'
 import sys
 path, cover = sys.argv[1], sys.argv[2]

@@ -56,6 +56,16 @@ if [ -x /usr/sbin/xtables-legacy-multi ]; then
 	mkdir -p "$work/root/run" "$work/root/usr/lib"
 	gcc -shared -fPIC -O2 -o "$work/root/usr/lib/noflock.so" "$here/noflock.c"
 fi
+# The real ausearch and its libraries, to check that it keeps each event
+# whole (records/ausearch-groups-events; skipped without it).
+if [ -x /usr/sbin/ausearch ]; then
+	for f in /usr/sbin/ausearch $(ldd /usr/sbin/ausearch | grep -o '/[^ ]*'); do
+		mkdir -p "$work/root$(dirname "$f")"
+		cp -L "$f" "$work/root$f"
+	done
+	mkdir -p "$work/root/sbin"
+	[ -e "$work/root/sbin/ausearch" ] || ln -s /usr/sbin/ausearch "$work/root/sbin/ausearch"
+fi
 (cd "$work/root" && find . | cpio -o -H newc --quiet) | gzip -1 > "$work/initramfs.gz"
 
 # boot KERNEL LOG GUEST-ARGS...: boot once, serial console into LOG.
@@ -69,7 +79,7 @@ boot() {
 	timeout --foreground -k 5 "$timeout" qemu-system-x86_64 -accel tcg -m 1024 -smp 1 \
 		-nographic -no-reboot -nodefaults -serial stdio \
 		-kernel "$k" -initrd "$work/initramfs.gz" \
-		-append "console=ttyS0 panic=-1 oops=panic quiet loglevel=4 -- $*" \
+		-append "console=ttyS0 panic=-1 oops=panic panic_on_warn=1 quiet loglevel=4 -- $*" \
 		< /dev/null > "$l" 2>&1
 	rc=$?
 	set -e
@@ -109,6 +119,20 @@ if [ -n "${VMTEST_BASE:-}" ] && [ -n "$summary" ]; then
 		done
 	done
 fi
+
+# Any kernel warning, bug, lockdep splat or leak report fails the run,
+# whatever the tests said (panic_on_warn usually ends the boot first).
+splats() {
+	tr -d '\r' < "$1" | grep -E -A20 'WARNING:|BUG:|Oops|Kernel panic|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|sleeping function called from invalid context|unreferenced object|KASAN:|KFENCE:|UBSAN:|refcount_t:' | head -60 || true
+}
+for l in "$log" ${plogs[@]+"${plogs[@]}"}; do
+	bad=$(splats "$l")
+	if [ -n "$bad" ]; then
+		echo "vmtest: the kernel reported a problem in $l:" >&2
+		echo "$bad" >&2
+		exit 1
+	fi
+done
 
 if [ -z "$summary" ]; then
 	echo "vmtest: no summary line (timeout or crash); last console lines:" >&2

@@ -43,6 +43,7 @@ const (
 // record is one audit record as the kernel sent it.
 type record struct {
 	typ    int
+	ts     string // seconds.milliseconds
 	serial string
 	text   string // after "audit(...): "
 }
@@ -206,7 +207,7 @@ func (a *auditd) read(fd int) {
 		data := strings.TrimRight(string(buf[unix.NLMSG_HDRLEN:n]), "\x00\n")
 		r := record{typ: typ, text: data}
 		if m := headerRE.FindStringSubmatch(data); m != nil {
-			r.serial = m[2]
+			r.ts, r.serial = m[1], m[2]
 			r.text = data[len(m[0]):]
 		}
 		if discard.Load() && r.typ != containerOp {

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // runHelper runs one helper role, started by a test as "/init helper ROLE
@@ -65,8 +69,41 @@ func runHelper(args []string) int {
 		n, _ := strconv.Atoi(args[1])
 		benchNetns(n)
 	case "nest":
-		// nest MINE NEW: a nested orchestrator in container MINE.
-		h.nest(args[1], args[2])
+		// nest MINE NEW [TAKEN]: a nested orchestrator in container
+		// MINE; TAKEN is the errno for a contid in use elsewhere
+		// (EEXIST, or EPERM for a delegated orchestrator).
+		taken := "EEXIST"
+		if len(args) > 3 {
+			taken = args[3]
+		}
+		h.nest(args[1], args[2], taken)
+	case "open-wait":
+		// open-wait PATH: open PATH for writing, say "fd N", wait
+		// until stdin closes.
+		fd, err := unix.Open(args[1], unix.O_WRONLY, 0)
+		h.expect("open "+args[1], err, "success")
+		if err == nil {
+			fmt.Printf("fd %d\n", fd)
+			_, _ = io.Copy(io.Discard, os.Stdin)
+		}
+	case "child-read":
+		// child-read WANT: start a child and read its contid.
+		c := h.sleeper()
+		if c != nil {
+			_, err := os.ReadFile(contidPath(c.Process.Pid))
+			h.expect("read contid of own child", unwrapPathErr(err), args[1])
+			reap(c)
+		}
+	case "ptrace":
+		// ptrace PID: attach to PID and detach again.
+		pid, _ := strconv.Atoi(args[1])
+		h.ptrace(pid)
+	case "hammer":
+		// hammer VALUE SECONDS: write VALUE to new children until it
+		// is accepted (it is in use elsewhere until then); say how
+		// many refusals it took.
+		secs, _ := strconv.Atoi(args[2])
+		h.hammer(args[1], time.Duration(secs)*time.Second)
 	default:
 		fmt.Printf("bad helper: unknown role %q\n", args[0])
 		return 2
@@ -127,7 +164,7 @@ func (h *helper) childWrite(val, want string) {
 
 // nest acts as an orchestrator running inside container mine: it gives
 // its children the nested contid next, then checks what it may not do.
-func (h *helper) nest(mine, next string) {
+func (h *helper) nest(mine, next, taken string) {
 	self := os.Getpid()
 	h.contidIs(self, mine)
 	h.expect("set own contid", writeContid(self, next), "EXDEV")
@@ -152,7 +189,7 @@ func (h *helper) nest(mine, next string) {
 		return
 	}
 	defer reap(c)
-	h.expect("take the enclosing contid "+mine, writeContid(c.Process.Pid, mine), "EEXIST")
+	h.expect("take the enclosing contid "+mine, writeContid(c.Process.Pid, mine), taken)
 	fmt.Printf("child %d\n", a.Process.Pid)
 }
 
@@ -188,6 +225,7 @@ func (h *helper) nestRun(next string, argv []string) {
 // mapped to uid 0), so it has CAP_AUDIT_CONTROL only in that namespace.
 func (h *helper) usernsRun(argv []string) {
 	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin = os.Stdin
 	cmd.Stdout = os.Stdout
 	cmd.Stderr = os.Stdout
 	cmd.SysProcAttr = &syscall.SysProcAttr{
@@ -197,4 +235,55 @@ func (h *helper) usernsRun(argv []string) {
 	}
 	err := cmd.Run()
 	h.check(err == nil, "user namespace child %v: %v", argv, err)
+}
+
+// unwrapPathErr returns the errno inside an *os.PathError.
+func unwrapPathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// ptrace attaches to pid (a PTRACE_ATTACH the kernel audits with an
+// OBJ_PID record of the target) and detaches again.
+func (h *helper) ptrace(pid int) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	err := unix.PtraceAttach(pid)
+	h.expect("ptrace attach "+strconv.Itoa(pid), err, "success")
+	if err != nil {
+		return
+	}
+	var ws unix.WaitStatus
+	_, _ = unix.Wait4(pid, &ws, unix.WALL, nil)
+	h.expect("ptrace detach", unix.PtraceDetach(pid), "success")
+}
+
+// hammer is a second orchestrator that keeps trying a contid another one
+// holds, so that its refusals race the holder's last task exiting.
+func (h *helper) hammer(val string, limit time.Duration) {
+	refused := 0
+	deadline := time.Now().Add(limit)
+	fmt.Println("started")
+	for time.Now().Before(deadline) {
+		c := h.sleeper()
+		if c == nil {
+			return
+		}
+		err := writeContid(c.Process.Pid, val)
+		reap(c)
+		switch errnoName(err) {
+		case "success":
+			h.check(true, "took %s after %d refusals", val, refused)
+			return
+		case "EEXIST":
+			refused++
+		default:
+			h.check(false, "write %s: %s", val, errnoName(err))
+			return
+		}
+	}
+	h.check(false, "%s never became free (%d refusals): its drop was lost", val, refused)
 }

@@ -27,6 +27,7 @@ func init() {
 		{"namespace/setns-change", testNsSetns},
 		{"namespace/types", testNsTypes},
 		{"namespace/exclude", testNsExclude},
+		{"namespace/no-flood", testNsNoFlood},
 	}...)
 }
 
@@ -69,10 +70,10 @@ func waitLine(t *T, p *proc, want string) {
 // namespace goes in a worker after an RCU grace period, so give it time.
 func wantDestroy(t *T, a *auditd, mark int, typ, ino string) {
 	_, ok := a.waitFor(mark, 15*time.Second, func(r record) bool {
-		return r.typ == auditNamespace && nsRecord([]record{r}, "op=destroy", "type="+typ, "ino="+ino) != ""
+		return r.typ == auditNamespace && nsRecord([]record{r}, "op=destroy", "nstype="+typ, "inode="+ino) != ""
 	})
 	if !ok {
-		t.Errorf("no op=destroy type=%s ino=%s record; got:\n%s", typ, ino, dump(a.since(mark), auditNamespace))
+		t.Errorf("no op=destroy nstype=%s inode=%s record; got:\n%s", typ, ino, dump(a.since(mark), auditNamespace))
 	}
 }
 
@@ -94,14 +95,14 @@ func testNsNet(t *T) {
 		t.Fatalf("unshare -n left the task in netns %s", old)
 	}
 	ev := syscallEvent(t, a, m, p.pid(), sysUnshare)
-	if nsRecord(ev, "op=create", "type=net", "ino="+ino) == "" {
-		t.Errorf("no op=create type=net ino=%s in the unshare event:\n%s", ino, dump(ev, 0))
+	if nsRecord(ev, "op=create", "nstype=net", "inode="+ino) == "" {
+		t.Errorf("no op=create nstype=net inode=%s in the unshare event:\n%s", ino, dump(ev, 0))
 	}
-	if r := nsRecord(ev, "op=create"); strings.Contains(r, "parent_ino=") {
+	if r := nsRecord(ev, "op=create"); strings.Contains(r, "parent_inode=") {
 		t.Errorf("a network namespace has no parent: %q", r)
 	}
-	if nsRecord(ev, "op=change", "type=net", "old_ino="+old, "new_ino="+ino) == "" {
-		t.Errorf("no op=change type=net old_ino=%s new_ino=%s in the unshare event:\n%s", old, ino, dump(ev, 0))
+	if nsRecord(ev, "op=change", "nstype=net", "old_inode="+old, "new_inode="+ino) == "" {
+		t.Errorf("no op=change nstype=net old_inode=%s new_inode=%s in the unshare event:\n%s", old, ino, dump(ev, 0))
 	}
 	wantChain(t, ev, auditSyscall, "700")
 	m = a.mark()
@@ -130,8 +131,8 @@ func testNsSetns(t *T) {
 	j.release(t)
 	j.lines()
 	ev := syscallEvent(t, a, m, j.pid(), sysSetns)
-	if nsRecord(ev, "op=change", "type=net", "old_ino="+old, "new_ino="+target) == "" {
-		t.Errorf("no op=change type=net old_ino=%s new_ino=%s in the setns event:\n%s", old, target, dump(ev, 0))
+	if nsRecord(ev, "op=change", "nstype=net", "old_inode="+old, "new_inode="+target) == "" {
+		t.Errorf("no op=change nstype=net old_inode=%s new_inode=%s in the setns event:\n%s", old, target, dump(ev, 0))
 	}
 	if r := nsRecord(ev, "op=create"); r != "" {
 		t.Errorf("setns created a namespace: %q", r)
@@ -140,11 +141,13 @@ func testNsSetns(t *T) {
 }
 
 // testNsTypes: every namespace type of the test kernel logs its creation
-// (with its parent for user and pid namespaces) and its destruction.
+// (with its parent for user and pid namespaces) in an unshare event a rule
+// selects, and then its destruction.
 func testNsTypes(t *T) {
 	a := needDaemon(t)
+	defer a.addRule(t, "-a always,exit -F arch=b64 -S unshare -k vmtest-nstypes", "", 0)()
 	types := []struct {
-		typ, file string // record type=, /proc/PID/ns file of the new one
+		typ, file string // record nstype=, /proc/PID/ns file of the new one
 		flag      uintptr
 		parent    bool
 	}{
@@ -153,8 +156,8 @@ func testNsTypes(t *T) {
 		{"mnt", "mnt", unix.CLONE_NEWNS, false},
 		{"net", "net", unix.CLONE_NEWNET, false},
 		// pid_for_children shows nothing until the namespace has a
-		// task, so the child is cloned into it instead.
-		{"pid", "pid", unix.CLONE_NEWPID, true},
+		// task: the shell starts one first.
+		{"pid", "pid_for_children", unix.CLONE_NEWPID, true},
 		{"time", "time_for_children", unix.CLONE_NEWTIME, false},
 		{"user", "user", unix.CLONE_NEWUSER, true},
 		{"uts", "uts", unix.CLONE_NEWUTS, false},
@@ -164,20 +167,20 @@ func testNsTypes(t *T) {
 			continue // not in this kernel
 		}
 		m := a.mark()
-		cmd := exec.Command("/bin/busybox", "sh", "-c", "echo ready; read x")
+		// The child unshares before it execs the shell: an unshare
+		// event of a task other than this (the audit daemon, never
+		// audited).
+		cmd := exec.Command("/bin/busybox", "sh", "-c", "/bin/busybox sleep 1000 & echo ready; read x; kill -9 $!; wait")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: tc.flag}
-		if tc.flag == unix.CLONE_NEWPID {
-			cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: tc.flag}
-		}
 		p := startCmd(t, cmd)
 		waitLine(t, p, "ready")
 		ino := nsIno(t, p.pid(), tc.file)
-		parts := []string{"op=create", "type=" + tc.typ, "ino=" + ino}
+		parts := []string{"op=create", "nstype=" + tc.typ, "inode=" + ino}
 		if tc.parent {
-			parts = append(parts, "parent_ino="+nsIno(t, 1, tc.typ))
+			parts = append(parts, "parent_inode="+nsIno(t, 1, tc.typ))
 		}
 		r := want(t, a, m, auditNamespace, parts...)
-		if !tc.parent && strings.Contains(r.text, "parent_ino=") {
+		if !tc.parent && strings.Contains(r.text, "parent_inode=") {
 			t.Errorf("%s: a parent where the type has none: %q", tc.typ, r.text)
 		}
 		m = a.mark()
@@ -210,5 +213,69 @@ func testNsExclude(t *T) {
 	m = a.mark()
 	p = start(t, "/bin/busybox", "unshare", "-n", "/bin/busybox", "true")
 	p.lines()
-	want(t, a, m, auditNamespace, "op=create", "type=net")
+	want(t, a, m, auditNamespace, "op=create", "nstype=net")
+}
+
+// testNsNoFlood (bug 2): an unprivileged user who makes namespaces in a
+// loop gets no record logged, with no rules at all and with rules that do
+// not select unshare; a task with a contid still gets its records. v1
+// logged three records per namespace for anyone, and marked the whole
+// syscall for recording.
+func testNsNoFlood(t *T) {
+	a := needDaemon(t)
+	loop := `i=0; while [ $i -lt 20 ]; do /bin/busybox unshare -r -n -u -i /bin/busybox true || exit 1; i=$((i+1)); done; echo done`
+	count := func(m int) int {
+		// a network namespace goes in a worker: give destroys time
+		time.Sleep(2 * time.Second)
+		// namespaces of earlier tests whose create was logged may be
+		// destroyed now: those destroys are not ours
+		earlier := map[string]bool{}
+		all := a.since(0)
+		for _, r := range all[:m] {
+			if r.typ == auditNamespace && field(r.text, "op") == "create" {
+				earlier[field(r.text, "inode")] = true
+			}
+		}
+		n := 0
+		for _, r := range all[m:] {
+			if r.typ == auditNamespace && !(field(r.text, "op") == "destroy" && earlier[field(r.text, "inode")]) {
+				n++
+			}
+		}
+		return n
+	}
+	rules, err := a.listRules()
+	if err == nil && len(rules) == 0 {
+		m := a.mark()
+		ranLoop(t, startAs(t, 1000, "/bin/busybox", "sh", "-c", loop))
+		if n := count(m); n != 0 {
+			t.Errorf("no rules: an unprivileged unshare loop logged %d NAMESPACE records", n)
+		}
+	} else {
+		fmt.Printf("INFO namespace/no-flood: %d rules loaded, the no-rule case is not run\n", len(rules))
+	}
+	del := a.addRule(t, "-a always,exit -F arch=b64 -S getppid -k vmtest-other", "", 0)
+	m := a.mark()
+	ranLoop(t, startAs(t, 1000, "/bin/busybox", "sh", "-c", loop))
+	if n := count(m); n != 0 {
+		t.Errorf("a rule for getppid only: an unprivileged unshare loop logged %d NAMESPACE records", n)
+	}
+	del()
+	// A task in a container gets them without any rule.
+	m = a.mark()
+	s := stub(t, "/bin/busybox", "sh", "-c", loop)
+	wantErrno(t, "set 630", writeContid(s.pid(), "630"), nil)
+	s.release(t)
+	ranLoop(t, s)
+	if n := count(m); n < 20*2 {
+		t.Errorf("container 630: %d NAMESPACE records for 20 rounds of unshare, want at least 40", n)
+	}
+}
+
+// ranLoop checks that a loop of unshares ran to its end.
+func ranLoop(t *T, p *proc) {
+	lines, err := p.lines()
+	if err != nil || len(lines) == 0 || lines[len(lines)-1] != "done" {
+		t.Errorf("the unshare loop failed (%v): %q", err, lines)
+	}
 }

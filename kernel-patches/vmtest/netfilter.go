@@ -92,7 +92,7 @@ func testNetfilter(t *T) {
 		t.Errorf("stat %s: %v", nsPath, err)
 	}
 	want(t, a, m0, containerOp, "op=set", "contid=600",
-		fmt.Sprintf("ns_dev=%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev)),
+		fmt.Sprintf("ns_dev=%02x:%02x", unix.Major(st.Dev), unix.Minor(st.Dev)), // as dev= in PATH
 		fmt.Sprintf("ns_net=%d", st.Ino))
 	owner.release(t)
 	ns := itoa(owner.pid())
