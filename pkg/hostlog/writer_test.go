@@ -48,9 +48,9 @@ func TestAppendLine(t *testing.T) {
 	}{
 		{"", 1300, "audit(1.002:3): a=1", "type=SYSCALL msg=audit(1.002:3): a=1\n"},
 		{"host1", 1320, "audit(1.002:3): ", "node=host1 type=EOE msg=audit(1.002:3): \n"},
-		{"", 1340, "audit(1.002:3): record=1300 contid=42,^7", "type=CONTAINER_ID msg=audit(1.002:3): record=1300 contid=42,^7\n"},
-		{"", 1020, "audit(1.002:3): op=set", "type=CONTAINER_OP msg=audit(1.002:3): op=set\n"},
-		{"", 1341, "audit(1.002:3): op=create", "type=NAMESPACE msg=audit(1.002:3): op=create\n"},
+		{"", 1340, "audit(1.002:3): record=1300 contid=42,^7", "type=UNKNOWN[1340] msg=audit(1.002:3): record=1300 contid=42,^7\n"},
+		{"", 1020, "audit(1.002:3): op=set", "type=UNKNOWN[1020] msg=audit(1.002:3): op=set\n"},
+		{"", 1341, "audit(1.002:3): op=create", "type=UNKNOWN[1341] msg=audit(1.002:3): op=create\n"},
 		{"", 1999, "audit(1.002:3): x", "type=UNKNOWN[1999] msg=audit(1.002:3): x\n"},
 		{"", 1300, "audit(1.002:3): a=\"x\ny\"\x00z", "type=SYSCALL msg=audit(1.002:3): a=\"x y\" z\n"},
 		// A user message's text is the sender's: a separator would end the

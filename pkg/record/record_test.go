@@ -77,12 +77,21 @@ func TestChain(t *testing.T) {
 }
 
 func TestTypeNames(t *testing.T) {
-	for typ, name := range map[uint16]string{1300: "SYSCALL", 1320: "EOE", 1020: "CONTAINER_OP", 1340: "CONTAINER_ID", 1341: "NAMESPACE", 1200: "DAEMON_START", 9999: "UNKNOWN[9999]"} {
+	for typ, name := range map[uint16]string{1300: "SYSCALL", 1320: "EOE", 1020: "UNKNOWN[1020]", 1340: "UNKNOWN[1340]", 1341: "UNKNOWN[1341]", 1200: "DAEMON_START", 9999: "UNKNOWN[9999]"} {
 		if got := record.TypeName(typ); got != name {
 			t.Errorf("TypeName(%d) = %q, want %q", typ, got, name)
 		}
 		if back, ok := record.TypeByName(name); !ok || back != typ {
 			t.Errorf("TypeByName(%q) = %d, %v", name, back, ok)
+		}
+	}
+}
+
+// TestTypeByPatchName: the names of the patches' types are still taken.
+func TestTypeByPatchName(t *testing.T) {
+	for name, typ := range map[string]uint16{"CONTAINER_OP": 1020, "CONTAINER_ID": 1340, "NAMESPACE": 1341} {
+		if back, ok := record.TypeByName(name); !ok || back != typ {
+			t.Errorf("TypeByName(%q) = %d, %v, want %d", name, back, ok, typ)
 		}
 	}
 }

@@ -277,7 +277,7 @@ func TestPropertyTrees(t *testing.T) {
 			lines := waitLines(t, s, 3*len(exp))
 			var got []string
 			for _, l := range lines {
-				if strings.HasPrefix(l, "type=CONTAINER_ID ") {
+				if strings.HasPrefix(l, "type=UNKNOWN[1340] ") {
 					var serial int
 					fmt.Sscanf(l[strings.Index(l, ":1")+1:], "%d", &serial)
 					serial = serialOf(l)
