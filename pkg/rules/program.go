@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/auditd-ns/auditd-ns/internal/yamltext"
 )
 
 // Program is a compiled rule list. It is immutable: Match may be called from
@@ -97,26 +99,9 @@ func yamlError(src []byte, file string, err error) error {
 		return &Error{File: file, Line: line, Msg: "yaml: " + m[2]}
 	}
 	e := &Error{File: file, Msg: msg}
-	if off := badByte(src); off >= 0 {
+	if off := yamltext.BadByte(src); off >= 0 {
 		e.Line = 1 + bytes.Count(src[:off], []byte("\n"))
 		e.Col = 1 + utf8.RuneCount(src[bytes.LastIndexByte(src[:off], '\n')+1:off])
 	}
 	return e
-}
-
-// badByte returns the offset of the first byte YAML does not allow: invalid
-// UTF-8, or a control character other than tab, newline and return.
-func badByte(src []byte) int {
-	for i := 0; i < len(src); {
-		r, n := utf8.DecodeRune(src[i:])
-		switch {
-		case r == utf8.RuneError && n == 1,
-			r < 0x20 && r != '\t' && r != '\n' && r != '\r',
-			r >= 0x7f && r <= 0x9f && r != 0x85,
-			r == 0xfffe || r == 0xffff:
-			return i
-		}
-		i += n
-	}
-	return -1
 }
