@@ -33,7 +33,7 @@ flush: INCREMENTAL
 freq: 1
 `,
 	"audit.rules":           "-a always,exit -F arch=b64 -S sync -k e2e\n",
-	"containers/outer.yaml": "name: outer\nid: 800\ndeliver: {file: /tmp/e2e/outer.log}\n",
+	"containers/outer.yaml": "name: outer\nid: 800\ndeliver: {file: /tmp/e2e/outer.log}\nsocket: /tmp/e2e/outer.sock\n",
 	"containers/inner.yaml": "name: inner\nid: 801\nparent: outer\ndeliver: {file: /tmp/e2e/inner.log}\n",
 }
 
@@ -119,6 +119,7 @@ func testE2E(t *T) {
 	inOuter := runIn(t, "", "800")
 	inInner := runIn(t, "800", "801")
 	outside := runIn(t, "", "")
+	scopedIDs(t)
 	time.Sleep(2 * time.Second)
 	_ = d.Process.Signal(syscall.SIGTERM)
 	_ = d.Wait()
@@ -163,4 +164,47 @@ func e2eReady(a *auditd) bool {
 	}
 	b, _ := os.ReadFile("/tmp/e2e/daemon.out")
 	return loaded && strings.Contains(string(b), "containers started")
+}
+
+// scopedIDs: an orchestrator in container outer (800) registers through
+// outer's scoped socket. A contid it nested itself (802, set by a task of
+// 800) is accepted; a contid the host set elsewhere (900) is refused, since
+// 800 is not on its chain.
+func scopedIDs(t *T) {
+	h := stub(t, "/init", "helper", "nest-run", "802", "/bin/busybox", "sleep", "30")
+	defer h.kill()
+	wantErrno(t, "set 800", writeContid(h.pid(), "800"), nil)
+	h.release(t)
+	for {
+		l, err := h.out.ReadString('\n')
+		if err != nil {
+			t.Fatalf("nested helper named no child: %v", err)
+		}
+		if strings.HasPrefix(l, "child ") {
+			break
+		}
+	}
+	other := sleeper(t)
+	defer other.kill()
+	wantErrno(t, "set 900", writeContid(other.pid(), "900"), nil)
+	time.Sleep(500 * time.Millisecond) // the daemon reads both op=set records
+	for _, c := range []struct {
+		id, want string
+	}{
+		{"802", "registered c802"},
+		{"900", "is not inside"},
+	} {
+		file := "/tmp/e2e/c" + c.id + ".yaml"
+		body := fmt.Sprintf("name: c%s\nid: %s\nparent: outer\ndeliver: {file: /tmp/e2e/c%s.log}\n", c.id, c.id, c.id)
+		if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+			t.Fatalf("%v", err)
+		}
+		caller := stub(t, "/bin/busybox", "sh", "-c", `exec `+auditdNS+` ctl --socket /tmp/e2e/outer.sock register "$0" 2>&1`, file)
+		wantErrno(t, "set 800 on the caller", writeContid(caller.pid(), "800"), nil)
+		caller.release(t)
+		out, _ := caller.lines()
+		if got := strings.Join(out, "\n"); !strings.Contains(got, c.want) {
+			t.Errorf("scoped register of id %s: %q, want %q", c.id, got, c.want)
+		}
+	}
 }
