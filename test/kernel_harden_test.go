@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -143,10 +144,10 @@ func auditSockets(t *testing.T, pid int) []uint32 {
 // drops it because it did not come from port 0, counts it, and says so
 // in the host log.
 func TestIntegrationForeignNetlinkSender(t *testing.T) {
-	ctl := testkernel.Take(t)
+	kctl := testkernel.Take(t)
 	dir := t.TempDir()
 	writeConfig(t, dir, "", "-D\n")
-	d := start(t, ctl, dir)
+	d := start(t, kctl, dir)
 	ports := auditSockets(t, d.cmd.Process.Pid)
 	if len(ports) == 0 {
 		t.Fatal("found no audit netlink socket of the daemon in /proc/net/netlink")
@@ -161,6 +162,16 @@ func TestIntegrationForeignNetlinkSender(t *testing.T) {
 		}
 	}
 	waitFor(t, 10*time.Second, func() bool { return strings.Contains(d.stderrText(), "did not come from the kernel") }, "the daemon to report the dropped message")
+	// Only the receiving socket counts; the control socket drops a foreign
+	// reply on its own.
+	out, err := ctl(t, dir, "status")
+	var n int
+	if m := regexp.MustCompile(`, (\d+) foreign messages dropped`).FindStringSubmatch(out); m != nil {
+		n, _ = strconv.Atoi(m[1])
+	}
+	if err != nil || n < 1 || n > len(ports) {
+		t.Errorf("ctl status counts %d dropped messages, want 1 to %d: %v\n%s", n, len(ports), err, out)
+	}
 	d.stop()
 	b, err := os.ReadFile(d.log)
 	must(t, err)

@@ -274,8 +274,12 @@ func printContainers(out io.Writer, cs []control.ContainerInfo) error {
 
 func printStatus(out io.Writer, st control.Status) error {
 	if k := st.Kernel; k != nil {
-		fmt.Fprintf(out, "kernel:      enabled %d, audit pid %d, lost %d, backlog %d/%d, attribution %s\n",
+		fmt.Fprintf(out, "kernel:      enabled %d, audit pid %d, lost %d, backlog %d/%d, attribution %s",
 			k.Enabled, k.PID, k.Lost, k.Backlog, k.BacklogLimit, k.Attribution)
+		if k.Foreign > 0 {
+			fmt.Fprintf(out, ", %d foreign messages dropped", k.Foreign)
+		}
+		fmt.Fprintln(out)
 	}
 	if h := st.HostLog; h != nil {
 		state := "writing"

@@ -285,7 +285,9 @@ func (b backend) Status(ctx context.Context) (control.Status, error) {
 		}
 		st.Kernel = &control.KernelStatus{Enabled: ks.Enabled, PID: ks.PID, Failure: ks.Failure, RateLimit: ks.RateLimit,
 			BacklogLimit: ks.BacklogLimit, BacklogWaitTime: ks.BacklogWaitTime, Backlog: ks.Backlog, Lost: uint64(ks.Lost),
-			Attribution: attr, Received: b.d.Stats().Records, Checked: time.Now()}
+			Attribution: attr, Checked: time.Now()}
+		ds := b.d.Stats()
+		st.Kernel.Received, st.Kernel.Foreign = ds.Records, ds.Foreign
 	}
 	hs := b.d.hlog.Stats()
 	st.HostLog = &control.HostLogStatus{Path: b.d.hlog.Path(), Records: hs.Records, Bytes: hs.Bytes, Rotations: hs.Rotations,

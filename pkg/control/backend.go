@@ -199,6 +199,9 @@ type KernelStatus struct {
 	Attribution string `json:"attribution"`
 	// Received counts records the daemon received from the kernel.
 	Received uint64 `json:"received"`
+	// Foreign counts netlink messages dropped because another process,
+	// not the kernel, sent them to the daemon's socket.
+	Foreign uint64 `json:"foreign"`
 	// Checked is when these figures were read.
 	Checked time.Time `json:"checked,omitzero"`
 }

@@ -41,6 +41,7 @@ var kernelFamilies = []family[KernelStatus]{
 	{newDesc("auditd_ns_kernel_backlog_records", "Records waiting in the kernel's audit backlog."), prometheus.GaugeValue, func(k *KernelStatus) float64 { return float64(k.Backlog) }},
 	{newDesc("auditd_ns_kernel_backlog_limit_records", "The kernel's backlog limit."), prometheus.GaugeValue, func(k *KernelStatus) float64 { return float64(k.BacklogLimit) }},
 	{newDesc("auditd_ns_kernel_received_records_total", "Records received from the kernel."), prometheus.CounterValue, func(k *KernelStatus) float64 { return float64(k.Received) }},
+	{newDesc("auditd_ns_kernel_foreign_messages_total", "Netlink messages dropped because they did not come from the kernel."), prometheus.CounterValue, func(k *KernelStatus) float64 { return float64(k.Foreign) }},
 }
 
 var hostLogFamilies = []family[HostLogStatus]{
