@@ -279,8 +279,7 @@ func (d *Daemon) startText() string {
 	if d.cfg().Log.Format == hostlog.Enriched {
 		format = "enriched"
 	}
-	return fmt.Sprintf("op=start ver=%s format=%s kernel=%s auid=%d pid=%d uid=%d ses=4294967295 res=success",
-		Version, format, kernel, loginUID(), os.Getpid(), os.Getuid())
+	return record.DaemonStartText(Version, format, kernel)
 }
 
 func (d *Daemon) closeAll() {
@@ -309,7 +308,7 @@ func (d *Daemon) stopContainers() {
 }
 
 func endText() string {
-	return fmt.Sprintf("op=terminate auid=%d uid=%d ses=4294967295 pid=%d res=success", loginUID(), os.Getuid(), os.Getpid())
+	return record.DaemonEndText()
 }
 
 // routeDelay is how long events wait before routing on stock kernels.

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"sync"
 	"time"
@@ -46,8 +45,8 @@ func (l *latencyReader) Read(ctx context.Context, max int) ([]queue.Item, error)
 			continue // re-read after a rewind: already stamped
 		}
 		l.last = it.Seq
-		if at, ok := eventTime(it.Data); ok {
-			l.pending = append(l.pending, stamp{it.Seq, at})
+		if sec, msec, ok := record.LineTime(it.Data); ok {
+			l.pending = append(l.pending, stamp{it.Seq, time.Unix(int64(sec), int64(msec)*1e6)})
 		}
 	}
 	l.mu.Unlock()
@@ -90,19 +89,6 @@ func (l *latencyReader) histogram(name string) control.Latency {
 		h.Buckets = append(h.Buckets, control.Bucket{UpperBound: b, Count: cum})
 	}
 	return h
-}
-
-// eventTime reads the event time from a log line's "msg=audit(SEC.MSEC:".
-func eventTime(line []byte) (time.Time, bool) {
-	i := bytes.Index(line, []byte("msg="))
-	if i < 0 {
-		return time.Time{}, false
-	}
-	var r record.Record
-	if err := record.Parse(&r, 0, line[i+4:]); err != nil {
-		return time.Time{}, false
-	}
-	return time.Unix(int64(r.Sec), int64(r.Msec)*1e6), true
 }
 
 // DeliveryLatency implements control.LatencyBackend.

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -107,37 +106,9 @@ func (d *Daemon) handleLine(line []byte) error {
 	if err := d.hlog.Flush(); err != nil {
 		return err
 	}
-	if typ, data, ok := parseLine(line); ok {
-		d.router.Submit(typ, data)
-		d.namespaces.note(typ, data)
+	if l, err := record.ParseLine(line); err == nil {
+		d.router.Submit(l.Type, l.Data) // an ENRICHED line: route the raw part
+		d.namespaces.note(l.Type, l.Data)
 	}
 	return nil
-}
-
-// parseLine splits an auditd log line, "[node=N ]type=NAME msg=DATA", into
-// the record type and the kernel payload.
-func parseLine(line []byte) (uint16, []byte, bool) {
-	if bytes.HasPrefix(line, []byte("node=")) {
-		i := bytes.IndexByte(line, ' ')
-		if i < 0 {
-			return 0, nil, false
-		}
-		line = line[i+1:]
-	}
-	rest, ok := bytes.CutPrefix(line, []byte("type="))
-	if !ok {
-		return 0, nil, false
-	}
-	name, data, ok := bytes.Cut(rest, []byte(" msg="))
-	if !ok {
-		return 0, nil, false
-	}
-	typ, ok := record.TypeByName(string(name))
-	if !ok {
-		return 0, nil, false
-	}
-	if i := bytes.IndexByte(data, 0x1d); i >= 0 {
-		data = data[:i] // an ENRICHED line: route the raw part
-	}
-	return typ, data, true
 }

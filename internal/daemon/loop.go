@@ -59,7 +59,7 @@ func (d *Daemon) receive() error {
 		default:
 			return err
 		}
-		if typ == auditReplace {
+		if typ == record.TypeReplace {
 			d.replaced(data)
 			continue
 		}
@@ -71,12 +71,9 @@ func (d *Daemon) receive() error {
 	}
 }
 
-// auditReplace is the kernel's liveness probe of the registered daemon, sent
-// when some process asks to become the audit daemon (or to unregister). Its
-// payload is the asking pid in binary, not a record, so it is not logged as
-// one.
-const auditReplace = 1329
-
+// replaced answers the kernel's REPLACE probe, sent when some process asks
+// to become the audit daemon (or to unregister). Its payload is the asking
+// pid in binary, not a record, so it is not logged as one.
 func (d *Daemon) replaced(data []byte) {
 	if len(data) < 4 {
 		return
@@ -104,7 +101,7 @@ func (d *Daemon) checkForeign() {
 	d.statMu.Unlock()
 	if n > prev {
 		d.log.Warn("dropped netlink messages that did not come from the kernel", "new", n-prev, "total", n)
-		d.hlog.Daemon(record.TypeDaemonErr, fmt.Sprintf("op=foreign-netlink dropped=%d new=%d auid=%d pid=%d res=failed", n, n-prev, loginUID(), os.Getpid()))
+		d.hlog.Daemon(record.TypeDaemonErr, record.DaemonText("foreign-netlink", fmt.Sprintf("dropped=%d new=%d", n, n-prev), false))
 	}
 }
 
@@ -131,8 +128,8 @@ func (d *Daemon) poll() {
 		d.chains.reset() // an op=drop may be among the lost
 		delta := st.Lost - prev
 		d.log.Warn("the kernel lost audit records", "lost", st.Lost, "new", delta, "backlog", st.Backlog)
-		d.hlog.Daemon(record.TypeDaemonErr, fmt.Sprintf("op=kernel-lost lost=%d new=%d backlog=%d backlog_limit=%d auid=%d pid=%d res=failed",
-			st.Lost, delta, st.Backlog, st.BacklogLimit, loginUID(), os.Getpid()))
+		d.hlog.Daemon(record.TypeDaemonErr, record.DaemonText("kernel-lost", fmt.Sprintf("lost=%d new=%d backlog=%d backlog_limit=%d",
+			st.Lost, delta, st.Backlog, st.BacklogLimit), false))
 	}
 	d.log.Debug("kernel status", "lost", st.Lost, "backlog", st.Backlog, "records", d.Stats().Records)
 }
@@ -194,7 +191,7 @@ func (d *Daemon) stop() error {
 		if !ok {
 			break
 		}
-		if typ != auditReplace {
+		if typ != record.TypeReplace {
 			d.hlog.Write(typ, data)
 			d.router.Submit(typ, data)
 		}

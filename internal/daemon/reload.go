@@ -1,8 +1,6 @@
 package daemon
 
 import (
-	"fmt"
-	"os"
 	"reflect"
 
 	"github.com/auditd-ns/auditd-ns/pkg/record"
@@ -15,14 +13,14 @@ func (d *Daemon) reload() {
 	cfg, kf, err := Load(old.File)
 	if err != nil {
 		d.log.Error("reloading the config (SIGHUP): keeping the running configuration", "error", err)
-		d.hlog.Daemon(record.TypeDaemonConfig, fmt.Sprintf("op=reconfigure state=no-change auid=%d pid=%d res=failed", loginUID(), os.Getpid()))
+		d.hlog.Daemon(record.TypeDaemonConfig, record.DaemonText("reconfigure", "state=no-change", false))
 		return
 	}
 	for _, w := range cfg.Warnings {
 		d.log.Warn(w)
 	}
 	if !reflect.DeepEqual(cfg.Log, old.Log) || cfg.NameFormat != old.NameFormat || cfg.Name != old.Name || cfg.WriteLogs != old.WriteLogs {
-		d.hlog.Daemon(record.TypeDaemonConfig, fmt.Sprintf("op=reconfigure state=changed auid=%d pid=%d res=success", loginUID(), os.Getpid()))
+		d.hlog.Daemon(record.TypeDaemonConfig, record.DaemonText("reconfigure", "state=changed", true))
 		if err := d.hlog.Reconfigure(d.logOptions(cfg)); err != nil {
 			d.log.Error("reloading the config: opening the new log; keeping the old one", "error", err)
 			return

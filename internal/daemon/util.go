@@ -14,18 +14,6 @@ import (
 	"github.com/auditd-ns/auditd-ns/internal/config"
 )
 
-func loginUID() uint32 {
-	b, err := os.ReadFile("/proc/self/loginuid")
-	if err != nil {
-		return ^uint32(0)
-	}
-	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
-	if err != nil {
-		return ^uint32(0)
-	}
-	return uint32(v)
-}
-
 // nodeName is the node= prefix that name_format asks for ("" for none).
 func nodeName(cfg *config.Config) string {
 	host, _ := os.Hostname()

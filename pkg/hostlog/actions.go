@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"syscall"
 	"time"
+
+	"github.com/auditd-ns/auditd-ns/pkg/record"
 )
 
 // run carries out an action. It is called with w.mu held.
@@ -61,7 +63,7 @@ func (w *Writer) Resume() {
 	}
 	w.suspended = false
 	w.spaceLevel = 0
-	w.daemonLocked(1206, "op=resume"+daemonSuffix())
+	w.daemonLocked(record.TypeDaemonResume, record.DaemonText("resume", "", true))
 }
 
 // checkSpace compares free space with space_left and admin_space_left, at

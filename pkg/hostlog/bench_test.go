@@ -33,7 +33,7 @@ func BenchmarkAppendLine(b *testing.B) {
 	buf := make([]byte, 0, 4096)
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = hostlog.AppendLine(buf[:0], "", 1300, benchRecord)
+		buf = record.AppendLine(buf[:0], "", 1300, benchRecord)
 	}
 }
 

@@ -1,7 +1,6 @@
 package hostlog
 
 import (
-	"bytes"
 	"os/user"
 	"strconv"
 	"sync"
@@ -24,48 +23,16 @@ func set(keys ...string) map[string]bool {
 	return m
 }
 
-type kv struct{ key, val string }
-
-// fieldsOf splits record text into its name=value fields, in order.
-func fieldsOf(text []byte) []kv {
-	var out []kv
-	for i := 0; i < len(text); {
-		for i < len(text) && text[i] == ' ' {
-			i++
-		}
-		start := i
-		for i < len(text) && text[i] != '=' && text[i] != ' ' {
-			i++
-		}
-		if i >= len(text) || text[i] != '=' {
-			continue
-		}
-		key := string(text[start:i])
-		i++
-		vstart := i
-		if i < len(text) && text[i] == '"' {
-			if j := bytes.IndexByte(text[i+1:], '"'); j >= 0 {
-				i += j + 2
-			}
-		}
-		for i < len(text) && text[i] != ' ' {
-			i++
-		}
-		out = append(out, kv{key, string(text[vstart:i])})
-	}
-	return out
-}
-
 // appendEnriched appends auditd's ENRICHED part: 0x1d, then the interpreted
 // arch, syscall, uid and gid fields in upper case, names quoted. It replaces
-// the newline AppendLine wrote and writes its own.
+// the newline record.AppendLine wrote and writes its own.
 func appendEnriched(dst, data []byte, names *nameCache) []byte {
 	var r record.Record
 	if record.Parse(&r, 0, data) != nil {
 		return dst
 	}
 	base := len(dst) - 1 // the newline
-	out := append(dst[:base], 0x1d)
+	out := append(dst[:base], record.Separator)
 	n := 0
 	add := func(k, v string) {
 		if n > 0 {
@@ -77,27 +44,28 @@ func appendEnriched(dst, data []byte, names *nameCache) []byte {
 		n++
 	}
 	arch := ""
-	for _, f := range fieldsOf(r.Text) {
+	for f := r.Fields(); f.Next(); {
+		key, val := f.Name(), string(f.Value())
 		switch {
-		case f.key == "arch":
-			if a, err := strconv.ParseUint(f.val, 16, 32); err == nil {
+		case string(key) == "arch":
+			if a, err := strconv.ParseUint(val, 16, 32); err == nil {
 				arch = auparse.AuditArch(a).String()
 				add("ARCH", arch)
 			}
-		case f.key == "syscall" && arch != "":
-			if nr, err := strconv.Atoi(f.val); err == nil {
+		case string(key) == "syscall" && arch != "":
+			if nr, err := strconv.Atoi(val); err == nil {
 				if name, ok := auparse.AuditSyscalls[arch][nr]; ok {
 					add("SYSCALL", name)
 				}
 			}
-		case f.key == "saddr":
-			if v, ok := interpretSaddr(f.val); ok {
+		case string(key) == "saddr":
+			if v, ok := interpretSaddr(val); ok {
 				add("SADDR", v)
 			}
-		case uidFields[f.key]:
-			add(upper(f.key), `"`+names.user(f.val)+`"`)
-		case gidFields[f.key]:
-			add(upper(f.key), `"`+names.group(f.val)+`"`)
+		case uidFields[string(key)]:
+			add(upper(string(key)), `"`+names.user(val)+`"`)
+		case gidFields[string(key)]:
+			add(upper(string(key)), `"`+names.group(val)+`"`)
 		}
 	}
 	if n == 0 {
@@ -105,7 +73,7 @@ func appendEnriched(dst, data []byte, names *nameCache) []byte {
 	}
 	// Values come from the record's text, where a user message's words
 	// are the sender's: none may end the line or start another part.
-	replaceBreaks(out[base+1:])
+	record.ReplaceBreaks(out[base+1:])
 	return append(out, '\n')
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
+	"github.com/auditd-ns/auditd-ns/pkg/record"
 )
 
 var update = flag.Bool("update", false, "capture new golden files from the real kernel and the real auditd (root)")
@@ -54,7 +55,7 @@ func loadGolden(t *testing.T) ([]kernelRecord, []string) {
 func TestGoldenRaw(t *testing.T) {
 	recs, want := loadGolden(t)
 	for i, r := range recs {
-		got := string(hostlog.AppendLine(nil, "", r.Type, []byte(r.Data)))
+		got := string(record.AppendLine(nil, "", r.Type, []byte(r.Data)))
 		w, _, _ := strings.Cut(want[i], "\x1d")
 		w = strings.TrimSuffix(w, "\n") + "\n"
 		if got != w {

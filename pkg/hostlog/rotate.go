@@ -31,7 +31,7 @@ func (w *Writer) rotateLocked(keepAll bool) error {
 	}
 	w.rotating = true
 	defer func() { w.rotating = false }()
-	w.daemonLocked(record.TypeDaemonRotate, "op=rotate-logs"+daemonSuffix())
+	w.daemonLocked(record.TypeDaemonRotate, record.DaemonText("rotate-logs", "", true))
 	if err := w.flushLocked(); err != nil {
 		return fmt.Errorf("rotating log: %w", err)
 	}
@@ -106,7 +106,7 @@ func (w *Writer) sizeAction() {
 func (w *Writer) daemonLocked(typ uint16, text string) {
 	w.serial++
 	now := time.Now()
-	data := fmt.Appendf(nil, "audit(%d.%03d:%d): %s", now.Unix(), now.Nanosecond()/1e6, w.serial, text)
+	data := record.AppendPayload(nil, now, w.serial, text)
 	w.writeLocked(typ, data)
 }
 
@@ -117,21 +117,4 @@ func (w *Writer) Daemon(typ uint16, text string) error {
 	defer w.mu.Unlock()
 	w.daemonLocked(typ, text)
 	return w.flushLocked()
-}
-
-// daemonSuffix is the subject part auditd puts on its own records.
-func daemonSuffix() string {
-	return fmt.Sprintf(" auid=%d pid=%d res=success", loginUID(), os.Getpid())
-}
-
-func loginUID() uint32 {
-	b, err := os.ReadFile("/proc/self/loginuid")
-	if err != nil {
-		return record.UnsetUID
-	}
-	v, err := strconv.ParseUint(string(b), 10, 32)
-	if err != nil {
-		return record.UnsetUID
-	}
-	return uint32(v)
 }

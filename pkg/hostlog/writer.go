@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/auditd-ns/auditd-ns/internal/beneath"
+	"github.com/auditd-ns/auditd-ns/pkg/record"
 )
 
 // batchSize is how many bytes of whole lines are collected before they are
@@ -153,7 +154,7 @@ func (w *Writer) writeLocked(typ uint16, data []byte) error {
 		w.stats.DroppedSuspend++
 		return nil
 	}
-	w.buf = AppendLine(w.buf, w.opt.Node, typ, data)
+	w.buf = record.AppendLine(w.buf, w.opt.Node, typ, data)
 	if w.opt.Format == Enriched {
 		w.buf = appendEnriched(w.buf, data, w.names)
 	}
@@ -328,7 +329,7 @@ func (w *Writer) Reconfigure(opt Options) error {
 // WriteLine appends a line that is already in log format (a tenant's copy,
 // or a record received from a remote auditd), without its newline. Embedded
 // newlines, carriage returns and NULs are replaced by spaces, so one call is
-// always one line. A Separator is kept: the line may be ENRICHED, and only
+// always one line. A record.Separator is kept: the line may be ENRICHED, and only
 // the caller can tell an interpretation from a record's own text.
 func (w *Writer) WriteLine(line []byte) error {
 	w.mu.Lock()
@@ -343,9 +344,7 @@ func (w *Writer) WriteLine(line []byte) error {
 	}
 	start := len(w.buf)
 	w.buf = append(w.buf, line...)
-	replace(w.buf[start:], '\n')
-	replace(w.buf[start:], '\r')
-	replace(w.buf[start:], 0)
+	record.ReplaceLineBreaks(w.buf[start:])
 	w.buf = append(w.buf, '\n')
 	w.stats.Records++
 	if w.opt.Flush == FlushData || w.opt.Flush == FlushSync || len(w.buf) >= batchSize {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
+	"github.com/auditd-ns/auditd-ns/pkg/record"
 )
 
 func payload(i int) []byte {
@@ -37,30 +38,6 @@ func lines(t *testing.T, path string) []string {
 		t.Fatalf("%s does not end with a newline", path)
 	}
 	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-}
-
-func TestAppendLine(t *testing.T) {
-	for _, tc := range []struct {
-		node string
-		typ  uint16
-		data string
-		want string
-	}{
-		{"", 1300, "audit(1.002:3): a=1", "type=SYSCALL msg=audit(1.002:3): a=1\n"},
-		{"host1", 1320, "audit(1.002:3): ", "node=host1 type=EOE msg=audit(1.002:3): \n"},
-		{"", 1340, "audit(1.002:3): record=1300 contid=42,^7", "type=UNKNOWN[1340] msg=audit(1.002:3): record=1300 contid=42,^7\n"},
-		{"", 1020, "audit(1.002:3): op=set", "type=UNKNOWN[1020] msg=audit(1.002:3): op=set\n"},
-		{"", 1341, "audit(1.002:3): op=create", "type=UNKNOWN[1341] msg=audit(1.002:3): op=create\n"},
-		{"", 1999, "audit(1.002:3): x", "type=UNKNOWN[1999] msg=audit(1.002:3): x\n"},
-		{"", 1300, "audit(1.002:3): a=\"x\ny\"\x00z", "type=SYSCALL msg=audit(1.002:3): a=\"x y\" z\n"},
-		// A user message's text is the sender's: a separator would end the
-		// record for auparse, a CR would hide the rest on a terminal.
-		{"", 1005, "audit(1.002:3): pid=1 msg='a\x1dAUID=\"root\" b\rc'", "type=USER msg=audit(1.002:3): pid=1 msg='a AUID=\"root\" b c'\n"},
-	} {
-		if got := string(hostlog.AppendLine(nil, tc.node, tc.typ, []byte(tc.data))); got != tc.want {
-			t.Errorf("AppendLine(%q, %d, %q)\n got %q\nwant %q", tc.node, tc.typ, tc.data, got, tc.want)
-		}
-	}
 }
 
 func TestModes(t *testing.T) {
@@ -108,7 +85,7 @@ func TestOrderAndFlushModes(t *testing.T) {
 				t.Fatalf("%d lines, want %d", len(got), n)
 			}
 			for i, l := range got {
-				if want := string(hostlog.AppendLine(nil, "", 1300, payload(i))); l+"\n" != want {
+				if want := string(record.AppendLine(nil, "", 1300, payload(i))); l+"\n" != want {
 					t.Fatalf("line %d = %q, want %q", i, l, want)
 				}
 			}
@@ -216,7 +193,7 @@ func TestRotateNow(t *testing.T) {
 
 func TestRepairsTornLine(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
-	good := string(hostlog.AppendLine(nil, "", 1300, payload(1)))
+	good := string(record.AppendLine(nil, "", 1300, payload(1)))
 	os.WriteFile(path, []byte(good+"type=SYSCALL msg=audit(17"), 0o600)
 	w := open(t, hostlog.Options{Path: path})
 	w.Write(1300, payload(2))

@@ -9,13 +9,6 @@ import (
 // print it as -1.
 const Unset = ^uint64(0)
 
-// Record types of the container-ID kernel patches (see DESIGN.md).
-const (
-	TypeContainerOp = 1020 // CONTAINER_OP: contid set and drop
-	TypeContainerID = 1340 // CONTAINER_ID: auxiliary record with the chain
-	TypeNamespace   = 1341 // NAMESPACE: namespace lifecycle
-)
-
 // ErrChain is matched (errors.Is) by every chain parsing error.
 var ErrChain = errors.New("malformed container chain")
 

@@ -102,37 +102,89 @@ func (r *Record) Field(name string) ([]byte, bool) {
 // returns the raw value (quotes included). Values in double quotes may
 // contain spaces.
 func Field(text []byte, name string) ([]byte, bool) {
+	start, end, ok := FieldSpan(text, name)
+	return text[start:end], ok
+}
+
+// FieldSpan is Field giving the value's place in text: text[start:end].
+func FieldSpan(text []byte, name string) (start, end int, ok bool) {
 	for i := 0; i < len(text); {
-		for i < len(text) && text[i] == ' ' {
-			i++
-		}
-		start := i
-		for i < len(text) && text[i] != '=' && text[i] != ' ' {
-			i++
-		}
-		key := text[start:i]
-		if i >= len(text) || text[i] != '=' {
-			continue
-		}
-		i++
-		vstart := i
-		if i < len(text) && text[i] == '"' {
-			j := bytes.IndexByte(text[i+1:], '"')
-			if j < 0 {
-				i = len(text)
-			} else {
-				i += j + 2
-			}
-		}
-		for i < len(text) && text[i] != ' ' {
-			i++
-		}
-		if string(key) == name {
-			return text[vstart:i], true
+		var ks, ke int
+		ks, ke, start, i = nextField(text, i)
+		if ke >= 0 && string(text[ks:ke]) == name {
+			return start, i, true
 		}
 	}
-	return nil, false
+	return 0, 0, false
 }
+
+// nextField reads the field that starts at or after text[i] (after
+// spaces): its name is text[ks:ke] and its value text[vs:next]. ke < 0
+// when what it read was not a name=value field (a word without "=").
+func nextField(text []byte, i int) (ks, ke, vs, next int) {
+	for i < len(text) && text[i] == ' ' {
+		i++
+	}
+	ks = i
+	for i < len(text) && text[i] != '=' && text[i] != ' ' {
+		i++
+	}
+	if i >= len(text) || text[i] != '=' {
+		return ks, -1, i, i
+	}
+	ke = i
+	i++
+	vs = i
+	if i < len(text) && text[i] == '"' {
+		j := bytes.IndexByte(text[i+1:], '"')
+		if j < 0 {
+			i = len(text)
+		} else {
+			i += j + 2
+		}
+	}
+	for i < len(text) && text[i] != ' ' {
+		i++
+	}
+	return ks, ke, vs, i
+}
+
+// Fields walks the name=value fields of a record's text in order, without
+// allocating:
+//
+//	for f := record.NewFields(text); f.Next(); {
+//		use(f.Name(), f.Value(), f.Offset())
+//	}
+type Fields struct {
+	text           []byte
+	ks, ke, vs, ve int
+}
+
+// NewFields returns a walk over the fields of text.
+func NewFields(text []byte) Fields { return Fields{text: text} }
+
+// Fields returns a walk over the fields of the record's text.
+func (r *Record) Fields() Fields { return NewFields(r.Text) }
+
+// Next moves to the next field and reports whether there is one.
+func (f *Fields) Next() bool {
+	for f.ve < len(f.text) {
+		f.ks, f.ke, f.vs, f.ve = nextField(f.text, f.ve)
+		if f.ke >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Name is the current field's name.
+func (f *Fields) Name() []byte { return f.text[f.ks:f.ke] }
+
+// Value is the current field's raw value, quotes included.
+func (f *Fields) Value() []byte { return f.text[f.vs:f.ve] }
+
+// Offset is the byte offset of the current field's value in the text.
+func (f *Fields) Offset() int { return f.vs }
 
 // Unquote strips one pair of surrounding double quotes, if present.
 func Unquote(v []byte) []byte {

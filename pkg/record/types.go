@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 
@@ -31,6 +32,31 @@ func buildNames() *[1 << 16]string {
 	return &t
 }
 
+// byName maps the names in names (other than UNKNOWN[n]) to their types.
+var byName = func() map[string]uint16 {
+	m := map[string]uint16{}
+	for i, n := range names {
+		if !strings.HasPrefix(n, "UNKNOWN[") {
+			m[n] = uint16(i)
+		}
+	}
+	return m
+}()
+
+// typeByLineName is TypeByName without allocating for the names a log
+// line has: those TypeName gives, and UNKNOWN[n].
+func typeByLineName(name []byte) (uint16, bool) {
+	if t, ok := byName[string(name)]; ok {
+		return t, true
+	}
+	if n, ok := bytes.CutPrefix(name, []byte("UNKNOWN[")); ok && len(n) > 1 && n[len(n)-1] == ']' {
+		if v, used, ok := parseUint(n[:len(n)-1]); ok && used == len(n)-1 && v <= 0xffff {
+			return uint16(v), true
+		}
+	}
+	return TypeByName(string(name))
+}
+
 // TypeName returns the name auditd prints for a record type.
 func TypeName(typ uint16) string { return names[typ] }
 
@@ -55,17 +81,31 @@ func TypeByName(name string) (uint16, bool) {
 	return uint16(t), true
 }
 
-// Common record types.
+// Record types the daemon names, with the kernel's values (include/uapi/
+// linux/audit.h). TestTypeConstants checks that they are distinct and that
+// libaudit gives them these names.
 const (
-	TypeDaemonStart  = 1200
-	TypeDaemonEnd    = 1201
-	TypeDaemonAbort  = 1202
-	TypeDaemonConfig = 1203
-	TypeDaemonRotate = 1205
-	TypeDaemonResume = 1206
-	TypeDaemonErr    = 1209
-	TypeSyscall      = 1300
-	TypeEOE          = 1320
+	TypeTrustedApp   = 1121 // TRUSTED_APP: a user-space message; the daemon's own notes to the kernel
+	TypeDaemonStart  = 1200 // DAEMON_START
+	TypeDaemonEnd    = 1201 // DAEMON_END
+	TypeDaemonAbort  = 1202 // DAEMON_ABORT
+	TypeDaemonConfig = 1203 // DAEMON_CONFIG
+	TypeDaemonRotate = 1205 // DAEMON_ROTATE
+	TypeDaemonResume = 1206 // DAEMON_RESUME
+	TypeDaemonErr    = 1209 // DAEMON_ERR
+	TypeSyscall      = 1300 // SYSCALL
+	TypePath         = 1302 // PATH
+	TypeObjPID       = 1318 // OBJ_PID: a signalled or traced task
+	TypeEOE          = 1320 // EOE: end of a multi-record event
+	TypeReplace      = 1329 // REPLACE: the kernel's liveness probe of the registered daemon; a binary pid, not a record
+)
+
+// Record types of the container-ID kernel patches (see DESIGN.md). Their
+// names are printed UNKNOWN[N] (see TypeName).
+const (
+	TypeContainerOp = 1020 // CONTAINER_OP: contid set and drop
+	TypeContainerID = 1340 // CONTAINER_ID: auxiliary record with the chain
+	TypeNamespace   = 1341 // NAMESPACE: namespace lifecycle
 )
 
 // UnsetUID is the auid of a task that never logged in.

@@ -3,6 +3,8 @@ package remote
 import (
 	"bytes"
 	"strconv"
+
+	"github.com/auditd-ns/auditd-ns/pkg/record"
 )
 
 // What sanitize did to a record line.
@@ -15,34 +17,13 @@ const (
 	truncated                     // cut to the payload limit with a marker
 )
 
-// isEOE reports whether line is an end-of-event record, with or without
-// a leading node= field. auditd's listener would log it as a line of its
-// own; audisp-remote strips them the same way.
-func isEOE(line []byte) bool {
-	if bytes.HasPrefix(line, []byte("node=")) {
-		i := bytes.IndexByte(line, ' ')
-		if i < 0 {
-			return false
-		}
-		line = line[i+1:]
-	}
-	return bytes.HasPrefix(line, []byte("type=EOE "))
-}
-
-// separator is auditd's AUDIT_INTERP_SEPARATOR (0x1d): in an ENRICHED line
-// it ends the record and starts the interpretations, so auparse splits a
-// line at the first one it finds.
-const separator = 0x1d
-
 // needsReplace reports whether line has a byte that would end or split
 // the line at the receiver. A copy is never ENRICHED (the router formats
 // it raw), so any separator in it came from a record's text.
 func needsReplace(line []byte) bool {
 	return bytes.IndexByte(line, '\n') >= 0 || bytes.IndexByte(line, '\r') >= 0 ||
-		bytes.IndexByte(line, 0) >= 0 || bytes.IndexByte(line, separator) >= 0
+		bytes.IndexByte(line, 0) >= 0 || bytes.IndexByte(line, record.Separator) >= 0
 }
-
-func isBreak(c byte) bool { return c == '\n' || c == '\r' || c == 0 || c == separator }
 
 // cleanReceived replaces in place, by '?', every byte of a received line
 // that would end or split it in the log: newline, carriage return, NUL, and
@@ -53,11 +34,11 @@ func isBreak(c byte) bool { return c == '\n' || c == '\r' || c == 0 || c == sepa
 // holds the closing quote and is not taken for interpretations.
 func cleanReceived(line []byte) {
 	keep := -1
-	if i := bytes.LastIndexByte(line, separator); i >= 0 && enrichedTail(line[i+1:]) {
+	if i := bytes.LastIndexByte(line, record.Separator); i >= 0 && enrichedTail(line[i+1:]) {
 		keep = i
 	}
 	for i, c := range line {
-		if isBreak(c) && i != keep {
+		if record.IsBreak(c) && i != keep {
 			line[i] = '?'
 		}
 	}
@@ -77,7 +58,7 @@ func enrichedTail(b []byte) bool {
 		}
 	}
 	for _, c := range b {
-		if isBreak(c) {
+		if record.IsBreak(c) {
 			return false
 		}
 	}
@@ -89,7 +70,7 @@ func enrichedTail(b []byte) bool {
 // the record and is dropped silently.
 func sanitize(dst, line []byte, limit int) ([]byte, verdict) {
 	line = bytes.TrimSuffix(line, []byte("\n"))
-	if len(line) == 0 || isEOE(line) {
+	if len(line) == 0 || record.IsEOE(line) {
 		return dst, skip
 	}
 	v := keep
@@ -105,7 +86,7 @@ func sanitize(dst, line []byte, limit int) ([]byte, verdict) {
 	if needsReplace(body) {
 		v |= replaced
 		for i := start; i < len(dst); i++ {
-			if isBreak(dst[i]) {
+			if record.IsBreak(dst[i]) {
 				dst[i] = '?'
 			}
 		}

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"slices"
 
-	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 )
 
-// objectTypes are records whose CONTAINER_ID describes an object of the
-// event (a signalled or traced task), not the task that caused it.
-func objectType(t uint64) bool { return t == 1318 } // OBJ_PID
+// objectType reports whether records of type t have a CONTAINER_ID that
+// describes an object of the event (a signalled or traced task), not the
+// task that caused it.
+func objectType(t uint64) bool { return t == record.TypeObjPID }
 
 // route copies one closed event to every tenant on its chain; pid is its
 // SYSCALL record's pid= (-1: none).
@@ -105,13 +105,13 @@ func (r *Router) parsedCID(ev *record.Event, i int) *cid {
 	c := &r.cids[len(r.cids)-1]
 	c.rec, c.start, c.end, c.ids, c.ends, c.err = i, 0, 0, c.ids[:0], c.ends[:0], nil
 	rec := &ev.Records[i]
-	v, ok := rec.Field("contid")
+	start, end, ok := record.FieldSpan(rec.Text, "contid")
 	if !ok {
 		return c
 	}
-	// v is a slice of Text, which ends Data.
-	c.start = len(rec.Data) - len(rec.Text) + (cap(rec.Text) - cap(v))
-	c.end = c.start + len(v)
+	v := rec.Text[start:end]
+	head := len(rec.Data) - len(rec.Text) // Text ends Data
+	c.start, c.end = head+start, head+end
 	for rest := v; len(rest) > 0; {
 		var one []byte
 		one, rest = record.SplitChains(rest)
@@ -240,7 +240,7 @@ func (r *Router) copy(tn *Tenant, ev *record.Event, own uint64, chained bool) {
 				continue
 			}
 			start := len(r.trimmed)
-			r.trimmed = hostlog.AppendLine(r.trimmed, r.opt.Node, rec.Type, data)
+			r.trimmed = record.AppendLine(r.trimmed, r.opt.Node, rec.Type, data)
 			r.picks = append(r.picks, pick{start, len(r.trimmed) - 1, true})
 			continue
 		}
@@ -281,7 +281,7 @@ func (r *Router) format(ev *record.Event) {
 	r.lines = r.lines[:0]
 	for i := range ev.Records {
 		rec := &ev.Records[i]
-		r.lines = hostlog.AppendLine(r.lines, r.opt.Node, rec.Type, rec.Data)
+		r.lines = record.AppendLine(r.lines, r.opt.Node, rec.Type, rec.Data)
 		r.ends = append(r.ends, len(r.lines))
 	}
 }

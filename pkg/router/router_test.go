@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
 	"github.com/auditd-ns/auditd-ns/pkg/router"
@@ -477,11 +476,11 @@ func TestDelayedEventsRouteIntact(t *testing.T) {
 		for i := range n {
 			for _, rec := range event(i+1, fmt.Sprintf("%d,5", 1000+i), fmt.Sprintf("k%d", i)) {
 				typ, _ := record.TypeByName(rec[0])
-				line := hostlog.AppendLine(nil, node, typ, []byte(rec[1]))
+				line := record.AppendLine(nil, node, typ, []byte(rec[1]))
 				r.Submit(typ, []byte(rec[1]))
 				if rec[0] == "CONTAINER_ID" {
 					rec[1] = strings.Replace(rec[1], fmt.Sprintf("contid=%d,5", 1000+i), "contid=5", 1)
-					line = hostlog.AppendLine(nil, node, typ, []byte(rec[1]))
+					line = record.AppendLine(nil, node, typ, []byte(rec[1]))
 				}
 				want = append(want, strings.TrimSuffix(string(line), "\n"))
 			}

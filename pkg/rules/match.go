@@ -160,7 +160,7 @@ func matchString(v *view, f int, ps []pattern) bool {
 // matchPath matches the name= of each PATH record.
 func matchPath(v *view, ps []pattern) bool {
 	for i := range v.ev.Records {
-		if v.ev.Records[i].Type != typePath {
+		if v.ev.Records[i].Type != record.TypePath {
 			continue
 		}
 		b, ok := v.find(i, "name", 0)
@@ -173,8 +173,6 @@ func matchPath(v *view, ps []pattern) bool {
 	}
 	return false
 }
-
-const typePath = 1302 // PATH
 
 // match reports whether some record of ev has the field with one of the
 // values, compared with the value's quotes removed, or decoded when the

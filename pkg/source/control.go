@@ -6,6 +6,8 @@ import (
 	"syscall"
 
 	libaudit "github.com/elastic/go-libaudit/v2"
+
+	"github.com/auditd-ns/auditd-ns/pkg/record"
 )
 
 // Control makes the kernel's audit control calls on a socket of its own.
@@ -153,16 +155,13 @@ func (c *Control) Rules() ([][]byte, error) {
 // Close closes the control socket. It never changes the audit pid.
 func (c *Control) Close() error { return c.c.Close() }
 
-// auditTrustedApp is AUDIT_TRUSTED_APP, a user-space message type.
-const auditTrustedApp = 1121
-
 // UserMessage asks the kernel to log text as a trusted-application record
 // (AUDIT_TRUSTED_APP) of this process. Needs CAP_AUDIT_WRITE. The kernel's
 // answer is not awaited: a refusal shows up as a stale reply, which the next
 // call's resync absorbs.
 func (c *Control) UserMessage(text string) error {
 	_, err := c.c.Netlink.Send(syscall.NetlinkMessage{
-		Header: syscall.NlMsghdr{Type: auditTrustedApp, Flags: syscall.NLM_F_REQUEST},
+		Header: syscall.NlMsghdr{Type: record.TypeTrustedApp, Flags: syscall.NLM_F_REQUEST},
 		Data:   append([]byte(text), 0),
 	})
 	if err != nil {
