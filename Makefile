@@ -6,8 +6,9 @@ GO        ?= go
 BIN       := bin/auditd-ns
 CONFIG    ?= configs/auditd-ns.yaml
 FUZZTIME  ?= 10s
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
 
-.PHONY: all build run check test gotest deps unit bench fuzz vet clean
+.PHONY: all build man completion run check test gotest deps unit bench fuzz vet clean
 
 # Debian packages the tests use: the real auditd, ausearch, aureport and
 # audisp-remote; ip netns; runc and a static busybox for the OCI hook test;
@@ -21,7 +22,18 @@ include kernel-patches/kernel.mk
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/auditd-ns
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/auditd-ns
+
+# Man pages (section 8, one per command) and shell completions, made from
+# the same command definitions as --help: install bin/man/*.8 in
+# /usr/local/share/man/man8, and bin/completion/auditd-ns.bash in
+# /etc/bash_completion.d (or the zsh/fish one where your shell reads it).
+man: build
+	rm -rf bin/man && ./$(BIN) gen-man bin/man
+
+completion: build
+	mkdir -p bin/completion
+	for sh in bash zsh fish; do ./$(BIN) completion $$sh > bin/completion/auditd-ns.$$sh; done
 
 run: build
 	./$(BIN) run --config $(CONFIG)

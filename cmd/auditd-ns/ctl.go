@@ -1,18 +1,23 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
 	"github.com/auditd-ns/auditd-ns/pkg/control"
@@ -22,226 +27,288 @@ import (
 // defaultSocket is the daemon's control_socket default.
 const defaultSocket = "/run/auditd-ns/control.sock"
 
-const ctlUsage = `usage: auditd-ns ctl [--socket PATH] [--timeout D] COMMAND
+// ctlOpts are the flags every ctl command takes.
+type ctlOpts struct {
+	sock    string
+	timeout time.Duration
+}
 
-commands:
-  register FILE [--replace]           register the container file FILE
-  register --name N (--id ID | --cgroup DIR) [--parent P]
-           (--file PATH | --remote HOST:PORT [--netns PATH])
-           [--rules FILE] [--memory SIZE] [--spool SIZE]
-           [--scoped-socket PATH] [--replace]
-                                      register a container described by flags
-  unregister NAME [--spool] [--drain-timeout D]
-                                      unregister; by default wait for its queue
-                                      to be delivered, with --spool keep the
-                                      queue in its spool on disk
-  rules push NAME FILE                replace a container's rules
-  containers [--json]                 list the containers
-  status [--json]                     kernel, host log and containers
+func (o *ctlOpts) context(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(cmd.Context(), o.timeout)
+}
 
---socket defaults to $AUDITD_NS_SOCKET, else ` + defaultSocket + `.
-`
+func newCtlCmd() *cobra.Command {
+	o := &ctlOpts{}
+	cmd := &cobra.Command{
+		Use:   "ctl [--socket PATH] [--timeout D] COMMAND",
+		Short: "talk to the running daemon: register, unregister, rules push, containers, status",
+		Long: `Talk to the running daemon through its control socket: register and
+unregister containers, replace a container's rules, list the containers,
+show the daemon's status.
+
+When no daemon answers on the socket (no such socket, or nobody accepting),
+ctl exits with code 3, so that scripts can tell it from a refused request
+(exit 1) and a wrong command line (exit 2).`,
+		Args: groupArgs,
+		RunE: groupRun,
+	}
+	cmd.PersistentFlags().StringVar(&o.sock, "socket", envOr("AUDITD_NS_SOCKET", defaultSocket), "the daemon's control socket ($AUDITD_NS_SOCKET, else "+defaultSocket+")")
+	cmd.PersistentFlags().DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up after this long")
+	cmd.AddCommand(o.registerCmd(), o.unregisterCmd(), o.rulesCmd(), o.containersCmd(), o.statusCmd())
+	return cmd
+}
 
 // ctlCmd runs `auditd-ns ctl ARGS`, writing its output to out.
 func ctlCmd(args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("ctl", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	sock := fs.String("socket", envOr("AUDITD_NS_SOCKET", defaultSocket), "control socket")
-	timeout := fs.Duration("timeout", 15*time.Minute, "give up after this long")
-	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(out, ctlUsage)
-		return nil
-	} else if err != nil {
-		return usageErr(err)
-	}
-	if fs.NArg() == 0 {
-		return usageErr(errors.New("no command"))
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-	cmd, rest := fs.Arg(0), fs.Args()[1:]
-	run, ok := ctlCommands[cmd]
-	if !ok {
-		return usageErr(fmt.Errorf("unknown command %q", cmd))
-	}
-	return run(ctx, *sock, rest, out)
+	_, err := runCLI(append([]string{"ctl"}, args...), os.Stdin, out, io.Discard)
+	return err
 }
 
-type ctlFunc func(ctx context.Context, sock string, args []string, out io.Writer) error
-
-var ctlCommands = map[string]ctlFunc{
-	"register":   ctlRegister,
-	"unregister": ctlUnregister,
-	"rules":      ctlRules,
-	"containers": ctlContainers,
-	"status":     ctlStatus,
-}
-
-func usageErr(err error) error {
-	if errors.Is(err, flag.ErrHelp) {
-		return errors.New("\n" + ctlUsage)
-	}
-	return fmt.Errorf("%w\n%s", err, ctlUsage)
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
-// parseInterspersed parses flags anywhere among the arguments and returns
-// the positional ones.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	fs.SetOutput(io.Discard)
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
-	}
-}
-
+// withClient dials the daemon and runs f. A socket nobody listens on is a
+// *noDaemonError (exit code 3).
 func withClient(ctx context.Context, sock string, f func(*control.Client) error) error {
 	c, err := control.Dial(ctx, sock)
 	if err != nil {
+		if isNoDaemon(err) {
+			return &noDaemonError{sock: sock, err: err}
+		}
 		return err
 	}
 	defer c.Close()
 	return f(c)
 }
 
-func ctlRegister(ctx context.Context, sock string, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("register", flag.ContinueOnError)
+func (o *ctlOpts) registerCmd() *cobra.Command {
 	var spec containerSpec
-	spec.flags(fs)
-	replace := fs.Bool("replace", false, "replace a container of the same name")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return usageErr(err)
+	var replace bool
+	cmd := &cobra.Command{
+		Use:   "register (FILE | --name N (--id ID | --cgroup DIR) (--file PATH | --remote HOST:PORT [--netns PATH]) [flags]) [--replace]",
+		Short: "register a container from its container file, or from flags",
+		Long: `Register a container: from its container file FILE (docs/containers.md),
+or from flags that describe one. Errors name the flag (--parent web: ...)
+or the container file's FILE:LINE:COL.`,
+		Example: `  auditd-ns ctl register /etc/auditd-ns/containers/web.yaml
+  auditd-ns ctl register --name web --cgroup /sys/fs/cgroup/system.slice/web.scope \
+      --file /var/lib/web/audit/audit.log --memory 4MiB`,
+		RunE: runE(func(cmd *cobra.Command, pos []string) error {
+			var file string
+			var src []byte
+			var lines map[int]string
+			var err error
+			switch {
+			case len(pos) == 1 && spec.empty():
+				file = pos[0]
+				if src, err = os.ReadFile(file); err != nil {
+					return fmt.Errorf("reading the container file: %w", err)
+				}
+			case len(pos) == 0 && !spec.empty():
+				file = cmdLineFile
+				if src, err = spec.yaml(); err != nil {
+					return err
+				}
+				lines = spec.flagLines(src)
+			case len(pos) > 1:
+				return usagef("unexpected argument %q: register takes one container FILE", pos[1])
+			case len(pos) == 0:
+				return usagef("register takes a container FILE or flags describing one (--name, --id or --cgroup, --file or --remote)")
+			default:
+				return usagef("register takes a container FILE or flags describing one, not both")
+			}
+			ctx, cancel := o.context(cmd)
+			defer cancel()
+			return withClient(ctx, o.sock, func(c *control.Client) error {
+				info, err := c.Register(ctx, file, src, replace)
+				if err != nil {
+					return flagErrors(err, lines)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "registered %s (%s)\n", info.Name, info.Target)
+				return nil
+			})
+		}),
 	}
-	var file string
-	var src []byte
-	switch {
-	case len(pos) == 1 && spec.empty():
-		file = pos[0]
-		if src, err = os.ReadFile(file); err != nil {
-			return fmt.Errorf("reading the container file: %w", err)
-		}
-	case len(pos) == 0 && !spec.empty():
-		file = "(command line)"
-		if src, err = spec.yaml(); err != nil {
-			return err
-		}
-	default:
-		return usageErr(errors.New("register takes a container FILE or flags describing one, not both"))
+	spec.flags(cmd.Flags())
+	cmd.Flags().BoolVar(&replace, "replace", false, "replace a container of the same name")
+	return cmd
+}
+
+func (o *ctlOpts) unregisterCmd() *cobra.Command {
+	var spool bool
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "unregister NAME [--spool] [--drain-timeout D]",
+		Short: "unregister a container",
+		Long: `Unregister a container. By default wait (up to --drain-timeout) for its
+queue to be delivered; with --spool keep the queue in its spool on disk.`,
+		Args: exactArgs(1, "one container NAME"),
+		RunE: runE(func(cmd *cobra.Command, pos []string) error {
+			mode := control.ModeDrain
+			if spool {
+				mode = control.ModeSpool
+			}
+			ctx, cancel := o.context(cmd)
+			defer cancel()
+			return withClient(ctx, o.sock, func(c *control.Client) error {
+				r, err := c.Unregister(ctx, pos[0], mode, wait)
+				if err != nil {
+					return nameHint(ctx, c, pos[0], err)
+				}
+				out := cmd.OutOrStdout()
+				fmt.Fprintf(out, "unregistered %s (%s): delivered %d, spooled %d, dropped %d\n", r.Name, r.Mode, r.Delivered, r.Spooled, r.Dropped)
+				if r.Mode == control.ModeDrain && !r.Drained {
+					fmt.Fprintf(out, "the queue did not drain within %s: what was left is in the spool\n", wait)
+				}
+				return nil
+			})
+		}),
 	}
-	return withClient(ctx, sock, func(c *control.Client) error {
-		info, err := c.Register(ctx, file, src, *replace)
-		if err == nil {
-			fmt.Fprintf(out, "registered %s (%s)\n", info.Name, info.Target)
-		}
+	cmd.Flags().BoolVar(&spool, "spool", false, "keep queued copies in the spool instead of waiting for delivery")
+	cmd.Flags().DurationVar(&wait, "drain-timeout", control.DefaultDrainTimeout, "how long to wait for the queue to drain")
+	return cmd
+}
+
+func (o *ctlOpts) rulesCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rules COMMAND",
+		Short: "manage a container's filter rules",
+		Args:  groupArgs,
+		RunE:  groupRun,
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "push NAME FILE",
+		Short: "replace a container's filter rules with the rules file FILE",
+		Args:  exactArgs(2, "a container NAME and a rules FILE"),
+		RunE: runE(func(cmd *cobra.Command, pos []string) error {
+			name, file := pos[0], pos[1]
+			src, err := os.ReadFile(file)
+			if err != nil {
+				return readError(file, err)
+			}
+			ctx, cancel := o.context(cmd)
+			defer cancel()
+			return withClient(ctx, o.sock, func(c *control.Client) error {
+				info, err := c.PushRules(ctx, name, file, src)
+				if err != nil {
+					return nameHint(ctx, c, name, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "pushed %d rules to %s\n", info.Rules, info.Name)
+				return nil
+			})
+		}),
+	})
+	return cmd
+}
+
+func (o *ctlOpts) containersCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "containers [--json]",
+		Short: "list the registered containers",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := o.context(cmd)
+			defer cancel()
+			return withClient(ctx, o.sock, func(c *control.Client) error {
+				cs, err := c.Containers(ctx)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(cmd.OutOrStdout(), nonNil(cs))
+				}
+				return printContainers(cmd.OutOrStdout(), cs)
+			})
+		}),
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (o *ctlOpts) statusCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [--json]",
+		Short: "the kernel, the host log, the router and the containers, with each target's last error",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := o.context(cmd)
+			defer cancel()
+			return withClient(ctx, o.sock, func(c *control.Client) error {
+				st, err := c.Status(ctx)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(cmd.OutOrStdout(), st)
+				}
+				return printStatus(cmd.OutOrStdout(), st)
+			})
+		}),
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// readError names a file that cannot be read by its path alone:
+// "FILE: no such file or directory".
+func readError(file string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", file, pe.Err)
+	}
+	return err
+}
+
+// nameHint adds a did-you-mean to a not-found error when a registered
+// container's name is a near miss of name.
+func nameHint(ctx context.Context, c *control.Client, name string, err error) error {
+	if !errors.Is(err, control.ErrNotFound) {
 		return err
-	})
-}
-
-func ctlUnregister(ctx context.Context, sock string, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("unregister", flag.ContinueOnError)
-	spool := fs.Bool("spool", false, "keep queued copies in the spool instead of waiting for delivery")
-	wait := fs.Duration("drain-timeout", control.DefaultDrainTimeout, "how long to wait for the queue to drain")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return usageErr(err)
 	}
-	if len(pos) != 1 {
-		return usageErr(errors.New("unregister takes one container NAME"))
-	}
-	mode := control.ModeDrain
-	if *spool {
-		mode = control.ModeSpool
-	}
-	return withClient(ctx, sock, func(c *control.Client) error {
-		r, err := c.Unregister(ctx, pos[0], mode, *wait)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "unregistered %s (%s): delivered %d, spooled %d, dropped %d\n", r.Name, r.Mode, r.Delivered, r.Spooled, r.Dropped)
-		if r.Mode == control.ModeDrain && !r.Drained {
-			fmt.Fprintf(out, "the queue did not drain within %s: what was left is in the spool\n", *wait)
-		}
-		return nil
-	})
-}
-
-func ctlRules(ctx context.Context, sock string, args []string, out io.Writer) error {
-	if len(args) != 3 || args[0] != "push" {
-		return usageErr(errors.New("usage: rules push NAME FILE"))
-	}
-	name, file := args[1], args[2]
-	src, err := os.ReadFile(file)
-	if err != nil {
-		return fmt.Errorf("reading the rules file: %w", err)
-	}
-	return withClient(ctx, sock, func(c *control.Client) error {
-		info, err := c.PushRules(ctx, name, file, src)
-		if err == nil {
-			fmt.Fprintf(out, "pushed %d rules to %s\n", info.Rules, info.Name)
-		}
-		return err
-	})
-}
-
-func jsonFlag(name string, args []string) (bool, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseInterspersed(fs, args)
-	if err == nil && len(pos) > 0 {
-		err = fmt.Errorf("unexpected argument %q", pos[0])
-	}
-	if err != nil {
-		return false, usageErr(err)
-	}
-	return *asJSON, nil
-}
-
-func ctlContainers(ctx context.Context, sock string, args []string, out io.Writer) error {
-	asJSON, err := jsonFlag("containers", args)
-	if err != nil {
+	cs, lerr := c.Containers(ctx)
+	if lerr != nil {
 		return err
 	}
-	return withClient(ctx, sock, func(c *control.Client) error {
-		cs, err := c.Containers(ctx)
-		if err != nil {
-			return err
-		}
-		if asJSON {
-			return printJSON(out, nonNil(cs))
-		}
-		return printContainers(out, cs)
-	})
+	var names []string
+	for _, o := range cs {
+		names = append(names, o.Name)
+	}
+	if s := suggest(name, names); s != "" {
+		return fmt.Errorf("%w (did you mean %q?)", err, s)
+	}
+	return err
 }
 
-func ctlStatus(ctx context.Context, sock string, args []string, out io.Writer) error {
-	asJSON, err := jsonFlag("status", args)
-	if err != nil {
+// cmdLineFile names the container file ctl register makes from its flags;
+// flagErrors puts the flags back in the daemon's errors.
+const cmdLineFile = "(command line)"
+
+var cmdLinePos = regexp.MustCompile(regexp.QuoteMeta(cmdLineFile) + `:(\d+)(?::\d+)?: `)
+
+// flagErrors rewrites the daemon's errors about the container file made
+// from flags (FILE:LINE:COL) to name the flag that set that line.
+func flagErrors(err error, lines map[int]string) error {
+	if lines == nil || !strings.Contains(err.Error(), cmdLineFile) {
 		return err
 	}
-	return withClient(ctx, sock, func(c *control.Client) error {
-		st, err := c.Status(ctx)
-		if err != nil {
-			return err
+	msg := cmdLinePos.ReplaceAllStringFunc(err.Error(), func(m string) string {
+		n, _ := strconv.Atoi(cmdLinePos.FindStringSubmatch(m)[1])
+		if f, ok := lines[n]; ok {
+			return f + ": "
 		}
-		if asJSON {
-			return printJSON(out, st)
-		}
-		return printStatus(out, st)
+		return "the flags: "
 	})
+	return &flagErr{msg: msg, err: err}
 }
+
+// flagErr is a daemon's error reworded to name flags; errors.Is still
+// sees the daemon's code.
+type flagErr struct {
+	msg string
+	err error
+}
+
+func (e *flagErr) Error() string { return e.msg }
+func (e *flagErr) Unwrap() error { return e.err }
 
 func nonNil(cs []control.ContainerInfo) []control.ContainerInfo {
 	if cs == nil {
@@ -258,7 +325,7 @@ func printJSON(out io.Writer, v any) error {
 
 func printContainers(out io.Writer, cs []control.ContainerInfo) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tID\tPARENT\tTARGET\tCONNECTED\tQUEUED\tDELIVERED\tDROPPED")
+	fmt.Fprintln(tw, "NAME\tID\tPARENT\tTARGET\tCONNECTED\tQUEUED\tDELIVERED\tDROPPED\tLAST ERROR")
 	for _, c := range cs {
 		id := "-"
 		switch {
@@ -267,7 +334,7 @@ func printContainers(out io.Writer, cs []control.ContainerInfo) error {
 		case c.Cgroup != "":
 			id = "cgroup:" + c.Cgroup
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", c.Name, id, dash(c.Parent), c.Target, yesNo(c.Connected), c.Queued, c.Delivered, c.Dropped)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", c.Name, id, dash(c.Parent), c.Target, yesNo(c.Connected), c.Queued, c.Delivered, c.Dropped, lastError(c))
 	}
 	return tw.Flush()
 }
@@ -319,6 +386,19 @@ func printStatus(out io.Writer, st control.Status) error {
 	return nil
 }
 
+// lastError is a target's last delivery error, on one line, with its time
+// (UTC) when the daemon gave one.
+func lastError(c control.ContainerInfo) string {
+	if c.LastError == "" {
+		return "-"
+	}
+	msg := strings.Join(strings.Fields(c.LastError), " ")
+	if c.LastErrorTime.IsZero() {
+		return msg
+	}
+	return c.LastErrorTime.UTC().Format("15:04:05Z") + " " + msg
+}
+
 func dash(s string) string {
 	if s == "" {
 		return "-"
@@ -347,7 +427,7 @@ type containerSpec struct {
 	rules          *yaml.Node
 }
 
-func (s *containerSpec) flags(fs *flag.FlagSet) {
+func (s *containerSpec) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&s.Name, "name", "", "container name")
 	fs.StringVar(&s.ID, "id", "", "audit container ID")
 	fs.StringVar(&s.Cgroup, "cgroup", "", "cgroup directory (stock kernel)")
@@ -404,7 +484,59 @@ func (s *containerSpec) yaml() ([]byte, error) {
 		}
 		add("rules", n)
 	}
-	return yaml.Marshal(m)
+	b, err := yaml.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	// The first line is no flag's: an error about the whole file names it.
+	return append([]byte("# container file made from the command line's flags\n"), b...), nil
+}
+
+// flagLabels are the flags that set the container file's keys.
+var flagLabels = map[string]string{
+	"name": "--name", "id": "--id", "cgroup": "--cgroup", "parent": "--parent",
+	"socket": "--scoped-socket", "deliver.file": "--file", "deliver.remote": "--remote",
+	"deliver.netns": "--netns", "queue.memory": "--memory", "queue.spool": "--spool",
+	"deliver": "--file or --remote", "queue": "--memory or --spool",
+}
+
+// flagLines maps the lines of the container file src, which yaml made,
+// to the flags that set them: "--parent web". Every line of the rules
+// is --rules FILE.
+func (s *containerSpec) flagLines(src []byte) map[int]string {
+	var doc yaml.Node
+	if yaml.Unmarshal(src, &doc) != nil || len(doc.Content) == 0 {
+		return map[int]string{}
+	}
+	lines := map[int]string{}
+	var walk func(prefix string, m *yaml.Node)
+	walk = func(prefix string, m *yaml.Node) {
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			k, v := m.Content[i], m.Content[i+1]
+			key := prefix + k.Value
+			switch {
+			case key == "rules":
+				for l := k.Line; l <= bytes.Count(src, []byte("\n"))+1; l++ {
+					lines[l] = "--rules " + quoteArg(s.RulesFile)
+				}
+			case v.Kind == yaml.MappingNode:
+				lines[k.Line] = flagLabels[key]
+				walk(key+".", v)
+			case flagLabels[key] != "":
+				lines[k.Line] = flagLabels[key] + " " + quoteArg(v.Value)
+			}
+		}
+	}
+	walk("", doc.Content[0])
+	return lines
+}
+
+// quoteArg quotes a flag's value as a shell would need it.
+func quoteArg(v string) string {
+	if v != "" && !strings.ContainsAny(v, " \t\n'\"\\$`;&|<>()*?[]#~") {
+		return v
+	}
+	return strconv.Quote(v)
 }
 
 func scalar(v string) *yaml.Node {
@@ -414,7 +546,7 @@ func scalar(v string) *yaml.Node {
 func rulesNode(path string) (*yaml.Node, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading the rules file: %w", err)
+		return nil, fmt.Errorf("--rules %s", readError(path, err))
 	}
 	return rulesNodeOf(src, path)
 }

@@ -79,10 +79,10 @@ func TestCtlContainers(t *testing.T) {
 	mustCtl(t, sock, "register", "--name", "legacy", "--cgroup", "/sys/fs/cgroup/legacy", "--remote", "10.0.0.2:60", "--netns", "/run/netns/legacy")
 	b.SetFigures("web", control.ContainerInfo{Connected: true, Queued: 3, Delivered: 1200, Dropped: 7})
 
-	want := `NAME    ID                            PARENT  TARGET                                CONNECTED  QUEUED  DELIVERED  DROPPED
-legacy  cgroup:/sys/fs/cgroup/legacy  -       remote:10.0.0.2:60@/run/netns/legacy  no         0       0          0
-tenant  100                           -       remote:127.0.0.1:6000                 no         0       0          0
-web     101                           tenant  file:/srv/web/audit.log               yes        3       1200       7
+	want := `NAME    ID                            PARENT  TARGET                                CONNECTED  QUEUED  DELIVERED  DROPPED  LAST ERROR
+legacy  cgroup:/sys/fs/cgroup/legacy  -       remote:10.0.0.2:60@/run/netns/legacy  no         0       0          0        -
+tenant  100                           -       remote:127.0.0.1:6000                 no         0       0          0        -
+web     101                           tenant  file:/srv/web/audit.log               yes        3       1200       7        -
 `
 	if got := mustCtl(t, sock, "containers"); got != want {
 		t.Errorf("containers:\ngot\n%s\nwant\n%s", got, want)
@@ -158,14 +158,14 @@ func TestCtlErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"register", bad}, "c.yaml:1:1: deliver is missing"},
-		{[]string{"register", "--name", "x", "--id", "1"}, "(command line):"},
+		{[]string{"register", "--name", "x", "--id", "1"}, "--file or --remote: deliver"},
 		{[]string{"register", bad, "--name", "y"}, "not both"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{}, "no command"},
 		{[]string{"unregister"}, "one container NAME"},
-		{[]string{"rules", "pull", "x", "y"}, "rules push NAME FILE"},
+		{[]string{"rules", "pull", "x", "y"}, `unknown command "pull" (commands: push)`},
 		{[]string{"containers", "extra"}, `unexpected argument "extra"`},
-		{[]string{"--socket", "/nonexistent/x.sock", "status"}, "connecting to the auditd-ns control socket"},
+		{[]string{"--socket", "/nonexistent/x.sock", "status"}, "no auditd-ns daemon answers on /nonexistent/x.sock"},
 	} {
 		if _, err := ctl(t, sock, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ctl %q: got %v, want %q", tc.args, err, tc.want)

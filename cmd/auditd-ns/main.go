@@ -1,11 +1,11 @@
 // Command auditd-ns is the audit daemon for container hosts: `run` is the
-// daemon, `check` validates its config and rules files.
+// daemon, `check` validates its config and rules files, `ctl` talks to a
+// running daemon, `oci-hook` registers containers from an OCI runtime.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,57 +14,15 @@ import (
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
 
 	"github.com/auditd-ns/auditd-ns/internal/config"
 	"github.com/auditd-ns/auditd-ns/internal/daemon"
 	"github.com/auditd-ns/auditd-ns/pkg/rules"
 )
 
-const usage = `usage: auditd-ns COMMAND [flags]
-
-commands:
-  run   [--config FILE] run the daemon (as root): register with the kernel,
-                        load rules, write the host log
-  check [--config FILE] validate the config and its rules files; exit 1 on
-                        any error
-                        FILE is an auditd.conf (default /etc/audit/auditd.conf,
-                        with auditd-ns.yaml beside it) or a YAML config
-  ctl [--socket PATH] COMMAND
-                        talk to the running daemon: register, unregister,
-                        rules push, containers, status (ctl --help)
-  oci-hook [--socket PATH] [--config FILE] createRuntime|poststop
-                        OCI runtime hook: register a container under its
-                        OCI id with the targets the admin's hook config
-                        (/etc/auditd-ns/oci-hook.yaml) allows its
-                        annotations to choose (OCI state on stdin)
-`
-
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
-	}
-	var err error
-	switch os.Args[1] {
-	case "run":
-		err = runCmd(os.Args[2:])
-	case "check":
-		err = checkCmd(os.Args[2:], os.Stdout)
-	case "ctl":
-		err = ctlCmd(os.Args[2:], os.Stdout)
-	case "oci-hook":
-		err = ociHookCmd(os.Args[2:], os.Stdin, os.Stderr)
-	case "-h", "--help", "help":
-		fmt.Print(usage)
-		return
-	default:
-		fmt.Fprintf(os.Stderr, "auditd-ns: unknown command %q\n%s", os.Args[1], usage)
-		os.Exit(2)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "auditd-ns %s: %v\n", os.Args[1], err)
-		os.Exit(1)
-	}
+	os.Exit(execute(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 // defaultConfig is auditd's own config file: auditd-ns reads it as it is,
@@ -74,23 +32,43 @@ const defaultConfig = "/etc/audit/auditd.conf"
 // legacyConfig was the default before: a YAML config.
 const legacyConfig = "/etc/auditd-ns/auditd-ns.yaml"
 
-func configFlag(name string, args []string) (string, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	path := fs.String("config", defaultConfig, "daemon config: an auditd.conf (with auditd-ns.yaml beside it) or a YAML config")
-	if err := fs.Parse(args); err != nil {
-		return "", err
+const configHelp = "daemon config: an auditd.conf (with auditd-ns.yaml beside it) or a YAML config"
+
+func newRunCmd() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "run [--config FILE]",
+		Short: "run the daemon (as root): register with the kernel, load rules, write the host log",
+		Long: `Run the daemon (as root): register with the kernel as its audit daemon,
+load the audit rules, write the host log, and copy containers' records to
+their targets. SIGHUP reloads the config and rules; SIGTERM stops it.
+Under systemd (Type=notify) it tells systemd it is ready once it is the
+registered audit daemon with its rules loaded.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: runE(func(cmd *cobra.Command, _ []string) error { return runDaemon(path) }),
 	}
-	if fs.NArg() > 0 {
-		return "", fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	return *path, nil
+	cmd.Flags().StringVar(&path, "config", defaultConfig, configHelp)
+	return cmd
 }
 
-func runCmd(args []string) error {
-	path, err := configFlag("run", args)
-	if err != nil {
-		return err
+func newCheckCmd() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "check [--config FILE]",
+		Short: "validate the config and its rules files",
+		Long: `Validate the daemon's config and the rules and container files it names.
+Each problem is written to stderr as FILE:LINE:COL: message; the exit code
+is 1 when there is any.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			return checkConfig(path, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		}),
 	}
+	cmd.Flags().StringVar(&path, "config", defaultConfig, configHelp)
+	return cmd
+}
+
+func runDaemon(path string) error {
 	cfg, kf, err := loadConfig(path)
 	if err != nil {
 		return err
@@ -116,24 +94,20 @@ func runCmd(args []string) error {
 	return daemon.Run(ctx, cfg, kf, log)
 }
 
-func checkCmd(args []string, out io.Writer) error {
-	path, err := configFlag("check", args)
-	if err != nil {
-		return err
-	}
+func checkConfig(path string, out, errOut io.Writer) error {
 	cfg, _, err := loadConfig(path)
 	if err != nil {
 		var joined interface{ Unwrap() []error }
 		if errors.As(err, &joined) {
 			for _, e := range joined.Unwrap() {
-				fmt.Fprintln(out, e)
+				fmt.Fprintln(errOut, e)
 			}
 			return fmt.Errorf("%d errors", len(joined.Unwrap()))
 		}
 		return err
 	}
 	for _, w := range cfg.Warnings {
-		fmt.Fprintf(os.Stderr, "warning: %s\n", w)
+		fmt.Fprintf(errOut, "warning: %s\n", w)
 	}
 	if cfg.Side != "" {
 		path += " and " + cfg.Side

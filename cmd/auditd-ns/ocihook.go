@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/spf13/cobra"
 
 	"github.com/auditd-ns/auditd-ns/pkg/control"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
@@ -60,25 +60,47 @@ type hook struct {
 	required bool
 }
 
-// ociHookCmd runs `auditd-ns oci-hook [--socket PATH] [--config PATH]
-// [STAGE]` with the OCI state on stdin. Failures fail the hook (and so the
-// container start) only when the container's org.auditd-ns.required
-// annotation is "true"; otherwise they are written to warn and the hook
-// succeeds.
+func newOCIHookCmd() *cobra.Command {
+	h := &hook{}
+	cmd := &cobra.Command{
+		Use:   "oci-hook [--socket PATH] [--config FILE] [createRuntime|poststop]",
+		Short: "OCI runtime hook: register a container under its OCI id (OCI state on stdin)",
+		Long: `The OCI runtime hook (runc, crun, podman's hooks.d): at createRuntime it
+registers the container under its OCI id, with the target its
+org.auditd-ns.* annotations choose among what the admin's hook config
+allows; at poststop it unregisters it. The OCI state is read on stdin; the
+stage is the argument, else inferred from the state's status.
+
+A failure fails the hook (and so the container's start) only when the
+container's org.auditd-ns.required annotation is "true"; otherwise it is
+written to stderr and the hook succeeds.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usagef("unexpected argument %q: oci-hook takes at most a STAGE", args[1])
+			}
+			return nil
+		},
+		RunE: runE(func(cmd *cobra.Command, pos []string) error {
+			return h.main(pos, cmd.InOrStdin(), cmd.ErrOrStderr())
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&h.sock, "socket", envOr("AUDITD_NS_SOCKET", defaultSocket), "the daemon's control socket")
+	f.StringVar(&h.config, "config", defaultHookConfig, "the admin's hook config: what annotations may choose")
+	f.StringVar(&h.proc, "proc", "/proc", "procfs mount")
+	f.DurationVar(&h.timeout, "timeout", 10*time.Second, "give up reaching the daemon after this long")
+	return cmd
+}
+
+// ociHookCmd runs `auditd-ns oci-hook ARGS` with stdin as the OCI state
+// and warn as its stderr.
 func ociHookCmd(args []string, stdin io.Reader, warn io.Writer) error {
-	fs := flag.NewFlagSet("oci-hook", flag.ContinueOnError)
-	sock := fs.String("socket", envOr("AUDITD_NS_SOCKET", defaultSocket), "control socket")
-	config := fs.String("config", defaultHookConfig, "the admin's hook config: what annotations may choose")
-	proc := fs.String("proc", "/proc", "procfs mount")
-	timeout := fs.Duration("timeout", 10*time.Second, "give up reaching the daemon after this long")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 1 {
-		return fmt.Errorf("unexpected argument %q", pos[1])
-	}
-	h := &hook{proc: *proc, sock: *sock, config: *config, timeout: *timeout}
+	_, err := runCLI(append([]string{"oci-hook"}, args...), stdin, io.Discard, warn)
+	return err
+}
+
+// main is one run of the hook with the positional arguments pos.
+func (h *hook) main(pos []string, stdin io.Reader, warn io.Writer) error {
 	if err := h.readState(stdin); err != nil {
 		return err
 	}
