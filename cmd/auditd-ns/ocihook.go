@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
 
@@ -454,35 +455,23 @@ func cgroupOf(proc string, pid int) (string, error) {
 	return filepath.Join(mnt, rel), nil
 }
 
-func cgroup2Mount(mountinfo string) (string, error) {
-	b, err := os.ReadFile(mountinfo)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+func cgroup2Mount(path string) (string, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("finding the cgroup2 mount: no %s", path)
+	}
+	if err != nil {
 		return "", fmt.Errorf("finding the cgroup2 mount: %w", err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		pre, post, ok := strings.Cut(line, " - ")
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if ok && len(f) >= 5 && len(g) >= 1 && g[0] == "cgroup2" {
-			return unescapeMount(f[4]), nil
-		}
+	defer f.Close()
+	mounts, err := mountinfo.GetMountsFromReader(f, mountinfo.FSTypeFilter("cgroup2"))
+	if err != nil {
+		return "", fmt.Errorf("finding the cgroup2 mount in %s: %w", path, err)
 	}
-	return "", fmt.Errorf("finding the cgroup2 mount: none in %s (the hook needs cgroup v2 on a stock kernel)", mountinfo)
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	var out strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				out.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		out.WriteByte(s[i])
+	if len(mounts) == 0 {
+		return "", fmt.Errorf("finding the cgroup2 mount: none in %s (the hook needs cgroup v2 on a stock kernel)", path)
 	}
-	return out.String()
+	return mounts[0].Mountpoint, nil
 }
 
 // poststop unregisters the container the hook registered (the daemon

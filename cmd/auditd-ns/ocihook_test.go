@@ -578,3 +578,18 @@ func TestOCIHookExampleConfigs(t *testing.T) {
 		}
 	}
 }
+
+// The cgroup2 mount is read from mountinfo with its octal escapes undone,
+// and the first cgroup2 mount wins over a later one.
+func TestCgroup2MountEscapes(t *testing.T) {
+	p := writeFile(t, "mountinfo", "22 1 0:21 / /proc rw - proc proc rw\n"+
+		"30 24 0:26 / /sys/fs/cgroup\\040v2 rw,nosuid shared:9 - cgroup2 cgroup2 rw,nsdelegate\n"+
+		"31 24 0:27 / /elsewhere rw - cgroup2 cgroup2 rw\n")
+	if got, err := cgroup2Mount(p); err != nil || got != "/sys/fs/cgroup v2" {
+		t.Errorf("cgroup2Mount = %q, %v; want /sys/fs/cgroup v2", got, err)
+	}
+	none := writeFile(t, "mountinfo", "22 1 0:21 / /proc rw - proc proc rw\n")
+	if _, err := cgroup2Mount(none); err == nil || !strings.Contains(err.Error(), "none in") {
+		t.Errorf("no cgroup2 mount: %v", err)
+	}
+}
