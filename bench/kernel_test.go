@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/auditd-ns/auditd-ns/internal/testaudit"
-	"github.com/auditd-ns/auditd-ns/pkg/rules"
+	"github.com/auditd-ns/auditd-ns/pkg/auditrule"
 	"github.com/auditd-ns/auditd-ns/pkg/source"
 )
 
@@ -75,7 +75,7 @@ func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int
 		ten = setUpTenants(t, dir, *containers, strings.HasSuffix(side, "-stalled"))
 		r = startAuditdNS(t, ctl, dir, b.auditdNS, "containers_dir: "+ten.containersDir+"\n")
 	}
-	wire, err := rules.BuildKernelRule(fmt.Sprintf("-a always,exit -F arch=b64 -S uname -F exe=%s -k bench", b.loadgen))
+	wire, err := auditrule.Build(fmt.Sprintf("-a always,exit -F arch=b64 -S uname -F exe=%s -k bench", b.loadgen))
 	must(t, err)
 	must(t, ctl.AddRule(wire))
 	st0, err := ctl.Status()

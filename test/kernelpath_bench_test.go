@@ -17,7 +17,7 @@ import (
 
 	"github.com/auditd-ns/auditd-ns/internal/testaudit"
 	"github.com/auditd-ns/auditd-ns/internal/testkernel"
-	"github.com/auditd-ns/auditd-ns/pkg/rules"
+	"github.com/auditd-ns/auditd-ns/pkg/auditrule"
 	"github.com/auditd-ns/auditd-ns/pkg/source"
 )
 
@@ -202,7 +202,7 @@ func cpuSeconds(b *testing.B, pid int) float64 {
 }
 
 func benchBare(b *testing.B, ctl *source.Control) {
-	wire, err := rules.BuildKernelRule(benchRule(b))
+	wire, err := auditrule.Build(benchRule(b))
 	must(b, err)
 	k, err := source.OpenKernel()
 	must(b, err)

@@ -18,7 +18,7 @@ import (
 
 	"github.com/auditd-ns/auditd-ns/internal/config"
 	"github.com/auditd-ns/auditd-ns/internal/daemon"
-	"github.com/auditd-ns/auditd-ns/pkg/rules"
+	"github.com/auditd-ns/auditd-ns/pkg/auditrule"
 )
 
 func main() {
@@ -118,7 +118,7 @@ func checkConfig(path string, out, errOut io.Writer) error {
 
 // loadConfig loads the daemon's config, saying what to do when the file is
 // missing.
-func loadConfig(path string) (*config.Config, *rules.KernelFile, error) {
+func loadConfig(path string) (*config.Config, *auditrule.File, error) {
 	cfg, kf, err := daemon.Load(path)
 	if errors.Is(err, config.ErrNotFound) {
 		hint := "give one with --config FILE: an auditd.conf or a YAML config"

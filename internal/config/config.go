@@ -13,22 +13,18 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/auditd-ns/auditd-ns/internal/yamltext"
 	"github.com/auditd-ns/auditd-ns/pkg/control"
+	"github.com/auditd-ns/auditd-ns/pkg/fileerr"
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
 	"github.com/auditd-ns/auditd-ns/pkg/rules"
@@ -127,17 +123,6 @@ type Scoped struct {
 	// scoped_quota_memory, scoped_quota_spool); a scope's container file
 	// may set its own. Defaults: control.DefaultQuota.
 	Quota registry.Quota
-}
-
-// Error is one bad entry, with its place in the file.
-type Error struct {
-	File      string
-	Line, Col int
-	Msg       string
-}
-
-func (e *Error) Error() string {
-	return Pos{e.File, e.Line, e.Col}.String() + ": " + e.Msg
 }
 
 // ErrNotFound is matched by the error of Load when the file does not exist.
@@ -239,7 +224,7 @@ func Parse(src []byte, file string) (*Config, error) {
 func (p *parser) yaml(c *Config, src []byte, allow func(key string) string) bool {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
-		p.errs = append(p.errs, yamlError(src, p.file, err))
+		p.errs = append(p.errs, fileerr.FromYAML(src, p.file, err))
 		return false
 	}
 	if len(doc.Content) == 0 {
@@ -292,26 +277,6 @@ func (p *parser) yaml(c *Config, src []byte, allow func(key string) string) bool
 	}
 	return true
 }
-
-// yamlError gives a YAML syntax error as FILE:LINE: message, as the rules
-// files give theirs. yaml.v3 names the line of a syntax error but not its
-// column; a byte YAML does not allow, which yaml.v3 reports without a
-// place, is found here to the column.
-func yamlError(src []byte, file string, err error) error {
-	msg := err.Error()
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		return &Error{File: file, Line: n, Msg: "yaml: " + m[2]}
-	}
-	e := &Error{File: file, Msg: msg}
-	if off := yamltext.BadByte(src); off >= 0 {
-		e.Line = 1 + bytes.Count(src[:off], []byte("\n"))
-		e.Col = 1 + utf8.RuneCount(src[bytes.LastIndexByte(src[:off], '\n')+1:off])
-	}
-	return e
-}
-
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 func (c *Config) setPos(key string, p Pos) {
 	if c.pos == nil {
@@ -382,11 +347,11 @@ type parser struct {
 }
 
 func (p *parser) fail(n *yaml.Node, format string, args ...any) {
-	p.errs = append(p.errs, &Error{p.file, n.Line, n.Column, fmt.Sprintf(format, args...)})
+	p.errs = append(p.errs, fileerr.At(p.file, n, format, args...))
 }
 
 func (p *parser) failAt(pos Pos, format string, args ...any) {
-	p.errs = append(p.errs, &Error{pos.File, pos.Line, pos.Col, fmt.Sprintf(format, args...)})
+	p.errs = append(p.errs, &fileerr.Error{File: pos.File, Line: pos.Line, Col: pos.Col, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (p *parser) err() error { return errors.Join(p.errs...) }

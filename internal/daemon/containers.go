@@ -13,13 +13,13 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/auditd-ns/auditd-ns/internal/beneath"
+	"github.com/auditd-ns/auditd-ns/pkg/auditrule"
 	"github.com/auditd-ns/auditd-ns/pkg/control"
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 	"github.com/auditd-ns/auditd-ns/pkg/queue"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
 	"github.com/auditd-ns/auditd-ns/pkg/remote"
 	"github.com/auditd-ns/auditd-ns/pkg/router"
-	"github.com/auditd-ns/auditd-ns/pkg/rules"
 )
 
 // featureContID is the audit feature bit of the container-ID patches.
@@ -159,7 +159,7 @@ func (cs *containers) openQueue(c *registry.Container) (*queue.Queue, error) {
 
 func (cs *containers) loadKernelRules(t *tenant) error {
 	for _, r := range t.c.KernelRules {
-		wire, err := rules.AppendContid(r.Wire, t.c.ID, false)
+		wire, err := auditrule.AppendContID(r.Wire, t.c.ID, false)
 		if err == nil {
 			cs.d.ctlMu.Lock()
 			err = cs.d.ctl.AddRule(wire)

@@ -20,11 +20,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/auditd-ns/auditd-ns/internal/config"
+	"github.com/auditd-ns/auditd-ns/pkg/auditrule"
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
 	"github.com/auditd-ns/auditd-ns/pkg/router"
-	"github.com/auditd-ns/auditd-ns/pkg/rules"
 	"github.com/auditd-ns/auditd-ns/pkg/source"
 )
 
@@ -37,7 +37,7 @@ type Daemon struct {
 	// conf is the running configuration; reload swaps it while control
 	// goroutines read it, so it is read through cfg, once per use.
 	conf   atomic.Pointer[config.Config]
-	rules  *rules.KernelFile // read and replaced only on the signal-handling goroutine
+	rules  *auditrule.File // read and replaced only on the signal-handling goroutine
 	ctl    *source.Control
 	ctlMu  sync.Mutex // serialises control calls (poller, reload, shutdown)
 	kern   *source.Kernel
@@ -81,14 +81,14 @@ func (d *Daemon) cfg() *config.Config { return d.conf.Load() }
 
 // Load reads and validates the config and its audit.rules file without
 // touching the system. It is what `check` runs and what `run` runs first.
-func Load(path string) (*config.Config, *rules.KernelFile, error) {
+func Load(path string) (*config.Config, *auditrule.File, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	kf := &rules.KernelFile{}
+	kf := &auditrule.File{}
 	if cfg.AuditRules != "" {
-		if kf, err = rules.LoadKernelFile(cfg.AuditRules); err != nil {
+		if kf, err = auditrule.Load(cfg.AuditRules); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return nil, nil, fmt.Errorf("%s: audit_rules: %s: no such file", cfg.Where("audit_rules"), cfg.AuditRules)
 			}
@@ -109,7 +109,7 @@ func Load(path string) (*config.Config, *rules.KernelFile, error) {
 
 // Run runs the daemon until ctx ends or an action halts it. It returns nil
 // on a clean stop.
-func Run(ctx context.Context, cfg *config.Config, kf *rules.KernelFile, log hclog.Logger) error {
+func Run(ctx context.Context, cfg *config.Config, kf *auditrule.File, log hclog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	d := &Daemon{log: log, rules: kf, halt: cancel}

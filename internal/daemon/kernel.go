@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/auditd-ns/auditd-ns/internal/config"
-	"github.com/auditd-ns/auditd-ns/pkg/rules"
+	"github.com/auditd-ns/auditd-ns/pkg/auditrule"
 )
 
 // applyKernel applies the config's kernel settings, then the rules file in
@@ -12,7 +12,7 @@ import (
 // Failures are logged and counted; the daemon keeps running, since the
 // host log must go on even when the kernel refuses a rule (auditd does the
 // same when auditctl fails at boot).
-func (d *Daemon) applyKernel(cfg *config.Config, kf *rules.KernelFile) int {
+func (d *Daemon) applyKernel(cfg *config.Config, kf *auditrule.File) int {
 	d.ctlMu.Lock()
 	defer d.ctlMu.Unlock()
 	var problems int

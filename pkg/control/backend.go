@@ -11,7 +11,7 @@ import (
 // Backend is what a Server asks to do the work: the daemon implements it.
 // Every method may be called from several goroutines at once. Errors
 // wrapping ErrInvalid, ErrNotFound, ErrExists, ErrConflict, ErrForbidden
-// or ErrUnavailable are answered with their code (a *registry.Error as
+// or ErrUnavailable are answered with their code (a *fileerr.Error as
 // ErrInvalid, context.DeadlineExceeded as "timeout"); any other error as
 // "internal", with its text.
 type Backend interface {

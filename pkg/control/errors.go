@@ -5,8 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/auditd-ns/auditd-ns/pkg/registry"
-	"github.com/auditd-ns/auditd-ns/pkg/rules"
+	"github.com/auditd-ns/auditd-ns/pkg/fileerr"
 )
 
 // Error codes, the "code" of an error answer.
@@ -83,10 +82,9 @@ func toError(op string, err error) *Error {
 		return e
 	}
 	code := CodeInternal
-	var regErr *registry.Error
-	var rulesErr *rules.Error
+	var fileErr *fileerr.Error
 	switch {
-	case errors.As(err, &regErr), errors.As(err, &rulesErr):
+	case errors.As(err, &fileErr):
 		code = CodeInvalid
 	case errors.Is(err, context.DeadlineExceeded):
 		code = CodeTimeout

@@ -17,7 +17,7 @@ import (
 	libaudit "github.com/elastic/go-libaudit/v2"
 
 	"github.com/auditd-ns/auditd-ns/internal/testkernel"
-	"github.com/auditd-ns/auditd-ns/pkg/rules"
+	"github.com/auditd-ns/auditd-ns/pkg/auditrule"
 )
 
 // TestIntegrationCaptureGolden refreshes testdata from the real kernel and
@@ -74,7 +74,7 @@ func TestIntegrationCaptureGolden(t *testing.T) {
 		fmt.Sprintf("-a always,exit -F arch=b64 -S openat -F uid=65534 -F auid=%d -F dir=/etc -k golden-watch", auid),
 		fmt.Sprintf("-a always,exit -F arch=b64 -S connect -F pid=%d -k golden-inet", os.Getpid()),
 	} {
-		wire, err := rules.BuildKernelRule(r)
+		wire, err := auditrule.Build(r)
 		if err != nil {
 			t.Fatal(err)
 		}

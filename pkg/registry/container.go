@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/auditd-ns/auditd-ns/internal/beneath"
+	"github.com/auditd-ns/auditd-ns/pkg/fileerr"
 	"github.com/auditd-ns/auditd-ns/pkg/queue"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/rules"
@@ -93,15 +94,6 @@ type KernelRule struct {
 // HasID reports whether the container is known by an audit container ID.
 func (c *Container) HasID() bool { return c.ID != record.Unset }
 
-// Error is one problem in a container file.
-type Error struct {
-	File      string
-	Line, Col int
-	Msg       string
-}
-
-func (e *Error) Error() string { return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg) }
-
 type parser struct {
 	file string
 	errs []error
@@ -112,7 +104,7 @@ func (p *parser) fail(n *yaml.Node, format string, args ...any) {
 	if n != nil {
 		line, col = n.Line, n.Column
 	}
-	p.errs = append(p.errs, &Error{p.file, line, col, fmt.Sprintf(format, args...)})
+	p.errs = append(p.errs, &fileerr.Error{File: p.file, Line: line, Col: col, Msg: fmt.Sprintf(format, args...)})
 }
 
 // Parse parses one container file.

@@ -9,8 +9,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/auditd-ns/auditd-ns/internal/beneath"
+	"github.com/auditd-ns/auditd-ns/pkg/auditrule"
 	"github.com/auditd-ns/auditd-ns/pkg/queue"
-	"github.com/auditd-ns/auditd-ns/pkg/rules"
 )
 
 func (p *parser) target(v *yaml.Node) Target {
@@ -150,7 +150,7 @@ func (p *parser) kernelRules(v *yaml.Node) []KernelRule {
 			p.fail(n, "a container's kernel rule may not name contid: the daemon adds the container's own")
 			continue
 		}
-		wire, err := rules.BuildKernelRule(s)
+		wire, err := auditrule.Build(s)
 		if err != nil {
 			p.fail(n, "kernel rule %q: %v", s, err)
 			continue

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/auditd-ns/auditd-ns/pkg/fileerr"
 )
 
 // Tree is a validated set of containers. It is immutable: a change builds a
@@ -28,7 +30,7 @@ func Build(cs []*Container) (*Tree, error) {
 		if n != nil {
 			line, col = n.Line, n.Column
 		}
-		errs = append(errs, &Error{c.File, line, col, fmt.Sprintf(format, args...)})
+		errs = append(errs, &fileerr.Error{File: c.File, Line: line, Col: col, Msg: fmt.Sprintf(format, args...)})
 	}
 	byCgroup := map[string]*Container{}
 	for _, c := range cs {

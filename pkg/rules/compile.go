@@ -1,15 +1,15 @@
 package rules
 
 import (
-	"fmt"
-
 	"gopkg.in/yaml.v3"
+
+	"github.com/auditd-ns/auditd-ns/pkg/fileerr"
 )
 
-type compiler struct{ errList }
+type compiler struct{ fileerr.List }
 
 func (c *compiler) program(n *yaml.Node) *Program {
-	p := &Program{def: Verdict{Keep: true}, file: c.file}
+	p := &Program{def: Verdict{Keep: true}, file: c.File}
 	if n != nil && n.Kind == yaml.DocumentNode {
 		if len(n.Content) == 0 {
 			return p
@@ -21,7 +21,7 @@ func (c *compiler) program(n *yaml.Node) *Program {
 	}
 	if n.Kind != yaml.SequenceNode {
 		if c.plain(n) {
-			c.at(n, "rules: want a list of rules (- keep: ..., - drop: ..., - default: ...)")
+			c.At(n, "rules: want a list of rules (- keep: ..., - drop: ..., - default: ...)")
 		}
 		return p
 	}
@@ -33,7 +33,7 @@ func (c *compiler) program(n *yaml.Node) *Program {
 			continue
 		}
 		if i != len(n.Content)-1 {
-			c.at(item, "default must be the last rule")
+			c.At(item, "default must be the last rule")
 		}
 		p.def = r.verdict
 	}
@@ -46,7 +46,7 @@ func (c *compiler) rule(n *yaml.Node) (r filterRule, isDefault bool) {
 		return r, false
 	}
 	if n.Kind != yaml.MappingNode {
-		c.at(n, "a rule is a mapping with keep:, drop: or default:")
+		c.At(n, "a rule is a mapping with keep:, drop: or default:")
 		return r, false
 	}
 	var action, value, stripKey, stripValue *yaml.Node
@@ -54,18 +54,18 @@ func (c *compiler) rule(n *yaml.Node) (r filterRule, isDefault bool) {
 		switch k := kv[0]; k.Value {
 		case "keep", "drop", "default":
 			if action != nil {
-				c.at(k, "a rule has one of keep, drop or default, not both %s and %s", action.Value, k.Value)
+				c.At(k, "a rule has one of keep, drop or default, not both %s and %s", action.Value, k.Value)
 				continue
 			}
 			action, value = k, kv[1]
 		case "strip":
 			stripKey, stripValue = kv[0], kv[1]
 		default:
-			c.at(k, "unknown key %q in rule (want keep, drop, default or strip)", k.Value)
+			c.At(k, "unknown key %q in rule (want keep, drop, default or strip)", k.Value)
 		}
 	}
 	if action == nil {
-		c.at(n, "a rule needs keep:, drop: or default:")
+		c.At(n, "a rule needs keep:, drop: or default:")
 		return r, false
 	}
 	switch action.Value {
@@ -77,7 +77,7 @@ func (c *compiler) rule(n *yaml.Node) (r filterRule, isDefault bool) {
 				r.verdict.Keep = true
 			case "drop":
 			default:
-				c.at(value, "default: want keep or drop, got %q", s)
+				c.At(value, "default: want keep or drop, got %q", s)
 			}
 		}
 	case "keep":
@@ -95,13 +95,13 @@ func (c *compiler) rule(n *yaml.Node) (r filterRule, isDefault bool) {
 // strip compiles the value v of the strip: key k.
 func (c *compiler) strip(k, v *yaml.Node, keep bool) TypeSet {
 	if !keep {
-		c.at(k, "strip: only a rule that keeps events can strip records")
+		c.At(k, "strip: only a rule that keeps events can strip records")
 		return TypeSet{}
 	}
 	types := c.types(v, "strip")
 	s, ok := NewTypeSet(types...)
 	if !ok {
-		c.at(v, "strip: at most %d record types", MaxStrip)
+		c.At(v, "strip: at most %d record types", MaxStrip)
 	}
 	return s
 }
@@ -117,11 +117,11 @@ func (c *compiler) pairs(n *yaml.Node) [][2]*yaml.Node {
 			continue
 		}
 		if k.Kind != yaml.ScalarNode || isNull(k) {
-			c.at(k, "a key must be a name")
+			c.At(k, "a key must be a name")
 			continue
 		}
 		if seen[k.Value] {
-			c.at(k, "duplicate key %q", k.Value)
+			c.At(k, "duplicate key %q", k.Value)
 			continue
 		}
 		seen[k.Value] = true
@@ -135,13 +135,13 @@ func (c *compiler) pairs(n *yaml.Node) [][2]*yaml.Node {
 func (c *compiler) plain(n *yaml.Node) bool {
 	switch {
 	case n.Kind == yaml.AliasNode:
-		c.at(n, "aliases are not supported in rules")
+		c.At(n, "aliases are not supported in rules")
 		return false
 	case n.Kind == yaml.ScalarNode && n.Tag == "!!merge":
-		c.at(n, "merge keys are not supported in rules")
+		c.At(n, "merge keys are not supported in rules")
 		return false
 	case n.Tag != "" && n.Tag != "!" && !knownTag(n.ShortTag()):
-		c.at(n, "unsupported tag %s", n.Tag)
+		c.At(n, "unsupported tag %s", n.Tag)
 		return false
 	}
 	return true
@@ -164,7 +164,7 @@ func (c *compiler) scalar(n *yaml.Node, what, want string) (string, bool) {
 		return "", false
 	}
 	if n.Kind != yaml.ScalarNode || isNull(n) {
-		c.at(n, "%s: want %s", what, want)
+		c.At(n, "%s: want %s", what, want)
 		return "", false
 	}
 	return n.Value, true
@@ -179,11 +179,7 @@ func (c *compiler) items(n *yaml.Node, what string) []*yaml.Node {
 		return []*yaml.Node{n}
 	}
 	if len(n.Content) == 0 {
-		c.at(n, "%s: empty list", what)
+		c.At(n, "%s: empty list", what)
 	}
 	return n.Content
-}
-
-func (c *compiler) errorf(n *yaml.Node, what, format string, args ...any) {
-	c.at(n, "%s: %s", what, fmt.Sprintf(format, args...))
 }

@@ -54,7 +54,7 @@ func (c *compiler) conds(n *yaml.Node, what string) cond {
 		return k
 	}
 	if n.Kind != yaml.MappingNode {
-		c.at(n, "%s: want a mapping of conditions (%s)", what, conditions)
+		c.At(n, "%s: want a mapping of conditions (%s)", what, conditions)
 		return k
 	}
 	for _, kv := range c.pairs(n) {
@@ -90,13 +90,13 @@ func (c *compiler) conds(n *yaml.Node, what string) cond {
 			k.fields = nonNil(c.fields(v))
 		case "not":
 			if len(v.Content) == 0 && v.Kind == yaml.MappingNode || isNull(v) {
-				c.at(v, "not: needs at least one condition")
+				c.At(v, "not: needs at least one condition")
 				continue
 			}
 			not := c.conds(v, name)
 			k.not = &not
 		default:
-			c.at(key, "unknown condition %q (want %s)", name, conditions)
+			c.At(key, "unknown condition %q (want %s)", name, conditions)
 		}
 	}
 	return k
@@ -122,7 +122,7 @@ func (c *compiler) success(n *yaml.Node) success {
 	case "no", "false":
 		return successNo
 	}
-	c.at(n, "success: want yes or no, got %q", s)
+	c.At(n, "success: want yes or no, got %q", s)
 	return successAny
 }
 
@@ -131,14 +131,14 @@ func (c *compiler) fields(n *yaml.Node) []fieldCond {
 		return nil
 	}
 	if n.Kind != yaml.MappingNode || len(n.Content) == 0 {
-		c.at(n, "field: want a mapping of field names to values")
+		c.At(n, "field: want a mapping of field names to values")
 		return nil
 	}
 	var fs []fieldCond
 	for _, kv := range c.pairs(n) {
 		name := kv[0].Value
 		if !validFieldName(name) {
-			c.at(kv[0], "field: bad field name %q (no spaces, '=' or '\"')", name)
+			c.At(kv[0], "field: bad field name %q (no spaces, '=' or '\"')", name)
 			continue
 		}
 		f := fieldCond{name: name, anchor: anchorOf(name)}

@@ -20,14 +20,9 @@
 // goroutines may call Match at once, and a registry swaps a container's
 // program by storing a new pointer (atomic.Pointer) while records flow.
 //
-// # Kernel rules
-//
-// The package also turns audit.rules files (auditctl syntax) into the
-// kernel's wire format, with the contid field that scopes a container's
-// kernel_rules to its subtree: see KernelFile.
-//
 // # What it is not
 //
 // It does not group records into events (package router does) and it does
-// not talk to the kernel.
+// not talk to the kernel. The other rule language, audit.rules files in
+// auditctl syntax that the kernel filters with, is package auditrule.
 package rules

@@ -6,8 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/auditd-ns/auditd-ns/pkg/rules"
 	"gopkg.in/yaml.v3"
+
+	"github.com/auditd-ns/auditd-ns/pkg/rules"
 )
 
 // TestDocExamples compiles every YAML example in docs/rules.md: the first is

@@ -5,8 +5,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/auditd-ns/auditd-ns/pkg/rules"
 	"gopkg.in/yaml.v3"
+
+	"github.com/auditd-ns/auditd-ns/pkg/fileerr"
+	"github.com/auditd-ns/auditd-ns/pkg/rules"
 )
 
 func TestErrors(t *testing.T) {
@@ -84,9 +86,9 @@ func TestErrors(t *testing.T) {
 		if got := err.Error(); got != tt.want {
 			t.Errorf("%q:\n got %s\nwant %s", tt.src, got, tt.want)
 		}
-		var e *rules.Error
+		var e *fileerr.Error
 		if !errors.As(err, &e) || e.File != "f.yaml" {
-			t.Errorf("%q: error %T is not a *rules.Error for f.yaml", tt.src, err)
+			t.Errorf("%q: error %T is not a *fileerr.Error for f.yaml", tt.src, err)
 		}
 	}
 }
@@ -111,7 +113,7 @@ func TestSeveralErrors(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("got\n%v\nwant\n%s", err, want)
 	}
-	var e *rules.Error
+	var e *fileerr.Error
 	if !errors.As(err, &e) || e.Line != 3 || e.Col != 23 {
 		t.Errorf("errors.As gives %+v, want the first error", e)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/auditd-ns/auditd-ns/pkg/fileerr"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/rules"
 )
@@ -24,9 +25,9 @@ func FuzzParse(f *testing.F) {
 		p, err := rules.Parse(src, "fuzz.yaml")
 		if err != nil {
 			for _, e := range unjoin(err) {
-				var re *rules.Error
+				var re *fileerr.Error
 				if !errors.As(e, &re) || re.File != "fuzz.yaml" || !strings.HasPrefix(e.Error(), "fuzz.yaml:") {
-					t.Fatalf("error %T %q is not a *rules.Error for fuzz.yaml", e, e)
+					t.Fatalf("error %T %q is not a *fileerr.Error for fuzz.yaml", e, e)
 				}
 			}
 			return

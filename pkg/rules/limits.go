@@ -1,6 +1,10 @@
 package rules
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/auditd-ns/auditd-ns/pkg/fileerr"
+)
 
 // Size is what a Program costs the router for each event it filters, in
 // the worst case (an event that no rule matches, so every rule is tried).
@@ -76,9 +80,9 @@ func (p *Program) CheckWithin(used Size, l Limits, what string) error {
 		s = s.Add(Size{1, r.patterns})
 		switch {
 		case l.Rules > 0 && s.Rules > l.Rules:
-			return &Error{File: p.file, Line: r.line, Col: r.col, Msg: fmt.Sprintf("rule %d brings the rules to %d, more than the %d allowed (%s)", i+1, s.Rules, l.Rules, what)}
+			return &fileerr.Error{File: p.file, Line: r.line, Col: r.col, Msg: fmt.Sprintf("rule %d brings the rules to %d, more than the %d allowed (%s)", i+1, s.Rules, l.Rules, what)}
 		case l.Patterns > 0 && s.Patterns > l.Patterns:
-			return &Error{File: p.file, Line: r.line, Col: r.col, Msg: fmt.Sprintf("rule %d brings the patterns to %d, more than the %d allowed (%s)", i+1, s.Patterns, l.Patterns, what)}
+			return &fileerr.Error{File: p.file, Line: r.line, Col: r.col, Msg: fmt.Sprintf("rule %d brings the patterns to %d, more than the %d allowed (%s)", i+1, s.Patterns, l.Patterns, what)}
 		}
 	}
 	return nil

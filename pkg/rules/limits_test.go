@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/auditd-ns/auditd-ns/pkg/fileerr"
 	"github.com/auditd-ns/auditd-ns/pkg/rules"
 )
 
@@ -40,7 +41,7 @@ func TestCheck(t *testing.T) {
 		{rules.Size{Rules: 5, Patterns: 9}, rules.Limits{Patterns: 11}, "r.yaml:2:3: rule 2 brings the patterns to 12, more than the 11 allowed (what)"},
 	} {
 		err := p.CheckWithin(tc.used, tc.l, "what")
-		var re *rules.Error
+		var re *fileerr.Error
 		switch {
 		case tc.want == "" && err != nil:
 			t.Errorf("CheckWithin(%+v, %+v) = %v", tc.used, tc.l, err)

@@ -55,7 +55,7 @@ func (c *compiler) patterns(n *yaml.Node, what string) []pattern {
 func (c *compiler) patternMap(n *yaml.Node, what string) (pattern, bool) {
 	pairs := c.pairs(n)
 	if len(pairs) != 1 {
-		c.at(n, "%s: want one of exact:, prefix: or glob:", what)
+		c.At(n, "%s: want one of exact:, prefix: or glob:", what)
 		return pattern{}, false
 	}
 	k, v := pairs[0][0], pairs[0][1]
@@ -71,7 +71,7 @@ func (c *compiler) patternMap(n *yaml.Node, what string) (pattern, bool) {
 	case "glob":
 		return c.globPattern(v, what, s)
 	}
-	c.at(k, "%s: unknown key %q (want exact, prefix or glob)", what, k.Value)
+	c.At(k, "%s: unknown key %q (want exact, prefix or glob)", what, k.Value)
 	return pattern{}, false
 }
 
@@ -81,12 +81,12 @@ func (c *compiler) globPattern(n *yaml.Node, what, s string) (pattern, bool) {
 	}
 	if len(s) > MaxGlob {
 		// Matching costs up to the glob's length for each byte of a name.
-		c.at(n, "%s: glob of %d bytes, longer than the %d allowed (use prefix: or exact: for long values)", what, len(s), MaxGlob)
+		c.At(n, "%s: glob of %d bytes, longer than the %d allowed (use prefix: or exact: for long values)", what, len(s), MaxGlob)
 		return pattern{}, false
 	}
 	g, err := compileGlob(s)
 	if err != nil {
-		c.at(n, "%s: bad glob %q: %v", what, s, err)
+		c.At(n, "%s: bad glob %q: %v", what, s, err)
 		return pattern{}, false
 	}
 	return pattern{kind: patternGlob, s: s, glob: g}, true

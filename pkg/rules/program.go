@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
-	"strconv"
-	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/auditd-ns/auditd-ns/internal/yamltext"
+	"github.com/auditd-ns/auditd-ns/pkg/fileerr"
 )
 
 // Program is a compiled rule list. It is immutable: Match may be called from
@@ -55,7 +52,7 @@ func Parse(src []byte, file string) (p *Program, err error) {
 	// take the daemon down (DESIGN.md, invariant 4).
 	defer func() {
 		if r := recover(); r != nil {
-			p, err = nil, &Error{File: file, Msg: fmt.Sprintf("yaml: %v", r)}
+			p, err = nil, &fileerr.Error{File: file, Msg: fmt.Sprintf("yaml: %v", r)}
 		}
 	}()
 	dec := yaml.NewDecoder(bytes.NewReader(src))
@@ -64,14 +61,14 @@ func Parse(src []byte, file string) (p *Program, err error) {
 		if errors.Is(err, io.EOF) {
 			return &Program{def: Verdict{Keep: true}}, nil
 		}
-		return nil, yamlError(src, file, err)
+		return nil, fileerr.FromYAML(src, file, err)
 	}
 	var extra yaml.Node
 	switch err := dec.Decode(&extra); {
 	case err == nil:
-		return nil, &Error{File: file, Line: extra.Line, Col: extra.Column, Msg: "a rules file holds one YAML document"}
+		return nil, &fileerr.Error{File: file, Line: extra.Line, Col: extra.Column, Msg: "a rules file holds one YAML document"}
 	case !errors.Is(err, io.EOF):
-		return nil, yamlError(src, file, err)
+		return nil, fileerr.FromYAML(src, file, err)
 	}
 	return FromNode(&doc, file)
 }
@@ -80,28 +77,10 @@ func Parse(src []byte, file string) (p *Program, err error) {
 // that the caller parsed with yaml.v3, so errors carry that file's lines. A
 // document node is unwrapped; a nil or null node keeps everything.
 func FromNode(n *yaml.Node, file string) (*Program, error) {
-	c := compiler{errList{file: file}}
+	c := compiler{fileerr.List{File: file}}
 	p := c.program(n)
-	if err := c.err(); err != nil {
+	if err := c.Err(); err != nil {
 		return nil, err
 	}
 	return p, nil
-}
-
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-// yamlError turns a yaml.v3 syntax error into an *Error with its line, and
-// finds the byte that yaml.v3 complains about without a line.
-func yamlError(src []byte, file string, err error) error {
-	msg := err.Error()
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return &Error{File: file, Line: line, Msg: "yaml: " + m[2]}
-	}
-	e := &Error{File: file, Msg: msg}
-	if off := yamltext.BadByte(src); off >= 0 {
-		e.Line = 1 + bytes.Count(src[:off], []byte("\n"))
-		e.Col = 1 + utf8.RuneCount(src[bytes.LastIndexByte(src[:off], '\n')+1:off])
-	}
-	return e
 }

@@ -5,9 +5,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/elastic/go-libaudit/v2/auparse"
 	"gopkg.in/yaml.v3"
+
+	"github.com/auditd-ns/auditd-ns/pkg/record"
 )
 
 func (c *compiler) types(n *yaml.Node, what string) []uint16 {
@@ -19,7 +20,7 @@ func (c *compiler) types(n *yaml.Node, what string) []uint16 {
 		}
 		t, ok := record.TypeByName(s)
 		if !ok {
-			c.at(it, "%s: unknown record type %q", what, s)
+			c.At(it, "%s: unknown record type %q", what, s)
 			continue
 		}
 		if !containsType(out, t) {
@@ -50,7 +51,7 @@ func (c *compiler) syscalls(n *yaml.Node) *syscallSet {
 			continue
 		}
 		if !s.add(name) {
-			c.at(it, "syscall: unknown syscall %q", name)
+			c.At(it, "syscall: unknown syscall %q", name)
 		}
 	}
 	return s
@@ -65,7 +66,7 @@ func (c *compiler) archs(n *yaml.Node) []uint32 {
 		}
 		a, ok := archByName(name)
 		if !ok {
-			c.at(it, "arch: unknown architecture %q (want a name such as x86_64, i386 or aarch64)", name)
+			c.At(it, "arch: unknown architecture %q (want a name such as x86_64, i386 or aarch64)", name)
 			continue
 		}
 		out = append(out, a)
@@ -106,7 +107,7 @@ func (c *compiler) rangeSpan(n *yaml.Node, what string, value func(*yaml.Node, s
 	s, ok := span{math.MinInt64, math.MaxInt64}, true
 	pairs := c.pairs(n)
 	if len(pairs) == 0 {
-		c.at(n, "%s: a range needs min:, max: or both", what)
+		c.At(n, "%s: a range needs min:, max: or both", what)
 		return s, false
 	}
 	for _, kv := range pairs {
@@ -117,14 +118,14 @@ func (c *compiler) rangeSpan(n *yaml.Node, what string, value func(*yaml.Node, s
 		case "max":
 			s.hi = v
 		default:
-			c.at(kv[0], "%s: unknown key %q in range (want min or max)", what, kv[0].Value)
+			c.At(kv[0], "%s: unknown key %q in range (want min or max)", what, kv[0].Value)
 			ok = false
 			continue
 		}
 		ok = ok && vok
 	}
 	if ok && s.lo > s.hi {
-		c.at(n, "%s: min %d is greater than max %d", what, s.lo, s.hi)
+		c.At(n, "%s: min %d is greater than max %d", what, s.lo, s.hi)
 		ok = false
 	}
 	return s, ok
@@ -142,7 +143,7 @@ func (c *compiler) idValue(n *yaml.Node, what string) (int64, bool) {
 	}
 	v, err := strconv.ParseUint(s, 10, 32)
 	if err != nil {
-		c.at(n, "%s: want %s, got %q", what, want, s)
+		c.At(n, "%s: want %s, got %q", what, want, s)
 		return 0, false
 	}
 	return int64(v), true
@@ -163,9 +164,9 @@ func (c *compiler) exitValue(n *yaml.Node, what string) (int64, bool) {
 			return -int64(v), true
 		}
 	} else if _, ok := auparse.AuditErrnoToNum[s]; ok {
-		c.at(n, "%s: write -%s: a call that fails with %s exits with its negative", what, s, s)
+		c.At(n, "%s: write -%s: a call that fails with %s exits with its negative", what, s, s)
 		return 0, false
 	}
-	c.at(n, "%s: want %s, got %q", what, want, s)
+	c.At(n, "%s: want %s, got %q", what, want, s)
 	return 0, false
 }

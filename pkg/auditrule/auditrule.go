@@ -1,4 +1,12 @@
-package rules
+// Package auditrule turns audit.rules files (auditctl syntax) into the
+// kernel's rule wire format (struct audit_rule_data), with the AUDIT_CONTID
+// field of the container-ID patches, which go-libaudit's rule/flags parser
+// does not know: "-F contid=N" in a line, or AppendContID on built bytes to
+// scope a container's kernel_rules to its subtree.
+//
+// It does not talk to the kernel (the daemon loads what it builds) and it is
+// not the YAML filter language of the containers' copies (package rules).
+package auditrule
 
 import (
 	"bufio"
@@ -12,11 +20,13 @@ import (
 
 	"github.com/elastic/go-libaudit/v2/rule"
 	"github.com/elastic/go-libaudit/v2/rule/flags"
+
+	"github.com/auditd-ns/auditd-ns/pkg/fileerr"
 )
 
-// KernelFile is an audit.rules file (auditctl syntax) turned into what the
+// File is an audit.rules file (auditctl syntax) turned into what the
 // daemon sends to the kernel, in file order.
-type KernelFile struct {
+type File struct {
 	// DeleteAll is set when the file has -D: delete loaded rules first.
 	DeleteAll bool
 	// Settings given with -b, -f, -r, --backlog_wait_time; nil if absent.
@@ -25,28 +35,17 @@ type KernelFile struct {
 	// daemon applies it after loading the rules, as auditctl does.
 	Enabled *uint32
 	// Rules in the kernel's wire format, each with its source line.
-	Rules []KernelRule
+	Rules []Rule
 	// IgnoreErrors is set by -i: a rule the kernel refuses is logged and
 	// skipped rather than stopping the load.
 	IgnoreErrors bool
 }
 
-// KernelRule is one -a/-A/-w rule.
-type KernelRule struct {
-	Wire []byte
-	Line int
-	Text string
-}
-
-// KernelError names the file, line and column of a bad audit.rules line.
-type KernelError struct {
-	File      string
-	Line, Col int
-	Msg       string
-}
-
-func (e *KernelError) Error() string {
-	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg)
+// Rule is one -a/-A/-w rule.
+type Rule struct {
+	Wire []byte // struct audit_rule_data, as AUDIT_ADD_RULE takes it
+	Line int    // its line in the file, from 1
+	Text string // the line, trimmed
 }
 
 // AUDIT_CONTID, the rule field of the container-ID patches, and the
@@ -65,20 +64,20 @@ const (
 	contidValueSize = 8
 )
 
-// LoadKernelFile reads and parses an audit.rules file.
-func LoadKernelFile(path string) (*KernelFile, error) {
+// Load reads and parses an audit.rules file.
+func Load(path string) (*File, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading audit rules: %w", err)
 	}
-	return ParseKernelFile(b, path)
+	return Parse(b, path)
 }
 
-// ParseKernelFile parses audit.rules text. Every bad line is reported, as
-// FILE:LINE:COL: message, joined in one error.
-func ParseKernelFile(src []byte, file string) (*KernelFile, error) {
-	kf := &KernelFile{}
-	var errs []error
+// Parse parses audit.rules text. Every bad line is reported, as a
+// *fileerr.Error (FILE:LINE:COL: message), joined in one error.
+func Parse(src []byte, file string) (*File, error) {
+	kf := &File{}
+	errs := fileerr.List{File: file}
 	sc := bufio.NewScanner(bytes.NewReader(src))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -89,16 +88,16 @@ func ParseKernelFile(src []byte, file string) (*KernelFile, error) {
 		}
 		col := strings.Index(text, line) + 1
 		if err := kf.parseLine(line, n); err != nil {
-			errs = append(errs, &KernelError{file, n, col, err.Error()})
+			errs.AtPos(n, col, "%s", err)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", file, err))
+		errs.Add(fmt.Errorf("%s: %w", file, err))
 	}
-	return kf, errors.Join(errs...)
+	return kf, errs.Err()
 }
 
-func (kf *KernelFile) parseLine(line string, n int) error {
+func (kf *File) parseLine(line string, n int) error {
 	fields := strings.Fields(line)
 	set := func(dst **uint32, max uint32) error {
 		if len(fields) != 2 {
@@ -133,20 +132,20 @@ func (kf *KernelFile) parseLine(line string, n int) error {
 		kf.DeleteAll = true
 		return nil
 	case "-a", "-A", "-w":
-		wire, err := BuildKernelRule(line)
+		wire, err := Build(line)
 		if err != nil {
 			return err
 		}
-		kf.Rules = append(kf.Rules, KernelRule{Wire: wire, Line: n, Text: line})
+		kf.Rules = append(kf.Rules, Rule{Wire: wire, Line: n, Text: line})
 		return nil
 	}
 	return fmt.Errorf("%s is not supported in an audit.rules file here (supported: -a -A -w -D -b -f -r -e -i -c --backlog_wait_time)", fields[0])
 }
 
-// BuildKernelRule turns one -a/-A/-w rule in auditctl syntax into the
-// kernel's wire format. A "-F contid=N" or "-F contid!=N" field, which
-// go-libaudit does not know, is appended as the AUDIT_CONTID field.
-func BuildKernelRule(line string) ([]byte, error) {
+// Build turns one -a/-A/-w rule in auditctl syntax into the kernel's wire
+// format. A "-F contid=N" or "-F contid!=N" field, which go-libaudit does
+// not know, is appended as the AUDIT_CONTID field.
+func Build(line string) ([]byte, error) {
 	rest, contids, err := splitContid(line)
 	if err != nil {
 		return nil, err
@@ -160,7 +159,7 @@ func BuildKernelRule(line string) ([]byte, error) {
 		return nil, err
 	}
 	for _, c := range contids {
-		if wire, err = AppendContid(wire, c.id, c.not); err != nil {
+		if wire, err = AppendContID(wire, c.id, c.not); err != nil {
 			return nil, err
 		}
 	}
@@ -199,11 +198,11 @@ func splitContid(line string) (string, []contidField, error) {
 	return strings.Join(out, " "), ids, nil
 }
 
-// AppendContid adds an AUDIT_CONTID field (= or != id) to a rule in wire
+// AppendContID adds an AUDIT_CONTID field (= or != id) to a rule in wire
 // format. The value travels in the rule's string buffer as a native-endian
 // u64, with the field's value giving its length (8), as the container-ID
 // patches expect.
-func AppendContid(wire []byte, id uint64, not bool) ([]byte, error) {
+func AppendContID(wire []byte, id uint64, not bool) ([]byte, error) {
 	if len(wire) < ruleHeaderSize {
 		return nil, errors.New("rule in wire format is too short")
 	}
