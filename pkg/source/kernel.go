@@ -28,8 +28,10 @@ const (
 // largest payload (MAX_AUDIT_MESSAGE_LENGTH 8970), with room to spare.
 const maxMessage = 16 + 8970 + 64
 
-// readBuffer is the receive buffer asked of the kernel (SO_RCVBUFFORCE).
-const readBuffer = 8 << 20
+// readBuffer is the receive buffer asked of the kernel (SO_RCVBUFFORCE):
+// room for some tens of thousands of records while the reader is not
+// scheduled, on top of the kernel's own backlog.
+const readBuffer = 32 << 20
 
 // Kernel is the receiving socket of the registered audit daemon. Receive is
 // for one goroutine; Close may be called from any.
@@ -53,8 +55,8 @@ type Kernel struct {
 	readFn func(fd uintptr) bool
 	idle   func()
 	idled  bool
-	n      int
 	rerr   error
+	b      batch // the messages of Receive's last read
 }
 
 // OpenKernel opens an audit netlink socket for receiving records. It does not
@@ -75,6 +77,7 @@ func OpenKernel() (*Kernel, error) {
 		}
 	})
 	k := &Kernel{conn: conn, raw: raw, buf: make([]byte, maxMessage), closed: make(chan struct{})}
+	k.b.init(DefaultBatch)
 	k.readFn = k.readNext
 	return k, nil
 }
@@ -206,8 +209,10 @@ func (k *Kernel) recv(fd uintptr) (int, error) {
 // (netlink port 0), as auditd checks. Another process with CAP_NET_ADMIN
 // can send to this socket's port; its messages are dropped and counted,
 // never taken for records or replies.
-func (k *Kernel) fromKernel() bool {
-	if k.fromLen >= unix.SizeofSockaddrNetlink && k.from.Family == unix.AF_NETLINK && k.from.Pid == 0 {
+func (k *Kernel) fromKernel() bool { return k.isKernel(&k.from, k.fromLen) }
+
+func (k *Kernel) isKernel(from *unix.RawSockaddrNetlink, fromLen uint32) bool {
+	if fromLen >= unix.SizeofSockaddrNetlink && from.Family == unix.AF_NETLINK && from.Pid == 0 {
 		return true
 	}
 	k.foreign.Add(1)
@@ -227,14 +232,20 @@ var ErrClosed = errors.New("kernel source closed")
 // Receive blocks, so the caller can flush. ENOBUFS (the socket buffer
 // overflowed and the kernel dropped messages) is returned as an error
 // wrapping unix.ENOBUFS; the caller counts it and goes on.
+//
+// One system call reads up to the batch size of messages (SetBatch);
+// Receive hands them out one by one before it reads again.
 func (k *Kernel) Receive(idle func()) (uint16, []byte, error) {
 	if p := k.popPending(); p != nil {
 		return uint16(p[0]) | uint16(p[1])<<8, p[2:], nil
 	}
-	k.idle = idle
 	for {
-		k.idled = false
+		if typ, data, ok := k.next(); ok {
+			return typ, data, nil
+		}
+		k.idle, k.idled = idle, false
 		err := k.raw.Read(k.readFn)
+		k.idle = nil
 		if err == nil {
 			err = k.rerr
 		}
@@ -246,27 +257,38 @@ func (k *Kernel) Receive(idle func()) (uint16, []byte, error) {
 			}
 			return 0, nil, fmt.Errorf("receiving audit records: %w", err)
 		}
-		n := k.n
-		if !k.fromKernel() || n < unix.NLMSG_HDRLEN {
-			continue
-		}
-		typ := binary.NativeEndian.Uint16(k.buf[4:])
-		if typ == unix.NLMSG_ERROR || typ == unix.NLMSG_DONE || typ == unix.NLMSG_NOOP {
-			continue
-		}
-		return typ, k.buf[unix.NLMSG_HDRLEN:n], nil
 	}
 }
 
-// readNext is Receive's read of one message, for RawConn.Read: when the
+// next hands out the next record of the last read, skipping messages not
+// from the kernel, short ones and control replies.
+func (k *Kernel) next() (uint16, []byte, bool) {
+	for k.b.next < k.b.n {
+		i := k.b.next
+		k.b.next++
+		h := &k.b.hdrs[i]
+		if !k.isKernel(&k.b.from[i], h.Hdr.Namelen) || h.Len < unix.NLMSG_HDRLEN {
+			continue
+		}
+		m := k.b.msg(i)[:min(int(h.Len), maxMessage)]
+		typ := binary.NativeEndian.Uint16(m[4:])
+		if typ == unix.NLMSG_ERROR || typ == unix.NLMSG_DONE || typ == unix.NLMSG_NOOP {
+			continue
+		}
+		return typ, m[unix.NLMSG_HDRLEN:], true
+	}
+	return 0, nil, false
+}
+
+// readNext is Receive's read of one batch, for RawConn.Read: when the
 // socket is empty it calls idle once and tries again, then lets the poller
 // wait.
 func (k *Kernel) readNext(fd uintptr) bool {
-	k.n, k.rerr = k.recv(fd)
+	k.rerr = k.b.read(fd)
 	if k.rerr == unix.EAGAIN && !k.idled && k.idle != nil {
 		k.idled = true
 		k.idle()
-		k.n, k.rerr = k.recv(fd)
+		k.rerr = k.b.read(fd)
 	}
 	return k.rerr != unix.EAGAIN
 }
@@ -310,6 +332,9 @@ func (k *Kernel) Interrupt() {
 func (k *Kernel) Drain() (typ uint16, data []byte, ok bool) {
 	if p := k.popPending(); p != nil {
 		return uint16(p[0]) | uint16(p[1])<<8, p[2:], true
+	}
+	if typ, data, ok := k.next(); ok {
+		return typ, data, true // read by Receive before it was interrupted
 	}
 	for {
 		typ, data, err := k.read(20 * time.Millisecond)
