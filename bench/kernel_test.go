@@ -46,8 +46,10 @@ func (r kernelRun) rate() float64 { return float64(r.Calls) / r.Seconds }
 // EOE). Per event, not per log line: auditd does not log EOE records.
 func (r kernelRun) cpuPer100k() float64 { return r.CPU / float64(r.Syscalls) * 1e5 }
 
-// kernelSides are the readers in the order of the first round.
-var kernelSides = []string{"auditd", "auditd-ns", "bare"}
+// kernelSides are the readers in the order of the first round: "bare"
+// reads one message per recvfrom(2) as auditd does, "bare-batch" up to 64
+// per recvmmsg(2) as auditd-ns does.
+var kernelSides = []string{"auditd", "auditd-ns", "bare", "bare-batch"}
 
 // bins are the programs the benchmark built.
 type bins struct{ auditdNS, loadgen, bareloop string }
@@ -70,7 +72,9 @@ func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int
 	case "auditd-ns":
 		r = startAuditdNS(t, ctl, dir, b.auditdNS, "")
 	case "bare":
-		r = startBare(t, ctl, dir, b.bareloop)
+		r = startBare(t, ctl, dir, b.bareloop, "-batch", "1")
+	case "bare-batch":
+		r = startBare(t, ctl, dir, b.bareloop, "-batch", "64")
 	default: // a tenant side
 		ten = setUpTenants(t, dir, *containers, strings.HasSuffix(side, "-stalled"))
 		r = startAuditdNS(t, ctl, dir, b.auditdNS, "containers_dir: "+ten.containersDir+"\n")

@@ -95,11 +95,11 @@ func startAuditdNS(t testing.TB, ctl *source.Control, dir, binary, extra string)
 	return r
 }
 
-// startBare runs the read-and-discard loop.
-func startBare(t testing.TB, ctl *source.Control, dir, binary string) *reader {
+// startBare runs the read-and-discard loop with args.
+func startBare(t testing.TB, ctl *source.Control, dir, binary string, args ...string) *reader {
 	t.Helper()
 	r := &reader{}
-	r.cmd = exec.Command(binary)
+	r.cmd = exec.Command(binary, args...)
 	r.start(t, ctl, dir, "registered")
 	return r
 }

@@ -16,13 +16,19 @@ type entry struct {
 // consecutive entries differ by exactly one, so an ack finds its entry by
 // subtraction.
 type inflight struct {
-	q    []entry
-	head int
+	q       []entry
+	head    int
+	waiting int // entries not acked: replies still to come
 }
 
 func (f *inflight) len() int { return len(f.q) - f.head }
 
-func (f *inflight) push(e entry) { f.q = append(f.q, e) }
+func (f *inflight) push(e entry) {
+	f.q = append(f.q, e)
+	if !e.acked {
+		f.waiting++
+	}
+}
 
 // ack marks the entry with sequence seq as written. It reports false for
 // a sequence number that is not waiting for a reply.
@@ -39,6 +45,7 @@ func (f *inflight) ack(seq uint32) bool {
 		return false
 	}
 	e.acked = true
+	f.waiting--
 	return true
 }
 

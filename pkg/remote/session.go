@@ -36,10 +36,14 @@ type session struct {
 	diskLowLog rateLimit     // reader only
 }
 
+// writeBuffer holds a quarter window of typical records (about 270 bytes
+// framed), so that one write sends them.
+const writeBuffer = 128 << 10
+
 func newSession(s *Sender, cfg senderConfig, conn net.Conn) *session {
 	return &session{
 		s: s, cfg: cfg, conn: conn,
-		bw:         bufio.NewWriterSize(conn, 64<<10),
+		bw:         bufio.NewWriterSize(conn, writeBuffer),
 		lastSend:   time.Now(),
 		roomc:      make(chan struct{}, 1),
 		failc:      make(chan outcome, 3),

@@ -11,12 +11,16 @@ import (
 // until the connection fails or the receiver cannot write.
 func (ss *session) readLoop(ctx context.Context) {
 	d := NewDecoder(ss.conn, DefaultListenMaxPayload)
+	lw := newLowat(ss.conn)
 	var fs []Frame
 	for {
 		fs = fs[:0]
 		var err error
 		// Take every reply that arrived together.
 		for err == nil && (len(fs) == 0 || d.Buffered() >= HeaderSize) {
+			if len(fs) == 0 && d.Buffered() < HeaderSize {
+				lw.set(ss.repliesDue()*HeaderSize - d.Buffered())
+			}
 			var f Frame
 			if f, err = d.Decode(); err == nil {
 				f.Payload = bytes.Clone(f.Payload)
@@ -34,6 +38,15 @@ func (ss *session) readLoop(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// repliesDue is how many frames wait for their reply.
+func (ss *session) repliesDue() int {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	// A quarter of the window is what the writer waits for: no need to
+	// wake for fewer.
+	return min(ss.fl.waiting, max(ss.cfg.window/4, 1))
 }
 
 // onReplies applies a batch of replies, commits, and wakes the writer

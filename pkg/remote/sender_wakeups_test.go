@@ -1,0 +1,52 @@
+package remote_test
+
+import (
+	"context"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/auditd-ns/auditd-ns/pkg/remote"
+)
+
+// countingConn counts the reads of a TCP connection; it keeps the
+// connection's SyscallConn, as a real one has.
+type countingConn struct {
+	*net.TCPConn
+	reads *atomic.Int64
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
+	c.reads.Add(1)
+	return c.TCPConn.Read(p)
+}
+
+// auditd writes one 16-byte ack per frame, each as it has written the
+// record. The sender must not wake up and read once per ack, which costs
+// more CPU than the record: it asks the kernel (SO_RCVLOWAT) to wake it
+// once the replies it waits for have come. 2048 records, each acked by a
+// write of its own after a pause, must take far fewer reads than acks.
+func TestSenderReadsRepliesInBatches(t *testing.T) {
+	p := startPeer(t, func(int, remote.Frame) action {
+		time.Sleep(20 * time.Microsecond)
+		return action{reply: remote.TypeAck}
+	})
+	var reads atomic.Int64
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return countingConn{c.(*net.TCPConn), &reads}, nil
+	}
+	const n = 2048
+	q := newFakeQueue(t)
+	q.push(0, records(n, "batch")...)
+	runSender(t, &remote.Sender{Addr: p.addr(), Queue: q, Dial: dial})
+	waitFor(t, "every record acked", 30*time.Second, func() bool { c, _ := q.state(); return c == n })
+	if got := reads.Load(); got > n/8 {
+		t.Errorf("%d reads for %d acks, want at most %d", got, n, n/8)
+	}
+	t.Logf("%d reads for %d acks", reads.Load(), n)
+}
