@@ -1,0 +1,231 @@
+package jetstream
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditd-ns/auditd-ns/pkg/queue"
+)
+
+// records makes n record lines of host, in events of one to three records
+// (a SYSCALL and its PATH records), each line unique through its i= field,
+// with an EOE after every event of more than one record, as the kernel
+// sends them. It returns the lines to push and how many are not EOE.
+func records(host string, n int) (lines [][]byte, real int) {
+	serial := 1000
+	for i := 0; i < n; {
+		serial++
+		size := 1 + serial%3
+		for k := 0; k < size && i < n; k++ {
+			typ := "SYSCALL"
+			if k > 0 {
+				typ = "PATH"
+			}
+			lines = append(lines, fmt.Appendf(nil, "type=%s msg=audit(1764800000.%03d:%d): host=%s i=%d item=%d", typ, serial%1000, serial, host, i, k))
+			i++
+		}
+		if size > 1 {
+			lines = append(lines, fmt.Appendf(nil, "type=EOE msg=audit(1764800000.%03d:%d): ", serial%1000, serial))
+		}
+	}
+	return lines, n
+}
+
+func openQueue(t testing.TB) *queue.Queue {
+	t.Helper()
+	q, err := queue.Open(t.TempDir(), queue.Limits{Memory: 256 << 20, Spool: 0}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q
+}
+
+// streamLines reads every message of stream on subject through an
+// ordered consumer, as the admin.
+func streamLines(t testing.TB, js jetstream.JetStream, stream, subject string) [][]byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := info.State.Subjects[subject]
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for uint64(len(out)) < want {
+		mb, err := cons.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range mb.Messages() {
+			out = append(out, m.Data())
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d messages of %s", len(out), want, subject)
+		}
+	}
+	return out
+}
+
+var iField = regexp.MustCompile(` i=(\d+) `)
+
+// exactlyOnce checks that lines hold each of 0..n-1 exactly once.
+func exactlyOnce(t testing.TB, what string, lines [][]byte, n int) {
+	t.Helper()
+	seen := make([]int, n)
+	for _, l := range lines {
+		m := iField.FindSubmatch(append(l, ' '))
+		if m == nil {
+			t.Errorf("%s: a message without i=: %q", what, l)
+			continue
+		}
+		var i int
+		fmt.Sscan(string(m[1]), &i)
+		if i < 0 || i >= n {
+			t.Errorf("%s: i=%d out of range", what, i)
+			continue
+		}
+		seen[i]++
+	}
+	missing, dup := 0, 0
+	for _, c := range seen {
+		switch {
+		case c == 0:
+			missing++
+		case c > 1:
+			dup += c - 1
+		}
+	}
+	if missing > 0 || dup > 0 || len(lines) != n {
+		t.Errorf("%s: %d messages for %d records: %d missing, %d duplicated", what, len(lines), n, missing, dup)
+	}
+}
+
+// TestClusterNodeKilledExactlyOnce: two hosts publish their logs and a
+// tenant's copies to a 3-node cluster with R3 streams; the node leading
+// the host stream is shut down mid-stream. Every record is in the stream
+// exactly once.
+func TestClusterNodeKilledExactlyOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	u := newUsers(t)
+	c := startCluster(t, 3, u)
+	js := c.addStreams(u.admin, 3)
+
+	const n = 30000
+	type host struct {
+		name       string
+		cred       user
+		hq, tq     *queue.Queue
+		hp, tp     *Publisher
+		hostSubj   string
+		tenantSubj string
+	}
+	hosts := []*host{{name: "host-a", cred: u.hostA}, {name: "host-b", cred: u.hostB}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, h := range hosts {
+		h.hostSubj, _ = HostSubject(h.name)
+		h.tenantSubj, _ = TenantSubject("t1", h.name)
+		h.hq, h.tq = openQueue(t), openQueue(t)
+		conn := Conn{URL: c.url(), Credentials: h.cred.seedFile, InboxPrefix: "_INBOX_" + h.name, MaxBackoff: time.Second}
+		h.hp = &Publisher{Conn: conn, Subject: h.hostSubj, Stream: hostStream, Queue: h.hq, AckTimeout: 2 * time.Second,
+			Logger: hclog.New(&hclog.LoggerOptions{Name: h.name, Level: hclog.Warn})}
+		h.tp = &Publisher{Conn: conn, Subject: h.tenantSubj, Stream: tenantStream, Queue: h.tq, AckTimeout: 2 * time.Second}
+		for _, p := range []*Publisher{h.hp, h.tp} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := p.Run(ctx); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+	}
+	// The host stream's leader goes away a third of the way in.
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	info, err := js.Stream(sctx, hostStream)
+	scancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := info.CachedInfo().Cluster.Leader
+	var pushWG sync.WaitGroup
+	for _, h := range hosts {
+		lines, _ := records(h.name, n)
+		pushWG.Add(1)
+		go func() {
+			defer pushWG.Done()
+			for i, l := range lines {
+				h.hq.Push(l)
+				h.tq.Push(l)
+				if i%500 == 0 {
+					time.Sleep(2 * time.Millisecond) // a steady flow, not one burst
+				}
+			}
+		}()
+	}
+	time.Sleep(150 * time.Millisecond)
+	killed := ""
+	for _, s := range c.servers {
+		if s.Name() == leader {
+			s.Shutdown()
+			killed = s.Name()
+		}
+	}
+	if killed == "" {
+		t.Fatalf("no server is the stream leader %q", leader)
+	}
+	t.Logf("shut down %s, the leader of %s", killed, hostStream)
+	pushWG.Wait()
+
+	deadline := time.Now().Add(90 * time.Second)
+	for _, h := range hosts {
+		for _, q := range []*queue.Queue{h.hq, h.tq} {
+			for {
+				st := q.Stats()
+				if st.Committed == st.Pushed {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: %d of %d committed; host publisher %+v", h.name, st.Committed, st.Pushed, h.hp.Status())
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}
+	cancel()
+	wg.Wait()
+	for _, h := range hosts {
+		for _, p := range []*Publisher{h.hp, h.tp} {
+			st := p.Status()
+			t.Logf("%s: published %d acked %d duplicates %d retried %d connects %d last error %q",
+				st.Subject, st.Published, st.Acked, st.Duplicates, st.Retried, st.Connects, st.LastError)
+			// An ack lost with the node makes the record go again, and the
+			// stream answers that it is a duplicate.
+			if st.Acked > n || st.Acked+st.Duplicates < n {
+				t.Errorf("%s: the stream took %d new messages and %d duplicates, for %d records", st.Subject, st.Acked, st.Duplicates, n)
+			}
+		}
+		exactlyOnce(t, h.hostSubj, streamLines(t, js, hostStream, h.hostSubj), n)
+		exactlyOnce(t, h.tenantSubj, streamLines(t, js, tenantStream, h.tenantSubj), n)
+	}
+}
