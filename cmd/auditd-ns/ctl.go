@@ -21,7 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/auditd-ns/auditd-ns/pkg/control"
-	"github.com/auditd-ns/auditd-ns/pkg/rules"
+	"github.com/auditd-ns/auditd-ns/pkg/registry"
 )
 
 // defaultSocket is the daemon's control_socket default.
@@ -446,50 +446,22 @@ func (s *containerSpec) empty() bool { return *s == containerSpec{} }
 // yaml returns the container file s describes. The daemon validates it;
 // a rules file is validated here so that its errors name its own lines.
 func (s *containerSpec) yaml() ([]byte, error) {
-	m := &yaml.Node{Kind: yaml.MappingNode}
-	add := func(k string, v *yaml.Node) { m.Content = append(m.Content, scalar(k), v) }
-	str := func(k, v string) {
-		if v != "" {
-			add(k, scalar(v))
-		}
+	spec := registry.Spec{
+		Name: s.Name, ID: s.ID, Cgroup: s.Cgroup, Parent: s.Parent,
+		File: s.File, Beneath: s.Beneath, Remote: s.Remote, NetNS: s.NetNS,
+		Memory: s.Memory, Spool: s.Spool, Socket: s.Socket, Owner: s.Owner,
+		Rules: s.rules,
+		// The first line is no flag's: an error about the whole file names it.
+		Comment: "container file made from the command line's flags",
 	}
-	str("name", s.Name)
-	str("id", s.ID)
-	str("cgroup", s.Cgroup)
-	str("parent", s.Parent)
-	d := &yaml.Node{Kind: yaml.MappingNode}
-	for _, kv := range [][2]string{{"file", s.File}, {"beneath", s.Beneath}, {"remote", s.Remote}, {"netns", s.NetNS}} {
-		if kv[1] != "" {
-			d.Content = append(d.Content, scalar(kv[0]), scalar(kv[1]))
-		}
-	}
-	add("deliver", d)
-	if s.Memory != "" || s.Spool != "" {
-		q := &yaml.Node{Kind: yaml.MappingNode}
-		for _, kv := range [][2]string{{"memory", s.Memory}, {"spool", s.Spool}} {
-			if kv[1] != "" {
-				q.Content = append(q.Content, scalar(kv[0]), scalar(kv[1]))
-			}
-		}
-		add("queue", q)
-	}
-	str("socket", s.Socket)
-	str("owner", s.Owner)
-	if s.rules != nil {
-		add("rules", s.rules)
-	} else if s.RulesFile != "" {
+	if spec.Rules == nil && s.RulesFile != "" {
 		n, err := rulesNode(s.RulesFile)
 		if err != nil {
 			return nil, err
 		}
-		add("rules", n)
+		spec.Rules = n
 	}
-	b, err := yaml.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	// The first line is no flag's: an error about the whole file names it.
-	return append([]byte("# container file made from the command line's flags\n"), b...), nil
+	return spec.Marshal()
 }
 
 // flagLabels are the flags that set the container file's keys.
@@ -539,30 +511,10 @@ func quoteArg(v string) string {
 	return strconv.Quote(v)
 }
 
-func scalar(v string) *yaml.Node {
-	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v}
-}
-
 func rulesNode(path string) (*yaml.Node, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("--rules %s", readError(path, err))
 	}
-	return rulesNodeOf(src, path)
-}
-
-// rulesNodeOf checks the rules file src (read from path) and returns it
-// as a YAML node.
-func rulesNodeOf(src []byte, path string) (*yaml.Node, error) {
-	if _, err := rules.Parse(src, path); err != nil {
-		return nil, err
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(src, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(doc.Content) == 0 {
-		return nil, fmt.Errorf("%s: the rules file is empty", path)
-	}
-	return doc.Content[0], nil
+	return registry.RulesNode(src, path)
 }

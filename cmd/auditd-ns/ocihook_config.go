@@ -290,5 +290,5 @@ func (c *hookConfig) rulesNode(name string) (*yaml.Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	return rulesNodeOf(src, filepath.Join(dir, rel))
+	return registry.RulesNode(src, filepath.Join(dir, rel))
 }

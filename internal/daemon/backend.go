@@ -2,12 +2,9 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/auditd-ns/auditd-ns/pkg/control"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
@@ -180,43 +177,23 @@ func (b backend) PushRules(ctx context.Context, name string, u control.RulesUpda
 	if err := b.d.checkRuleLimits(cs.tree, name, u.Rules); err != nil {
 		return control.ContainerInfo{}, fmt.Errorf("pushing rules to %q: %w: %w", name, control.ErrInvalid, err)
 	}
-	t.tn.SetRules(u.Rules)
-	if c, err := withRules(t.c, u.Source); err == nil {
-		if tree, err := cs.tree.With(c); err == nil {
-			cs.tree, t.c = tree, c
-			if err := cs.store.Save(c); err != nil {
-				b.d.log.Warn("the new rules will not survive a restart", "name", name, "error", err)
-			}
-		}
+	// Saved first, then applied: a push that cannot be saved leaves the
+	// running rules as they are.
+	c, err := t.c.WithRules(u.Source, u.File)
+	if err != nil {
+		return control.ContainerInfo{}, fmt.Errorf("pushing rules to %q: %w: %w", name, control.ErrInvalid, err)
 	}
+	tree, err := cs.tree.With(c)
+	if err != nil {
+		return control.ContainerInfo{}, fmt.Errorf("pushing rules to %q: %w: %w", name, control.ErrInvalid, err)
+	}
+	if err := cs.store.Save(c); err != nil {
+		return control.ContainerInfo{}, fmt.Errorf("pushing rules to %q: %w", name, err)
+	}
+	t.tn.SetRules(u.Rules)
+	cs.tree, t.c = tree, c
 	b.d.log.Info("pushed rules", "name", name, "rules", u.Rules.Len(), "file", u.File)
 	return b.info(t), nil
-}
-
-// withRules returns c with its rules: value replaced by the rules file src.
-func withRules(c *registry.Container, src []byte) (*registry.Container, error) {
-	var doc, rules yaml.Node
-	if err := yaml.Unmarshal(c.Source, &doc); err != nil || len(doc.Content) == 0 {
-		return nil, errors.New("container source is not YAML")
-	}
-	if err := yaml.Unmarshal(src, &rules); err != nil || len(rules.Content) == 0 {
-		return nil, errors.New("rules source is not YAML")
-	}
-	m := doc.Content[0]
-	found := false
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == "rules" {
-			m.Content[i+1], found = rules.Content[0], true
-		}
-	}
-	if !found {
-		m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "rules"}, rules.Content[0])
-	}
-	out, err := yaml.Marshal(&doc)
-	if err != nil {
-		return nil, err
-	}
-	return registry.Parse(out, c.File)
 }
 
 func (b backend) Containers(ctx context.Context) ([]control.ContainerInfo, error) {

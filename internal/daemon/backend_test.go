@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/auditd-ns/auditd-ns/pkg/control"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
 	"github.com/auditd-ns/auditd-ns/pkg/router"
+	"github.com/auditd-ns/auditd-ns/pkg/rules"
 )
 
 // testDaemon runs the containers srcs (file targets under a temporary
@@ -107,5 +110,44 @@ func TestReplaceStopsScopedSocket(t *testing.T) {
 	}
 	if _, ok := d.scoped.stop["t"]; ok {
 		t.Error("the replaced container's scoped socket still runs")
+	}
+}
+
+// TestPushRulesSaveFails: rules that cannot be saved are not applied, so
+// the running rules and the saved ones never differ; the push is refused
+// with the reason.
+func TestPushRulesSaveFails(t *testing.T) {
+	d, dir := testDaemon(t, "name: a\ncgroup: /sys/fs/cgroup/a\ndeliver: {file: %[1]s/a.log}\nrules:\n- drop: {type: SYSCALL}\n")
+	b := backend{d}
+	before := d.conts.live["a"].tn.Rules()
+	// The store's file is a directory with something in it: the save's
+	// rename fails, for root too.
+	if err := os.MkdirAll(filepath.Join(dir, "containers", "a.yaml", "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	src := []byte("- keep: {type: SYSCALL}\n")
+	p, err := rules.Parse(src, "new.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.PushRules(context.Background(), "a", control.RulesUpdate{Rules: p, Source: src, File: "new.yaml"}); err == nil {
+		t.Error("a push that could not be saved succeeded")
+	}
+	if got := d.conts.live["a"].tn.Rules(); got != before {
+		t.Error("the running rules changed although the new ones were not saved")
+	}
+	if c := b.Tree().ByName("a"); !strings.Contains(string(c.Source), "drop") {
+		t.Errorf("the registry's source changed:\n%s", c.Source)
+	}
+	// Once the store can save again, the push applies and is saved.
+	if err := os.RemoveAll(filepath.Join(dir, "containers", "a.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.PushRules(context.Background(), "a", control.RulesUpdate{Rules: p, Source: src, File: "new.yaml"}); err != nil {
+		t.Fatal(err)
+	}
+	saved, err := os.ReadFile(filepath.Join(dir, "containers", "a.yaml"))
+	if got := d.conts.live["a"].tn.Rules(); got != p || err != nil || !strings.Contains(string(saved), "keep") {
+		t.Errorf("after a good push: running %p (want %p), saved %q, %v", got, p, saved, err)
 	}
 }

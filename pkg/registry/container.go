@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/auditd-ns/auditd-ns/internal/beneath"
+	"github.com/auditd-ns/auditd-ns/pkg/auditrule"
 	"github.com/auditd-ns/auditd-ns/pkg/fileerr"
 	"github.com/auditd-ns/auditd-ns/pkg/queue"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
@@ -58,12 +59,14 @@ type Container struct {
 	// its cgroup only.
 	ID uint64
 	// Cgroup is a cgroup directory (stock kernels), "" when ID is set.
-	Cgroup      string
-	Parent      string
-	Deliver     Target
-	Queue       queue.Limits
-	Rules       *rules.Program
-	KernelRules []KernelRule
+	Cgroup  string
+	Parent  string
+	Deliver Target
+	Queue   queue.Limits
+	Rules   *rules.Program
+	// KernelRules are the container's kernel_rules, loaded with its
+	// contid appended (auditrule.AppendContID).
+	KernelRules []auditrule.Rule
 	// Socket is the path of a scoped control socket for a nested
 	// orchestrator, "" for none.
 	Socket string
@@ -81,14 +84,6 @@ type Container struct {
 	Source []byte
 	// pos remembers where keys were, for whole-set validation errors.
 	pos map[string]*yaml.Node
-}
-
-// KernelRule is a container-scoped kernel rule: auditctl syntax, loaded with
-// the container's contid appended.
-type KernelRule struct {
-	Text string
-	Wire []byte
-	Line int
 }
 
 // HasID reports whether the container is known by an audit container ID.
@@ -261,41 +256,4 @@ func (p *parser) cgroup(v *yaml.Node) string {
 		return ""
 	}
 	return s
-}
-
-// WithBeneath returns c with deliver.beneath set to dir (replacing any
-// given), in its source too, so that the confinement is kept when the
-// registration is stored and read back. c must have a file target inside
-// dir.
-func (c *Container) WithBeneath(dir string) (*Container, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(c.Source, &doc); err != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s: setting deliver.beneath: the container's source is not a mapping", c.File)
-	}
-	m := doc.Content[0]
-	var deliver *yaml.Node
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == "deliver" {
-			deliver = m.Content[i+1]
-		}
-	}
-	if deliver == nil || deliver.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s: setting deliver.beneath: deliver is not a mapping", c.File)
-	}
-	set := false
-	for i := 0; i+1 < len(deliver.Content); i += 2 {
-		if deliver.Content[i].Value == "beneath" {
-			deliver.Content[i+1] = &yaml.Node{Kind: yaml.ScalarNode, Value: dir}
-			set = true
-		}
-	}
-	if !set {
-		deliver.Content = append(deliver.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "beneath"},
-			&yaml.Node{Kind: yaml.ScalarNode, Value: dir})
-	}
-	out, err := yaml.Marshal(&doc)
-	if err != nil {
-		return nil, fmt.Errorf("%s: setting deliver.beneath: %w", c.File, err)
-	}
-	return Parse(out, c.File)
 }

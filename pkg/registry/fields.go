@@ -130,12 +130,12 @@ func ParseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
-func (p *parser) kernelRules(v *yaml.Node) []KernelRule {
+func (p *parser) kernelRules(v *yaml.Node) []auditrule.Rule {
 	if v.Kind != yaml.SequenceNode {
 		p.fail(v, "kernel_rules is a list of rules in auditctl syntax")
 		return nil
 	}
-	var out []KernelRule
+	var out []auditrule.Rule
 	for _, n := range v.Content {
 		s := p.scalar(n, "a kernel rule")
 		if s == "" {
@@ -155,7 +155,7 @@ func (p *parser) kernelRules(v *yaml.Node) []KernelRule {
 			p.fail(n, "kernel rule %q: %v", s, err)
 			continue
 		}
-		out = append(out, KernelRule{Text: s, Wire: wire, Line: n.Line})
+		out = append(out, auditrule.Rule{Text: s, Wire: wire, Line: n.Line})
 	}
 	return out
 }
