@@ -71,8 +71,8 @@ fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 bench:
-	$(GO) test -count=1 -run '^$$' -bench . -benchmem ./...
-	AUDITD_NS_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestIntegrationSideBySide$$' -v ./bench -args $(BENCHARGS)
+	$(GO) test -count=1 -run '^$$' -bench . -benchmem ./pkg/...
+	AUDITD_NS_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestIntegrationSideBySide$$' -v ./bench -args $(BENCHARGS)
 
 clean:
 	rm -rf bin
