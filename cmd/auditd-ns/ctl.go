@@ -334,7 +334,11 @@ func printContainers(out io.Writer, cs []control.ContainerInfo) error {
 		case c.Cgroup != "":
 			id = "cgroup:" + c.Cgroup
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", c.Name, id, dash(c.Parent), c.Target, yesNo(c.Connected), c.Queued, c.Delivered, c.Dropped, lastError(c))
+		conn := yesNo(c.Connected)
+		if c.ReceiverBound {
+			conn += " (receiver is the bottleneck)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", c.Name, id, dash(c.Parent), c.Target, conn, c.Queued, c.Delivered, c.Dropped, lastError(c))
 	}
 	return tw.Flush()
 }

@@ -237,6 +237,8 @@ func (b backend) info(t *tenant) control.ContainerInfo {
 		s := t.sender.Status()
 		info.Connected, info.Acked = s.Connected, s.Acked
 		info.InFlight, info.Retried = s.InFlight, s.Retried
+		info.ReceiverBound = s.WaitingOnReceiver && info.Queued > 0
+		info.ReceiverWaitSeconds = s.ReceiverWait.Seconds()
 		info.LastError, info.LastErrorTime = s.LastError, s.LastErrorTime
 	default:
 		info.Connected, info.Acked = true, q.Committed

@@ -147,6 +147,12 @@ type ContainerInfo struct {
 	// acknowledged; Retried counts copies sent again after a reconnect.
 	InFlight int    `json:"in_flight"`
 	Retried  uint64 `json:"retried"`
+	// ReceiverBound is set when copies are queued while the remote
+	// target's window is full and the sender waits for the receiver's
+	// acks: the tenant's daemon, not auditd-ns, is the bottleneck.
+	// ReceiverWaitSeconds is the total time the sender waited so.
+	ReceiverBound       bool    `json:"receiver_bound,omitempty"`
+	ReceiverWaitSeconds float64 `json:"receiver_wait_seconds,omitempty"`
 	// Dropped counts copies lost, the sum of Drops; Drops gives them by
 	// reason, with queue.Drops' reasons as keys: "full", "too-large",
 	// "spool-error", "corrupt", "crash", "closed".

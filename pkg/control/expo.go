@@ -72,6 +72,8 @@ var containerFamilies = []family[ContainerInfo]{
 	{newDesc("auditd_ns_container_routed_copies_total", "Copies the container's rules kept and its queue took.", "container"), prometheus.CounterValue, func(c *ContainerInfo) float64 { return float64(c.Routed) }},
 	{newDesc("auditd_ns_container_filtered_copies_total", "Copies the container's rules dropped.", "container"), prometheus.CounterValue, func(c *ContainerInfo) float64 { return float64(c.Filtered) }},
 	{newDesc("auditd_ns_container_delivered_copies_total", "Copies delivered (committed off the queue).", "container"), prometheus.CounterValue, func(c *ContainerInfo) float64 { return float64(c.Delivered) }},
+	{newDesc("auditd_ns_container_receiver_bound", "1 while copies are queued and the remote target's sender waits for the receiver's acks: the tenant is the bottleneck.", "container"), prometheus.GaugeValue, func(c *ContainerInfo) float64 { return boolf(c.ReceiverBound) }},
+	{newDesc("auditd_ns_container_receiver_wait_seconds_total", "Time the remote target's sender waited for the receiver's acks with its window full.", "container"), prometheus.CounterValue, func(c *ContainerInfo) float64 { return c.ReceiverWaitSeconds }},
 	{newDesc("auditd_ns_container_acked_copies_total", "Copies acknowledged by the receiver, or written to a file target.", "container"), prometheus.CounterValue, func(c *ContainerInfo) float64 { return float64(c.Acked) }},
 }
 

@@ -64,8 +64,9 @@ type Sender struct {
 	// error or that it is ending. Zero means DefaultPause.
 	Pause time.Duration
 
-	mu sync.Mutex // guards st
-	st SenderStatus
+	mu        sync.Mutex // guards st and waitSince
+	st        SenderStatus
+	waitSince time.Time // when the current wait on the receiver began
 }
 
 // SenderStatus is a snapshot of a Sender.
@@ -97,6 +98,13 @@ type SenderStatus struct {
 	Connects uint64
 	// DiskLow is set when the last reply said the receiver's disk is low.
 	DiskLow bool
+	// WaitingOnReceiver is set while the sender has room for less than a
+	// quarter of its window and waits for the receiver's acks. With
+	// copies queued behind it, the receiver is the bottleneck.
+	WaitingOnReceiver bool
+	// ReceiverWait is the total time spent waiting so, the current wait
+	// included.
+	ReceiverWait time.Duration
 	// LastError is the last connection, protocol or receiver error.
 	LastError     string
 	LastErrorTime time.Time
@@ -108,6 +116,10 @@ func (s *Sender) Status() SenderStatus {
 	defer s.mu.Unlock()
 	st := s.st
 	st.Addr = s.Addr
+	if !s.waitSince.IsZero() {
+		st.WaitingOnReceiver = true
+		st.ReceiverWait += time.Since(s.waitSince)
+	}
 	return st
 }
 
@@ -232,6 +244,17 @@ func (s *Sender) setErr(err error) {
 	s.mu.Lock()
 	s.st.LastError = err.Error()
 	s.st.LastErrorTime = time.Now()
+	s.mu.Unlock()
+}
+
+// waiting marks the start (since set) or the end (zero) of a wait on the
+// receiver's acks.
+func (s *Sender) waiting(since time.Time) {
+	s.mu.Lock()
+	if since.IsZero() && !s.waitSince.IsZero() {
+		s.st.ReceiverWait += time.Since(s.waitSince)
+	}
+	s.waitSince = since
 	s.mu.Unlock()
 }
 

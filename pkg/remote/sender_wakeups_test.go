@@ -50,3 +50,24 @@ func TestSenderReadsRepliesInBatches(t *testing.T) {
 	}
 	t.Logf("%d reads for %d acks", reads.Load(), n)
 }
+
+// A receiver slower than the queue shows in the status: the sender waits
+// for its acks with its window full (WaitingOnReceiver) and counts the
+// time; once everything is acked it no longer waits.
+func TestSenderSaysWhenReceiverIsBottleneck(t *testing.T) {
+	p := startPeer(t, func(int, remote.Frame) action {
+		time.Sleep(time.Millisecond)
+		return action{reply: remote.TypeAck}
+	})
+	const n = 600
+	q := newFakeQueue(t)
+	q.push(0, records(n, "slow")...)
+	s := &remote.Sender{Addr: p.addr(), Queue: q, Window: 32}
+	runSender(t, s)
+	waitFor(t, "the sender waiting on the receiver", 10*time.Second, func() bool { return s.Status().WaitingOnReceiver })
+	waitFor(t, "every record acked", 30*time.Second, func() bool { c, _ := q.state(); return c == n })
+	waitFor(t, "the wait over", 5*time.Second, func() bool { return !s.Status().WaitingOnReceiver })
+	if w := s.Status().ReceiverWait; w < 100*time.Millisecond {
+		t.Errorf("ReceiverWait = %v after %d frames acked 1 ms apart, want most of the run", w, n)
+	}
+}

@@ -43,14 +43,25 @@ func (ss *session) writeLoop(ctx context.Context) {
 	}
 }
 
-// waitRoom blocks until the window has room worth a write.
+// waitRoom blocks until the window has room worth a write. The time it
+// waits is the receiver's (SenderStatus.WaitingOnReceiver).
 func (ss *session) waitRoom(ctx context.Context) (int, bool) {
+	waited := false
+	defer func() {
+		if waited {
+			ss.s.waiting(time.Time{})
+		}
+	}()
 	for {
 		ss.mu.Lock()
 		n, ok := ss.room()
 		ss.mu.Unlock()
 		if ok {
 			return n, true
+		}
+		if !waited {
+			waited = true
+			ss.s.waiting(time.Now())
 		}
 		select {
 		case <-ss.roomc:
