@@ -6,13 +6,14 @@ import (
 	"io"
 	"os"
 	"regexp"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/auditd-ns/auditd-ns/internal/buildinfo"
 )
 
 // Exit codes, the same for every command (README, "Exit codes").
@@ -22,44 +23,6 @@ const (
 	exitUsage    = 2 // the command line is wrong: unknown command or flag, missing argument
 	exitNoDaemon = 3 // ctl: no daemon answers on the control socket
 )
-
-// version is set at build time (-ldflags "-X main.version=..."); otherwise
-// it comes from the build info.
-var version = ""
-
-// Version is the program's version: the one set at build time, else the
-// module's version and VCS revision recorded by the Go toolchain.
-func Version() string {
-	if version != "" {
-		return version
-	}
-	v := "(devel)"
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return v
-	}
-	if bi.Main.Version != "" {
-		v = bi.Main.Version
-	}
-	var rev, dirty string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "-dirty"
-			}
-		}
-	}
-	if rev != "" && v == "(devel)" {
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		v += " " + rev + dirty
-	}
-	return v
-}
 
 // usageError is a wrong command line: the exit code is 2.
 type usageError struct{ err error }
@@ -157,7 +120,7 @@ that container's own audit daemon.
 
 Exit codes: 0 done; 1 the command failed (a bad config, a refused request);
 2 a wrong command line; 3 (ctl) no daemon answers on the control socket.`,
-		Version:       Version(),
+		Version:       buildinfo.Version(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Args:          groupArgs,

@@ -6,6 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
+
+	"github.com/auditd-ns/auditd-ns/internal/buildinfo"
 )
 
 // newGenManCmd is the hidden command `make man` runs: a man page for each
@@ -22,7 +24,7 @@ func newGenManCmd() *cobra.Command {
 			}
 			root := cmd.Root()
 			root.DisableAutoGenTag = true
-			hdr := &doc.GenManHeader{Title: "AUDITD-NS", Section: "8", Source: "auditd-ns " + Version(), Manual: "System Administration"}
+			hdr := &doc.GenManHeader{Title: "AUDITD-NS", Section: "8", Source: "auditd-ns " + buildinfo.Version(), Manual: "System Administration"}
 			if err := doc.GenManTree(root, hdr, pos[0]); err != nil {
 				return fmt.Errorf("writing the man pages: %w", err)
 			}

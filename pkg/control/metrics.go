@@ -10,7 +10,11 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/auditd-ns/auditd-ns/internal/buildinfo"
 )
 
 // ServeMetrics serves the metrics of b at http://addr/metrics until ctx
@@ -71,9 +75,29 @@ func MetricsHandler(b Backend, log hclog.Logger) http.Handler {
 		// the scrape gets a 500 all the same.
 		ErrorHandling: promhttp.ContinueOnError,
 	}
+	// The process's own figures, the same for every scrape: the Go
+	// runtime's (go_*), the process's (process_*: CPU, memory, open
+	// files), and which build runs (auditd_ns_build_info).
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "auditd_ns_build_info",
+		Help:        "Always 1; its labels say which build of auditd-ns runs: version and goversion.",
+		ConstLabels: prometheus.Labels{"version": buildinfo.Version(), "goversion": buildinfo.GoVersion()},
+	})
+	build.Set(1)
+	self := prometheus.NewRegistry()
+	self.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), build)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(&statusCollector{ctx: r.Context(), b: b})
-		promhttp.HandlerFor(reg, opts).ServeHTTP(w, r)
+		// When b fails nothing of the daemon's is collected: the scrape
+		// gets its 500, not the process's figures alone.
+		g := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+			mfs, err := reg.Gather()
+			if err != nil && len(mfs) == 0 {
+				return nil, err
+			}
+			return prometheus.Gatherers{prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) { return mfs, err }), self}.Gather()
+		})
+		promhttp.HandlerFor(g, opts).ServeHTTP(w, r)
 	})
 }

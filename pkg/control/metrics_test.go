@@ -264,3 +264,30 @@ func TestMetricsBackendFails(t *testing.T) {
 		})
 	}
 }
+
+// A scrape has the Go runtime's and the process's figures and the build's
+// version beside the daemon's.
+func TestMetricsProcessAndBuild(t *testing.T) {
+	b, err := controltest.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := scrape(t, serveMetrics(t, b))
+	for _, name := range []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "process_cpu_seconds_total", "process_open_fds", "process_resident_memory_bytes", "process_start_time_seconds"} {
+		if _, ok := got[name]; !ok {
+			t.Errorf("no %s in the scrape", name)
+		}
+	}
+	n := 0
+	for k, v := range got {
+		if strings.HasPrefix(k, "auditd_ns_build_info{") {
+			n++
+			if v != 1 || !strings.Contains(k, `goversion="go`) || !strings.Contains(k, `version="`) {
+				t.Errorf("%s = %v", k, v)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d auditd_ns_build_info series, want 1", n)
+	}
+}
