@@ -15,14 +15,14 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
 # and, for the kernel patches, the kernel source, its build tools and qemu.
 DEBS := auditd audispd-plugins iproute2 runc busybox-static \
 	linux-source-6.12 qemu-system-x86 bc flex bison libelf-dev libssl-dev \
-	ccache cpio build-essential iptables
+	ccache cpio build-essential iptables systemd podman crun
 
 include kernel-patches/kernel.mk
 
 all: build
 
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/auditd-ns
+	$(GO) build -ldflags "-X github.com/auditd-ns/auditd-ns/internal/buildinfo.version=$(VERSION)" -o $(BIN) ./cmd/auditd-ns
 
 # Man pages (section 8, one per command) and shell completions, made from
 # the same command definitions as --help: install bin/man/*.8 in

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/auditd-ns/auditd-ns/internal/config"
+	"github.com/auditd-ns/auditd-ns/internal/sdnotify"
 	"github.com/auditd-ns/auditd-ns/pkg/auditrule"
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
@@ -130,7 +131,9 @@ func Run(ctx context.Context, cfg *config.Config, kf *auditrule.File, log hclog.
 		d.closeAll()
 		return err
 	}
+	d.notify(sdnotify.Ready)
 	err := d.loop(ctx, sigs)
+	d.notify(sdnotify.Stopping)
 	return errors.Join(err, d.stop())
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/auditd-ns/auditd-ns/internal/config"
+	"github.com/auditd-ns/auditd-ns/internal/sdnotify"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/remote"
 )
@@ -61,7 +62,9 @@ func (d *Daemon) runListener(ctx context.Context, sigs <-chan os.Signal) error {
 	if l.TLS == nil && !cfg.Listen.Loopback() {
 		d.log.Warn("listening beyond loopback without tls: peers are not authenticated, only their address is checked against allow, and records travel in clear", "address", cfg.Listen.Address)
 	}
+	d.notify(sdnotify.Ready)
 	runErr := l.Run(ctx, ln)
+	d.notify(sdnotify.Stopping)
 	sigStop()
 	<-sigDone
 	d.stopContainers()
