@@ -364,6 +364,13 @@ func printStatus(out io.Writer, st control.Status) error {
 		fmt.Fprintf(out, "router:      %d records, %d events (%d partial), %d unattributed, %d overflow, %d malformed, %d bad chains\n",
 			r.Records, r.Events, r.Partial, r.Unattributed, r.Overflow, r.Malformed, r.BadChain)
 	}
+	for _, p := range st.Plugins {
+		fmt.Fprintf(out, "plugin:      %s (%s): %s, %d sent, %d dropped, %d/%d queued, %d restarts", p.Name, p.Path, p.State, p.Sent, p.Dropped, p.Queued, p.QDepth, p.Restarts)
+		if p.LastError != "" {
+			fmt.Fprintf(out, ", last error: %s", p.LastError)
+		}
+		fmt.Fprintln(out)
+	}
 	fmt.Fprintf(out, "containers:  %d\n", len(st.Containers))
 	if len(st.Containers) == 0 {
 		return nil

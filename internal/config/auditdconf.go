@@ -24,7 +24,7 @@ import (
 //     and aureport skip.
 //
 // auditd's own options that auditd-ns does not implement (the tcp_* and
-// krb5_* listener, plugins, email) are accepted and named in one warning.
+// krb5_* listener, email) are accepted and named in one warning.
 
 // maxLine is the longest line auditd reads: its buffer is 160 bytes, the
 // newline and the terminating NUL included.
@@ -67,7 +67,8 @@ var auditdOptions = map[string]bool{
 	"name_format": true, "name": true, "max_log_file": true, "max_log_file_action": true,
 	"space_left": true, "space_left_action": true, "admin_space_left": true,
 	"admin_space_left_action": true, "disk_full_action": true, "disk_error_action": true,
-	"priority_boost": true,
+	"priority_boost": true, "plugin_dir": true, "q_depth": true, "overflow_action": true,
+	"max_restarts": true,
 }
 
 // actionOptions take a second word (exec's script).
@@ -83,8 +84,7 @@ var unimplemented = map[string]bool{
 	"tcp_listen_port": true, "tcp_listen_queue": true, "tcp_max_per_addr": true,
 	"use_libwrap": true, "tcp_client_ports": true, "tcp_client_max_idle": true,
 	"transport": true, "enable_krb5": true, "krb5_principal": true, "krb5_key_file": true,
-	"distribute_network": true, "q_depth": true, "overflow_action": true,
-	"max_restarts": true, "plugin_dir": true, "end_of_event_timeout": true,
+	"distribute_network": true, "end_of_event_timeout": true,
 }
 
 // ParseAuditdConf parses an auditd.conf (src, read from file) and the
@@ -94,6 +94,7 @@ func ParseAuditdConf(src []byte, file string, side []byte, sideFile string) (*Co
 	c := Default()
 	c.File = file
 	c.Side = sideFile
+	c.PluginDir = DefaultPluginDir // auditd's default; the YAML layout has none
 	p := &parser{file: file}
 	c.warnIgnored(file, p.auditdConf(c, src), SidePath(file))
 	if sideFile != "" {

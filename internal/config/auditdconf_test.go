@@ -10,6 +10,7 @@ import (
 
 	"github.com/auditd-ns/auditd-ns/internal/config"
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
+	"github.com/auditd-ns/auditd-ns/pkg/plugin"
 )
 
 // stock is an auditd.conf in the shape Debian's auditd package installs:
@@ -71,8 +72,8 @@ func TestAuditdConfStock(t *testing.T) {
 		t.Fatalf("warnings %q, want one", c.Warnings)
 	}
 	for _, k := range []string{"verify_email (line 20)", "action_mail_acct", "use_libwrap", "tcp_listen_queue", "tcp_max_per_addr",
-		"tcp_client_max_idle", "transport", "krb5_principal", "distribute_network", "q_depth", "overflow_action",
-		"max_restarts", "plugin_dir", "end_of_event_timeout (line 40)"} {
+		"tcp_client_max_idle", "transport", "krb5_principal", "distribute_network",
+		"end_of_event_timeout (line 40)"} {
 		if !strings.Contains(c.Warnings[0], k) {
 			t.Errorf("warning %q does not name %s", c.Warnings[0], k)
 		}
@@ -177,7 +178,8 @@ control_socket: /run/x/control.sock
 	}
 	for _, tc := range []struct{ side, want string }{
 		{"log_file: /x/audit.log\n", `auditd-ns.yaml:1:1: log_file is an auditd.conf option: set it in /etc/audit/auditd.conf`},
-		{"q_depth: 10\n", `auditd-ns.yaml:1:1: q_depth is an auditd.conf option that auditd-ns does not implement`},
+		{"q_depth: 10\n", `auditd-ns.yaml:1:1: q_depth is an auditd.conf option: set it in /etc/audit/auditd.conf`},
+		{"distribute_network: no\n", `auditd-ns.yaml:1:1: distribute_network is an auditd.conf option that auditd-ns does not implement`},
 		{"containers_dri: /x\n", `auditd-ns.yaml:1:1: unknown option "containers_dri"`},
 		{"listen: [\n", `auditd-ns.yaml:1: yaml: `},
 		{"local_evnts: no\n", `unknown option`},
@@ -200,11 +202,11 @@ control_socket: /run/x/control.sock
 }
 
 func TestAuditdConfListenerHint(t *testing.T) {
-	c, err := config.ParseAuditdConf([]byte("tcp_listen_port = 60\nq_depth = 10\n"), "/etc/audit/auditd.conf", nil, "")
+	c, err := config.ParseAuditdConf([]byte("tcp_listen_port = 60\ndistribute_network = no\n"), "/etc/audit/auditd.conf", nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "tcp_listen_port (line 1), q_depth (line 2)") ||
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "tcp_listen_port (line 1), distribute_network (line 2)") ||
 		!strings.Contains(c.Warnings[0], "listen: in /etc/audit/auditd-ns.yaml") {
 		t.Errorf("warnings %q", c.Warnings)
 	}
@@ -275,5 +277,32 @@ func TestExampleSideFileIsValid(t *testing.T) {
 	}
 	if c.AuditRules != "/etc/audit/audit.rules" || *c.BacklogLimit != 8192 || c.Log.Format != hostlog.Enriched {
 		t.Errorf("example parsed as %+v", c)
+	}
+}
+
+// The dispatcher's options are read: plugin_dir (auditd's default in
+// auditd.conf, none in YAML), q_depth, overflow_action, max_restarts.
+func TestAuditdConfPlugins(t *testing.T) {
+	c, err := config.ParseAuditdConf([]byte("q_depth = 50\noverflow_action = SUSPEND\nmax_restarts = 0\n"), "/etc/audit/auditd.conf", nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PluginDir != "/etc/audit/plugins.d" || c.QDepth != 50 || c.OverflowAction != plugin.OverflowSuspend || c.MaxRestarts != 0 || len(c.Warnings) != 0 {
+		t.Errorf("parsed %+v", c)
+	}
+	c, err = config.Parse([]byte("log_file: /x/audit.log\n"), "/etc/x.yaml")
+	if err != nil || c.PluginDir != "" || c.QDepth != 2000 || c.OverflowAction != plugin.OverflowSyslog || c.MaxRestarts != 10 {
+		t.Errorf("YAML defaults %+v %v", c, err)
+	}
+	for _, tc := range []struct{ src, want string }{
+		{"overflow_action = single\n", "auditd.conf:1:19: overflow_action: SINGLE is not supported"},
+		{"overflow_action = panic\n", `auditd.conf:1:19: overflow_action: "panic" is not one of ignore, syslog, suspend, halt`},
+		{"q_depth = 0\n", `auditd.conf:1:11: q_depth: "0" is not a number of records from 1 to 99999`},
+		{"max_restarts = -1\n", `auditd.conf:1:16: max_restarts: "-1" is not a number from 0 to 10000`},
+	} {
+		_, err := config.ParseAuditdConf([]byte(tc.src), "/etc/audit/auditd.conf", nil, "")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %s", tc.src, err, tc.want)
+		}
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/auditd-ns/auditd-ns/pkg/control"
 	"github.com/auditd-ns/auditd-ns/pkg/fileerr"
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
+	"github.com/auditd-ns/auditd-ns/pkg/plugin"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
 	"github.com/auditd-ns/auditd-ns/pkg/rules"
 )
@@ -65,6 +66,12 @@ type Config struct {
 	// RuleLimits caps the filter rules of the containers registered or
 	// pushed through the control API.
 	RuleLimits RuleLimits
+
+	// Plugins, as auditd's dispatcher runs them (pkg/plugin).
+	PluginDir      string          // plugin_dir: "" runs none (default DefaultPluginDir in auditd.conf, none in YAML)
+	QDepth         int             // q_depth: each plugin's queue, in records (default 2000)
+	OverflowAction plugin.Overflow // overflow_action (default syslog)
+	MaxRestarts    int             // max_restarts (default 10)
 
 	// Side is the auditd-ns.yaml read beside an auditd.conf ("" if none).
 	Side string
@@ -125,6 +132,10 @@ type Scoped struct {
 	Quota registry.Quota
 }
 
+// DefaultPluginDir is auditd's plugin_dir, where an auditd.conf without
+// plugin_dir has auditd-ns look for plugins too.
+const DefaultPluginDir = "/etc/audit/plugins.d"
+
 // ErrNotFound is matched by the error of Load when the file does not exist.
 var ErrNotFound = errors.New("config file not found")
 
@@ -182,6 +193,9 @@ func Default() *Config {
 		StateDir:          "/var/lib/auditd-ns",
 		ControlSocket:     "/run/auditd-ns/control.sock",
 		LogLevel:          "info",
+		QDepth:            plugin.DefaultQDepth,
+		OverflowAction:    plugin.OverflowSyslog,
+		MaxRestarts:       plugin.DefaultMaxRestarts,
 		Scoped:            Scoped{Quota: control.DefaultQuota},
 		RuleLimits:        RuleLimits{Container: rules.DefaultContainer, Chain: rules.DefaultChain},
 		Log: hostlog.Options{
@@ -299,6 +313,7 @@ func (c *Config) resolve(dir string) {
 	abs(&c.ContainersDir)
 	abs(&c.StateDir)
 	abs(&c.ControlSocket)
+	abs(&c.PluginDir)
 	c.Listen.resolve(dir)
 }
 

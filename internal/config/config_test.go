@@ -130,11 +130,11 @@ func TestErrors(t *testing.T) {
 // auditd's options that auditd-ns does not implement are named in one
 // warning, in the YAML layout too, never refused as unknown.
 func TestYAMLUnimplemented(t *testing.T) {
-	c, err := config.Parse([]byte("flush: data\ndispatcher: /sbin/audispd\ntcp_listen_port: 60\nq_depth: 2000\n"), "f.yaml")
+	c, err := config.Parse([]byte("flush: data\ndispatcher: /sbin/audispd\ntcp_listen_port: 60\nuse_libwrap: no\n"), "f.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "f.yaml: ignoring auditd options that auditd-ns does not implement: dispatcher (line 2), tcp_listen_port (line 3), q_depth (line 4) (auditd-ns's remote-logging listener is listen: in this file)"
+	want := "f.yaml: ignoring auditd options that auditd-ns does not implement: dispatcher (line 2), tcp_listen_port (line 3), use_libwrap (line 4) (auditd-ns's remote-logging listener is listen: in this file)"
 	if len(c.Warnings) != 1 || c.Warnings[0] != want {
 		t.Errorf("warnings %q, want %q", c.Warnings, want)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
+	"github.com/auditd-ns/auditd-ns/pkg/plugin"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
 )
 
@@ -105,6 +106,36 @@ var fields = map[string]func(c *Config, v string) error{
 		return nil
 	},
 	"containers_dir": pathField(func(c *Config) *string { return &c.ContainersDir }),
+	"plugin_dir":     pathField(func(c *Config) *string { return &c.PluginDir }),
+	"q_depth": func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 99999 {
+			return fmt.Errorf("%q is not a number of records from 1 to 99999", v)
+		}
+		c.QDepth = n
+		return nil
+	},
+	"max_restarts": func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 10000 {
+			return fmt.Errorf("%q is not a number from 0 to 10000", v)
+		}
+		c.MaxRestarts = n
+		return nil
+	},
+	"overflow_action": func(c *Config, v string) error {
+		m := map[string]plugin.Overflow{"ignore": plugin.OverflowIgnore, "syslog": plugin.OverflowSyslog,
+			"suspend": plugin.OverflowSuspend, "halt": plugin.OverflowHalt}
+		o, ok := m[strings.ToLower(v)]
+		switch {
+		case strings.EqualFold(v, "single"):
+			return fmt.Errorf("SINGLE is not supported (auditd-ns does not change the runlevel): use SUSPEND, SYSLOG, IGNORE or HALT (which stops the daemon)")
+		case !ok:
+			return fmt.Errorf("%q is not one of ignore, syslog, suspend, halt", v)
+		}
+		c.OverflowAction = o
+		return nil
+	},
 	"metrics_address": func(c *Config, v string) error {
 		if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
 			return fmt.Errorf("%q is not HOST:PORT", v)

@@ -276,6 +276,7 @@ func (b backend) Status(ctx context.Context) (control.Status, error) {
 		st.Router = &control.RouterStatus{Records: rs.Records, Events: rs.Events, Partial: rs.Partial, Unattributed: rs.Unattributed,
 			Overflow: rs.Overflow, Malformed: rs.Malformed, BadChain: rs.BadChain}
 	}
+	st.Plugins = b.d.pluginStatus()
 	var err error
 	st.Containers, err = b.Containers(ctx)
 	return st, err

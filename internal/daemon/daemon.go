@@ -23,6 +23,7 @@ import (
 	"github.com/auditd-ns/auditd-ns/internal/sdnotify"
 	"github.com/auditd-ns/auditd-ns/pkg/auditrule"
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
+	"github.com/auditd-ns/auditd-ns/pkg/plugin"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
 	"github.com/auditd-ns/auditd-ns/pkg/router"
@@ -60,6 +61,8 @@ type Daemon struct {
 	stats       Stats
 	statMu      sync.Mutex    // guards stats, except Records
 	records     atomic.Uint64 // Stats.Records, written by the receiving goroutine only
+	plugins     *plugin.Runner
+	pluginLine  atomic.Pointer[lineFunc] // the plugins' line format (plugins.go)
 }
 
 // Stats is what the daemon reports about itself and the kernel.
@@ -96,6 +99,7 @@ func Load(path string) (*config.Config, *auditrule.File, error) {
 			return nil, nil, err
 		}
 	}
+	cfg.Warnings = append(cfg.Warnings, pluginWarnings(cfg)...)
 	if cfg.ContainersDir != "" {
 		cs, err := registry.LoadDir(cfg.ContainersDir)
 		if err != nil {
@@ -150,6 +154,7 @@ func (d *Daemon) start() error {
 	if d.hlog, err = d.openLog(d.cfg()); err != nil {
 		return err
 	}
+	d.startPlugins()
 	if d.kern, err = source.OpenKernel(); err != nil {
 		return err
 	}
@@ -286,6 +291,7 @@ func (d *Daemon) startText() string {
 }
 
 func (d *Daemon) closeAll() {
+	d.plugins.Stop()
 	if d.kern != nil {
 		d.kern.Close()
 	}

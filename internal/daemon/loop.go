@@ -64,6 +64,7 @@ func (d *Daemon) receive() error {
 			continue
 		}
 		d.hlog.Write(typ, data)
+		d.plugins.Submit(typ, data)
 		d.router.Submit(typ, data)
 		d.namespaces.note(typ, data)
 		d.chains.note(typ, data)
@@ -193,9 +194,11 @@ func (d *Daemon) stop() error {
 		}
 		if typ != record.TypeReplace {
 			d.hlog.Write(typ, data)
+			d.plugins.Submit(typ, data)
 			d.router.Submit(typ, data)
 		}
 	}
+	d.plugins.Stop()
 	d.stopContainers()
 	if d.cfg().RulesOnExit == "delete" {
 		d.deleteRules()

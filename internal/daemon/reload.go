@@ -33,6 +33,7 @@ func (d *Daemon) reload() {
 	}
 	d.rules = kf
 	d.conf.Store(cfg)
+	d.reloadPlugins(cfg)
 	problems := 0
 	if d.kern != nil { // listener mode has no kernel to configure
 		problems = d.applyKernel(cfg, kf)

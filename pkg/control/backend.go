@@ -178,6 +178,31 @@ type Status struct {
 	// Containers are every container (a scoped socket: the scope's
 	// subtree), parents before children.
 	Containers []ContainerInfo `json:"containers"`
+	// Plugins are auditd's plugins the daemon runs (nil in a scoped
+	// socket's answers), in name order.
+	Plugins []PluginStatus `json:"plugins,omitempty"`
+}
+
+// PluginStatus is one plugin's state and counters (pkg/plugin.Stat).
+type PluginStatus struct {
+	// Name is its file's name in plugin_dir; Path its program, or
+	// builtin_af_unix and the socket.
+	Name string `json:"name"`
+	Path string `json:"path"`
+	// State is running, exited (restarted at the next record), failed
+	// (not restarted any more), stopped, suspended (overflow_action),
+	// listening or connected (af_unix).
+	State string `json:"state"`
+	PID   int    `json:"pid,omitempty"`
+	// Queued records wait in its queue of QDepth (q_depth).
+	Queued int `json:"queued"`
+	QDepth int `json:"q_depth"`
+	// Sent were written to it; Dropped were not (queue full, suspended,
+	// failed, or no af_unix reader). Both count since the daemon started.
+	Sent      uint64 `json:"sent"`
+	Dropped   uint64 `json:"dropped"`
+	Restarts  int    `json:"restarts"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 // Attributions, KernelStatus.Attribution: how records are matched to

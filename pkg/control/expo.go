@@ -77,6 +77,17 @@ var containerFamilies = []family[ContainerInfo]{
 	{newDesc("auditd_ns_container_acked_copies_total", "Copies acknowledged by the receiver, or written to a file target.", "container"), prometheus.CounterValue, func(c *ContainerInfo) float64 { return float64(c.Acked) }},
 }
 
+// pluginFamilies have a plugin label (the plugin's file name).
+var pluginFamilies = []family[PluginStatus]{
+	{newDesc("auditd_ns_plugin_running", "1 while the plugin's program runs (or its af_unix socket listens).", "plugin"), prometheus.GaugeValue, func(p *PluginStatus) float64 {
+		return boolf(p.State == "running" || p.State == "listening" || p.State == "connected")
+	}},
+	{newDesc("auditd_ns_plugin_queued_records", "Records waiting in the plugin's queue.", "plugin"), prometheus.GaugeValue, func(p *PluginStatus) float64 { return float64(p.Queued) }},
+	{newDesc("auditd_ns_plugin_sent_records_total", "Records written to the plugin.", "plugin"), prometheus.CounterValue, func(p *PluginStatus) float64 { return float64(p.Sent) }},
+	{newDesc("auditd_ns_plugin_dropped_records_total", "Records the plugin did not get: its queue was full, or it was suspended, failed, or had no reader.", "plugin"), prometheus.CounterValue, func(p *PluginStatus) float64 { return float64(p.Dropped) }},
+	{newDesc("auditd_ns_plugin_restarts_total", "Restarts of the plugin's program after it died.", "plugin"), prometheus.CounterValue, func(p *PluginStatus) float64 { return float64(p.Restarts) }},
+}
+
 // Describe sends every Desc the collector may use, so that the registry
 // checks what Collect sends against them.
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -94,6 +105,9 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- f.desc
 	}
 	for _, f := range containerFamilies {
+		ch <- f.desc
+	}
+	for _, f := range pluginFamilies {
 		ch <- f.desc
 	}
 }
@@ -130,6 +144,9 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, l := range lat {
 		collectLatency(ch, l)
+	}
+	for i := range st.Plugins {
+		collectAll(ch, pluginFamilies, &st.Plugins[i], st.Plugins[i].Name)
 	}
 }
 

@@ -1,0 +1,642 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/syslog"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Overflow is auditd's overflow_action: what a full plugin queue does
+// besides dropping the record it cannot take and counting it.
+type Overflow int
+
+const (
+	// OverflowIgnore drops and counts.
+	OverflowIgnore Overflow = iota
+	// OverflowSyslog drops, counts and warns (daemon log and syslog),
+	// at most once every 10 seconds per plugin.
+	OverflowSyslog
+	// OverflowSuspend stops feeding the plugin whose queue overflowed
+	// until the next reload (SIGHUP); what it misses is counted.
+	OverflowSuspend
+	// OverflowHalt stops the daemon cleanly (through Options.Halt).
+	OverflowHalt
+)
+
+func (o Overflow) String() string {
+	return [...]string{"ignore", "syslog", "suspend", "halt"}[o]
+}
+
+// DefaultQDepth and DefaultMaxRestarts are auditd's defaults of q_depth
+// and max_restarts.
+const (
+	DefaultQDepth      = 2000
+	DefaultMaxRestarts = 10
+)
+
+// Options are the settings every plugin shares (auditd.conf's).
+type Options struct {
+	// QDepth is each plugin's queue length in records (q_depth).
+	QDepth      int
+	Overflow    Overflow
+	MaxRestarts int // max_restarts
+	// Line appends the line of a record, newline included, as the host
+	// log writes it (node= prefix, ENRICHED part): what auditd feeds its
+	// plugins. It is called on the plugins' goroutines.
+	Line func(dst []byte, typ uint16, data []byte) []byte
+	Log  hclog.Logger
+	// Halt stops the daemon (overflow_action halt).
+	Halt func(reason string)
+	// StopGrace bounds how long Stop gives a plugin to take what is
+	// queued and exit, before SIGTERM and SIGKILL (default 3s, as auditd
+	// gives its plugins).
+	StopGrace time.Duration
+}
+
+// Stat is one plugin's state and counters.
+type Stat struct {
+	Name, Path string
+	// State is running, starting, stopped, failed (gave up after
+	// max_restarts or could not start), suspended (overflow_action
+	// suspend), or for af_unix listening or connected.
+	State string
+	PID   int
+	// Queued records wait in the plugin's queue of QDepth.
+	Queued, QDepth int
+	// Sent records were written to the plugin. Dropped were not: the
+	// queue was full, or the plugin suspended, failed or (af_unix) had
+	// no reader.
+	Sent, Dropped uint64
+	Restarts      int
+	LastError     string
+}
+
+// Runner runs a set of plugins.
+type Runner struct {
+	opt     Options
+	plugins atomic.Pointer[[]*plugin]
+	mu      sync.Mutex // serialises Reload and Stop
+}
+
+// Start starts the plugins of confs.
+func Start(confs []*Conf, opt Options) *Runner {
+	if opt.QDepth <= 0 {
+		opt.QDepth = DefaultQDepth
+	}
+	if opt.Log == nil {
+		opt.Log = hclog.NewNullLogger()
+	}
+	if opt.StopGrace == 0 {
+		opt.StopGrace = 3 * time.Second
+	}
+	r := &Runner{opt: opt}
+	ps := make([]*plugin, 0, len(confs))
+	for _, c := range confs {
+		ps = append(ps, r.start(c))
+	}
+	r.plugins.Store(&ps)
+	return r
+}
+
+func (r *Runner) start(c *Conf) *plugin {
+	p := &plugin{conf: c, r: r, log: r.opt.Log.Named(c.Name), q: make(chan *item, r.opt.QDepth),
+		stop: make(chan struct{}), done: make(chan struct{}), state: "starting"}
+	if c.Builtin() {
+		go p.runAFUnix()
+	} else {
+		go p.runProgram()
+	}
+	return p
+}
+
+// item is one record, shared by every plugin's queue; never modified.
+type item struct {
+	typ  uint16
+	data []byte
+}
+
+// Submit hands one record to every plugin. It never blocks: a plugin
+// whose queue is full loses the record, which is counted, and its
+// overflow_action runs. Submit is called by one goroutine at a time.
+func (r *Runner) Submit(typ uint16, data []byte) {
+	if r == nil {
+		return
+	}
+	ps := *r.plugins.Load()
+	if len(ps) == 0 {
+		return
+	}
+	it := &item{typ, bytes.Clone(data)}
+	for _, p := range ps {
+		if p.suspended.Load() {
+			p.dropped.Add(1)
+			continue
+		}
+		select {
+		case p.q <- it:
+		default:
+			p.overflow()
+		}
+	}
+}
+
+// Stats returns every plugin's state, in name order.
+func (r *Runner) Stats() []Stat {
+	if r == nil {
+		return nil
+	}
+	ps := *r.plugins.Load()
+	out := make([]Stat, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.stat())
+	}
+	return out
+}
+
+// Reload replaces the plugins with those of confs, as auditd's SIGHUP
+// does: a plugin whose file is unchanged keeps running (a program gets
+// SIGHUP) and is resumed if suspended; a new or changed one starts; one
+// that is gone or changed stops. opt's Overflow and MaxRestarts apply
+// from now on; a queue keeps its length.
+func (r *Runner) Reload(confs []*Conf, overflow Overflow, maxRestarts int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.opt.Overflow, r.opt.MaxRestarts = overflow, maxRestarts
+	old := map[string]*plugin{}
+	for _, p := range *r.plugins.Load() {
+		old[p.conf.Name] = p
+	}
+	ps := make([]*plugin, 0, len(confs))
+	for _, c := range confs {
+		if p, ok := old[c.Name]; ok && same(p.conf, c) {
+			delete(old, c.Name)
+			p.suspended.Store(false)
+			p.hup()
+			ps = append(ps, p)
+			continue
+		}
+		ps = append(ps, r.start(c))
+	}
+	r.plugins.Store(&ps)
+	var wg sync.WaitGroup
+	for _, p := range old {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.shutdown() }()
+	}
+	wg.Wait()
+}
+
+func same(a, b *Conf) bool {
+	if a.Path != b.Path || a.Socket != b.Socket || a.Mode != b.Mode || len(a.Args) != len(b.Args) {
+		return false
+	}
+	for i := range a.Args {
+		if a.Args[i] != b.Args[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Stop gives each plugin what is queued (within StopGrace), closes its
+// input and ends it. Submit must not be called during or after Stop.
+func (r *Runner) Stop() {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range *r.plugins.Load() {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.shutdown() }()
+	}
+	wg.Wait()
+	empty := []*plugin{}
+	r.plugins.Store(&empty)
+}
+
+type plugin struct {
+	conf *Conf
+	r    *Runner
+	log  hclog.Logger
+	q    chan *item
+	stop chan struct{} // closed by shutdown
+	done chan struct{} // closed when the plugin's goroutine ends
+
+	sent, dropped atomic.Uint64
+	suspended     atomic.Bool
+	lastWarn      atomic.Int64 // unix nanoseconds of the last overflow warning
+
+	mu       sync.Mutex // guards what follows
+	state    string
+	pid      int
+	proc     *os.Process
+	unblock  func() // breaks a write that blocks (shutdown)
+	restarts int
+	lastErr  string
+}
+
+func (p *plugin) set(f func(p *plugin)) {
+	p.mu.Lock()
+	f(p)
+	p.mu.Unlock()
+}
+
+func (p *plugin) stat() Stat {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := Stat{Name: p.conf.Name, Path: p.conf.Path, State: p.state, PID: p.pid, Queued: len(p.q), QDepth: cap(p.q),
+		Sent: p.sent.Load(), Dropped: p.dropped.Load(), Restarts: p.restarts, LastError: p.lastErr}
+	if p.suspended.Load() {
+		st.State = "suspended"
+	}
+	if p.conf.Builtin() {
+		st.Path = p.conf.Path + " " + p.conf.Socket
+	}
+	return st
+}
+
+func (p *plugin) fail(err error) {
+	p.set(func(p *plugin) { p.lastErr = err.Error() })
+}
+
+// overflow counts a record the full queue could not take and runs
+// overflow_action.
+func (p *plugin) overflow() {
+	n := p.dropped.Add(1)
+	opt := &p.r.opt
+	switch opt.Overflow {
+	case OverflowSyslog:
+		now := time.Now().UnixNano()
+		if last := p.lastWarn.Load(); now-last < int64(10*time.Second) || !p.lastWarn.CompareAndSwap(last, now) {
+			return
+		}
+		msg := fmt.Sprintf("plugin %s: queue full (q_depth %d), dropping records; %d dropped so far", p.conf.Name, cap(p.q), n)
+		p.log.Warn("queue full, dropping records", "q_depth", cap(p.q), "dropped", n)
+		if s, err := syslog.New(syslog.LOG_WARNING|syslog.LOG_DAEMON, "auditd-ns"); err == nil {
+			s.Warning(msg)
+			s.Close()
+		}
+	case OverflowSuspend:
+		if p.suspended.CompareAndSwap(false, true) {
+			p.log.Error("queue full: suspending the plugin until the next reload (overflow_action suspend)", "q_depth", cap(p.q))
+		}
+	case OverflowHalt:
+		if p.suspended.CompareAndSwap(false, true) && opt.Halt != nil {
+			go opt.Halt(fmt.Sprintf("plugin %s: queue full (overflow_action halt)", p.conf.Name))
+		}
+	}
+}
+
+// shutdown ends the plugin and waits for its goroutine. A plugin that
+// does not take what is queued within the grace is cut off: its pending
+// write is broken (and its program killed).
+func (p *plugin) shutdown() {
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+	}
+	select {
+	case <-p.done:
+		return
+	case <-time.After(p.r.opt.StopGrace + time.Second):
+	}
+	p.mu.Lock()
+	unblock := p.unblock
+	p.mu.Unlock()
+	if unblock != nil {
+		unblock()
+	}
+	<-p.done
+}
+
+// stopping tells whether shutdown has begun.
+func (p *plugin) stopping() bool {
+	select {
+	case <-p.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *plugin) hup() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.proc != nil {
+		p.proc.Signal(syscall.SIGHUP)
+	}
+}
+
+// next returns the next record, or nil when the plugin stops. Once stop
+// is closed it returns what is still queued until the grace ends.
+func (p *plugin) next(deadline *time.Time) *item {
+	if deadline.IsZero() {
+		select {
+		case it := <-p.q:
+			return it
+		case <-p.stop:
+			*deadline = time.Now().Add(p.r.opt.StopGrace)
+		}
+	}
+	if time.Now().After(*deadline) {
+		return nil
+	}
+	select {
+	case it := <-p.q:
+		return it
+	default:
+		return nil
+	}
+}
+
+// drop counts what is left in the queue as dropped.
+func (p *plugin) dropRest() {
+	for {
+		select {
+		case <-p.q:
+			p.dropped.Add(1)
+		default:
+			return
+		}
+	}
+}
+
+// child is one run of a program plugin.
+type child struct {
+	cmd    *exec.Cmd
+	stdin  *os.File
+	exited chan struct{}
+}
+
+// spawn starts the program as auditd does: argv is the path and args,
+// the environment is empty, stdin is the pipe of records, stdout and
+// stderr are /dev/null, no other descriptor is inherited.
+func (p *plugin) spawn() (*child, error) {
+	if err := CheckProgram(p.conf.Path); err != nil {
+		return nil, err
+	}
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(p.conf.Path, p.conf.Args...)
+	cmd.Env = []string{}
+	cmd.Stdin = rd
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err = cmd.Start()
+	rd.Close()
+	if err != nil {
+		wr.Close()
+		return nil, err
+	}
+	c := &child{cmd: cmd, stdin: wr, exited: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		close(c.exited)
+		p.set(func(p *plugin) {
+			if p.proc == cmd.Process {
+				p.state, p.pid, p.proc = "exited", 0, nil
+				p.lastErr = "exited (" + cmd.ProcessState.String() + "); restarted at the next record"
+			}
+		})
+	}()
+	p.set(func(p *plugin) {
+		p.state, p.pid, p.proc = "running", cmd.Process.Pid, cmd.Process
+		p.unblock = func() { wr.Close(); cmd.Process.Kill() }
+	})
+	p.log.Info("plugin started", "path", p.conf.Path, "pid", cmd.Process.Pid)
+	return c, nil
+}
+
+// end closes the child's input and waits for it to exit: grace, then
+// SIGTERM, then SIGKILL.
+func (p *plugin) end(c *child, grace time.Duration) {
+	c.stdin.Close()
+	select {
+	case <-c.exited:
+		return
+	case <-time.After(grace):
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+		return
+	case <-time.After(2 * time.Second):
+	}
+	c.cmd.Process.Kill()
+	<-c.exited
+}
+
+// runProgram feeds a program plugin until stop. A program that dies is
+// restarted when the next record comes, as auditd does, up to
+// max_restarts times; the record that found it dead is written to the
+// new one.
+func (p *plugin) runProgram() {
+	defer close(p.done)
+	var c *child
+	var deadline time.Time
+	var buf []byte
+	failed := false
+	defer func() {
+		if c != nil {
+			// Let it read what it was given: EOF ends audisp-remote
+			// and audisp-syslog once they have sent it.
+			p.end(c, p.r.opt.StopGrace)
+		}
+		p.set(func(p *plugin) { p.state, p.pid, p.proc = "stopped", 0, nil })
+		p.dropRest()
+	}()
+	start := func() bool {
+		var err error
+		if c, err = p.spawn(); err != nil {
+			c = nil
+			failed = true
+			p.fail(err)
+			p.set(func(p *plugin) { p.state = "failed" })
+			p.log.Error("could not start the plugin; continuing without it", "path", p.conf.Path, "error", err)
+			return false
+		}
+		return true
+	}
+	start()
+	for {
+		it := p.next(&deadline)
+		if it == nil {
+			return
+		}
+		if failed {
+			p.dropped.Add(1)
+			continue
+		}
+		buf = p.r.opt.Line(buf[:0], it.typ, it.data)
+		for try := 0; ; try++ {
+			_, err := c.stdin.Write(buf)
+			if err == nil {
+				p.sent.Add(1)
+				break
+			}
+			p.dropped.Add(1)
+			if p.stopping() {
+				break // no restart
+			}
+			restart := p.died(c, err)
+			c = nil
+			if !restart {
+				failed = true
+				break
+			}
+			if !start() || try > 0 {
+				break
+			}
+			p.dropped.Add(^uint64(0)) // the retry may still send it
+		}
+	}
+}
+
+// died handles a write that failed because the program is gone: it says
+// whether the program may be restarted (max_restarts not reached).
+func (p *plugin) died(c *child, err error) bool {
+	c.stdin.Close()
+	select {
+	case <-c.exited:
+	case <-time.After(time.Second):
+		c.cmd.Process.Kill()
+		<-c.exited
+	}
+	var restarts int
+	p.set(func(p *plugin) {
+		p.restarts++
+		restarts = p.restarts
+		p.lastErr = fmt.Sprintf("terminated unexpectedly (%v; %s)", err, c.cmd.ProcessState)
+		p.pid, p.proc = 0, nil
+	})
+	if restarts > p.r.opt.MaxRestarts {
+		p.log.Error("plugin terminated unexpectedly and has exceeded max_restarts; continuing without it",
+			"path", p.conf.Path, "restarts", restarts-1, "max_restarts", p.r.opt.MaxRestarts)
+		p.set(func(p *plugin) { p.state = "failed" })
+		return false
+	}
+	p.log.Warn("plugin terminated unexpectedly; restarting it", "path", p.conf.Path, "status", c.cmd.ProcessState.String(), "restarts", restarts)
+	return true
+}
+
+// runAFUnix is auditd's builtin af_unix: a stream socket at the
+// configured path, one reader at a time, fed the same lines; records that
+// come while no reader is connected are dropped (and counted), as auditd
+// drops them.
+func (p *plugin) runAFUnix() {
+	defer close(p.done)
+	defer p.dropRest()
+	ln, err := listenUnix(p.conf.Socket, p.conf.Mode)
+	if err != nil {
+		p.fail(err)
+		p.set(func(p *plugin) { p.state = "failed" })
+		p.log.Error("could not open the af_unix socket; continuing without it", "socket", p.conf.Socket, "error", err)
+		var deadline time.Time
+		for p.next(&deadline) != nil {
+			p.dropped.Add(1)
+		}
+		return
+	}
+	p.set(func(p *plugin) { p.state = "listening" })
+	p.log.Info("af_unix socket listening", "socket", p.conf.Socket)
+	conns := make(chan net.Conn)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			select {
+			case conns <- c:
+			case <-ctx.Done():
+				c.Close()
+				return
+			}
+		}
+	}()
+	var conn net.Conn
+	defer func() {
+		cancel()
+		ln.Close()
+		if conn != nil {
+			conn.Close()
+		}
+		os.Remove(p.conf.Socket)
+		p.set(func(p *plugin) { p.state = "stopped" })
+	}()
+	var deadline time.Time
+	var buf []byte
+	for {
+		it := p.next(&deadline)
+		if it == nil {
+			return
+		}
+		if conn == nil {
+			select {
+			case conn = <-conns:
+				cn := conn
+				p.set(func(p *plugin) {
+					p.state = "connected"
+					p.unblock = func() { cn.SetWriteDeadline(time.Now()) }
+				})
+			default:
+				p.dropped.Add(1)
+				continue
+			}
+		}
+		buf = p.r.opt.Line(buf[:0], it.typ, it.data)
+		if !deadline.IsZero() {
+			conn.SetWriteDeadline(deadline)
+		}
+		if _, err := conn.Write(buf); err != nil {
+			p.dropped.Add(1)
+			conn.Close()
+			conn = nil
+			p.set(func(p *plugin) { p.state = "listening" })
+			continue
+		}
+		p.sent.Add(1)
+	}
+}
+
+// listenUnix replaces whatever is at path with a listening stream socket
+// of the given mode (0: the umask's), as auditd's af_unix does.
+func listenUnix(path string, mode os.FileMode) (*net.UnixListener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is not a socket; not replacing it", path)
+		}
+		os.Remove(path)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	ln.SetUnlinkOnClose(false)
+	if mode != 0 {
+		if err := os.Chmod(path, mode); err != nil {
+			ln.Close()
+			os.Remove(path)
+			return nil, err
+		}
+	}
+	return ln, nil
+}
