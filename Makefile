@@ -10,10 +10,11 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
 
 .PHONY: all build man completion run check test gotest deps unit bench fuzz vet clean
 
-# Debian packages the tests use: the real auditd, ausearch, aureport and
-# audisp-remote; ip netns; runc and a static busybox for the OCI hook test;
-# and, for the kernel patches, the kernel source, its build tools and qemu.
-DEBS := auditd audispd-plugins iproute2 runc busybox-static \
+# Debian packages the tests use: the real auditd, ausearch, aureport,
+# audisp-remote and audisp-syslog; LAUREL (JSON through a plugin; its
+# package turns its plugin on, deps turns it off); ip netns; runc and a
+# static busybox for the OCI hook test; and, for the kernel patches, the kernel source, its build tools and qemu.
+DEBS := auditd audispd-plugins laurel iproute2 runc busybox-static \
 	linux-source-6.12 qemu-system-x86 bc flex bison libelf-dev libssl-dev \
 	ccache cpio build-essential iptables systemd podman crun
 
@@ -56,7 +57,8 @@ gotest: vet
 deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBS) >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBS) >/dev/null && \
+	  sed -i 's/^active = yes/active = no/' /etc/audit/plugins.d/laurel.conf; \
 	else echo "deps: not root or no apt-get; install $(DEBS) yourself"; fi
 
 unit:

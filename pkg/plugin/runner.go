@@ -562,6 +562,8 @@ func (p *plugin) runAFUnix() {
 			if err != nil {
 				return
 			}
+			// The writer takes it at the next record: it is ready now.
+			p.set(func(p *plugin) { p.state = "connected" })
 			select {
 			case conns <- c:
 			case <-ctx.Done():
@@ -591,10 +593,7 @@ func (p *plugin) runAFUnix() {
 			select {
 			case conn = <-conns:
 				cn := conn
-				p.set(func(p *plugin) {
-					p.state = "connected"
-					p.unblock = func() { cn.SetWriteDeadline(time.Now()) }
-				})
+				p.set(func(p *plugin) { p.unblock = func() { cn.SetWriteDeadline(time.Now()) } })
 			default:
 				p.dropped.Add(1)
 				continue
