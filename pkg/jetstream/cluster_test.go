@@ -236,3 +236,60 @@ func TestClusterNodeKilledExactlyOnce(t *testing.T) {
 		t.Error("no publisher lost an ack or its connection: the node's loss was not tested")
 	}
 }
+
+// TestRestartMidEvent: the publisher is stopped after the first two
+// records of a three-record event were acknowledged. They are not
+// committed (the event might go on), so the restarted publisher, reading
+// the spooled queue again, sends the whole event with the same message
+// ids, and the stream keeps each record once.
+func TestRestartMidEvent(t *testing.T) {
+	u := newUsers(t)
+	c := startCluster(t, 1, u)
+	js := c.addStreams(u.admin, 1)
+	dir := t.TempDir()
+	lim := queue.Limits{Memory: 1 << 20, Spool: queue.MinSpool}
+	lines, _ := records("host-a", 6) // events of 3, 1, 2 records
+	run := func(q *queue.Queue, until func(Status) bool) Status {
+		p := &Publisher{Conn: Conn{URL: c.url(), Credentials: u.hostA.seedFile, InboxPrefix: "_INBOX_host-a"},
+			Subject: "audit.host.host-a", Stream: hostStream, Queue: q, Window: 2, idle: time.Hour}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); p.Run(ctx) }()
+		deadline := time.Now().Add(20 * time.Second)
+		for !until(p.Status()) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+		<-done
+		return p.Status()
+	}
+	q, err := queue.Open(dir, lim, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range lines[:3] { // the first event, 3 records
+		q.Push(l)
+	}
+	st := run(q, func(s Status) bool { return s.Acked >= 3 })
+	if st.Acked != 3 {
+		t.Fatalf("first run: %+v", st)
+	}
+	if c := q.Stats().Committed; c != 0 {
+		t.Errorf("%d records of an event that may go on were committed", c)
+	}
+	q.Close()
+
+	q, err = queue.Open(dir, lim, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	for _, l := range lines[3:] {
+		q.Push(l)
+	}
+	st = run(q, func(s Status) bool { return s.Acked >= 3 && s.Duplicates >= 3 })
+	if st.Duplicates != 3 {
+		t.Errorf("second run: %d duplicates, want the 3 records sent again: %+v", st.Duplicates, st)
+	}
+	exactlyOnce(t, "audit.host.host-a", streamLines(t, js, hostStream, "audit.host.host-a"), 6)
+}

@@ -2,6 +2,7 @@ package jetstream
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -58,6 +59,10 @@ type Publisher struct {
 
 	mu sync.Mutex // guards st
 	st Status
+
+	// idle is how long the queue may stay empty before an acknowledged
+	// tail is committed; zero means idleCommit.
+	idle time.Duration
 
 	// Run's own state: the position of the last committed item, of the
 	// last one read, and an acknowledged tail not yet committed because
@@ -205,7 +210,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 	for {
 		readCtx, cancel := ctx, context.CancelFunc(func() {})
 		if p.tailSeq != 0 {
-			readCtx, cancel = context.WithTimeout(ctx, idleCommit)
+			readCtx, cancel = context.WithTimeout(ctx, cmp.Or(p.idle, idleCommit))
 		}
 		items, err := p.Queue.Read(readCtx, window)
 		cancel()
