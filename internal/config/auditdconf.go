@@ -199,7 +199,7 @@ func (p *parser) auditdConf(c *Config, src []byte) []string {
 			ignored = append(ignored, fmt.Sprintf("%s (line %d)", key, n))
 			continue
 		case !auditdOptions[key]:
-			if _, ours := fields[key]; ours || key == "listen" || key == "scoped_remote_allow" {
+			if _, ours := fields[key]; ours || mappings[key] {
 				p.failAt(at(ws[0].col), "%s is an auditd-ns setting, not an auditd.conf option: set it in %s (auditd, ausearch and aureport refuse unknown options in auditd.conf)",
 					key, SidePath(p.file))
 				continue

@@ -60,6 +60,13 @@ type Config struct {
 	// Listen, when set, makes the source the remote-logging listener
 	// instead of the kernel (listener mode; local_events must be no).
 	Listen *Listen
+	// ExportJetStream, when set, publishes a copy of the host log to NATS
+	// JetStream (export_jetstream).
+	ExportJetStream *JetStream
+	// ConsumeJetStream, when set, makes the source a JetStream durable
+	// consumer instead of the kernel (consume_jetstream; local_events must
+	// be no).
+	ConsumeJetStream *Consume
 	// Scoped is what the host admin allows the containers registered
 	// through scoped control sockets.
 	Scoped Scoped
@@ -268,6 +275,14 @@ func (p *parser) yaml(c *Config, src []byte, allow func(key string) string) bool
 			c.Listen = p.listen(v)
 			continue
 		}
+		if k.Value == "export_jetstream" {
+			c.ExportJetStream = p.exportJetStream(v, os.Hostname)
+			continue
+		}
+		if k.Value == "consume_jetstream" {
+			c.ConsumeJetStream = p.consumeJetStream(v)
+			continue
+		}
 		if k.Value == "scoped_remote_allow" {
 			c.Scoped.RemoteAllow = p.remoteAllow(v)
 			continue
@@ -315,6 +330,7 @@ func (c *Config) resolve(dir string) {
 	abs(&c.ControlSocket)
 	abs(&c.PluginDir)
 	c.Listen.resolve(dir)
+	c.resolveNATS(dir)
 }
 
 // check validates combinations of options.
@@ -329,10 +345,14 @@ func (c *Config) check(p *parser) error {
 		p.failAt(at("name_format"), "name_format user needs name")
 	}
 	switch {
+	case c.Listen != nil && c.ConsumeJetStream != nil:
+		p.failAt(at("consume_jetstream"), "consume_jetstream: and listen: are two sources; give one")
 	case c.Listen != nil && c.LocalEvents:
 		p.failAt(at("listen"), "listen: needs local_events: no (the daemon reads either the kernel or the listener)")
-	case c.Listen == nil && !c.LocalEvents:
-		p.failAt(at("local_events"), "local_events: no needs a listen: source")
+	case c.ConsumeJetStream != nil && c.LocalEvents:
+		p.failAt(at("consume_jetstream"), "consume_jetstream: needs local_events: no (the daemon reads either the kernel or the stream)")
+	case c.Listen == nil && c.ConsumeJetStream == nil && !c.LocalEvents:
+		p.failAt(at("local_events"), "local_events: no needs a listen: source (or consume_jetstream:)")
 	}
 	return p.err()
 }
