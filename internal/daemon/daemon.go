@@ -47,6 +47,7 @@ type Daemon struct {
 	halt   context.CancelFunc
 	router *router.Router
 	conts  *containers
+	export *export            // the host log's JetStream export, nil for none
 	rstop  context.CancelFunc // stops the router
 	rdone  chan struct{}
 	// tracker attributes records to cgroups on a stock kernel.
@@ -128,6 +129,9 @@ func Run(ctx context.Context, cfg *config.Config, kf *auditrule.File, log hclog.
 	if cfg.Listen != nil {
 		return d.runListener(ctx, sigs)
 	}
+	if cfg.ConsumeJetStream != nil {
+		return d.runConsume(ctx, sigs)
+	}
 	if err := d.start(); err != nil {
 		if d.kern != nil {
 			d.kern.Unregister()
@@ -155,6 +159,9 @@ func (d *Daemon) start() error {
 		return err
 	}
 	d.startPlugins()
+	if d.export, err = d.startExport(d.cfg().ExportJetStream); err != nil {
+		return err
+	}
 	if d.kern, err = source.OpenKernel(); err != nil {
 		return err
 	}
@@ -292,6 +299,7 @@ func (d *Daemon) startText() string {
 
 func (d *Daemon) closeAll() {
 	d.plugins.Stop()
+	d.export.stop(0)
 	if d.kern != nil {
 		d.kern.Close()
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"time"
 
 	"github.com/auditd-ns/auditd-ns/internal/config"
 	"github.com/auditd-ns/auditd-ns/internal/sdnotify"
@@ -28,8 +29,13 @@ func (d *Daemon) runListener(ctx context.Context, sigs <-chan os.Signal) error {
 	if d.hlog, err = d.openLog(cfg); err != nil {
 		return err
 	}
+	if d.export, err = d.startExport(cfg.ExportJetStream); err != nil {
+		d.hlog.Close()
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen.Address)
 	if err != nil {
+		d.export.stop(0)
 		d.hlog.Close()
 		return fmt.Errorf("listening for remote-logging peers: %w", err)
 	}
@@ -39,6 +45,7 @@ func (d *Daemon) runListener(ctx context.Context, sigs <-chan os.Signal) error {
 	// processes (a container sharing the host's pid namespace).
 	if err := d.startContainers(false, d.attributor(false)); err != nil {
 		ln.Close()
+		d.export.stop(0)
 		d.hlog.Close()
 		return err
 	}
@@ -68,6 +75,7 @@ func (d *Daemon) runListener(ctx context.Context, sigs <-chan os.Signal) error {
 	sigStop()
 	<-sigDone
 	d.stopContainers()
+	d.export.stop(2 * time.Second)
 	d.hlog.Daemon(record.TypeDaemonEnd, endText())
 	return errors.Join(runErr, d.hlog.Close())
 }
@@ -109,6 +117,7 @@ func (d *Daemon) handleLine(line []byte) error {
 	if err := d.hlog.Flush(); err != nil {
 		return err
 	}
+	d.export.line(line)
 	if l, err := record.ParseLine(line); err == nil {
 		d.router.Submit(l.Type, l.Data) // an ENRICHED line: route the raw part
 		d.namespaces.note(l.Type, l.Data)

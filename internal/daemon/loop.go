@@ -65,6 +65,7 @@ func (d *Daemon) receive() error {
 		}
 		d.hlog.Write(typ, data)
 		d.plugins.Submit(typ, data)
+		d.export.record(typ, data)
 		d.router.Submit(typ, data)
 		d.namespaces.note(typ, data)
 		d.chains.note(typ, data)
@@ -195,11 +196,13 @@ func (d *Daemon) stop() error {
 		if typ != record.TypeReplace {
 			d.hlog.Write(typ, data)
 			d.plugins.Submit(typ, data)
+			d.export.record(typ, data)
 			d.router.Submit(typ, data)
 		}
 	}
 	d.plugins.Stop()
 	d.stopContainers()
+	d.export.stop(2 * time.Second)
 	if d.cfg().RulesOnExit == "delete" {
 		d.deleteRules()
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/auditd-ns/auditd-ns/internal/natstest"
 	"github.com/auditd-ns/auditd-ns/pkg/queue"
 )
 
@@ -127,20 +128,20 @@ func TestClusterNodeKilledExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
 	}
-	u := newUsers(t)
-	c := startCluster(t, 3, u)
-	js := c.addStreams(u.admin, 3)
+	u := natstest.NewUsers(t)
+	c := natstest.Start(t, 3, u)
+	js := c.AddStreams(u.Admin, 3)
 
 	const n = 30000
 	type host struct {
 		name       string
-		cred       user
+		cred       natstest.User
 		hq, tq     *queue.Queue
 		hp, tp     *Publisher
 		hostSubj   string
 		tenantSubj string
 	}
-	hosts := []*host{{name: "host-a", cred: u.hostA}, {name: "host-b", cred: u.hostB}}
+	hosts := []*host{{name: "host-a", cred: u.HostA}, {name: "host-b", cred: u.HostB}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var wg sync.WaitGroup
@@ -148,10 +149,10 @@ func TestClusterNodeKilledExactlyOnce(t *testing.T) {
 		h.hostSubj, _ = HostSubject(h.name)
 		h.tenantSubj, _ = TenantSubject("t1", h.name)
 		h.hq, h.tq = openQueue(t), openQueue(t)
-		conn := Conn{URL: c.url(), Credentials: h.cred.seedFile, InboxPrefix: "_INBOX_" + h.name, MaxBackoff: time.Second}
-		h.hp = &Publisher{Conn: conn, Subject: h.hostSubj, Stream: hostStream, Queue: h.hq, AckTimeout: 2 * time.Second,
+		conn := Conn{URL: c.URL(), Credentials: h.cred.SeedFile, InboxPrefix: "_INBOX_" + h.name, MaxBackoff: time.Second}
+		h.hp = &Publisher{Conn: conn, Subject: h.hostSubj, Stream: natstest.HostStream, Queue: h.hq, AckTimeout: 2 * time.Second,
 			Logger: hclog.New(&hclog.LoggerOptions{Name: h.name, Level: hclog.Warn})}
-		h.tp = &Publisher{Conn: conn, Subject: h.tenantSubj, Stream: tenantStream, Queue: h.tq, AckTimeout: 2 * time.Second}
+		h.tp = &Publisher{Conn: conn, Subject: h.tenantSubj, Stream: natstest.TenantStream, Queue: h.tq, AckTimeout: 2 * time.Second}
 		for _, p := range []*Publisher{h.hp, h.tp} {
 			wg.Add(1)
 			go func() {
@@ -164,7 +165,7 @@ func TestClusterNodeKilledExactlyOnce(t *testing.T) {
 	}
 	// The host stream's leader goes away a third of the way in.
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-	info, err := js.Stream(sctx, hostStream)
+	info, err := js.Stream(sctx, natstest.HostStream)
 	scancel()
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +188,7 @@ func TestClusterNodeKilledExactlyOnce(t *testing.T) {
 	}
 	time.Sleep(150 * time.Millisecond)
 	killed := ""
-	for _, s := range c.servers {
+	for _, s := range c.Servers {
 		if s.Name() == leader {
 			s.Shutdown()
 			killed = s.Name()
@@ -196,7 +197,7 @@ func TestClusterNodeKilledExactlyOnce(t *testing.T) {
 	if killed == "" {
 		t.Fatalf("no server is the stream leader %q", leader)
 	}
-	t.Logf("shut down %s, the leader of %s", killed, hostStream)
+	t.Logf("shut down %s, the leader of %s", killed, natstest.HostStream)
 	pushWG.Wait()
 
 	deadline := time.Now().Add(90 * time.Second)
@@ -229,8 +230,8 @@ func TestClusterNodeKilledExactlyOnce(t *testing.T) {
 				t.Errorf("%s: the stream took %d new messages and %d duplicates, for %d records", st.Subject, st.Acked, st.Duplicates, n)
 			}
 		}
-		exactlyOnce(t, h.hostSubj, streamLines(t, js, hostStream, h.hostSubj), n)
-		exactlyOnce(t, h.tenantSubj, streamLines(t, js, tenantStream, h.tenantSubj), n)
+		exactlyOnce(t, h.hostSubj, streamLines(t, js, natstest.HostStream, h.hostSubj), n)
+		exactlyOnce(t, h.tenantSubj, streamLines(t, js, natstest.TenantStream, h.tenantSubj), n)
 	}
 	if !disrupted {
 		t.Error("no publisher lost an ack or its connection: the node's loss was not tested")
@@ -243,15 +244,15 @@ func TestClusterNodeKilledExactlyOnce(t *testing.T) {
 // the spooled queue again, sends the whole event with the same message
 // ids, and the stream keeps each record once.
 func TestRestartMidEvent(t *testing.T) {
-	u := newUsers(t)
-	c := startCluster(t, 1, u)
-	js := c.addStreams(u.admin, 1)
+	u := natstest.NewUsers(t)
+	c := natstest.Start(t, 1, u)
+	js := c.AddStreams(u.Admin, 1)
 	dir := t.TempDir()
 	lim := queue.Limits{Memory: 1 << 20, Spool: queue.MinSpool}
 	lines, _ := records("host-a", 6) // events of 3, 1, 2 records
 	run := func(q *queue.Queue, until func(Status) bool) Status {
-		p := &Publisher{Conn: Conn{URL: c.url(), Credentials: u.hostA.seedFile, InboxPrefix: "_INBOX_host-a"},
-			Subject: "audit.host.host-a", Stream: hostStream, Queue: q, Window: 2, idle: time.Hour}
+		p := &Publisher{Conn: Conn{URL: c.URL(), Credentials: u.HostA.SeedFile, InboxPrefix: "_INBOX_host-a"},
+			Subject: "audit.host.host-a", Stream: natstest.HostStream, Queue: q, Window: 2, idle: time.Hour}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); p.Run(ctx) }()
@@ -291,5 +292,5 @@ func TestRestartMidEvent(t *testing.T) {
 	if st.Duplicates != 3 {
 		t.Errorf("second run: %d duplicates, want the 3 records sent again: %+v", st.Duplicates, st)
 	}
-	exactlyOnce(t, "audit.host.host-a", streamLines(t, js, hostStream, "audit.host.host-a"), 6)
+	exactlyOnce(t, "audit.host.host-a", streamLines(t, js, natstest.HostStream, "audit.host.host-a"), 6)
 }

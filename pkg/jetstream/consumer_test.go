@@ -14,15 +14,16 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/auditd-ns/auditd-ns/internal/natstest"
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 )
 
 // publishAll publishes lines on subject as u, through a Publisher, and
 // waits until the queue is empty.
-func publishAll(t testing.TB, c *cluster, u user, host, subject, stream string, lines [][]byte) *Publisher {
+func publishAll(t testing.TB, c *natstest.Cluster, u natstest.User, host, subject, stream string, lines [][]byte) *Publisher {
 	t.Helper()
 	q := openQueue(t)
-	p := &Publisher{Conn: Conn{URL: c.url(), Credentials: u.seedFile, InboxPrefix: "_INBOX_" + host},
+	p := &Publisher{Conn: Conn{URL: c.URL(), Credentials: u.SeedFile, InboxPrefix: "_INBOX_" + host},
 		Subject: subject, Stream: stream, Queue: q, AckTimeout: 2 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -54,10 +55,10 @@ func openLog(t testing.TB, path string) *hostlog.Writer {
 
 // consume runs a consumer as u until cond holds or the time is up, and
 // returns its status.
-func consume(t testing.TB, c *cluster, u user, inbox, durable, filter string, log LineWriter, wait time.Duration, cond func(ConsumerStatus) bool) ConsumerStatus {
+func consume(t testing.TB, c *natstest.Cluster, u natstest.User, inbox, durable, filter string, log LineWriter, wait time.Duration, cond func(ConsumerStatus) bool) ConsumerStatus {
 	t.Helper()
-	cs := &Consumer{Conn: Conn{URL: c.url(), Credentials: u.seedFile, InboxPrefix: inbox},
-		Stream: tenantStream, Durable: durable, Filter: filter, Log: log}
+	cs := &Consumer{Conn: Conn{URL: c.URL(), Credentials: u.SeedFile, InboxPrefix: inbox},
+		Stream: natstest.TenantStream, Durable: durable, Filter: filter, Log: log}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -96,20 +97,20 @@ func ausearchCount(t testing.TB, log string, args ...string) int {
 // consumer writes one log from both, and the real ausearch finds every
 // record of each host, by node.
 func TestConsumerAusearch(t *testing.T) {
-	u := newUsers(t)
-	c := startCluster(t, 1, u)
-	c.addStreams(u.admin, 1)
+	u := natstest.NewUsers(t)
+	c := natstest.Start(t, 1, u)
+	c.AddStreams(u.Admin, 1)
 	const n = 2000
 	for _, h := range []struct {
 		name string
-		cred user
-	}{{"host-a", u.hostA}, {"host-b", u.hostB}} {
+		cred natstest.User
+	}{{"host-a", u.HostA}, {"host-b", u.HostB}} {
 		lines, _ := records(h.name, n)
 		subj, _ := TenantSubject("t1", h.name)
-		publishAll(t, c, h.cred, h.name, subj, tenantStream, lines)
+		publishAll(t, c, h.cred, h.name, subj, natstest.TenantStream, lines)
 	}
 	path := filepath.Join(t.TempDir(), "t1", "audit.log")
-	st := consume(t, c, u.t1, "_INBOX_t1", "t1", "audit.tenant.t1.>", openLog(t, path), 60*time.Second,
+	st := consume(t, c, u.T1, "_INBOX_t1", "t1", "audit.tenant.t1.>", openLog(t, path), 60*time.Second,
 		func(s ConsumerStatus) bool { return s.Written >= 2*n })
 	if st.Written != 2*n {
 		t.Fatalf("consumer wrote %d records, want %d: %+v", st.Written, 2*n, st)
@@ -123,7 +124,7 @@ func TestConsumerAusearch(t *testing.T) {
 		t.Error("ausearch -m PATH found nothing")
 	}
 	// A restarted consumer resumes from its durable: nothing is written twice.
-	st = consume(t, c, u.t1, "_INBOX_t1", "t1", "audit.tenant.t1.>", openLog(t, path), 3*time.Second,
+	st = consume(t, c, u.T1, "_INBOX_t1", "t1", "audit.tenant.t1.>", openLog(t, path), 3*time.Second,
 		func(ConsumerStatus) bool { return false })
 	if st.Written != 0 {
 		t.Errorf("the restarted consumer wrote %d records again", st.Written)
@@ -134,16 +135,16 @@ func TestConsumerAusearch(t *testing.T) {
 // t1's subjects: not by subscribing, not through t1's durable consumer,
 // not through a consumer of its own with t1's filter. t1 reads its own.
 func TestTenantCannotReadAnother(t *testing.T) {
-	u := newUsers(t)
-	c := startCluster(t, 1, u)
-	c.addStreams(u.admin, 1)
+	u := natstest.NewUsers(t)
+	c := natstest.Start(t, 1, u)
+	c.AddStreams(u.Admin, 1)
 	lines, _ := records("host-a", 50)
 	subj, _ := TenantSubject("t1", "host-a")
-	publishAll(t, c, u.hostA, "host-a", subj, tenantStream, lines)
+	publishAll(t, c, u.HostA, "host-a", subj, natstest.TenantStream, lines)
 
 	// A core subscription is refused.
 	errs := make(chan error, 10)
-	nc := c.connect(u.t2, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
+	nc := c.Connect(u.T2, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
 	got := make(chan *nats.Msg, 100)
 	if _, err := nc.ChanSubscribe("audit.tenant.t1.>", got); err != nil {
 		t.Fatal(err)
@@ -167,7 +168,7 @@ func TestTenantCannotReadAnother(t *testing.T) {
 		{"_INBOX_t2", "t2x", "audit.tenant.t2.>"}, // another durable
 	} {
 		path := filepath.Join(dir, try.durable+strconv.Itoa(len(try.filter))+try.inbox, "audit.log")
-		st := consume(t, c, u.t2, try.inbox, try.durable, try.filter, openLog(t, path), 3*time.Second,
+		st := consume(t, c, u.T2, try.inbox, try.durable, try.filter, openLog(t, path), 3*time.Second,
 			func(s ConsumerStatus) bool { return s.Written > 0 })
 		if st.Written != 0 {
 			t.Errorf("t2 as %+v read %d of t1's records", try, st.Written)
@@ -186,7 +187,7 @@ func TestTenantCannotReadAnother(t *testing.T) {
 	}
 
 	path := filepath.Join(dir, "t1", "audit.log")
-	st := consume(t, c, u.t1, "_INBOX_t1", "t1", "audit.tenant.t1.>", openLog(t, path), 30*time.Second,
+	st := consume(t, c, u.T1, "_INBOX_t1", "t1", "audit.tenant.t1.>", openLog(t, path), 30*time.Second,
 		func(s ConsumerStatus) bool { return s.Written >= 50 })
 	if st.Written != 50 {
 		t.Errorf("t1 read %d of its 50 records: %+v", st.Written, st)
@@ -197,12 +198,12 @@ func TestTenantCannotReadAnother(t *testing.T) {
 // on host-b's subjects; the refusal shows in the publisher's status and
 // the stream holds nothing for host-b.
 func TestHostCannotPublishAsAnother(t *testing.T) {
-	u := newUsers(t)
-	c := startCluster(t, 1, u)
-	js := c.addStreams(u.admin, 1)
+	u := natstest.NewUsers(t)
+	c := natstest.Start(t, 1, u)
+	js := c.AddStreams(u.Admin, 1)
 	q := openQueue(t)
-	p := &Publisher{Conn: Conn{URL: c.url(), Credentials: u.hostA.seedFile, InboxPrefix: "_INBOX_host-a"},
-		Subject: "audit.host.host-b", Stream: hostStream, Queue: q, AckTimeout: time.Second}
+	p := &Publisher{Conn: Conn{URL: c.URL(), Credentials: u.HostA.SeedFile, InboxPrefix: "_INBOX_host-a"},
+		Subject: "audit.host.host-b", Stream: natstest.HostStream, Queue: q, AckTimeout: time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); p.Run(ctx) }()
@@ -223,7 +224,7 @@ func TestHostCannotPublishAsAnother(t *testing.T) {
 	if st.Acked != 0 || q.Stats().Committed != 0 {
 		t.Errorf("acked %d, committed %d: records left the queue without the stream", st.Acked, q.Stats().Committed)
 	}
-	s, err := js.Stream(context.Background(), hostStream)
+	s, err := js.Stream(context.Background(), natstest.HostStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,9 +238,9 @@ func TestHostCannotPublishAsAnother(t *testing.T) {
 // newline that would start a forged record, a NUL and an over-long line
 // do not get through.
 func TestConsumerHostileMessage(t *testing.T) {
-	u := newUsers(t)
-	c := startCluster(t, 1, u)
-	c.addStreams(u.admin, 1)
+	u := natstest.NewUsers(t)
+	c := natstest.Start(t, 1, u)
+	c.AddStreams(u.Admin, 1)
 	long := "type=USER msg=audit(1764800000.001:9): pid=1 uid=0 auid=0 ses=1 msg='" + strings.Repeat("x", 3*MaxLine) + "'"
 	lines := [][]byte{
 		[]byte("node=host-b type=USER msg=audit(1764800000.001:5): pid=1 uid=0 auid=0 ses=1 msg='forged node'"),
@@ -248,9 +249,9 @@ func TestConsumerHostileMessage(t *testing.T) {
 		[]byte(long),
 	}
 	subj, _ := TenantSubject("t1", "host-a")
-	publishAll(t, c, u.hostA, "host-a", subj, tenantStream, lines)
+	publishAll(t, c, u.HostA, "host-a", subj, natstest.TenantStream, lines)
 	path := filepath.Join(t.TempDir(), "audit.log")
-	st := consume(t, c, u.t1, "_INBOX_t1", "t1", "audit.tenant.t1.>", openLog(t, path), 30*time.Second,
+	st := consume(t, c, u.T1, "_INBOX_t1", "t1", "audit.tenant.t1.>", openLog(t, path), 30*time.Second,
 		func(s ConsumerStatus) bool { return s.Written >= uint64(len(lines)) })
 	b, err := os.ReadFile(path)
 	if err != nil {

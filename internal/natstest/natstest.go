@@ -1,4 +1,9 @@
-package jetstream
+// Package natstest starts real nats-servers with JetStream for tests, in
+// the test's process: one server or a cluster on loopback, with the
+// accounts and permissions docs/jetstream.md gives (a security team's
+// admin, two hosts, two tenants), each User an nkey whose seed file is the
+// credentials a publisher or consumer is given.
+package natstest
 
 import (
 	"context"
@@ -18,23 +23,23 @@ import (
 
 // Streams the tests' servers hold, as docs/jetstream.md sets them up.
 const (
-	hostStream   = "AUDIT_HOSTS"
-	tenantStream = "AUDIT_TENANTS"
+	HostStream   = "AUDIT_HOSTS"
+	TenantStream = "AUDIT_TENANTS"
 )
 
-// user is one nkey user of the test accounts: its seed file is the
+// User is one nkey User of the test accounts: its seed file is the
 // credentials a Publisher or Consumer is given.
-type user struct {
-	pub, seedFile string
+type User struct {
+	Pub, SeedFile string
 }
 
-// users are the test accounts' users: the security team's admin, two
+// Users are the test accounts' Users: the security team's admin, two
 // hosts and two tenants.
-type users struct {
-	admin, hostA, hostB, t1, t2 user
+type Users struct {
+	Admin, HostA, HostB, T1, T2 User
 }
 
-func newUser(t testing.TB, dir, name string) user {
+func newUser(t testing.TB, dir, name string) User {
 	t.Helper()
 	kp, err := nkeys.CreateUser()
 	if err != nil {
@@ -46,34 +51,35 @@ func newUser(t testing.TB, dir, name string) user {
 	if err := os.WriteFile(f, append(seed, '\n'), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return user{pub: pub, seedFile: f}
+	return User{Pub: pub, SeedFile: f}
 }
 
-func newUsers(t testing.TB) users {
+// NewUsers makes the users, their seeds in a temporary directory.
+func NewUsers(t testing.TB) Users {
 	dir := t.TempDir()
-	return users{
-		admin: newUser(t, dir, "admin"),
-		hostA: newUser(t, dir, "host-a"),
-		hostB: newUser(t, dir, "host-b"),
-		t1:    newUser(t, dir, "tenant-t1"),
-		t2:    newUser(t, dir, "tenant-t2"),
+	return Users{
+		Admin: newUser(t, dir, "admin"),
+		HostA: newUser(t, dir, "host-a"),
+		HostB: newUser(t, dir, "host-b"),
+		T1:    newUser(t, dir, "tenant-t1"),
+		T2:    newUser(t, dir, "tenant-t2"),
 	}
 }
 
-// hostPerms is a host's permissions: publish its own log and its tenants'
+// HostPerms is a host's permissions: publish its own log and its tenants'
 // copies from it, receive its acks on its own inboxes. Nothing else.
-func hostPerms(host string) string {
+func HostPerms(host string) string {
 	return fmt.Sprintf(`{
           publish: { allow: ["audit.host.%[1]s", "audit.tenant.*.%[1]s"] }
           subscribe: { allow: ["_INBOX_%[1]s.>"] }
         }`, host)
 }
 
-// tenantPerms is a tenant's permissions: create and read one durable
+// TenantPerms is a tenant's permissions: create and read one durable
 // consumer, named as the tenant, whose filter is its own subjects, on its
 // own inboxes. Nothing else: no core subscription to audit.>, no other
 // consumer, no direct get.
-func tenantPerms(tenant string) string {
+func TenantPerms(tenant string) string {
 	return fmt.Sprintf(`{
           publish: { allow: [
             "$JS.API.CONSUMER.CREATE.%[2]s.%[1]s.audit.tenant.%[1]s.>",
@@ -82,15 +88,16 @@ func tenantPerms(tenant string) string {
             "$JS.ACK.%[2]s.%[1]s.>"
           ] }
           subscribe: { allow: ["_INBOX_%[1]s.>"] }
-        }`, tenant, tenantStream)
+        }`, tenant, TenantStream)
 }
 
-func accountsConf(u users) string {
+// AccountsConf is the accounts block of every server's config.
+func AccountsConf(u Users) string {
 	return fmt.Sprintf(`
 accounts {
   AUDIT {
     jetstream: enabled
-    users: [
+    Users: [
       { nkey: %s }
       { nkey: %s, permissions: %s }
       { nkey: %s, permissions: %s }
@@ -98,11 +105,11 @@ accounts {
       { nkey: %s, permissions: %s }
     ]
   }
-  SYS { users: [] }
+  SYS { Users: [] }
 }
 system_account: SYS
-`, u.admin.pub, u.hostA.pub, hostPerms("host-a"), u.hostB.pub, hostPerms("host-b"),
-		u.t1.pub, tenantPerms("t1"), u.t2.pub, tenantPerms("t2"))
+`, u.Admin.Pub, u.HostA.Pub, HostPerms("host-a"), u.HostB.Pub, HostPerms("host-b"),
+		u.T1.Pub, TenantPerms("t1"), u.T2.Pub, TenantPerms("t2"))
 }
 
 func freePort(t testing.TB) int {
@@ -115,16 +122,16 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// cluster is n nats-servers with JetStream on loopback, in this process.
-type cluster struct {
+// Cluster is n nats-servers with JetStream on loopback, in this process.
+type Cluster struct {
 	t       testing.TB
-	servers []*server.Server
+	Servers []*server.Server
 	urls    []string
 }
 
-// startCluster starts n servers (n == 1: no cluster block) with the test
+// Start starts n servers (n == 1: no cluster block) with the test
 // accounts, and waits until JetStream has a leader.
-func startCluster(t testing.TB, n int, u users) *cluster {
+func Start(t testing.TB, n int, u Users) *Cluster {
 	t.Helper()
 	dir := t.TempDir()
 	ports := make([]int, n)
@@ -132,7 +139,7 @@ func startCluster(t testing.TB, n int, u users) *cluster {
 	for i := range ports {
 		ports[i], cports[i] = freePort(t), freePort(t)
 	}
-	c := &cluster{t: t}
+	c := &Cluster{t: t}
 	for i := 0; i < n; i++ {
 		var b strings.Builder
 		fmt.Fprintf(&b, "server_name: n%d\nlisten: 127.0.0.1:%d\n", i+1, ports[i])
@@ -146,7 +153,7 @@ func startCluster(t testing.TB, n int, u users) *cluster {
 			}
 			fmt.Fprintf(&b, "cluster { name: audit, listen: 127.0.0.1:%d, routes: [%s] }\n", cports[i], strings.Join(routes, ", "))
 		}
-		b.WriteString(accountsConf(u))
+		b.WriteString(AccountsConf(u))
 		f := filepath.Join(dir, fmt.Sprintf("n%d.conf", i+1))
 		if err := os.WriteFile(f, []byte(b.String()), 0o600); err != nil {
 			t.Fatal(err)
@@ -161,11 +168,11 @@ func startCluster(t testing.TB, n int, u users) *cluster {
 			t.Fatal(err)
 		}
 		go s.Start()
-		c.servers = append(c.servers, s)
+		c.Servers = append(c.Servers, s)
 		c.urls = append(c.urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
 	}
-	t.Cleanup(c.stop)
-	for _, s := range c.servers {
+	t.Cleanup(c.Stop)
+	for _, s := range c.Servers {
 		if !s.ReadyForConnections(20 * time.Second) {
 			t.Fatalf("server %s not ready", s.Name())
 		}
@@ -173,25 +180,30 @@ func startCluster(t testing.TB, n int, u users) *cluster {
 	return c
 }
 
-func (c *cluster) url() string { return strings.Join(c.urls, ",") }
+// URL lists every server, comma-separated.
+func (c *Cluster) URL() string { return strings.Join(c.urls, ",") }
 
-func (c *cluster) stop() {
-	for _, s := range c.servers {
+// URLs are the servers' URLs, one each.
+func (c *Cluster) URLs() []string { return c.urls }
+
+// Stop shuts every server down.
+func (c *Cluster) Stop() {
+	for _, s := range c.Servers {
 		s.Shutdown()
 	}
-	for _, s := range c.servers {
+	for _, s := range c.Servers {
 		s.WaitForShutdown()
 	}
 }
 
-// connect connects as u to every server.
-func (c *cluster) connect(u user, opts ...nats.Option) *nats.Conn {
+// Connect connects as u to every server.
+func (c *Cluster) Connect(u User, opts ...nats.Option) *nats.Conn {
 	c.t.Helper()
-	o, err := nats.NkeyOptionFromSeed(u.seedFile)
+	o, err := nats.NkeyOptionFromSeed(u.SeedFile)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	nc, err := nats.Connect(c.url(), append(opts, o, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))...)
+	nc, err := nats.Connect(c.URL(), append(opts, o, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))...)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -199,17 +211,17 @@ func (c *cluster) connect(u user, opts ...nats.Option) *nats.Conn {
 	return nc
 }
 
-// addStreams makes the host and tenant streams, with replicas, as the
+// AddStreams makes the host and tenant streams, with replicas, as the
 // admin, retrying while the cluster elects its leader.
-func (c *cluster) addStreams(admin user, replicas int) jetstream.JetStream {
+func (c *Cluster) AddStreams(admin User, replicas int) jetstream.JetStream {
 	c.t.Helper()
-	js, err := jetstream.New(c.connect(admin))
+	js, err := jetstream.New(c.Connect(admin))
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	for _, cfg := range []jetstream.StreamConfig{
-		{Name: hostStream, Subjects: []string{"audit.host.>"}},
-		{Name: tenantStream, Subjects: []string{"audit.tenant.>"}},
+		{Name: HostStream, Subjects: []string{"audit.host.>"}},
+		{Name: TenantStream, Subjects: []string{"audit.tenant.>"}},
 	} {
 		cfg.Replicas = replicas
 		cfg.Storage = jetstream.FileStorage

@@ -1,0 +1,188 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/auditd-ns/auditd-ns/internal/beneath"
+	"github.com/auditd-ns/auditd-ns/internal/config"
+	"github.com/auditd-ns/auditd-ns/pkg/jetstream"
+	"github.com/auditd-ns/auditd-ns/pkg/queue"
+	"github.com/auditd-ns/auditd-ns/pkg/record"
+)
+
+// export is the host log's copy to NATS JetStream (export_jetstream): every
+// record written to the host log is pushed to a bounded queue of its own,
+// which never blocks the host log, and a Publisher drains it.
+type export struct {
+	q      *queue.Queue
+	p      *jetstream.Publisher
+	cancel context.CancelFunc
+	done   chan struct{}
+	buf    []byte // used by record, on the receiving goroutine only
+}
+
+// startExport opens the export's queue (its spool in
+// STATE_DIR/export/jetstream) and starts its publisher. Nil config, nil
+// export.
+func (d *Daemon) startExport(jc *config.JetStream) (*export, error) {
+	if jc == nil {
+		return nil, nil
+	}
+	log := d.log.Named("export")
+	lim := queue.Limits{Memory: jc.Memory, Spool: jc.Spool}
+	var dir *beneath.Dir
+	if lim.Spool != 0 {
+		root := filepath.Join(d.cfg().StateDir, "export")
+		if err := os.MkdirAll(root, 0o700); err != nil {
+			return nil, fmt.Errorf("export_jetstream: %w", err)
+		}
+		rd, err := beneath.Open(root)
+		if err != nil {
+			return nil, fmt.Errorf("export_jetstream: %w", err)
+		}
+		dir, err = rd.MkdirAll("jetstream", 0o700)
+		rd.Close()
+		if err != nil {
+			return nil, fmt.Errorf("export_jetstream: %w", err)
+		}
+	}
+	q, err := queue.OpenDir(dir, lim, log)
+	if err != nil {
+		if dir != nil {
+			dir.Close()
+		}
+		return nil, fmt.Errorf("export_jetstream: %w", err)
+	}
+	e := &export{q: q, done: make(chan struct{})}
+	e.p = &jetstream.Publisher{
+		Conn:    jetstream.Conn{URL: jc.URL, Credentials: jc.Credentials, InboxPrefix: jc.InboxPrefix},
+		Subject: jc.Subject, Stream: jc.Stream, Queue: q, Logger: log,
+	}
+	if err := e.p.Check(); err != nil {
+		q.Close()
+		return nil, fmt.Errorf("export_jetstream: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	go func() {
+		defer close(e.done)
+		if err := e.p.Run(ctx); err != nil {
+			log.Error("the host log's export stopped", "error", err)
+		}
+	}()
+	d.log.Info("exporting the host log to jetstream", "url", jc.URL, "subject", jc.Subject, "stream", jc.Stream)
+	return e, nil
+}
+
+// record pushes a copy of one kernel record, in log format.
+func (e *export) record(typ uint16, data []byte) {
+	if e == nil {
+		return
+	}
+	e.buf = record.AppendLine(e.buf[:0], "", typ, data)
+	e.q.Push(e.buf)
+}
+
+// line pushes a copy of one received log line.
+func (e *export) line(line []byte) {
+	if e == nil {
+		return
+	}
+	e.q.Push(line)
+}
+
+// stop gives the publisher up to wait to empty the queue, then stops it;
+// what is left stays in the spool, if there is one.
+func (e *export) stop(wait time.Duration) {
+	if e == nil {
+		return
+	}
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		if st := e.q.Stats(); st.MemoryItems+st.SpoolItems == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.cancel()
+	<-e.done
+	e.q.Close()
+}
+
+// Status is the publisher's status, for ctl status and the metrics.
+func (e *export) status() *jetstream.Status {
+	if e == nil {
+		return nil
+	}
+	st := e.p.Status()
+	return &st
+}
+
+// runConsume runs consume mode: records come from a JetStream durable
+// consumer (a tenant's records from every host), each is written to this
+// daemon's log before the message is acknowledged, and routed to the
+// containers registered here as in listener mode.
+func (d *Daemon) runConsume(ctx context.Context, sigs <-chan os.Signal) error {
+	cfg := d.cfg()
+	cc := cfg.ConsumeJetStream
+	var err error
+	if d.hlog, err = d.openLog(cfg); err != nil {
+		return err
+	}
+	c := &jetstream.Consumer{
+		Conn:   jetstream.Conn{URL: cc.URL, Credentials: cc.Credentials, InboxPrefix: cc.InboxPrefix},
+		Stream: cc.Stream, Durable: cc.Durable, Filter: cc.Subject,
+		Log: consumeLog{d}, Logger: d.log.Named("consume"),
+	}
+	if err := c.Check(); err != nil {
+		d.hlog.Close()
+		return err
+	}
+	if err := d.startContainers(false, d.attributor(false)); err != nil {
+		d.hlog.Close()
+		return err
+	}
+	d.hlog.Daemon(record.TypeDaemonStart, d.startText()+" source=jetstream")
+	sigCtx, sigStop := context.WithCancel(ctx)
+	sigDone := make(chan struct{})
+	go func() {
+		defer close(sigDone)
+		for {
+			select {
+			case <-sigCtx.Done():
+				return
+			case s := <-sigs:
+				d.signal(s)
+			}
+		}
+	}()
+	d.log.Info("consuming from jetstream", "url", cc.URL, "stream", cc.Stream, "durable", cc.Durable, "subject", cc.Subject, "log", cfg.Log.Path)
+	runErr := c.Run(ctx)
+	sigStop()
+	<-sigDone
+	d.stopContainers()
+	d.hlog.Daemon(record.TypeDaemonEnd, endText())
+	return errors.Join(runErr, d.hlog.Close())
+}
+
+// consumeLog is the log a Consumer writes: the host log, and the router
+// after it.
+type consumeLog struct{ d *Daemon }
+
+func (l consumeLog) WriteLine(line []byte) error {
+	if err := l.d.hlog.WriteLine(line); err != nil {
+		return err
+	}
+	if r, err := record.ParseLine(line); err == nil {
+		l.d.router.Submit(r.Type, r.Data)
+		l.d.namespaces.note(r.Type, r.Data)
+	}
+	return nil
+}
+
+func (l consumeLog) Flush() error { return l.d.hlog.Flush() }

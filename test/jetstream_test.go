@@ -1,0 +1,147 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/auditd-ns/auditd-ns/internal/natstest"
+	"github.com/auditd-ns/auditd-ns/pkg/queue"
+	"github.com/auditd-ns/auditd-ns/pkg/remote"
+)
+
+// runDaemon starts the auditd-ns binary with the config text cfg in dir.
+func runDaemon(t *testing.T, dir, cfg string) *exec.Cmd {
+	t.Helper()
+	path := filepath.Join(dir, "auditd-ns.yaml")
+	must(t, os.WriteFile(path, []byte(cfg), 0o600))
+	d := exec.Command(binary, "run", "--config", path)
+	stderr, err := os.Create(filepath.Join(dir, "stderr"))
+	must(t, err)
+	d.Stderr = stderr
+	watchRaces(t, stderr.Name())
+	must(t, d.Start())
+	t.Cleanup(func() { d.Process.Kill(); d.Wait() })
+	return d
+}
+
+// TestIntegrationJetStreamTwoHosts: two auditd-ns daemons in listener mode
+// stand for two hosts; each exports its host log to a 3-node JetStream
+// cluster (R3 stream), and one node is shut down mid-stream. A third
+// auditd-ns, in consume mode with the security team's credentials, writes
+// both hosts' records to one log: ausearch finds each host's records by
+// node, every one exactly once. No kernel audit state is touched.
+func TestIntegrationJetStreamTwoHosts(t *testing.T) {
+	needTools(t)
+	u := natstest.NewUsers(t)
+	c := natstest.Start(t, 3, u)
+	c.AddStreams(u.Admin, 3)
+
+	const n = 5000
+	hosts := []struct {
+		name string
+		cred natstest.User
+	}{{"host-a", u.HostA}, {"host-b", u.HostB}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var senders sync.WaitGroup
+	var queues []*queue.Queue
+	var logs []string
+	for _, h := range hosts {
+		dir := t.TempDir()
+		p := port(t)
+		runDaemon(t, dir, fmt.Sprintf(`local_events: no
+listen: {address: 127.0.0.1:%d}
+log_file: %s/log/audit.log
+state_dir: %s/state
+control_socket: %s/control.sock
+export_jetstream:
+  url: %s
+  subject: audit.host.%s
+  stream: %s
+  credentials: %s
+`, p, dir, dir, dir, c.URL(), h.name, natstest.HostStream, h.cred.SeedFile))
+		waitAccepting(t, fmt.Sprintf("127.0.0.1:%d", p))
+		q, err := queue.Open("", queue.Limits{Memory: 64 << 20}, nil)
+		must(t, err)
+		t.Cleanup(func() { q.Close() })
+		queues = append(queues, q)
+		logs = append(logs, filepath.Join(dir, "log", "audit.log"))
+		s := &remote.Sender{Addr: fmt.Sprintf("127.0.0.1:%d", p), Queue: q}
+		senders.Add(1)
+		go func() { defer senders.Done(); s.Run(ctx) }()
+	}
+	push := func(from, to int) {
+		for i := from; i < to; i++ {
+			for k, h := range hosts {
+				queues[k].Push(fmt.Appendf(nil, `type=SYSCALL msg=audit(1764800000.%03d:%d): arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 a3=4 items=0 ppid=1 pid=%d auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm="x" exe="/x" key="%s-r%d"`, i%1000, 100+i, 1000+i, h.name, i))
+			}
+		}
+	}
+	push(0, n/3)
+	time.Sleep(300 * time.Millisecond)
+	c.Servers[0].Shutdown()
+	t.Logf("shut down %s", c.Servers[0].Name())
+	push(n/3, n)
+
+	cdir := t.TempDir()
+	clog := filepath.Join(cdir, "log", "audit.log")
+	runDaemon(t, cdir, fmt.Sprintf(`local_events: no
+log_file: %s
+state_dir: %s/state
+control_socket: %s/control.sock
+consume_jetstream:
+  url: %s
+  stream: %s
+  durable: security
+  subject: audit.host.>
+  credentials: %s
+`, clog, cdir, cdir, strings.Join(c.URLs()[1:], ","), natstest.HostStream, u.Admin.SeedFile))
+	defer func() {
+		if t.Failed() {
+			for _, d := range append(logs, clog) {
+				se, _ := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(d)), "stderr"))
+				t.Logf("%s: %.3000s", d, se)
+			}
+		}
+	}()
+	for k, h := range hosts {
+		var got int
+		waitFor(t, 90*time.Second, func() bool {
+			got = ausearchCount(t, clog, "--node", h.name)
+			return got >= n
+		}, fmt.Sprintf("%d records of %s in the consumer's log (%d so far)", n, h.name, got))
+		if hl := ausearchCount(t, logs[k], "-k", h.name+"-r0"); hl != 1 {
+			t.Errorf("%s's own log: %d records of its first, want 1", h.name, hl)
+		}
+	}
+	time.Sleep(time.Second) // anything written twice would be by now
+	b, err := os.ReadFile(clog)
+	must(t, err)
+	seen := map[string]int{}
+	for _, m := range keyField.FindAllSubmatch(b, -1) {
+		seen[string(m[1])]++
+	}
+	for _, h := range hosts {
+		for i := 0; i < n; i++ {
+			if k := fmt.Sprintf("%s-r%d", h.name, i); seen[k] != 1 {
+				t.Errorf("%s: %d times in the consumer's log, want once", k, seen[k])
+				break
+			}
+		}
+	}
+	if len(seen) != 2*n {
+		t.Errorf("%d distinct records in the consumer's log, want %d", len(seen), 2*n)
+	}
+	cancel()
+	senders.Wait()
+}
+
+var keyField = regexp.MustCompile(`key="(host-[ab]-r\d+)"`)
