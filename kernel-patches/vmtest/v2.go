@@ -220,9 +220,6 @@ func wantFirst(t *T, ev []record, rt int) {
 	}
 }
 
-// sysPtrace is ptrace(2) on x86_64.
-const sysPtrace = 101
-
 // testPtrace (bug 15): the target of PTRACE_ATTACH gets its chain, as
 // signal targets do.
 func testPtrace(t *T) {

@@ -65,9 +65,6 @@ func (l *List) AtPos(line, col int, format string, args ...any) {
 // Add adds an error as it is.
 func (l *List) Add(err error) { l.errs = append(l.errs, err) }
 
-// Len is the number of problems so far.
-func (l *List) Len() int { return len(l.errs) }
-
 // Err returns nil, the single problem, or all of them joined (errors.As and
 // errors.Is see each).
 func (l *List) Err() error {

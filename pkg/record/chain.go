@@ -99,40 +99,11 @@ func appendUint(dst []byte, v uint64) []byte {
 	return append(dst, buf[i:]...)
 }
 
-// ForEachChain calls f for each chain in a list of chains such as
-// "600,^1,601,^1" (a netfilter record's CONTAINER_ID lists every chain using
-// the network namespace; an id without "^" starts a new chain). A single
-// chain is a list of one. buf is scratch space; f's argument is valid only
-// during the call.
-func ForEachChain(buf []uint64, b []byte, f func(chain []uint64)) error {
-	if string(b) == "-1" {
-		return nil
-	}
-	if len(b) == 0 {
-		return &ChainError{0, "empty"}
-	}
-	start := 0
-	for i := 0; i <= len(b); i++ {
-		if i < len(b) && !(b[i] == ',' && i+1 < len(b) && b[i+1] != '^') {
-			continue
-		}
-		chain, err := ParseChain(buf[:0], b[start:i])
-		if err != nil {
-			var ce *ChainError
-			if errors.As(err, &ce) {
-				ce.Offset += start
-			}
-			return err
-		}
-		f(chain)
-		start = i + 1
-	}
-	return nil
-}
-
-// SplitChains returns the first chain of a list of chains (see
-// ForEachChain) and the rest of the list, "" when it was the last. It does
-// not parse the chain.
+// SplitChains returns the first chain of a list of chains such as
+// "600,^1,601,^1" (a netfilter record's CONTAINER_ID lists every chain
+// using the network namespace; an id without "^" starts a new chain) and
+// the rest of the list, "" when it was the last. A single chain is a list
+// of one. It does not parse the chain.
 func SplitChains(b []byte) (first, rest []byte) {
 	for i := 0; i+1 < len(b); i++ {
 		if b[i] == ',' && b[i+1] != '^' {

@@ -60,10 +60,8 @@ func (l *Listener) serve(c net.Conn) {
 	}
 	p := &peerConn{l: l, c: c, bw: bufio.NewWriterSize(c, 16<<10), lerr: rateLimit{every: 10 * time.Second}}
 	p.d = NewDecoder(p, orDefault(l.MaxPayload, DefaultListenMaxPayload))
-	err := p.loop()
-	if ferr := p.flush(); err == nil {
-		err = ferr
-	}
+	err := p.loop() // why the peer left: never nil
+	p.flush()       // the replies owed so far; its error adds nothing to err
 	l.closed(p, err)
 }
 

@@ -103,16 +103,14 @@ func benchmarkRoute(b *testing.B, drain bool, rulesYAML string) {
 	for i := range 900 {
 		ts := fmt.Sprintf("audit(1700000000.123:%d): ", i+1)
 		ch := string(record.AppendChain(nil, chains[i%len(chains)]))
-		for _, in := range []input{
+		recs = append(recs, []input{
 			{1300, []byte(ts + `arch=c000003e syscall=59 success=yes exit=0 a0=55d5 a1=55d6 a2=55d7 a3=0 items=2 ppid=1000 pid=1001 auid=1000 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=3 comm="ls" exe="/usr/bin/ls" key="exec"`)},
 			{1309, []byte(ts + `argc=2 a0="ls" a1="-l"`)},
 			{1307, []byte(ts + `cwd="/root"`)},
 			{1302, []byte(ts + `item=0 name="/usr/bin/ls" inode=123 dev=fe:00 mode=0100755 ouid=0 ogid=0 rdev=00:00 nametype=NORMAL cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0 cap_frootid=0`)},
 			{1340, []byte(ts + "record=1300 contid=" + ch)},
 			{1320, []byte(ts)},
-		} {
-			recs = append(recs, in)
-		}
+		}...)
 	}
 	var rec record.Record
 	now := time.Now()
