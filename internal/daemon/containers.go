@@ -44,7 +44,7 @@ type containers struct {
 type tenant struct {
 	c       *registry.Container
 	q       *queue.Queue
-	tn      *router.Tenant
+	tn      *router.Container
 	cancel  context.CancelFunc
 	done    chan struct{}
 	sender  *remote.Sender  // remote targets
@@ -83,7 +83,7 @@ func (cs *containers) load(cfg []*registry.Container) error {
 
 // publish hands the router the current tenants. Called with mu held.
 func (cs *containers) publish() {
-	m := make(map[string]*router.Tenant, len(cs.live))
+	m := make(map[string]*router.Container, len(cs.live))
 	for name, t := range cs.live {
 		m[name] = t.tn
 	}
@@ -100,7 +100,7 @@ func (cs *containers) start(c *registry.Container) (*tenant, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening queue of %q: %w", c.Name, err)
 	}
-	t := &tenant{c: c, q: q, tn: router.NewTenant(c, q), done: make(chan struct{}), lat: newLatencyReader(q)}
+	t := &tenant{c: c, q: q, tn: router.NewContainer(c, q), done: make(chan struct{}), lat: newLatencyReader(q)}
 	if c.Socket != "" {
 		// Made here, so that a socket that cannot be made refuses the
 		// registration; served by startScoped.

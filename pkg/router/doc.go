@@ -4,7 +4,7 @@
 //
 // The host log is written before records reach the router, and the router
 // never blocks its producer: when it falls behind, records are not routed
-// (and counted) rather than delaying the host log. A tenant's queue never
+// (and counted) rather than delaying the host log. A container's queue never
 // blocks the router either.
 //
 // The chain of an event comes from its CONTAINER_ID record on a kernel with

@@ -63,7 +63,7 @@ func worstRules(tb testing.TB, kind string, l rules.Limits) string {
 // depth-3 chains holding the costliest rule set the default limits accept
 // (rules.DefaultChain split over the chain's three containers, each
 // within rules.DefaultContainer): the router's rate under the worst rule
-// set a tenant can have accepted. AUDITD_NS_CHAIN_PATTERNS overrides the
+// set a container can have accepted. AUDITD_NS_CHAIN_PATTERNS overrides the
 // chain's patterns, to find the limit.
 func BenchmarkRouteWorstRules(b *testing.B) {
 	chain := rules.DefaultChain

@@ -12,7 +12,7 @@ import (
 // task that caused it.
 func objectType(t uint64) bool { return t == record.TypeObjPID }
 
-// route copies one closed event to every tenant on its chain; pid is its
+// route copies one closed event to every container on its chain; pid is its
 // SYSCALL record's pid= (-1: none).
 func (r *Router) route(ev *record.Event, pid int64) {
 	r.events.Add(1)
@@ -73,7 +73,7 @@ func subjectContainerID(ev *record.Event) int {
 }
 
 // cid is a CONTAINER_ID record of the event being routed, its chains
-// parsed once for all the tenants the event goes to.
+// parsed once for all the containers the event goes to.
 type cid struct {
 	rec        int      // its index in the event
 	start, end int      // its contid= value, in the record's Data (0, 0: none)
@@ -148,9 +148,9 @@ func (r *Router) settled(ev *record.Event, sysPID int64) bool {
 	return ok && r.clock-m.at < memoFor
 }
 
-// attribute finds the deepest cgroup tenant of the event's process (see
+// attribute finds the deepest cgroup container of the event's process (see
 // eventPID).
-func (r *Router) attribute(t *table, ev *record.Event, sysPID int64) *Tenant {
+func (r *Router) attribute(t *table, ev *record.Event, sysPID int64) *Container {
 	if r.opt.Attribute == nil || len(t.cgroups) == 0 {
 		return nil
 	}
@@ -169,7 +169,7 @@ func (r *Router) attribute(t *table, ev *record.Event, sysPID int64) *Tenant {
 		return m.tn
 	}
 	ppid, _ := fieldUint(ev, "ppid")
-	var tn *Tenant
+	var tn *Container
 	if i := r.opt.Attribute(uint32(pid), uint32(ppid), t.dirs); i >= 0 {
 		tn = t.cgroups[i]
 	}
@@ -220,7 +220,7 @@ func leadingUint(v []byte) (uint64, bool) {
 // copy pushes the event's records that tn's rules keep into tn's queue,
 // all in one push. own is tn's contid when the event carries chains
 // (trimmed at it).
-func (r *Router) copy(tn *Tenant, ev *record.Event, own uint64, chained bool) {
+func (r *Router) copy(tn *Container, ev *record.Event, own uint64, chained bool) {
 	v, _ := tn.Rules().MatchScan(&r.scan)
 	if !v.Keep {
 		tn.filtered.Add(1)
@@ -266,14 +266,14 @@ func (r *Router) copy(tn *Tenant, ev *record.Event, own uint64, chained bool) {
 	}
 }
 
-// pick is one line of a tenant's copy: lines[start:end], or trimmed's.
+// pick is one line of a container's copy: lines[start:end], or trimmed's.
 type pick struct {
 	start, end int
 	trimmed    bool
 }
 
 // format makes the copy line of each of the event's records once, for all
-// the tenants it goes to.
+// the containers it goes to.
 func (r *Router) format(ev *record.Event) {
 	if len(r.ends) == len(ev.Records) {
 		return
@@ -287,7 +287,7 @@ func (r *Router) format(ev *record.Event) {
 }
 
 // trim rewrites the event's CONTAINER_ID record i so that each chain in it
-// ends at the tenant (own): the ids above it are cut, and chains the tenant
+// ends at the container (own): the ids above it are cut, and chains the container
 // is not on (another container sharing a network namespace, an object in
 // another container) are left out. A record left with no chain, or with a
 // malformed one, is left out of the copy (nil).

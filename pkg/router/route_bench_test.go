@@ -35,7 +35,7 @@ const benchRules = `rules:
 // record.
 //
 // In "healthy" the queues are drained (outside the timer) every 16,384
-// records, as tenants that keep up are; in "stalled" nobody reads them, so
+// records, as containers that keep up are; in "stalled" nobody reads them, so
 // every push drops the oldest copies of a full queue.
 func BenchmarkRoute(b *testing.B) {
 	b.Run("healthy", func(b *testing.B) { benchmarkRoute(b, true, benchRules) })
@@ -74,12 +74,12 @@ func benchmarkRoute(b *testing.B, drain bool, rulesYAML string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	tenants := map[string]*Tenant{}
+	containers := map[string]*Container{}
 	var queues []*queue.Queue
 	for _, c := range cs {
 		q, _ := queue.Open("", c.Queue, nil)
 		b.Cleanup(func() { q.Close() })
-		tenants[c.Name] = NewTenant(c, q)
+		containers[c.Name] = NewContainer(c, q)
 		queues = append(queues, q)
 	}
 	empty := func() {
@@ -94,7 +94,7 @@ func benchmarkRoute(b *testing.B, drain bool, rulesYAML string) {
 		}
 	}
 	r := New(Options{})
-	r.Set(tree, tenants)
+	r.Set(tree, containers)
 	type input struct {
 		typ uint16
 		buf []byte
@@ -149,7 +149,7 @@ func benchmarkRoute(b *testing.B, drain bool, rulesYAML string) {
 		b.ReportMetric(float64(b.N)/cpu.Seconds(), "records/cpu-s")
 	}
 	var copies uint64
-	for _, t := range tenants {
+	for _, t := range containers {
 		copies += t.Stats().Records
 	}
 	if copies == 0 {
@@ -175,7 +175,7 @@ func BenchmarkIdleContainers(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		var cs []*registry.Container
-		tenants := map[string]*Tenant{}
+		containers := map[string]*Container{}
 		for i := range 10000 {
 			src := fmt.Sprintf("name: c%d\nid: %d\ndeliver: {file: /x/c%d}\nqueue: {memory: 4MiB}\n%s", i, i+1, i, benchRules)
 			c, err := registry.Parse([]byte(src), "f")
@@ -184,15 +184,15 @@ func BenchmarkIdleContainers(b *testing.B) {
 			}
 			q, _ := queue.Open("", c.Queue, nil)
 			cs = append(cs, c)
-			tenants[c.Name] = NewTenant(c, q)
+			containers[c.Name] = NewContainer(c, q)
 		}
 		tree, _ := registry.Build(cs)
 		r := New(Options{Backlog: 1024})
-		r.Set(tree, tenants)
+		r.Set(tree, containers)
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/10000, "bytes/container")
 		runtime.KeepAlive(r)
-		runtime.KeepAlive(tenants)
+		runtime.KeepAlive(containers)
 	}
 }

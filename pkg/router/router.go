@@ -48,7 +48,7 @@ type Stats struct {
 	Overflow, Malformed, BadChain          uint64
 }
 
-// Router copies events to tenants. Submit may be called from any
+// Router copies events to containers. Submit may be called from any
 // goroutine, Run by one goroutine of its own; Set may be called any time.
 type Router struct {
 	opt   Options
@@ -68,15 +68,15 @@ type Router struct {
 	_        cpu.CacheLinePad
 
 	// Used only by Run's goroutine.
-	free    [][]byte  // record buffers, for reuse
-	fetched []*batch  // fetch's, reused
-	cids    []cid     // the event's CONTAINER_ID records, parsed
-	sent    []*Tenant // tenants an event was copied to (one copy each)
+	free    [][]byte     // record buffers, for reuse
+	fetched []*batch     // fetch's, reused
+	cids    []cid        // the event's CONTAINER_ID records, parsed
+	sent    []*Container // containers an event was copied to (one copy each)
 	scan    rules.Scan
 	lines   []byte // the event's records as copy lines, each ending in \n
 	ends    []int  // lines[ends[i-1]:ends[i]] is record i's (ends[-1] = 0)
-	trimmed []byte // a tenant's rewritten CONTAINER_ID lines
-	picks   []pick // the lines a tenant gets
+	trimmed []byte // a container's rewritten CONTAINER_ID lines
+	picks   []pick // the lines a container gets
 	items   [][]byte
 	data    []byte
 	pidMemo map[uint32]memo
@@ -89,9 +89,9 @@ type Router struct {
 	malformed, badChain                    atomic.Uint64
 }
 
-// memo is the tenant found for a pid (nil: none), and when.
+// memo is the container found for a pid (nil: none), and when.
 type memo struct {
-	tn *Tenant
+	tn *Container
 	at time.Duration // Router.clock then
 }
 
@@ -111,22 +111,22 @@ const (
 	// fetchEvery is how often Run takes a batch that is not full, so that
 	// a record waits at most about this long before it is routed.
 	fetchEvery = 10 * time.Millisecond
-	// memoFor is how long the tenant found for a pid is trusted; it is
+	// memoFor is how long the container found for a pid is trusted; it is
 	// asked again after memoFor/2 when the pid has another event.
 	memoFor = time.Second
 )
 
-// table is an immutable snapshot of the tenants.
+// table is an immutable snapshot of the containers.
 type table struct {
 	gen     uint64
-	byID    map[uint64]*Tenant
-	byName  map[string]*Tenant
-	parent  map[*Tenant]*Tenant
-	cgroups []*Tenant // deepest (longest path) first
-	dirs    []string  // cgroups' directories, same order
+	byID    map[uint64]*Container
+	byName  map[string]*Container
+	parent  map[*Container]*Container
+	cgroups []*Container // deepest (longest path) first
+	dirs    []string     // cgroups' directories, same order
 }
 
-// New returns a router with no tenants.
+// New returns a router with no containers.
 func New(opt Options) *Router {
 	if opt.EventTimeout <= 0 {
 		opt.EventTimeout = 500 * time.Millisecond
@@ -139,17 +139,17 @@ func New(opt Options) *Router {
 		pidMemo: map[uint32]memo{}}
 	r.asm = NewAssembler(opt.EventTimeout, opt.Delay, r.route)
 	r.asm.early = r.settled
-	r.table.Store(&table{byID: map[uint64]*Tenant{}, byName: map[string]*Tenant{}, parent: map[*Tenant]*Tenant{}})
+	r.table.Store(&table{byID: map[uint64]*Container{}, byName: map[string]*Container{}, parent: map[*Container]*Container{}})
 	return r
 }
 
-// Set replaces the tenants: tree says how they nest; tenants holds one
-// Tenant per container of tree, by name.
-func (r *Router) Set(tree *registry.Tree, tenants map[string]*Tenant) {
+// Set replaces the containers: tree says how they nest; containers holds one
+// Container per container of tree, by name.
+func (r *Router) Set(tree *registry.Tree, containers map[string]*Container) {
 	old := r.table.Load()
-	t := &table{gen: old.gen + 1, byID: map[uint64]*Tenant{}, byName: map[string]*Tenant{}, parent: map[*Tenant]*Tenant{}}
+	t := &table{gen: old.gen + 1, byID: map[uint64]*Container{}, byName: map[string]*Container{}, parent: map[*Container]*Container{}}
 	for _, c := range tree.Containers() {
-		tn := tenants[c.Name]
+		tn := containers[c.Name]
 		if tn == nil {
 			continue
 		}
@@ -345,5 +345,5 @@ func (r *Router) Stats() Stats {
 		Unattributed: r.unattributed.Load(), Overflow: r.overflow.Load(), Malformed: r.malformed.Load(), BadChain: r.badChain.Load()}
 }
 
-// Tenant returns the tenant called name, or nil.
-func (r *Router) Tenant(name string) *Tenant { return r.table.Load().byName[name] }
+// Container returns the container called name, or nil.
+func (r *Router) Container(name string) *Container { return r.table.Load().byName[name] }

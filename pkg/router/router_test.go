@@ -53,12 +53,12 @@ func setup(t testing.TB, attr router.Attributor, srcs ...string) (*router.Router
 	}
 	r := router.New(router.Options{EventTimeout: 50 * time.Millisecond, Attribute: attr})
 	sinks := map[string]*sink{}
-	tenants := map[string]*router.Tenant{}
+	containers := map[string]*router.Container{}
 	for _, c := range cs {
 		sinks[c.Name] = &sink{}
-		tenants[c.Name] = router.NewTenant(c, sinks[c.Name])
+		containers[c.Name] = router.NewContainer(c, sinks[c.Name])
 	}
-	r.Set(tree, tenants)
+	r.Set(tree, containers)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
@@ -212,7 +212,7 @@ func TestCgroupAttribution(t *testing.T) {
 }
 
 // TestPropertyTrees routes random events through random container trees
-// (depth up to 4, up to 200 containers): every tenant receives exactly the
+// (depth up to 4, up to 200 containers): every container receives exactly the
 // events of its subtree that its rules keep, with chains trimmed at itself.
 func TestPropertyTrees(t *testing.T) {
 	for seed := range 5 {
@@ -333,7 +333,7 @@ func TestOverflow(t *testing.T) {
 	}
 	r := router.New(router.Options{Backlog: 1024})
 	s := &sink{}
-	r.Set(tree, map[string]*router.Tenant{"a": router.NewTenant(c, s)})
+	r.Set(tree, map[string]*router.Container{"a": router.NewContainer(c, s)})
 	for i := range 4000 {
 		r.Submit(1300, fmt.Appendf(nil, "audit(1700000000.123:%d): pid=1", i+1))
 	}
@@ -457,7 +457,7 @@ func TestCgroupAttributionPID(t *testing.T) {
 // With a routing delay, thousands of events are held while later batches
 // arrive: a record buffer or batch reused too early would show as lines
 // overwritten by later records. With or without a node name, every line
-// must reach the tenant as the host log has it, chains trimmed.
+// must reach the container as the host log has it, chains trimmed.
 func TestDelayedEventsRouteIntact(t *testing.T) {
 	for _, node := range []string{"", "h1"} {
 		c := container(t, "name: a\nid: 5\ndeliver: {file: /x/a}\n")
@@ -467,7 +467,7 @@ func TestDelayedEventsRouteIntact(t *testing.T) {
 		}
 		r := router.New(router.Options{EventTimeout: 50 * time.Millisecond, Delay: 30 * time.Millisecond, Node: node})
 		s := &sink{}
-		r.Set(tree, map[string]*router.Tenant{"a": router.NewTenant(c, s)})
+		r.Set(tree, map[string]*router.Container{"a": router.NewContainer(c, s)})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { r.Run(ctx); close(done) }()
@@ -507,7 +507,7 @@ func TestDelayedEventsRouteIntact(t *testing.T) {
 // With cgroup attribution and a delay, the events of a process the router
 // has already attributed, and events with no pid, are routed as they
 // close, not after the delay; the first event of a process it has not seen
-// waits for the delay, and the events after it wait too, so a tenant gets
+// waits for the delay, and the events after it wait too, so a container gets
 // its events in order.
 func TestSettledPidSkipsDelay(t *testing.T) {
 	const delay = 2 * time.Second
@@ -524,7 +524,7 @@ func TestSettledPidSkipsDelay(t *testing.T) {
 	}
 	r := router.New(router.Options{EventTimeout: 50 * time.Millisecond, Delay: delay, Attribute: attr})
 	s := &sink{}
-	r.Set(tree, map[string]*router.Tenant{"a": router.NewTenant(c, s)})
+	r.Set(tree, map[string]*router.Container{"a": router.NewContainer(c, s)})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()

@@ -29,18 +29,6 @@ func (p *Program) match(v *view) (Verdict, int) {
 	return p.def, -1
 }
 
-// Scan holds what matching has read from one event, so that the programs of
-// all the containers on the event's chain read each field only once. The
-// zero value holds no event; Reset it for each event. A Scan is not safe for
-// concurrent use; keep one per goroutine.
-type Scan struct {
-	v view
-}
-
-// Reset makes s hold nothing read from ev yet. ev must not change while s
-// holds it.
-func (s *Scan) Reset(ev *record.Event) { s.v = view{ev: ev} }
-
 // MatchScan is MatchRule for the event that s was last Reset with, reusing
 // what earlier calls on s read from it.
 func (p *Program) MatchScan(s *Scan) (Verdict, int) {

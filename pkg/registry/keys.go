@@ -1,5 +1,9 @@
 package registry
 
+// This file holds what the keys of a container file other than its name
+// and ids parse into: deliver (Target), queue (queue.Limits), kernel_rules
+// (auditrule.Rule), quota (Quota), and sizes like 4MiB (ParseSize).
+
 import (
 	"fmt"
 	"net"

@@ -4,6 +4,18 @@ import (
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 )
 
+// Scan holds what matching has read from one event, so that the programs of
+// all the containers on the event's chain read each field only once. The
+// zero value holds no event; Reset it for each event. A Scan is not safe for
+// concurrent use; keep one per goroutine.
+type Scan struct {
+	v view
+}
+
+// Reset makes s hold nothing read from ev yet. ev must not change while s
+// holds it.
+func (s *Scan) Reset(ev *record.Event) { s.v = view{ev: ev} }
+
 // Fields of the event's main record that conditions read; the view looks
 // each up at most once per event.
 const (
