@@ -389,6 +389,11 @@ func TestIntegrationPluginSlowAndDead(t *testing.T) {
 	if want := filepath.Join(plugins, "typo.conf") + `:5: unknown keyword "formt"`; !strings.Contains(r.text(), want) {
 		t.Errorf("the daemon did not name %s:\n%s", want, r.text())
 	}
+	// check names the bad file too, and passes: the daemon runs without it.
+	if code, out, errs := runCheck(t, "--config", filepath.Join(dir, "auditd.conf")); code != 0 ||
+		!strings.Contains(errs, "warning: plugin refused, not run: "+filepath.Join(plugins, "typo.conf")+`:5: unknown keyword "formt"`) {
+		t.Errorf("check: exit %d\nstdout: %s\nstderr: %s", code, out, errs)
+	}
 	busyHost(t)
 	const n = 3000
 	start := time.Now()

@@ -84,9 +84,12 @@ type Stat struct {
 
 // Runner runs a set of plugins.
 type Runner struct {
-	opt     Options
+	opt     Options // Overflow and MaxRestarts are read from the atomics below
 	plugins atomic.Pointer[[]*plugin]
 	mu      sync.Mutex // serialises Reload and Stop
+	// overflow and maxRestarts are opt's, replaced by Reload.
+	overflow    atomic.Int32
+	maxRestarts atomic.Int32
 }
 
 // Start starts the plugins of confs.
@@ -101,6 +104,8 @@ func Start(confs []*Conf, opt Options) *Runner {
 		opt.StopGrace = 3 * time.Second
 	}
 	r := &Runner{opt: opt}
+	r.overflow.Store(int32(opt.Overflow))
+	r.maxRestarts.Store(int32(opt.MaxRestarts))
 	ps := make([]*plugin, 0, len(confs))
 	for _, c := range confs {
 		ps = append(ps, r.start(c))
@@ -172,7 +177,8 @@ func (r *Runner) Stats() []Stat {
 func (r *Runner) Reload(confs []*Conf, overflow Overflow, maxRestarts int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.opt.Overflow, r.opt.MaxRestarts = overflow, maxRestarts
+	r.overflow.Store(int32(overflow))
+	r.maxRestarts.Store(int32(maxRestarts))
 	old := map[string]*plugin{}
 	for _, p := range *r.plugins.Load() {
 		old[p.conf.Name] = p
@@ -277,7 +283,7 @@ func (p *plugin) fail(err error) {
 func (p *plugin) overflow() {
 	n := p.dropped.Add(1)
 	opt := &p.r.opt
-	switch opt.Overflow {
+	switch Overflow(p.r.overflow.Load()) {
 	case OverflowSyslog:
 		now := time.Now().UnixNano()
 		if last := p.lastWarn.Load(); now-last < int64(10*time.Second) || !p.lastWarn.CompareAndSwap(last, now) {
@@ -524,9 +530,9 @@ func (p *plugin) died(c *child, err error) bool {
 		p.lastErr = fmt.Sprintf("terminated unexpectedly (%v; %s)", err, c.cmd.ProcessState)
 		p.pid, p.proc = 0, nil
 	})
-	if restarts > p.r.opt.MaxRestarts {
+	if max := int(p.r.maxRestarts.Load()); restarts > max {
 		p.log.Error("plugin terminated unexpectedly and has exceeded max_restarts; continuing without it",
-			"path", p.conf.Path, "restarts", restarts-1, "max_restarts", p.r.opt.MaxRestarts)
+			"path", p.conf.Path, "restarts", restarts-1, "max_restarts", max)
 		p.set(func(p *plugin) { p.state = "failed" })
 		return false
 	}
