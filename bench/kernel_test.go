@@ -3,9 +3,11 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/auditd-ns/auditd-ns/internal/testaudit"
 	"github.com/auditd-ns/auditd-ns/pkg/auditrule"
+	"github.com/auditd-ns/auditd-ns/pkg/control"
 	"github.com/auditd-ns/auditd-ns/pkg/source"
 )
 
@@ -36,6 +39,7 @@ type kernelRun struct {
 	CPU      float64 // the reader's CPU seconds during the run
 	Copies   int64   // events in the generator's container's file target (tenant sides)
 	Dropped  int64   // records its queue dropped, as that file says (op=queue-lost)
+	Peak     int64   // most bytes its queue held in memory (tenant sides)
 	Err      string
 }
 
@@ -47,8 +51,9 @@ func (r kernelRun) rate() float64 { return float64(r.Calls) / r.Seconds }
 func (r kernelRun) cpuPer100k() float64 { return r.CPU / float64(r.Syscalls) * 1e5 }
 
 // kernelSides are the readers in the order of the first round: "bare"
-// reads one message per recvfrom(2) as auditd does, "bare-batch" up to 64
-// per recvmmsg(2) as auditd-ns does.
+// reads one message per recvfrom(2) as auditd does, "bare-batch" reads
+// as auditd-ns does (up to 64 per recvmmsg(2), records gathering for
+// 1 ms after the socket is empty).
 var kernelSides = []string{"auditd", "auditd-ns", "bare", "bare-batch"}
 
 // bins are the programs the benchmark built.
@@ -72,9 +77,9 @@ func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int
 	case "auditd-ns":
 		r = startAuditdNS(t, ctl, dir, b.auditdNS, "")
 	case "bare":
-		r = startBare(t, ctl, dir, b.bareloop, "-batch", "1")
+		r = startBare(t, ctl, dir, b.bareloop, "-batch", "1", "-gather", "0")
 	case "bare-batch":
-		r = startBare(t, ctl, dir, b.bareloop, "-batch", "64")
+		r = startBare(t, ctl, dir, b.bareloop, "-batch", fmt.Sprint(source.DefaultBatch), "-gather", source.DefaultGather.String())
 	default: // a tenant side
 		ten = setUpTenants(t, dir, *containers, strings.HasSuffix(side, "-stalled"))
 		r = startAuditdNS(t, ctl, dir, b.auditdNS, "containers_dir: "+ten.containersDir+"\n")
@@ -106,6 +111,9 @@ func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int
 	run.Lost = int64(st1.Lost) - int64(st0.Lost)
 	_, err = ctl.DeleteRules()
 	must(t, err)
+	if ten.containersDir != "" {
+		run.Peak = peakQueued(b.auditdNS, dir, "t0")
+	}
 	if err := r.stop(); err != nil && side != "auditd" {
 		t.Logf("%s: stopping: %v: %s", side, err, r.stderrText())
 	}
@@ -116,6 +124,25 @@ func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int
 	unregisterLeftover(t, ctl)
 	t.Logf("%s round %d: %d calls in %.2fs (%.0f/s), %d of them logged, %d records, lost %d, CPU %.2fs, copies %d, dropped %d %s", side, round, run.Calls, run.Seconds, run.rate(), run.Syscalls, run.Records, run.Lost, run.CPU, run.Copies, run.Dropped, run.Err)
 	return run
+}
+
+// peakQueued asks the daemon whose state is in dir for the most bytes the
+// named container's queue held; -1 when it cannot tell.
+func peakQueued(binary, dir, name string) int64 {
+	out, err := exec.Command(binary, "ctl", "--socket", filepath.Join(dir, "control.sock"), "status", "--json").Output()
+	if err != nil {
+		return -1
+	}
+	var st control.Status
+	if json.Unmarshal(out, &st) != nil {
+		return -1
+	}
+	for _, c := range st.Containers {
+		if c.Name == name {
+			return int64(c.PeakQueuedBytes)
+		}
+	}
+	return -1
 }
 
 // parseGen reads loadgen's "CALLS SECONDS".

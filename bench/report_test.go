@@ -182,24 +182,26 @@ func (r *report) kernelMarkdown(w *bytes.Buffer) {
 	}
 	fmt.Fprintf(w, ".\n")
 	if ts := tenantSides(); len(sides) > len(kernelSides) && len(ts) == 2 {
-		var dropped int64
+		var dropped, peak int64
 		for _, k := range r.Kernel {
 			if k.Side == ts[0] {
 				dropped += k.Dropped
+				peak = max(peak, k.Peak)
 			}
 		}
 		fmt.Fprintf(w, "\nWith %d registered containers (cgroup attribution, a file target each, the default memory queue, "+
 			"the generator in the first): generator rate %s/auditd-ns %s; CPU per event %s/auditd %s. "+
 			"The first container's file target got %.1f%% of the events (median) and its queue dropped **%d** copies in all "+
 			"(target 0). Isolation, the first container's target a TCP peer that never reads: generator rate stalled/not stalled %s "+
-			"(not the same work: the stalled queue fills and then drops, while the file target writes every copy).\n",
+			"(not the same work: the stalled queue fills and then drops, while the file target writes every copy). "+
+			"The largest burst the first container's file target fell behind by: %.1f MiB of copies in its queue (most of any run).\n",
 			*containers, ts[0], against(med[ts[0]].Med, med["auditd-ns"].Med, 0.9, false),
 			ts[0], against(cpu[ts[0]].Med, cpu["auditd"].Med, 0.6, true), copiesShare(r.Kernel, ts[0]), dropped,
-			against(med[ts[1]].Med, med[ts[0]].Med, 0.98, false))
+			against(med[ts[1]].Med, med[ts[0]].Med, 0.98, false), float64(peak)/(1<<20))
 	}
-	fmt.Fprintf(w, "\n<details><summary>Every run</summary>\n\n| round | reader | calls | seconds | syscalls/s | events logged | records (lines) | lost | CPU s | events in the first container's file | its queue dropped | error |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "\n<details><summary>Every run</summary>\n\n| round | reader | calls | seconds | syscalls/s | events logged | records (lines) | lost | CPU s | events in the first container's file | its queue dropped | its queue's peak, KiB | error |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, k := range r.Kernel {
-		fmt.Fprintf(w, "| %d | %s | %d | %.2f | %.0f | %d | %d | %d | %.2f | %d | %d | %s |\n", k.Round, k.Side, k.Calls, k.Seconds, k.rate(), k.Syscalls, k.Records, k.Lost, k.CPU, k.Copies, k.Dropped, k.Err)
+		fmt.Fprintf(w, "| %d | %s | %d | %.2f | %.0f | %d | %d | %d | %.2f | %d | %d | %d | %s |\n", k.Round, k.Side, k.Calls, k.Seconds, k.rate(), k.Syscalls, k.Records, k.Lost, k.CPU, k.Copies, k.Dropped, k.Peak>>10, k.Err)
 	}
 	fmt.Fprintf(w, "\n</details>\n")
 }

@@ -9,7 +9,10 @@ import (
 	"testing"
 )
 
-var containers = flag.Int("containers", 100, "registered containers of the auditd-ns-N sides; 0 leaves those sides out")
+var (
+	containers  = flag.Int("containers", 100, "registered containers of the auditd-ns-N sides; 0 leaves those sides out")
+	tenantQueue = flag.String("tenantqueue", "", "the containers' memory queue (such as 256MiB, to measure the largest burst); empty for the default")
+)
 
 // tenantSides are auditd-ns with registered containers (cgroup
 // attribution, file targets) and the generator in the first container;
@@ -58,7 +61,10 @@ func setUpTenants(t *testing.T, dir string, n int, stalled bool) tenantSetup {
 				target, s.firstLog = fmt.Sprintf("{remote: %s}", stalledAddr), ""
 			}
 		}
-		c := fmt.Sprintf("name: t%d\ncgroup: %s\ndeliver: %s\n", i, cg, target) // the default queue: 4 MiB in memory
+		c := fmt.Sprintf("name: t%d\ncgroup: %s\ndeliver: %s\n", i, cg, target)
+		if *tenantQueue != "" {
+			c += fmt.Sprintf("queue: {memory: %s}\n", *tenantQueue)
+		}
 		must(t, os.WriteFile(filepath.Join(s.containersDir, fmt.Sprintf("t%d.yaml", i)), []byte(c), 0o600))
 	}
 	return s

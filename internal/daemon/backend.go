@@ -227,6 +227,7 @@ func (b backend) info(t *tenant) control.ContainerInfo {
 	info.Queued = uint64(q.MemoryItems + q.SpoolItems)
 	info.QueuedBytes = uint64(q.MemoryBytes + q.SpoolBytes)
 	info.SpoolBytes = uint64(q.SpoolBytes)
+	info.PeakQueuedBytes = uint64(q.PeakMemoryBytes)
 	info.Routed, info.Filtered = rs.Records, rs.Filtered
 	info.Delivered = q.Committed
 	info.Dropped = q.Dropped.Total()

@@ -130,6 +130,11 @@ type ContainerInfo struct {
 	Queued      uint64 `json:"queued"`
 	QueuedBytes uint64 `json:"queued_bytes"`
 	SpoolBytes  uint64 `json:"spool_bytes"`
+	// PeakQueuedBytes is the most bytes of copies the queue held in
+	// memory at once since the daemon started: the largest burst its
+	// target fell behind by. Beside the queue's memory limit it says how
+	// close the target came to losing copies.
+	PeakQueuedBytes uint64 `json:"peak_queued_bytes"`
 	// Routed counts copies the container's rules kept and its queue took;
 	// Filtered counts copies its rules dropped (a choice, not a loss).
 	Routed   uint64 `json:"routed"`

@@ -28,6 +28,7 @@ func (q *Queue) PushAll(items [][]byte) {
 		for _, data := range items {
 			q.mem.push(data)
 		}
+		q.peak = max(q.peak, int64(q.mem.used))
 		q.stats.Pushed += uint64(n)
 		q.nextSeq += uint64(n)
 		q.st.put(offPushed, q.nextSeq-1)
@@ -94,6 +95,7 @@ func (q *Queue) push(data []byte) {
 	q.st.put(offPushed, seq)
 	if int64(len(data)) <= q.lim.Memory {
 		q.mem.push(data)
+		q.peak = max(q.peak, int64(q.mem.used))
 		return
 	}
 	// Straight to the spool: too big for memory, which makeRoom emptied so

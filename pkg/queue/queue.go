@@ -46,6 +46,7 @@ type Queue struct {
 	closed  bool
 	waiting bool // a Read waits for notify
 	mem     ring
+	peak    int64  // most bytes mem held at once (Stats.PeakMemoryBytes)
 	memHead uint64 // seq of the oldest item in mem
 	nextSeq uint64 // seq of the next item pushed
 	sp      *spool // nil without a spool

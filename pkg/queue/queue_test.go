@@ -295,3 +295,28 @@ func TestRewindDeepInSegment(t *testing.T) {
 		t.Errorf("read after reopening (-want +got):\n%s", diff)
 	}
 }
+
+// PeakMemoryBytes keeps the largest burst the reader fell behind by, after
+// the queue was emptied and its buffer given back.
+func TestPeakMemoryBytes(t *testing.T) {
+	q, err := queue.Open("", queue.Limits{Memory: 1 << 20}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	line := make([]byte, 100)
+	for range 50 {
+		q.Push(line)
+	}
+	q.PushAll([][]byte{line, line})
+	items, err := q.Read(context.Background(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Commit(items[len(items)-1].Seq)
+	q.Push(line)
+	st := q.Stats()
+	if st.PeakMemoryBytes != 5200 || st.MemoryBytes != 100 {
+		t.Errorf("PeakMemoryBytes %d, MemoryBytes %d; want 5200 and 100", st.PeakMemoryBytes, st.MemoryBytes)
+	}
+}

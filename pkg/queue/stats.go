@@ -5,8 +5,11 @@ package queue
 type Stats struct {
 	MemoryItems int64 // items held in memory
 	MemoryBytes int64 // bytes of the items held in memory
-	SpoolItems  int64 // items held in the spool, not committed
-	SpoolBytes  int64 // bytes of the spool's segment files
+	// PeakMemoryBytes is the most bytes held in memory at once since the
+	// queue was opened: the largest burst its reader fell behind by.
+	PeakMemoryBytes int64
+	SpoolItems      int64 // items held in the spool, not committed
+	SpoolBytes      int64 // bytes of the spool's segment files
 	// Pushed counts calls to Push on an open queue.
 	Pushed uint64
 	// Committed counts items delivered: committed, including those
@@ -49,6 +52,7 @@ func (q *Queue) Stats() Stats {
 	defer q.mu.Unlock()
 	s := q.stats
 	s.MemoryItems, s.MemoryBytes = int64(q.mem.count), int64(q.mem.used)
+	s.PeakMemoryBytes = q.peak
 	if q.sp != nil {
 		s.SpoolItems, s.SpoolBytes = int64(q.sp.items(q.commit)), q.sp.bytes
 	}

@@ -57,6 +57,9 @@ type Kernel struct {
 	idled  bool
 	rerr   error
 	b      batch // the messages of Receive's last read
+	// gather is how long Receive lets records gather after a read that
+	// emptied the socket (SetGather).
+	gather time.Duration
 }
 
 // OpenKernel opens an audit netlink socket for receiving records. It does not
@@ -78,6 +81,7 @@ func OpenKernel() (*Kernel, error) {
 	})
 	k := &Kernel{conn: conn, raw: raw, buf: make([]byte, maxMessage), closed: make(chan struct{})}
 	k.b.init(DefaultBatch)
+	k.gather = DefaultGather
 	k.readFn = k.readNext
 	return k, nil
 }
@@ -242,6 +246,11 @@ func (k *Kernel) Receive(idle func()) (uint16, []byte, error) {
 	for {
 		if typ, data, ok := k.next(); ok {
 			return typ, data, nil
+		}
+		if k.gather > 0 && k.b.n < len(k.b.hdrs) {
+			// The last read emptied the socket: rather than wake for
+			// each record as it comes, let some gather.
+			time.Sleep(k.gather)
 		}
 		k.idle, k.idled = idle, false
 		err := k.raw.Read(k.readFn)
