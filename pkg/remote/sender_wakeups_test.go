@@ -2,7 +2,9 @@ package remote_test
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -69,5 +71,27 @@ func TestSenderSaysWhenReceiverIsBottleneck(t *testing.T) {
 	waitFor(t, "the wait over", 5*time.Second, func() bool { return !s.Status().WaitingOnReceiver })
 	if w := s.Status().ReceiverWait; w < 100*time.Millisecond {
 		t.Errorf("ReceiverWait = %v after %d frames acked 1 ms apart, want most of the run", w, n)
+	}
+}
+
+// A window of large records is more than one write buffer. No frame may
+// reach the receiver before it is in the window: an ack that came first
+// was taken for a protocol error, and the connection was dropped and the
+// window sent again.
+func TestSenderLargeWindowOfLargeRecords(t *testing.T) {
+	p := startPeer(t, ackAll)
+	const n = 6000
+	q := newFakeQueue(t)
+	line := strings.Repeat("x", 2000)
+	lines := make([]string, n)
+	for i := range lines {
+		lines[i] = fmt.Sprintf("type=USER msg=audit(1.000:%d): %s", i, line)
+	}
+	q.push(0, lines...)
+	s := &remote.Sender{Addr: p.addr(), Queue: q, Window: 1024}
+	runSender(t, s)
+	waitFor(t, "every record acked", 30*time.Second, func() bool { c, _ := q.state(); return c == n })
+	if st := s.Status(); st.Connects != 1 || st.LastError != "" {
+		t.Errorf("%d connections, last error %q; want 1 and none", st.Connects, st.LastError)
 	}
 }

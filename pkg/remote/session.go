@@ -1,7 +1,6 @@
 package remote
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -20,11 +19,11 @@ type session struct {
 	cfg  senderConfig
 	conn net.Conn
 
-	wmu          sync.Mutex // guards the write side: bw, seq, hdr, payload, lastSend
-	bw           *bufio.Writer
-	seq          uint32 // last sequence number used
-	hdr, payload []byte // scratch
-	lastSend     time.Time
+	wmu      sync.Mutex // guards the write side: out, seq, payload, lastSend
+	out      []byte     // frames to send in the next write
+	seq      uint32     // last sequence number used
+	payload  []byte     // scratch
+	lastSend time.Time
 
 	mu           sync.Mutex // guards the window: fl, waitingSince, acked; taken after wmu
 	fl           inflight
@@ -36,14 +35,16 @@ type session struct {
 	diskLowLog rateLimit     // reader only
 }
 
-// writeBuffer holds a quarter window of typical records (about 270 bytes
-// framed), so that one write sends them.
+// writeBuffer is the write buffer's starting size: a quarter window of
+// typical records (about 270 bytes framed). It grows as a batch needs, so
+// that one write sends each batch, and only after its frames are in the
+// window.
 const writeBuffer = 128 << 10
 
 func newSession(s *Sender, cfg senderConfig, conn net.Conn) *session {
 	return &session{
 		s: s, cfg: cfg, conn: conn,
-		bw:         bufio.NewWriterSize(conn, writeBuffer),
+		out:        make([]byte, 0, writeBuffer),
 		lastSend:   time.Now(),
 		roomc:      make(chan struct{}, 1),
 		failc:      make(chan outcome, 3),

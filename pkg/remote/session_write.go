@@ -89,13 +89,14 @@ func (ss *session) encodeItem(pending []entry, it queue.Item, now time.Time) []e
 	return ss.writeFrame(pending, TypeMessage, ss.payload, e)
 }
 
-// writeFrame buffers one frame. Call with wmu held.
+// writeFrame buffers one frame. Nothing reaches the connection before
+// flush, so that no reply can come before its frame is in the window.
+// Call with wmu held.
 func (ss *session) writeFrame(pending []entry, t Type, payload []byte, e entry) []entry {
 	ss.seq++
 	e.seq = ss.seq
-	ss.hdr = appendHeader(ss.hdr[:0], t, len(payload), ss.seq)
-	ss.bw.Write(ss.hdr) // errors surface in Flush
-	ss.bw.Write(payload)
+	ss.out = appendHeader(ss.out, t, len(payload), ss.seq)
+	ss.out = append(ss.out, payload...)
 	return append(pending, e)
 }
 
@@ -115,7 +116,12 @@ func (ss *session) push(pending []entry) {
 // flush sends the buffered frames. Call with wmu held.
 func (ss *session) flush(now time.Time) *outcome {
 	ss.conn.SetWriteDeadline(now.Add(ss.cfg.ackTimeout))
-	if err := ss.bw.Flush(); err != nil {
+	_, err := ss.conn.Write(ss.out)
+	if cap(ss.out) > 4*writeBuffer {
+		ss.out = make([]byte, 0, writeBuffer) // give back what a burst of large records took
+	}
+	ss.out = ss.out[:0]
+	if err != nil {
 		return &outcome{err: &OpError{Op: "write", Addr: ss.s.Addr, Err: err}}
 	}
 	ss.lastSend = now
