@@ -51,7 +51,11 @@ func deliveryComparison(t *testing.T) []deliveryRun {
 	for round := range *rounds {
 		for i := range deliverySides {
 			side := deliverySides[(i+round)%len(deliverySides)]
-			runs = append(runs, runDelivery(t, side, round+1, lines, *records))
+			n := *records
+			if side == "audisp-remote" {
+				n = *audispN
+			}
+			runs = append(runs, runDelivery(t, side, round+1, lines, n))
 		}
 	}
 	return runs

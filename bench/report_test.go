@@ -208,12 +208,12 @@ func (r *report) kernelMarkdown(w *bytes.Buffer) {
 
 func (r *report) deliveryMarkdown(w *bytes.Buffer) {
 	fmt.Fprintf(w, "\n### Delivery\n\n")
-	fmt.Fprintf(w, "The recorded corpus (test/corpus/kernel-records.log.gz, %d lines) repeated to %d records, sent to a fresh real "+
-		"auditd (`local_events = no`, loopback TCP, in a private mount namespace) per run: by audisp-remote (format managed, "+
-		"mode immediate) fed on stdin, and by pkg/remote's Sender (window %d). A run ends when audisp-remote exits "+
+	fmt.Fprintf(w, "The recorded corpus (test/corpus/kernel-records.log.gz, %d lines) repeated, sent to a fresh real "+
+		"auditd (`local_events = no`, loopback TCP, in a private mount namespace) per run: %d records by audisp-remote (format managed, "+
+		"mode immediate) fed on stdin, and %d by pkg/remote's Sender (window %d) from a pkg/queue memory queue filled beforehand. A run ends when audisp-remote exits "+
 		"after its input or when the Sender has every ack; each run's auditd log is checked to hold every record. CPU is "+
 		"audisp-remote's own (rusage of the child) and this process's for the Sender; the receiving auditd's CPU is its whole "+
-		"life (rusage), and its busy share is that over the run's time.\n\n", corpusLines, r.Delivery[0].Records, senderWindow)
+		"life (rusage), and its busy share is that over the run's time.\n\n", corpusLines, *audispN, *records, senderWindow)
 	fmt.Fprintf(w, "| sender | records/s, median (min–max) | sender CPU µs per record, median | receiving auditd CPU µs per record, median | receiving auditd busy, median | failed runs |\n|---|---|---|---|---|---|\n")
 	med := map[string]stats{}
 	for _, side := range deliverySides {

@@ -16,7 +16,8 @@ import (
 var (
 	rounds   = flag.Int("rounds", 5, "rounds of each comparison; the sides alternate within a round")
 	genTime  = flag.Duration("gentime", 5*time.Second, "how long the load generator runs per kernel-path run")
-	records  = flag.Int("records", 300000, "records sent per delivery run (the corpus, repeated)")
+	records  = flag.Int("records", 300000, "records the Sender sends per delivery run (the corpus, repeated)")
+	audispN  = flag.Int("audisprecords", 60000, "records audisp-remote sends per delivery run: it waits for each ack, so at most a few thousand a second on a loaded machine")
 	maxLoad  = flag.Float64("maxload", 0.5, "1-minute load average above which the machine counts as busy: the report goes to the loaded section")
 	parts    = flag.String("parts", "kernel,delivery", "comparisons to run: kernel, delivery")
 	docPath  = flag.String("doc", "../docs/BENCHMARKS.md", "file whose make-bench section is rewritten; empty for none")
