@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditd-ns/auditd-ns/pkg/queue"
+	"github.com/auditd-ns/auditd-ns/pkg/record"
 )
 
 // Headers set on every message besides Nats-Msg-Id.
@@ -264,7 +265,7 @@ func (p *Publisher) publish(ctx context.Context, js jetstream.JetStream, host st
 		p.cur = pos
 		pd := pending{seq: it.Seq, pos: pos}
 		data := bytes.TrimSuffix(it.Data, []byte("\n"))
-		skip := len(data) == 0 || isEOE(data)
+		skip := len(data) == 0 || record.IsEOE(data)
 		if skip {
 			p.count(func(s *Status) { s.Skipped++ })
 			if it.Lost == 0 {
@@ -382,19 +383,6 @@ func (p *Publisher) count(f func(*Status)) {
 	p.mu.Lock()
 	f(&p.st)
 	p.mu.Unlock()
-}
-
-// isEOE reports whether line is an end-of-event record, with or without a
-// leading node= field. Like audisp-remote, the publisher leaves them out.
-func isEOE(line []byte) bool {
-	if bytes.HasPrefix(line, []byte("node=")) {
-		i := bytes.IndexByte(line, ' ')
-		if i < 0 {
-			return false
-		}
-		line = line[i+1:]
-	}
-	return bytes.HasPrefix(line, []byte("type=EOE "))
 }
 
 // sleep waits for d or until ctx ends.

@@ -70,6 +70,49 @@ func replace(b []byte, c byte) {
 	}
 }
 
+// CleanReceived replaces in place, by '?', every byte of a received line
+// that would end or split it in the log: newline, carriage return, NUL, and
+// every separator except the one that starts a well-formed ENRICHED tail.
+// A peer that forwards an ENRICHED log (audisp-remote of an auditd with
+// log_format ENRICHED) sends one separator near the end; one that a user
+// message carried sits inside the message's quotes, so the tail after it
+// holds the closing quote and is not taken for interpretations. It reports
+// whether it replaced any byte.
+func CleanReceived(line []byte) (changed bool) {
+	keep := -1
+	if i := bytes.LastIndexByte(line, Separator); i >= 0 && enrichedTail(line[i+1:]) {
+		keep = i
+	}
+	for i, c := range line {
+		if IsBreak(c) && i != keep {
+			line[i] = '?'
+			changed = true
+		}
+	}
+	return changed
+}
+
+// enrichedTail reports whether b reads as auditd's interpretations: it
+// starts with an upper-case NAME= and holds no quote of a user message, no
+// other separator and no line break.
+func enrichedTail(b []byte) bool {
+	eq := bytes.IndexByte(b, '=')
+	if eq < 1 || bytes.IndexByte(b, '\'') >= 0 {
+		return false
+	}
+	for _, c := range b[:eq] {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	for _, c := range b {
+		if IsBreak(c) {
+			return false
+		}
+	}
+	return true
+}
+
 // Line is one record line of an auditd log, "[node=NODE ]type=NAME
 // msg=DATA[<Separator>INTERPRETATIONS]", split by ParseLine. Its slices
 // point into the line.

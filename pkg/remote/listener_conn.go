@@ -9,6 +9,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/auditd-ns/auditd-ns/pkg/record"
 )
 
 // peerConn is one accepted connection.
@@ -98,7 +100,7 @@ func (p *peerConn) message(f Frame) {
 	if n := len(line); n > 0 && line[n-1] == '\n' {
 		line = line[:n-1]
 	}
-	cleanReceived(line) // the decoder's buffer, discarded after this frame
+	record.CleanReceived(line) // the decoder's buffer, discarded after this frame
 	if len(line) == 0 {
 		p.reply(TypeAck, f.Seq, "")
 		return

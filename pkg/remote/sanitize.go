@@ -25,46 +25,6 @@ func needsReplace(line []byte) bool {
 		bytes.IndexByte(line, 0) >= 0 || bytes.IndexByte(line, record.Separator) >= 0
 }
 
-// cleanReceived replaces in place, by '?', every byte of a received line
-// that would end or split it in the log: newline, carriage return, NUL, and
-// every separator except the one that starts a well-formed ENRICHED tail.
-// A peer that forwards an ENRICHED log (audisp-remote of an auditd with
-// log_format ENRICHED) sends one separator near the end; one that a user
-// message carried sits inside the message's quotes, so the tail after it
-// holds the closing quote and is not taken for interpretations.
-func cleanReceived(line []byte) {
-	keep := -1
-	if i := bytes.LastIndexByte(line, record.Separator); i >= 0 && enrichedTail(line[i+1:]) {
-		keep = i
-	}
-	for i, c := range line {
-		if record.IsBreak(c) && i != keep {
-			line[i] = '?'
-		}
-	}
-}
-
-// enrichedTail reports whether b reads as auditd's interpretations: it
-// starts with an upper-case NAME= and holds no quote of a user message, no
-// other separator and no line break.
-func enrichedTail(b []byte) bool {
-	eq := bytes.IndexByte(b, '=')
-	if eq < 1 || bytes.IndexByte(b, '\'') >= 0 {
-		return false
-	}
-	for _, c := range b[:eq] {
-		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
-			return false
-		}
-	}
-	for _, c := range b {
-		if record.IsBreak(c) {
-			return false
-		}
-	}
-	return true
-}
-
 // sanitize appends to dst the payload to send for line, at most limit
 // bytes, and reports what it changed. One trailing newline is not part of
 // the record and is dropped silently.
