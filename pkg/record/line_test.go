@@ -195,9 +195,9 @@ func TestTypeConstants(t *testing.T) {
 func TestCleanReceived(t *testing.T) {
 	for in, want := range map[string]string{
 		"type=SYSCALL msg=audit(1.1:1): uid=0\x1dUID=\"root\" AUID=\"x\"": "type=SYSCALL msg=audit(1.1:1): uid=0\x1dUID=\"root\" AUID=\"x\"",
-		"type=USER msg=audit(1.1:1): msg='a\x1dAUID=\"forged\" b\rc'":      "type=USER msg=audit(1.1:1): msg='a?AUID=\"forged\" b?c'",
-		"type=USER msg=audit(1.1:1): a\x1db\x1dUID=\"root\"":               "type=USER msg=audit(1.1:1): a?b\x1dUID=\"root\"",
-		"type=USER msg=audit(1.1:1): a\x00b\nc":                            "type=USER msg=audit(1.1:1): a?b?c",
+		"type=USER msg=audit(1.1:1): msg='a\x1dAUID=\"forged\" b\rc'":     "type=USER msg=audit(1.1:1): msg='a?AUID=\"forged\" b?c'",
+		"type=USER msg=audit(1.1:1): a\x1db\x1dUID=\"root\"":              "type=USER msg=audit(1.1:1): a?b\x1dUID=\"root\"",
+		"type=USER msg=audit(1.1:1): a\x00b\nc":                           "type=USER msg=audit(1.1:1): a?b?c",
 	} {
 		b := []byte(in)
 		changed := record.CleanReceived(b)
