@@ -12,7 +12,7 @@ import (
 // kernel (nil on a patched kernel, where records carry their chain). It
 // starts the process-events tracker, which keeps the cgroup of processes
 // that have already exited by the time their records are routed.
-func (d *Daemon) attributor(contid bool) router.Attributor {
+func (d *Daemon) attributor(ctx context.Context, contid bool) router.Attributor {
 	if contid {
 		return nil
 	}
@@ -21,9 +21,9 @@ func (d *Daemon) attributor(contid bool) router.Attributor {
 		d.log.Warn("the process-events tracker is not available; attributing by /proc at routing time, which misses processes that have already exited", "error", err)
 		return procAttributor()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	d.tracker, d.trackerStop = tr, cancel
-	go tr.Run(ctx)
+	d.serve("process-events tracker", func() error { return tr.Run(ctx) })
 	a := &cgroupAttributor{tr: tr, dirs: map[string]source.CgroupDir{}, d: d}
 	return a.attribute
 }

@@ -2,11 +2,13 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/auditd-ns/auditd-ns/pkg/control"
+	"github.com/auditd-ns/auditd-ns/pkg/deliver"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
 )
 
@@ -17,213 +19,102 @@ type backend struct {
 
 var _ control.Backend = backend{}
 
-func (b backend) Tree() *registry.Tree {
-	cs := b.d.conts
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	return cs.tree
-}
+func (b backend) Tree() *registry.Tree { return b.d.conts.Tree() }
 
 // Register adds (or replaces) a container while records flow.
 func (b backend) Register(ctx context.Context, c *registry.Container, o control.RegisterOptions) (control.ContainerInfo, error) {
-	cs := b.d.conts
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	// A scope is checked against the tree as it is, before anything else.
-	if o.Guard != nil {
-		if err := o.Guard(cs.tree); err != nil {
-			return control.ContainerInfo{}, err
-		}
-	}
-	old := cs.live[c.Name]
-	if cs.tree.ByName(c.Name) != nil && !o.Replace {
-		return control.ContainerInfo{}, fmt.Errorf("registering %q: %w", c.Name, control.ErrExists)
-	}
-	tree, err := cs.tree.With(c)
+	t, err := b.d.conts.Register(c, deliver.RegisterOptions{Replace: o.Replace, Guard: o.Guard,
+		Check: func(next *registry.Tree) error { return b.d.checkRuleLimits(next, c.Name, nil) }})
 	if err != nil {
-		return control.ContainerInfo{}, fmt.Errorf("registering %q: %w: %w", c.Name, control.ErrInvalid, err)
+		return control.ContainerInfo{}, apiError(err)
 	}
-	if err := b.d.checkRuleLimits(tree, c.Name, nil); err != nil {
-		return control.ContainerInfo{}, fmt.Errorf("registering %q: %w: %w", c.Name, control.ErrInvalid, err)
-	}
-	if old != nil {
-		// Its queue and spool are kept: the new registration reopens them.
-		cs.stop(old, false, 0)
-		delete(cs.live, c.Name)
-	}
-	t, err := cs.start(c)
-	if err != nil {
-		if old != nil {
-			if back, rerr := cs.start(old.c); rerr == nil {
-				cs.live[c.Name] = back
-				b.d.startScoped(back) // its socket was made anew
-			}
-		}
-		return control.ContainerInfo{}, fmt.Errorf("registering %q: %w: %w", c.Name, control.ErrInvalid, err)
-	}
-	if err := cs.store.Save(c); err != nil {
-		b.d.log.Warn("the registration will not survive a restart", "name", c.Name, "error", err)
-	}
-	cs.tree = tree
-	cs.live[c.Name] = t
-	cs.publish()
-	if old != nil {
-		// The replaced registration's socket goes with it, even when
-		// the new one names none or another.
-		b.d.stopScoped(c.Name)
-	}
-	b.d.startScoped(t)
 	b.d.log.Info("registered container", "name", c.Name, "target", c.Deliver.String())
 	return b.info(t), nil
 }
 
 // Unregister stops copying to a container and disposes of its queue.
 func (b backend) Unregister(ctx context.Context, name string, o control.UnregisterOptions) (control.UnregisterResult, error) {
-	cs := b.d.conts
-	cs.mu.Lock()
-	if o.Guard != nil {
-		if err := o.Guard(cs.tree); err != nil {
-			cs.mu.Unlock()
-			return control.UnregisterResult{}, err
-		}
-	}
-	t := cs.live[name]
-	c := cs.tree.ByName(name)
-	if c == nil {
-		cs.mu.Unlock()
-		return control.UnregisterResult{}, fmt.Errorf("unregistering %q: %w", name, control.ErrNotFound)
-	}
-	if o.Owner != "" && c.Owner != o.Owner {
-		// A same-named container registered by someone else: the
-		// drain below re-checks that cs.live[name] is still this one.
-		cs.mu.Unlock()
-		return control.UnregisterResult{}, fmt.Errorf("unregistering %q: %w: it was not registered by %s", name, control.ErrConflict, o.Owner)
-	}
-	tree, err := cs.tree.Without(name)
+	u, err := b.d.conts.Unregister(ctx, name, deliver.UnregisterOptions{Drain: o.Mode == control.ModeDrain, Timeout: o.Timeout,
+		Owner: o.Owner, Guard: o.Guard})
 	if err != nil {
-		cs.mu.Unlock()
-		return control.UnregisterResult{}, fmt.Errorf("unregistering: %w: %w", control.ErrConflict, err)
+		return control.UnregisterResult{}, apiError(err)
 	}
-	if o.Mode == control.ModeDrain {
-		// Events that closed just before this call are still in the
-		// router (stock kernels hold them to attribute them): let them
-		// through before the container leaves the router's table.
-		cs.mu.Unlock()
-		time.Sleep(b.d.routeLag())
-		cs.mu.Lock()
-		if cs.live[name] != t {
-			cs.mu.Unlock()
-			return control.UnregisterResult{}, fmt.Errorf("unregistering %q: changed meanwhile: %w", name, control.ErrConflict)
-		}
-		if o.Guard != nil {
-			if err := o.Guard(cs.tree); err != nil {
-				cs.mu.Unlock()
-				return control.UnregisterResult{}, err
-			}
-		}
-		if tree, err = cs.tree.Without(name); err != nil {
-			cs.mu.Unlock()
-			return control.UnregisterResult{}, fmt.Errorf("unregistering: %w: %w", control.ErrConflict, err)
-		}
-	}
-	cs.tree = tree
-	delete(cs.live, name)
-	cs.publish() // no more copies for it from here on
-	cs.store.Remove(name)
-	cs.mu.Unlock()
-	res := control.UnregisterResult{Name: name, Mode: o.Mode}
-	if t == nil {
-		return res, nil
-	}
-	b.d.stopScoped(name)
-	before := t.q.Stats()
-	if o.Mode == control.ModeDrain {
-		deadline := time.Now().Add(o.Timeout)
-		for time.Now().Before(deadline) && ctx.Err() == nil {
-			if st := t.q.Stats(); st.MemoryItems+st.SpoolItems == 0 {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	after := t.q.Stats()
-	left := uint64(after.MemoryItems + after.SpoolItems)
-	res.Drained = left == 0
-	res.Delivered = after.Committed - before.Committed
-	cs.stop(t, false, 0)
-	if t.c.Queue.Spool > 0 {
-		res.Spooled = left
-	} else {
-		res.Dropped = left
-	}
-	b.d.log.Info("unregistered container", "name", name, "mode", o.Mode, "delivered", res.Delivered, "left", left)
+	res := control.UnregisterResult{Name: name, Mode: o.Mode, Drained: u.Drained, Delivered: u.Delivered, Spooled: u.Spooled, Dropped: u.Dropped}
+	b.d.log.Info("unregistered container", "name", name, "mode", o.Mode, "delivered", res.Delivered, "left", u.Spooled+u.Dropped)
 	return res, nil
 }
 
 // PushRules swaps a container's rules atomically and persists them.
 func (b backend) PushRules(ctx context.Context, name string, u control.RulesUpdate) (control.ContainerInfo, error) {
-	cs := b.d.conts
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if u.Guard != nil {
-		if err := u.Guard(cs.tree); err != nil {
-			return control.ContainerInfo{}, err
+	check := func(cur *registry.Tree) error {
+		if u.Guard != nil {
+			if err := u.Guard(cur); err != nil {
+				return err
+			}
 		}
-	}
-	t := cs.live[name]
-	if t == nil {
-		return control.ContainerInfo{}, fmt.Errorf("pushing rules to %q: %w", name, control.ErrNotFound)
-	}
-	if err := b.d.checkRuleLimits(cs.tree, name, u.Rules); err != nil {
-		return control.ContainerInfo{}, fmt.Errorf("pushing rules to %q: %w: %w", name, control.ErrInvalid, err)
+		if cur.ByName(name) == nil {
+			return fmt.Errorf("pushing rules to %q: %w", name, control.ErrNotFound)
+		}
+		if err := b.d.checkRuleLimits(cur, name, u.Rules); err != nil {
+			return fmt.Errorf("pushing rules to %q: %w: %w", name, control.ErrInvalid, err)
+		}
+		return nil
 	}
 	// Saved first, then applied: a push that cannot be saved leaves the
 	// running rules as they are.
-	c, err := t.c.WithRules(u.Source, u.File)
+	with := func(c *registry.Container) (*registry.Container, error) { return c.WithRules(u.Source, u.File) }
+	t, err := b.d.conts.PushRules(name, u.Rules, with, check)
 	if err != nil {
-		return control.ContainerInfo{}, fmt.Errorf("pushing rules to %q: %w: %w", name, control.ErrInvalid, err)
+		return control.ContainerInfo{}, apiError(err)
 	}
-	tree, err := cs.tree.With(c)
-	if err != nil {
-		return control.ContainerInfo{}, fmt.Errorf("pushing rules to %q: %w: %w", name, control.ErrInvalid, err)
-	}
-	if err := cs.store.Save(c); err != nil {
-		return control.ContainerInfo{}, fmt.Errorf("pushing rules to %q: %w", name, err)
-	}
-	t.tn.SetRules(u.Rules)
-	cs.tree, t.c = tree, c
 	b.d.log.Info("pushed rules", "name", name, "rules", u.Rules.Len(), "file", u.File)
 	return b.info(t), nil
 }
 
+// apiError gives a refusal of the containers' lifecycle the control API's
+// kind, keeping its message.
+func apiError(err error) error {
+	for _, k := range [][2]error{{deliver.ErrInvalid, control.ErrInvalid}, {deliver.ErrNotFound, control.ErrNotFound},
+		{deliver.ErrExists, control.ErrExists}, {deliver.ErrConflict, control.ErrConflict}} {
+		if errors.Is(err, k[0]) {
+			return kindError{err, k[1]}
+		}
+	}
+	return err
+}
+
+// kindError is err, matching kind too.
+type kindError struct{ err, kind error }
+
+func (e kindError) Error() string   { return e.err.Error() }
+func (e kindError) Unwrap() []error { return []error{e.err, e.kind} }
+
 func (b backend) Containers(ctx context.Context) ([]control.ContainerInfo, error) {
-	cs := b.d.conts
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
 	var out []control.ContainerInfo
-	for _, c := range cs.tree.Containers() {
-		if t := cs.live[c.Name]; t != nil {
+	b.d.conts.Each(func(c *registry.Container, t *deliver.Container) {
+		if t != nil {
 			out = append(out, b.info(t))
 		} else {
 			info := control.Describe(c)
 			info.LastError = "not running (see the daemon's log)"
 			out = append(out, info)
 		}
-	}
+	})
 	return out, nil
 }
 
 // info describes a running container with its queue and delivery figures.
-func (b backend) info(t *tenant) control.ContainerInfo {
-	info := control.Describe(t.c)
-	if t.c.HasID() {
-		info.Namespaces = b.d.namespaces.of(t.c.ID)
+func (b backend) info(t *deliver.Container) control.ContainerInfo {
+	c := t.Config()
+	info := control.Describe(c)
+	if c.HasID() {
+		info.Namespaces = b.d.namespaces.of(c.ID)
 	}
-	if p := t.tn.Rules(); p != nil {
+	if p := t.Routing().Rules(); p != nil {
 		info.Rules = p.Len()
 	}
-	q := t.q.Stats()
-	rs := t.tn.Stats()
+	q := t.Queue().Stats()
+	rs := t.Routing().Stats()
 	info.Queued = uint64(q.MemoryItems + q.SpoolItems)
 	info.QueuedBytes = uint64(q.MemoryBytes + q.SpoolBytes)
 	info.SpoolBytes = uint64(q.SpoolBytes)
@@ -233,29 +124,38 @@ func (b backend) info(t *tenant) control.ContainerInfo {
 	info.Dropped = q.Dropped.Total()
 	info.Drops = map[string]uint64{"full": q.Dropped.Full, "too-large": q.Dropped.TooLarge, "spool-error": q.Dropped.SpoolError,
 		"corrupt": q.Dropped.Corrupt, "crash": q.Dropped.Crash, "closed": q.Dropped.Closed}
-	switch {
-	case t.sender != nil:
-		s := t.sender.Status()
-		info.Connected, info.Acked = s.Connected, s.Acked
-		info.InFlight, info.Retried = s.InFlight, s.Retried
-		info.ReceiverBound = s.WaitingOnReceiver && info.Queued > 0
-		info.ReceiverWaitSeconds = s.ReceiverWait.Seconds()
-		info.LastError, info.LastErrorTime = s.LastError, s.LastErrorTime
-	default:
-		info.Connected, info.Acked = true, q.Committed
-		t.errMu.Lock()
-		info.LastError = t.lastErr
-		t.errMu.Unlock()
-	}
+	s := t.Target().Status()
+	info.Connected, info.Acked = s.Connected, s.Acked
+	info.InFlight, info.Retried = s.InFlight, s.Retried
+	info.ReceiverBound = s.WaitingOnReceiver && info.Queued > 0
+	info.ReceiverWaitSeconds = s.ReceiverWait.Seconds()
+	info.LastError, info.LastErrorTime = s.LastError, s.LastErrorTime
 	return info
 }
+
+// DeliveryLatency implements control.LatencyBackend.
+func (b backend) DeliveryLatency(ctx context.Context) ([]control.Latency, error) {
+	var out []control.Latency
+	b.d.conts.Each(func(c *registry.Container, t *deliver.Container) {
+		if t == nil {
+			return
+		}
+		h := t.Latency()
+		l := control.Latency{Name: c.Name, Count: h.Count, Sum: h.Sum}
+		for i, ub := range deliver.LatencyBounds {
+			l.Buckets = append(l.Buckets, control.Bucket{UpperBound: ub, Count: h.Buckets[i]})
+		}
+		out = append(out, l)
+	})
+	return out, nil
+}
+
+var _ control.LatencyBackend = backend{}
 
 func (b backend) Status(ctx context.Context) (control.Status, error) {
 	st := control.Status{PID: os.Getpid(), Started: b.d.started}
 	if b.d.ctl != nil {
-		b.d.ctlMu.Lock()
 		ks, err := b.d.ctl.Status()
-		b.d.ctlMu.Unlock()
 		if err != nil {
 			return st, fmt.Errorf("reading the kernel's audit status: %w", err)
 		}

@@ -27,13 +27,7 @@ func testDaemon(t *testing.T, srcs ...string) (*Daemon, string) {
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.StateDir = dir
-	d := &Daemon{log: hclog.NewNullLogger(), router: router.New(router.Options{})}
-	d.conf.Store(cfg)
-	store, err := registry.OpenStore(filepath.Join(dir, "containers"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.conts = &containers{d: d, log: d.log, router: d.router, store: store, live: map[string]*tenant{}}
+	d := newTestDaemon(t, cfg)
 	var cs []*registry.Container
 	for i, src := range srcs {
 		c, err := registry.Parse([]byte(fmt.Sprintf(src, dir)), fmt.Sprintf("c%d.yaml", i))
@@ -42,11 +36,36 @@ func testDaemon(t *testing.T, srcs ...string) (*Daemon, string) {
 		}
 		cs = append(cs, c)
 	}
-	if err := d.conts.load(cs); err != nil {
+	if err := d.conts.Load(d.life, cs); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(d.conts.stopAll)
 	return d, dir
+}
+
+// newTestDaemon is a daemon with cfg, its router running and no
+// container, with no kernel, no source and no control socket; its services
+// stop at the end of the test.
+func newTestDaemon(tb testing.TB, cfg *config.Config) *Daemon {
+	tb.Helper()
+	d := newDaemon(context.Background(), cfg, hclog.NewNullLogger())
+	d.router = router.New(router.Options{})
+	store, err := registry.OpenStore(filepath.Join(cfg.StateDir, "containers"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	d.conts = d.newContainers(store, nil)
+	ctx, cancel := context.WithCancel(d.life)
+	d.routerStop, d.routerDone = cancel, make(chan struct{})
+	d.serve("router", func() error {
+		defer close(d.routerDone)
+		return d.router.Run(ctx)
+	})
+	tb.Cleanup(func() {
+		if err := d.stopServices(); err != nil {
+			tb.Error(err)
+		}
+	})
+	return d
 }
 
 // TestScopeGuardOnCurrentTree: the backend runs a scoped request's check
@@ -95,7 +114,6 @@ func parseContainer(src string) (*registry.Container, error) {
 // no socket closes the socket of the replaced one.
 func TestReplaceStopsScopedSocket(t *testing.T) {
 	d, dir := testDaemon(t)
-	d.scoped.stop = map[string]context.CancelFunc{}
 	b := backend{d}
 	ctx := context.Background()
 	sock := filepath.Join(dir, "t.sock")
@@ -108,7 +126,10 @@ func TestReplaceStopsScopedSocket(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, ok := d.scoped.stop["t"]; ok {
+	d.scoped.mu.Lock()
+	_, ok := d.scoped.byName["t"]
+	d.scoped.mu.Unlock()
+	if ok {
 		t.Error("the replaced container's scoped socket still runs")
 	}
 }
@@ -119,7 +140,7 @@ func TestReplaceStopsScopedSocket(t *testing.T) {
 func TestPushRulesSaveFails(t *testing.T) {
 	d, dir := testDaemon(t, "name: a\ncgroup: /sys/fs/cgroup/a\ndeliver: {file: %[1]s/a.log}\nrules:\n- drop: {type: SYSCALL}\n")
 	b := backend{d}
-	before := d.conts.live["a"].tn.Rules()
+	before := d.conts.Get("a").Routing().Rules()
 	// The store's file is a directory with something in it: the save's
 	// rename fails, for root too.
 	if err := os.MkdirAll(filepath.Join(dir, "containers", "a.yaml", "x"), 0o700); err != nil {
@@ -133,7 +154,7 @@ func TestPushRulesSaveFails(t *testing.T) {
 	if _, err := b.PushRules(context.Background(), "a", control.RulesUpdate{Rules: p, Source: src, File: "new.yaml"}); err == nil {
 		t.Error("a push that could not be saved succeeded")
 	}
-	if got := d.conts.live["a"].tn.Rules(); got != before {
+	if got := d.conts.Get("a").Routing().Rules(); got != before {
 		t.Error("the running rules changed although the new ones were not saved")
 	}
 	if c := b.Tree().ByName("a"); !strings.Contains(string(c.Source), "drop") {
@@ -147,7 +168,7 @@ func TestPushRulesSaveFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	saved, err := os.ReadFile(filepath.Join(dir, "containers", "a.yaml"))
-	if got := d.conts.live["a"].tn.Rules(); got != p || err != nil || !strings.Contains(string(saved), "keep") {
+	if got := d.conts.Get("a").Routing().Rules(); got != p || err != nil || !strings.Contains(string(saved), "keep") {
 		t.Errorf("after a good push: running %p (want %p), saved %q, %v", got, p, saved, err)
 	}
 }

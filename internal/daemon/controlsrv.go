@@ -2,82 +2,96 @@ package daemon
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"sync"
 
 	"github.com/auditd-ns/auditd-ns/pkg/control"
+	"github.com/auditd-ns/auditd-ns/pkg/deliver"
 )
 
 // scoped holds the running scoped control sockets, by container name.
 type scoped struct {
-	mu   sync.Mutex // guards stop
-	stop map[string]context.CancelFunc
+	mu     sync.Mutex // guards byName
+	byName map[string]scopedSocket
+}
+
+type scopedSocket struct {
+	ln   net.Listener
+	stop context.CancelFunc
 }
 
 // startControl serves the control socket (and the metrics endpoint when
-// configured) until the daemon stops.
+// configured) as services of the daemon, until stopControl.
 func (d *Daemon) startControl() {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(d.life)
 	d.controlStop = cancel
-	d.scoped.stop = map[string]context.CancelFunc{}
-	if d.cfg().ControlSocket != "" {
-		ln, err := control.Listen(d.cfg().ControlSocket)
+	if path := d.cfg().ControlSocket; path != "" {
+		ln, err := control.Listen(path)
 		if err != nil {
-			d.log.Error("the control socket is not available", "path", d.cfg().ControlSocket, "error", err)
+			d.log.Error("the control socket is not available", "path", path, "error", err)
 		} else {
 			srv := &control.Server{Backend: backend{d}, Logger: d.log.Named("control")}
-			go srv.Run(ctx, ln)
+			d.serve("control socket", func() error { return srv.Run(ctx, ln) })
 		}
 	}
-	if d.cfg().MetricsAddress != "" {
-		go func() {
-			if err := control.ServeMetrics(ctx, d.cfg().MetricsAddress, backend{d}, d.log.Named("metrics")); err != nil {
-				d.log.Error("the metrics endpoint stopped", "error", err)
-			}
-		}()
+	if addr := d.cfg().MetricsAddress; addr != "" {
+		d.serve("metrics endpoint", func() error {
+			return control.ServeMetrics(ctx, addr, backend{d}, d.log.Named("metrics"))
+		})
 	}
-	d.conts.mu.Lock()
-	for _, t := range d.conts.live {
-		d.startScoped(t)
-	}
-	d.conts.mu.Unlock()
 }
 
-// startScoped serves a container's scoped control socket, if it asks for
-// one (made when the container started): a nested orchestrator there
-// manages only the containers inside it.
-func (d *Daemon) startScoped(t *tenant) {
-	if t.ln == nil || d.scoped.stop == nil {
-		return
+// attachScoped makes and serves a container's scoped control socket, if it
+// asks for one: a nested orchestrator there manages only the containers
+// inside it. It runs as the container starts, so that a socket that cannot
+// be made refuses the registration.
+func (d *Daemon) attachScoped(t *deliver.Container) error {
+	c := t.Config()
+	if c.Socket == "" {
+		return nil
 	}
-	ln := t.ln
-	ctx, cancel := context.WithCancel(context.Background())
+	ln, err := control.ListenStrict(c.Socket)
+	if err != nil {
+		return fmt.Errorf("the scoped control socket of %q: %w", c.Name, err)
+	}
+	ctx, cancel := context.WithCancel(d.life)
 	d.scoped.mu.Lock()
-	if old := d.scoped.stop[t.c.Name]; old != nil {
-		old()
+	if d.scoped.byName == nil {
+		d.scoped.byName = map[string]scopedSocket{}
 	}
-	d.scoped.stop[t.c.Name] = cancel
+	d.scoped.byName[c.Name] = scopedSocket{ln: ln, stop: cancel}
 	d.scoped.mu.Unlock()
-	srv := &control.Server{Backend: backend{d}, Logger: d.log.Named("control." + t.c.Name), Scope: t.c.Name, Policy: d.scopePolicy}
-	go srv.Run(ctx, ln)
+	srv := &control.Server{Backend: backend{d}, Logger: d.log.Named("control." + c.Name), Scope: c.Name, Policy: d.scopePolicy}
+	d.serve("scoped control socket "+c.Name, func() error { return srv.Run(ctx, ln) })
+	return nil
 }
 
-func (d *Daemon) stopScoped(name string) {
+// detachScoped closes a container's scoped control socket (removing its
+// file) at once, so that a replacement can make it anew, and stops its
+// server; requests in progress there finish.
+func (d *Daemon) detachScoped(t *deliver.Container) {
 	d.scoped.mu.Lock()
 	defer d.scoped.mu.Unlock()
-	if stop := d.scoped.stop[name]; stop != nil {
-		stop()
-		delete(d.scoped.stop, name)
+	name := t.Config().Name
+	if s, ok := d.scoped.byName[name]; ok {
+		s.stop() // first: the server then takes the closed socket as its end
+		s.ln.Close()
+		delete(d.scoped.byName, name)
 	}
 }
 
+// stopControl stops serving the control socket, the metrics endpoint and
+// every scoped socket.
 func (d *Daemon) stopControl() {
-	if d.controlStop == nil {
-		return
+	if d.controlStop != nil {
+		d.controlStop()
 	}
-	d.controlStop()
 	d.scoped.mu.Lock()
-	for _, stop := range d.scoped.stop {
-		stop()
+	for name, s := range d.scoped.byName {
+		s.stop() // first: the server then takes the closed socket as its end
+		s.ln.Close()
+		delete(d.scoped.byName, name)
 	}
 	d.scoped.mu.Unlock()
 }

@@ -17,11 +17,13 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/auditd-ns/auditd-ns/internal/config"
 	"github.com/auditd-ns/auditd-ns/internal/sdnotify"
 	"github.com/auditd-ns/auditd-ns/pkg/auditrule"
+	"github.com/auditd-ns/auditd-ns/pkg/deliver"
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 	"github.com/auditd-ns/auditd-ns/pkg/plugin"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
@@ -40,28 +42,34 @@ type Daemon struct {
 	// goroutines read it, so it is read through cfg, once per use.
 	conf   atomic.Pointer[config.Config]
 	rules  *auditrule.File // read and replaced only on the signal-handling goroutine
-	ctl    *source.Control
-	ctlMu  sync.Mutex // serialises control calls (poller, reload, shutdown)
+	ctl    *source.Control // safe for concurrent use
 	kern   *source.Kernel
 	hlog   *hostlog.Writer
 	halt   context.CancelFunc
 	router *router.Router
-	conts  *containers
-	export *export            // the host log's JetStream export, nil for none
-	rstop  context.CancelFunc // stops the router
-	rdone  chan struct{}
-	// tracker attributes records to cgroups on a stock kernel.
-	tracker     *source.CgroupTracker
+	conts  *deliver.Containers
+	export *export // the host log's JetStream export, nil for none
+
+	// The daemon's services (router, tracker, control servers) run in g,
+	// under life: stopServices stops them in order, and g.Wait returns
+	// their errors. life is the daemon's context without its cancellation:
+	// the services outlive a stop signal by the shutdown's drain, then
+	// stopServices cancels life last.
+	g           errgroup.Group
+	life        context.Context
+	lifeStop    context.CancelFunc
+	routerStop  context.CancelFunc
+	routerDone  chan struct{}
+	tracker     *source.CgroupTracker // attributes records to cgroups on a stock kernel
 	trackerStop context.CancelFunc
 	controlStop context.CancelFunc
 	scoped      scoped
 	started     time.Time
-	routeDelay  time.Duration
 	namespaces  namespaceBook
 	chains      chainBook // contid ancestry from the kernel's op=set records
 	stats       Stats
 	statMu      sync.Mutex    // guards stats, except Records
-	records     atomic.Uint64 // Stats.Records, written by the receiving goroutine only
+	records     atomic.Uint64 // Stats.Records, counted in pass
 	plugins     *plugin.Runner
 	pluginLine  atomic.Pointer[lineFunc] // the plugins' line format (plugins.go)
 }
@@ -118,8 +126,9 @@ func Load(path string) (*config.Config, *auditrule.File, error) {
 func Run(ctx context.Context, cfg *config.Config, kf *auditrule.File, log hclog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	d := &Daemon{log: log, rules: kf, halt: cancel}
-	d.conf.Store(cfg)
+	d := newDaemon(ctx, cfg, log)
+	defer d.lifeStop()
+	d.rules, d.halt = kf, cancel
 	// Catch the signals the daemon handles before starting: SIGHUP's
 	// default is to exit, and one sent as soon as the daemon is up (a
 	// reload, a log rotation) must wait to be handled, not kill it.
@@ -136,6 +145,7 @@ func Run(ctx context.Context, cfg *config.Config, kf *auditrule.File, log hclog.
 		if d.kern != nil {
 			d.kern.Unregister()
 		}
+		err = errors.Join(err, d.stopServices())
 		d.closeAll()
 		return err
 	}
@@ -143,6 +153,27 @@ func Run(ctx context.Context, cfg *config.Config, kf *auditrule.File, log hclog.
 	err := d.loop(ctx, sigs)
 	d.notify(sdnotify.Stopping)
 	return errors.Join(err, d.stop())
+}
+
+// newDaemon returns a daemon with cfg whose services will run under ctx
+// (but for its cancellation: see Daemon.life).
+func newDaemon(ctx context.Context, cfg *config.Config, log hclog.Logger) *Daemon {
+	d := &Daemon{log: log, halt: func() {}}
+	d.conf.Store(cfg)
+	d.life, d.lifeStop = context.WithCancel(context.WithoutCancel(ctx))
+	return d
+}
+
+// serve runs f as one of the daemon's services: its error is logged when
+// it happens and returned by Run at the end.
+func (d *Daemon) serve(name string, f func() error) {
+	d.g.Go(func() error {
+		if err := f(); err != nil {
+			d.log.Error("a service of the daemon stopped", "service", name, "error", err)
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	})
 }
 
 // start checks the registration, opens the log, registers and configures
@@ -179,17 +210,20 @@ func (d *Daemon) start() error {
 	d.hlog.Daemon(record.TypeDaemonStart, d.startText())
 	d.log.Info("registered as the kernel's audit daemon", "pid", os.Getpid(), "log", d.cfg().Log.Path)
 	d.applyKernel(d.cfg(), d.rules)
-	st, err := d.ctl.Status()
-	if err != nil {
+	var kernel deliver.KernelRules
+	switch err := d.ctl.ContainerIDs(); {
+	case err == nil:
+		kernel = d.ctl
+	case !errors.Is(err, source.ErrNotSupported):
 		return err
 	}
-	contid := st.FeatureBitmap&featureContID != 0
-	return d.startContainers(contid, d.attributor(contid))
+	return d.startContainers(kernel, d.attributor(d.life, kernel != nil))
 }
 
-// startContainers starts the router and every registered container. contid
-// says whether kernel rules can be scoped to a container.
-func (d *Daemon) startContainers(contid bool, attr router.Attributor) error {
+// startContainers starts the router, every registered container and the
+// control servers. kernel loads container-scoped kernel rules (nil: the
+// kernel cannot scope them).
+func (d *Daemon) startContainers(kernel deliver.KernelRules, attr router.Attributor) error {
 	var err error
 	opt := router.Options{Attribute: attr}
 	if attr != nil {
@@ -197,35 +231,34 @@ func (d *Daemon) startContainers(contid bool, attr router.Attributor) error {
 		// that events name before attributing them.
 		opt.Delay = routeDelay
 	}
-	d.routeDelay = opt.Delay
 	d.router = router.New(opt)
 	store, err := registry.OpenStore(filepath.Join(d.cfg().StateDir, "containers"))
 	if err != nil {
 		return err
 	}
-	d.conts = &containers{d: d, log: d.log.Named("containers"), router: d.router, store: store, contid: contid, live: map[string]*tenant{}}
+	d.conts = d.newContainers(store, kernel)
 	var cfg []*registry.Container
 	if d.cfg().ContainersDir != "" {
 		if cfg, err = registry.LoadDir(d.cfg().ContainersDir); err != nil {
 			return err
 		}
 	}
-	if err := d.conts.load(cfg); err != nil {
+	ctx, cancel := context.WithCancel(d.life)
+	d.routerStop, d.routerDone = cancel, make(chan struct{})
+	d.serve("router", func() error {
+		defer close(d.routerDone)
+		return d.router.Run(ctx)
+	})
+	if err := d.conts.Load(d.life, cfg); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	d.rstop, d.rdone = cancel, make(chan struct{})
-	go func() {
-		defer close(d.rdone)
-		d.router.Run(ctx)
-	}()
 	mode := "cgroup"
 	if attr == nil {
 		mode = "contid"
 	}
 	d.started = time.Now()
 	d.startControl()
-	d.log.Info("containers started", "containers", len(d.conts.live), "attribution", mode, "control", d.cfg().ControlSocket)
+	d.log.Info("containers started", "containers", d.conts.Len(), "attribution", mode, "control", d.cfg().ControlSocket)
 	return nil
 }
 
@@ -311,17 +344,28 @@ func (d *Daemon) closeAll() {
 	}
 }
 
-// stopContainers stops the control sockets, routes what the router still
-// holds, and stops every container's delivery (queues spool what is left).
-func (d *Daemon) stopContainers() {
+// stopServices stops what the daemon started, in order: the control
+// sockets, then the router (which routes what it still holds), then every
+// container's delivery (given a moment to deliver; queues spool what is
+// left), then the tracker. It returns the services' errors.
+func (d *Daemon) stopServices() error {
 	d.stopControl()
-	d.rstop()
-	<-d.rdone
-	d.conts.stopAll()
+	if d.routerStop != nil {
+		d.routerStop()
+		<-d.routerDone
+	}
+	if d.conts != nil {
+		d.conts.StopAll(2 * time.Second)
+	}
 	if d.trackerStop != nil {
 		d.trackerStop()
+	}
+	d.lifeStop()
+	err := d.g.Wait()
+	if d.tracker != nil {
 		d.tracker.Close()
 	}
+	return err
 }
 
 func endText() string {
@@ -330,6 +374,3 @@ func endText() string {
 
 // routeDelay is how long events wait before routing on stock kernels.
 const routeDelay = 100 * time.Millisecond
-
-// routeLag is how long an event that closed now may take to be routed.
-func (d *Daemon) routeLag() time.Duration { return d.routeDelay + 100*time.Millisecond }

@@ -143,7 +143,8 @@ func (d *Daemon) runConsume(ctx context.Context, sigs <-chan os.Signal) error {
 		d.hlog.Close()
 		return err
 	}
-	if err := d.startContainers(false, d.attributor(false)); err != nil {
+	if err := d.startContainers(nil, d.attributor(d.life, false)); err != nil {
+		err = errors.Join(err, d.stopServices())
 		d.hlog.Close()
 		return err
 	}
@@ -165,24 +166,15 @@ func (d *Daemon) runConsume(ctx context.Context, sigs <-chan os.Signal) error {
 	runErr := c.Run(ctx)
 	sigStop()
 	<-sigDone
-	d.stopContainers()
+	svcErr := d.stopServices()
 	d.hlog.Daemon(record.TypeDaemonEnd, endText())
-	return errors.Join(runErr, d.hlog.Close())
+	return errors.Join(runErr, svcErr, d.hlog.Close())
 }
 
-// consumeLog is the log a Consumer writes: the host log, and the router
-// after it.
+// consumeLog is the log a Consumer writes: each line goes the way of every
+// received line (ingestLine); the Consumer flushes before it acknowledges.
 type consumeLog struct{ d *Daemon }
 
-func (l consumeLog) WriteLine(line []byte) error {
-	if err := l.d.hlog.WriteLine(line); err != nil {
-		return err
-	}
-	if r, err := record.ParseLine(line); err == nil {
-		l.d.router.Submit(r.Type, r.Data)
-		l.d.namespaces.note(r.Type, r.Data)
-	}
-	return nil
-}
+func (l consumeLog) WriteLine(line []byte) error { return l.d.ingestLine(line, false) }
 
 func (l consumeLog) Flush() error { return l.d.hlog.Flush() }

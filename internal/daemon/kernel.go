@@ -13,8 +13,6 @@ import (
 // host log must go on even when the kernel refuses a rule (auditd does the
 // same when auditctl fails at boot).
 func (d *Daemon) applyKernel(cfg *config.Config, kf *auditrule.File) int {
-	d.ctlMu.Lock()
-	defer d.ctlMu.Unlock()
 	var problems int
 	try := func(what string, err error) {
 		if err != nil {
@@ -58,8 +56,6 @@ func (d *Daemon) applyKernel(cfg *config.Config, kf *auditrule.File) int {
 
 // deleteRules removes every loaded rule (rules_on_exit: delete).
 func (d *Daemon) deleteRules() {
-	d.ctlMu.Lock()
-	defer d.ctlMu.Unlock()
 	if n, err := d.ctl.DeleteRules(); err != nil {
 		d.log.Error("deleting rules on exit", "error", err)
 	} else {

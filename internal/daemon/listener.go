@@ -43,9 +43,10 @@ func (d *Daemon) runListener(ctx context.Context, sigs <-chan os.Signal) error {
 	// patched. On a stock kernel, containers registered here by cgroup are
 	// found through the pid, which works when this daemon sees the host's
 	// processes (a container sharing the host's pid namespace).
-	if err := d.startContainers(false, d.attributor(false)); err != nil {
+	if err := d.startContainers(nil, d.attributor(d.life, false)); err != nil {
 		ln.Close()
 		d.export.stop(0)
+		err = errors.Join(err, d.stopServices())
 		d.hlog.Close()
 		return err
 	}
@@ -74,17 +75,17 @@ func (d *Daemon) runListener(ctx context.Context, sigs <-chan os.Signal) error {
 	d.notify(sdnotify.Stopping)
 	sigStop()
 	<-sigDone
-	d.stopContainers()
+	svcErr := d.stopServices()
 	d.export.stop(2 * time.Second)
 	d.hlog.Daemon(record.TypeDaemonEnd, endText())
-	return errors.Join(runErr, d.hlog.Close())
+	return errors.Join(runErr, svcErr, d.hlog.Close())
 }
 
 // newListener builds the listener from its settings, loading the TLS
 // certificates when they are set.
 func (d *Daemon) newListener(lc *config.Listen) (*remote.Listener, error) {
 	l := &remote.Listener{
-		Handle:       d.handleLine,
+		Handle:       func(line []byte) error { return d.ingestLine(line, true) },
 		Logger:       d.log.Named("listener"),
 		MaxPayload:   lc.MaxFrame,
 		MaxConns:     lc.MaxConnections,
@@ -107,20 +108,25 @@ func (d *Daemon) newListener(lc *config.Listen) (*remote.Listener, error) {
 	return l, nil
 }
 
-// handleLine writes one received record line to the log, then routes it. It
-// returns only once the line is written (flushed as the flush mode says),
-// so the peer's ACK means the record is in this log.
-func (d *Daemon) handleLine(line []byte) error {
+// ingestLine is the path of every record line received whole: from a
+// listener's peer, or from a JetStream consumer. The line is written to
+// the log first (and flushed with flush: the listener then acknowledges
+// it, so an ACK means the record is in this log), then exported, then
+// passed on as ingest does. The listener calls it from one goroutine per
+// connection; the Writer, the export's queue and the router take their own
+// locks.
+func (d *Daemon) ingestLine(line []byte, flush bool) error {
 	if err := d.hlog.WriteLine(line); err != nil {
 		return err
 	}
-	if err := d.hlog.Flush(); err != nil {
-		return err
+	if flush {
+		if err := d.hlog.Flush(); err != nil {
+			return err
+		}
 	}
 	d.export.line(line)
 	if l, err := record.ParseLine(line); err == nil {
-		d.router.Submit(l.Type, l.Data) // an ENRICHED line: route the raw part
-		d.namespaces.note(l.Type, l.Data)
+		d.pass(l.Type, l.Data) // of an ENRICHED line, the raw part
 	}
 	return nil
 }

@@ -63,14 +63,33 @@ func (d *Daemon) receive() error {
 			d.replaced(data)
 			continue
 		}
-		d.hlog.Write(typ, data)
-		d.plugins.Submit(typ, data)
-		d.export.record(typ, data)
-		d.router.Submit(typ, data)
-		d.namespaces.note(typ, data)
-		d.chains.note(typ, data)
-		d.records.Add(1)
+		d.ingest(typ, data)
 	}
+}
+
+// ingest is the path of every record from the kernel, on the receiving
+// goroutine: the host log first, then auditd's plugins and the JetStream
+// export (each through a queue of its own), then the rest (pass). A new consumer of every host
+// record goes here, after the host log, and must not block.
+func (d *Daemon) ingest(typ uint16, data []byte) {
+	d.hlog.Write(typ, data)
+	d.plugins.Submit(typ, data)
+	d.export.record(typ, data)
+	d.pass(typ, data)
+}
+
+// pass hands a record that is in the host log to the router (copies to the
+// containers) and the books of namespaces and of contid chains (from the
+// kernel only: a listener's peers are not trusted with chains). It is the
+// one place that every record passes after the host log, from the kernel
+// (ingest) or from a listener's peer (ingestLine).
+func (d *Daemon) pass(typ uint16, data []byte) {
+	d.router.Submit(typ, data)
+	d.namespaces.note(typ, data)
+	if d.kern != nil {
+		d.chains.note(typ, data)
+	}
+	d.records.Add(1)
 }
 
 // replaced answers the kernel's REPLACE probe, sent when some process asks
@@ -111,9 +130,7 @@ func (d *Daemon) checkForeign() {
 // the host log when lost has risen.
 func (d *Daemon) poll() {
 	d.checkForeign()
-	d.ctlMu.Lock()
 	st, err := d.ctl.Status()
-	d.ctlMu.Unlock()
 	if err != nil {
 		d.log.Warn("polling the kernel's audit status", "error", err)
 		return
@@ -143,9 +160,7 @@ func (d *Daemon) poll() {
 // (minutes) with the queue empty. Any new record wakes it; this one says
 // why it was written.
 func (d *Daemon) wakeBacklogWaiters() {
-	d.ctlMu.Lock()
 	err := d.ctl.UserMessage("op=wake-backlog-waiters msg=audit tasks slept on an empty backlog res=success")
-	d.ctlMu.Unlock()
 	if err != nil {
 		d.log.Warn("waking tasks that wait on the kernel's backlog", "error", err)
 		return
@@ -194,14 +209,11 @@ func (d *Daemon) stop() error {
 			break
 		}
 		if typ != record.TypeReplace {
-			d.hlog.Write(typ, data)
-			d.plugins.Submit(typ, data)
-			d.export.record(typ, data)
-			d.router.Submit(typ, data)
+			d.ingest(typ, data)
 		}
 	}
 	d.plugins.Stop()
-	d.stopContainers()
+	errs = append(errs, d.stopServices())
 	d.export.stop(2 * time.Second)
 	if d.cfg().RulesOnExit == "delete" {
 		d.deleteRules()

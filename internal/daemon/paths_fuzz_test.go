@@ -10,12 +10,10 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/auditd-ns/auditd-ns/internal/config"
 	"github.com/auditd-ns/auditd-ns/pkg/control"
+	"github.com/auditd-ns/auditd-ns/pkg/deliver"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
-	"github.com/auditd-ns/auditd-ns/pkg/router"
 )
 
 // scopeWorld is a daemon (no kernel) with one container, "scope", whose
@@ -47,22 +45,11 @@ func newScopeWorld(tb testing.TB) *scopeWorld {
 	cfg := config.Default()
 	cfg.StateDir = w.state
 	cfg.Log.MaxLogFile = 4096 // a few copies rotate a file target
-	d := &Daemon{log: hclog.NewNullLogger(), router: router.New(router.Options{})}
-	d.conf.Store(cfg)
-	store, err := registry.OpenStore(filepath.Join(w.state, "containers"))
-	if err != nil {
+	d := newTestDaemon(tb, cfg)
+	if err := d.conts.Load(d.life, nil); err != nil {
 		tb.Fatal(err)
 	}
-	d.conts = &containers{d: d, log: d.log, router: d.router, store: store, live: map[string]*tenant{}}
-	if err := d.conts.load(nil); err != nil {
-		tb.Fatal(err)
-	}
-	d.scoped.stop = map[string]context.CancelFunc{}
 	w.d = d
-	tb.Cleanup(func() {
-		d.stopScoped("scope")
-		d.conts.stopAll()
-	})
 	c, err := registry.Parse([]byte(fmt.Sprintf("name: scope\ncgroup: /sys/fs/cgroup/fz-scope\ndeliver: {file: %s/scope.log}\nqueue: {spool: 1MiB}\nsocket: %s/s.sock\n", w.area, w.run)), "scope.yaml")
 	if err != nil {
 		tb.Fatal(err)
@@ -176,15 +163,15 @@ func FuzzScopedFilePaths(f *testing.F) {
 		info, err := w.client.Register(ctx, "fuzz.yaml", []byte(src), false)
 		if err == nil {
 			// Deliver enough to rotate the file target, then leave.
-			w.d.conts.mu.Lock()
-			tn := w.d.conts.live[info.Name]
-			w.d.conts.mu.Unlock()
-			if tn != nil && tn.file != nil {
-				for i := range 64 {
-					tn.file.WriteLine(fmt.Appendf(nil, "type=USER msg=audit(1.000:%d): %s", i, strings.Repeat("x", 100)))
+			if tn := w.d.conts.Get(info.Name); tn != nil {
+				if f, ok := tn.Target().(*deliver.File); ok {
+					w := f.Writer()
+					for i := range 64 {
+						w.WriteLine(fmt.Appendf(nil, "type=USER msg=audit(1.000:%d): %s", i, strings.Repeat("x", 100)))
+					}
+					w.Flush()
+					w.Rotate()
 				}
-				tn.file.Flush()
-				tn.file.Rotate()
 			}
 			if _, err := w.client.Unregister(ctx, info.Name, control.ModeSpool, 0); err != nil {
 				t.Fatalf("unregistering %q: %v", info.Name, err)

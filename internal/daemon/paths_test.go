@@ -16,8 +16,6 @@ import (
 // running, its scoped socket served.
 func TestRefusedReplaceKeepsScopedSocket(t *testing.T) {
 	d, dir := testDaemon(t)
-	d.scoped.stop = map[string]context.CancelFunc{}
-	t.Cleanup(func() { d.stopScoped("t") })
 	b := backend{d}
 	ctx := context.Background()
 	sock := filepath.Join(dir, "t.sock")

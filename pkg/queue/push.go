@@ -197,6 +197,7 @@ func (q *Queue) lose(first, last uint64, reason *uint64, inflight bool) uint64 {
 	*reason += unread
 	q.gaps = addGap(q.gaps, first, q.nextItem(last), unread, read, q.readSeq)
 	q.st.putGaps(q.gaps)
+	q.wakeEmpty()
 	return unread + read
 }
 

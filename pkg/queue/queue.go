@@ -45,6 +45,9 @@ type Queue struct {
 	mu      sync.Mutex // guards everything below
 	closed  bool
 	waiting bool // a Read waits for notify
+	// emptied is closed (and cleared) when the queue becomes empty, for
+	// WaitEmpty; nil while nobody waits.
+	emptied chan struct{}
 	mem     ring
 	peak    int64  // most bytes mem held at once (Stats.PeakMemoryBytes)
 	memHead uint64 // seq of the oldest item in mem

@@ -156,6 +156,7 @@ func (q *Queue) Commit(seq uint64) {
 		q.stats.Committed += n + m
 		q.st.putGaps(q.gaps)
 	}
+	q.wakeEmpty()
 }
 
 // ringKeep is the memory buffer an emptied queue keeps; a bigger one, grown

@@ -212,6 +212,15 @@ func (a *Assembler) emitReady(now time.Time, release func([]byte)) {
 	}
 }
 
+// oldestHeld returns when the oldest event held for the delay closed; ok
+// is false when none is held.
+func (a *Assembler) oldestHeld() (closedAt time.Time, ok bool) {
+	if len(a.ready) == 0 {
+		return time.Time{}, false
+	}
+	return a.ready[0].closedAt, true
+}
+
 // Flush closes and emits every event (at shutdown).
 func (a *Assembler) Flush(release func([]byte)) {
 	far := time.Now().Add(a.timeout + a.delay + time.Hour)

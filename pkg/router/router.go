@@ -83,10 +83,21 @@ type Router struct {
 	memoGen uint64
 	epoch   time.Time     // when Run started
 	clock   time.Duration // when Run last woke, since epoch
+	waits   []syncWait    // Sync calls not yet answered
+
+	// syncs takes Sync's requests; stopped is closed when Run returns.
+	syncs   chan chan struct{}
+	stopped chan struct{}
 
 	// Written by Run only.
 	records, events, partial, unattributed atomic.Uint64
 	malformed, badChain                    atomic.Uint64
+}
+
+// syncWait is a Sync call waiting for the events that closed by at.
+type syncWait struct {
+	at   time.Time
+	done chan struct{}
 }
 
 // memo is the container found for a pid (nil: none), and when.
@@ -136,7 +147,7 @@ func New(opt Options) *Router {
 	}
 	r := &Router{opt: opt, in: make(chan *batch, max(opt.Backlog/batchRecords, 1)+1), batches: make(chan *batch, 64),
 		lines: make([]byte, 0, 16<<10), data: make([]byte, 0, 16<<10),
-		pidMemo: map[uint32]memo{}}
+		pidMemo: map[uint32]memo{}, syncs: make(chan chan struct{}), stopped: make(chan struct{})}
 	r.asm = NewAssembler(opt.EventTimeout, opt.Delay, r.route)
 	r.asm.early = r.settled
 	r.table.Store(&table{byID: map[uint64]*Container{}, byName: map[string]*Container{}, parent: map[*Container]*Container{}})
@@ -270,8 +281,9 @@ func (r *Router) release(b []byte) {
 	r.free = append(r.free, b)
 }
 
-// Run routes until ctx ends, then routes what is still open.
+// Run routes until ctx ends, then routes what is still open. Call it once.
 func (r *Router) Run(ctx context.Context) error {
+	defer close(r.stopped)
 	period := r.opt.EventTimeout / 4
 	if r.opt.Delay > 0 {
 		period = min(period, r.opt.Delay/4)
@@ -286,6 +298,7 @@ func (r *Router) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			r.drain(&rec)
+			r.answer(true)
 			return nil
 		case b := <-r.in:
 			r.addBatch(&rec, b, r.wake(time.Now()))
@@ -296,8 +309,60 @@ func (r *Router) Run(ctx context.Context) error {
 			}
 		case now := <-tick.C:
 			r.asm.Expire(r.wake(now), r.release)
+			r.answer(false)
+		case done := <-r.syncs:
+			now := r.wake(time.Now())
+			for _, b := range r.fetch() {
+				r.addBatch(&rec, b, now)
+			}
+			r.waits = append(r.waits, syncWait{at: now, done: done})
+			r.answer(false)
 		}
 	}
+}
+
+// Sync is a barrier: it returns once every record submitted before the
+// call is routed, and every event that had closed by then copied to its
+// tenants, or when ctx ends (its error). On stock kernels, where closed
+// events wait Options.Delay for attribution, it waits that long; events
+// still open (no EOE yet) are not waited for. After Run returned, Sync
+// returns nil at once: Run routed everything as it stopped.
+func (r *Router) Sync(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case r.syncs <- done:
+	case <-r.stopped:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-r.stopped:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// answer releases the Sync calls whose events are all routed: no event
+// that closed by their time is still held for the delay. With all, it
+// releases every one (Run is stopping, everything is routed).
+func (r *Router) answer(all bool) {
+	if len(r.waits) == 0 {
+		return
+	}
+	held, ok := r.asm.oldestHeld()
+	n := 0
+	for _, w := range r.waits {
+		if !all && ok && !held.After(w.at) {
+			break
+		}
+		close(w.done)
+		n++
+	}
+	r.waits = append(r.waits[:0], r.waits[n:]...)
 }
 
 // wake sets the clock the pid memo is aged by, and returns now.

@@ -1,8 +1,10 @@
 package source
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"syscall"
 
 	libaudit "github.com/elastic/go-libaudit/v2"
@@ -11,10 +13,32 @@ import (
 )
 
 // Control makes the kernel's audit control calls on a socket of its own.
-// Needs CAP_AUDIT_CONTROL for everything but Status. Not safe for
-// concurrent use.
+// Needs CAP_AUDIT_CONTROL for everything but Status. It is safe for
+// concurrent use: calls take turns on the socket, each waiting for its
+// reply.
 type Control struct {
-	c *libaudit.AuditClient
+	mu sync.Mutex // guards c; held for a whole call and its reply
+	c  *libaudit.AuditClient
+}
+
+// FeatureContID is the audit feature bit of the container-ID patches.
+const FeatureContID = 0x80
+
+// ErrNotSupported is the error, for errors.Is, of what needs the
+// container-ID patches on a kernel without them.
+var ErrNotSupported = errors.New("this kernel lacks the container-ID patches (audit feature bit 0x80)")
+
+// ContainerIDs reports whether the kernel has the container-ID patches; it
+// returns an error wrapping ErrNotSupported when it has not.
+func (c *Control) ContainerIDs() error {
+	st, err := c.Status()
+	if err != nil {
+		return err
+	}
+	if st.FeatureBitmap&FeatureContID == 0 {
+		return fmt.Errorf("audit features %#x: %w", st.FeatureBitmap, ErrNotSupported)
+	}
+	return nil
 }
 
 // OpenControl opens the control socket.
@@ -33,6 +57,8 @@ func OpenControl() (*Control, error) {
 // retry runs f, and once more on a fresh socket if the reply was lost in
 // a stale-reply mix-up (see resync).
 func (c *Control) retry(f func() error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	err := f()
 	if err != nil && strings.Contains(err.Error(), "sequence number") {
 		c.resync()
@@ -41,7 +67,7 @@ func (c *Control) retry(f func() error) error {
 	return err
 }
 
-func (c *Control) resync() {
+func (c *Control) resync() { // c.mu is held
 	if n, err := libaudit.NewAuditClient(nil); err == nil {
 		c.c.Close()
 		c.c = n
@@ -53,6 +79,8 @@ type Status = libaudit.AuditStatus
 
 // Status reads the kernel's audit status (enabled, pid, lost, backlog...).
 func (c *Control) Status() (*Status, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	s, err := c.c.GetStatus()
 	if err != nil {
 		c.resync()
@@ -136,6 +164,8 @@ func (c *Control) DeleteRule(wire []byte) error {
 
 // DeleteRules removes every rule and returns how many there were.
 func (c *Control) DeleteRules() (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	n, err := c.c.DeleteRules()
 	if err != nil {
 		return n, fmt.Errorf("deleting rules: %w", err)
@@ -145,6 +175,8 @@ func (c *Control) DeleteRules() (int, error) {
 
 // Rules returns every loaded rule in the kernel's wire format.
 func (c *Control) Rules() ([][]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	r, err := c.c.GetRules()
 	if err != nil {
 		return nil, fmt.Errorf("listing rules: %w", err)
@@ -153,13 +185,19 @@ func (c *Control) Rules() ([][]byte, error) {
 }
 
 // Close closes the control socket. It never changes the audit pid.
-func (c *Control) Close() error { return c.c.Close() }
+func (c *Control) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.c.Close()
+}
 
 // UserMessage asks the kernel to log text as a trusted-application record
 // (AUDIT_TRUSTED_APP) of this process. Needs CAP_AUDIT_WRITE. The kernel's
 // answer is not awaited: a refusal shows up as a stale reply, which the next
 // call's resync absorbs.
 func (c *Control) UserMessage(text string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	_, err := c.c.Netlink.Send(syscall.NetlinkMessage{
 		Header: syscall.NlMsghdr{Type: record.TypeTrustedApp, Flags: syscall.NLM_F_REQUEST},
 		Data:   append([]byte(text), 0),

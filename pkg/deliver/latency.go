@@ -1,17 +1,16 @@
-package daemon
+package deliver
 
 import (
 	"context"
 	"sync"
 	"time"
 
-	"github.com/auditd-ns/auditd-ns/pkg/control"
 	"github.com/auditd-ns/auditd-ns/pkg/queue"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 )
 
-// latencyBounds are the histogram's upper bounds, in seconds.
-var latencyBounds = []float64{0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+// LatencyBounds are the latency histogram's upper bounds, in seconds.
+var LatencyBounds = []float64{0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 
 // latencyReader is the queue as a delivery target drains it, measuring for
 // each delivered copy the time from the record's event time (its header,
@@ -34,7 +33,7 @@ type stamp struct {
 }
 
 func newLatencyReader(q *queue.Queue) *latencyReader {
-	return &latencyReader{q: q, buckets: make([]uint64, len(latencyBounds))}
+	return &latencyReader{q: q, buckets: make([]uint64, len(LatencyBounds))}
 }
 
 func (l *latencyReader) Read(ctx context.Context, max int) ([]queue.Item, error) {
@@ -66,7 +65,7 @@ func (l *latencyReader) Commit(seq uint64) {
 		d := now.Sub(s.at).Seconds()
 		l.count++
 		l.sum += d
-		for i, b := range latencyBounds {
+		for i, b := range LatencyBounds {
 			if d <= b {
 				l.buckets[i]++
 				break
@@ -79,30 +78,22 @@ func (l *latencyReader) Commit(seq uint64) {
 
 func (l *latencyReader) Rewind() { l.q.Rewind() }
 
-func (l *latencyReader) histogram(name string) control.Latency {
+// Latency is a histogram of delivery latencies: Count copies took Sum
+// seconds in all; Buckets[i] of them took at most LatencyBounds[i].
+type Latency struct {
+	Count   uint64
+	Sum     float64
+	Buckets []uint64 // cumulative
+}
+
+func (l *latencyReader) histogram() Latency {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	h := control.Latency{Name: name, Count: l.count, Sum: l.sum}
+	h := Latency{Count: l.count, Sum: l.sum, Buckets: make([]uint64, len(LatencyBounds))}
 	var cum uint64
-	for i, b := range latencyBounds {
+	for i := range LatencyBounds {
 		cum += l.buckets[i]
-		h.Buckets = append(h.Buckets, control.Bucket{UpperBound: b, Count: cum})
+		h.Buckets[i] = cum
 	}
 	return h
 }
-
-// DeliveryLatency implements control.LatencyBackend.
-func (b backend) DeliveryLatency(ctx context.Context) ([]control.Latency, error) {
-	cs := b.d.conts
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	var out []control.Latency
-	for _, c := range cs.tree.Containers() {
-		if t := cs.live[c.Name]; t != nil && t.lat != nil {
-			out = append(out, t.lat.histogram(c.Name))
-		}
-	}
-	return out, nil
-}
-
-var _ control.LatencyBackend = backend{}
