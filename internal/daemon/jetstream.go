@@ -23,8 +23,16 @@ type export struct {
 	p      *jetstream.Publisher
 	cancel context.CancelFunc
 	done   chan struct{}
-	buf    []byte // used by record, on the receiving goroutine only
+	// Lines wait here, on the receiving goroutine only, to be pushed
+	// exportBatch at a time (or when the source goes idle): one lock of
+	// the queue and one wake of the publisher for all of them.
+	slab  []byte
+	ends  []int
+	batch [][]byte
 }
+
+// exportBatch is how many lines the export pushes at once.
+const exportBatch = 64
 
 // startExport opens the export's queue (its spool in
 // STATE_DIR/export/jetstream) and starts its publisher. Nil config, nil
@@ -79,13 +87,33 @@ func (d *Daemon) startExport(jc *config.JetStream) (*export, error) {
 	return e, nil
 }
 
-// record pushes a copy of one kernel record, in log format.
+// record adds a copy of one kernel record, in log format; it is pushed
+// with the next exportBatch, or at the next flush.
 func (e *export) record(typ uint16, data []byte) {
 	if e == nil {
 		return
 	}
-	e.buf = record.AppendLine(e.buf[:0], "", typ, data)
-	e.q.Push(e.buf)
+	e.slab = record.AppendLine(e.slab, "", typ, data)
+	e.ends = append(e.ends, len(e.slab))
+	if len(e.ends) >= exportBatch {
+		e.flush()
+	}
+}
+
+// flush pushes the lines that record holds. The receiving goroutine calls
+// it when the source goes idle.
+func (e *export) flush() {
+	if e == nil || len(e.ends) == 0 {
+		return
+	}
+	e.batch = e.batch[:0]
+	start := 0
+	for _, end := range e.ends {
+		e.batch = append(e.batch, e.slab[start:end])
+		start = end
+	}
+	e.q.PushAll(e.batch)
+	e.slab, e.ends = e.slab[:0], e.ends[:0]
 }
 
 // line pushes a copy of one received log line.
@@ -102,6 +130,7 @@ func (e *export) stop(wait time.Duration) {
 	if e == nil {
 		return
 	}
+	e.flush()
 	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
 		if st := e.q.Stats(); st.MemoryItems+st.SpoolItems == 0 {

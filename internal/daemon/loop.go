@@ -41,7 +41,7 @@ func (d *Daemon) loop(ctx context.Context, sigs <-chan os.Signal) error {
 // receive writes every record to the host log, in kernel order. It returns
 // nil when interrupted.
 func (d *Daemon) receive() error {
-	idle := func() { d.hlog.Flush() }
+	idle := func() { d.hlog.Flush(); d.export.flush() }
 	var lastErr time.Time
 	for {
 		typ, data, err := d.kern.Receive(idle)
