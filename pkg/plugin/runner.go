@@ -488,14 +488,15 @@ func (p *plugin) runProgram() {
 			p.dropped.Add(1)
 			continue
 		}
-		buf = p.r.opt.Line(buf[:0], it.typ, it.data)
+		var n uint64
+		buf, n = p.batch(buf[:0], it)
 		for try := 0; ; try++ {
 			_, err := c.stdin.Write(buf)
 			if err == nil {
-				p.sent.Add(1)
+				p.sent.Add(n)
 				break
 			}
-			p.dropped.Add(1)
+			p.dropped.Add(n)
 			if p.stopping() {
 				break // no restart
 			}
@@ -508,9 +509,30 @@ func (p *plugin) runProgram() {
 			if !start() || try > 0 {
 				break
 			}
-			p.dropped.Add(^uint64(0)) // the retry may still send it
+			p.dropped.Add(-n) // the retry may still send them
 		}
 	}
+}
+
+// batchSize bounds the lines given to one write.
+const batchSize = 64 << 10
+
+// batch appends the line of it, and of the records queued behind it up to
+// batchSize, to buf: one write for a burst. It returns how many records
+// buf holds.
+func (p *plugin) batch(buf []byte, it *item) ([]byte, uint64) {
+	buf = p.r.opt.Line(buf, it.typ, it.data)
+	n := uint64(1)
+	for len(buf) < batchSize {
+		select {
+		case it := <-p.q:
+			buf = p.r.opt.Line(buf, it.typ, it.data)
+			n++
+		default:
+			return buf, n
+		}
+	}
+	return buf, n
 }
 
 // died handles a write that failed because the program is gone: it says
@@ -605,18 +627,19 @@ func (p *plugin) runAFUnix() {
 				continue
 			}
 		}
-		buf = p.r.opt.Line(buf[:0], it.typ, it.data)
+		var n uint64
+		buf, n = p.batch(buf[:0], it)
 		if !deadline.IsZero() {
 			conn.SetWriteDeadline(deadline)
 		}
 		if _, err := conn.Write(buf); err != nil {
-			p.dropped.Add(1)
+			p.dropped.Add(n)
 			conn.Close()
 			conn = nil
 			p.set(func(p *plugin) { p.state = "listening" })
 			continue
 		}
-		p.sent.Add(1)
+		p.sent.Add(n)
 	}
 }
 

@@ -7,13 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 )
 
-func script(t *testing.T, body string) *Conf {
+func script(t testing.TB, body string) *Conf {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: a plugin's program must be owned by root")
@@ -177,4 +178,48 @@ func TestAFUnix(t *testing.T) {
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Errorf("the socket is still there after Stop: %v", err)
 	}
+}
+
+// Reload keeps an unchanged plugin (same process, sent SIGHUP), starts a
+// new one, restarts a changed one and stops a removed one, as auditd's
+// SIGHUP does.
+func TestReload(t *testing.T) {
+	a := script(t, `trap 'echo hup >>"$1/hups"' HUP; while read line; do echo "$line" >>"$1/out"; done`)
+	b := script(t, `exec cat >"$1/out"`)
+	b.Name = "b.conf"
+	r := Start([]*Conf{a}, opts(100, OverflowIgnore))
+	defer r.Stop()
+	waitFor(t, "a to start", func() bool { return r.Stats()[0].State == "running" })
+	pidA := r.Stats()[0].PID
+	r.Reload([]*Conf{a, b}, OverflowIgnore, 2)
+	waitFor(t, "b to start", func() bool { st := r.Stats(); return len(st) == 2 && st[1].State == "running" })
+	if st := r.Stats(); st[0].PID != pidA || st[1].Name != "b.conf" {
+		t.Errorf("after adding b: %+v", st)
+	}
+	r.Submit(1300, []byte("audit(1.002:3): x"))
+	waitFor(t, "a to take the record and its SIGHUP", func() bool {
+		return fileCount(filepath.Join(a.Args[0], "out")) == 1 && fileCount(filepath.Join(a.Args[0], "hups")) == 1
+	})
+	changed := *b
+	changed.Args = append([]string{}, b.Args...)
+	changed.Args = append(changed.Args, "extra")
+	pidB := r.Stats()[1].PID
+	r.Reload([]*Conf{&changed}, OverflowIgnore, 2)
+	waitFor(t, "the changed b to start", func() bool { st := r.Stats(); return len(st) == 1 && st[0].State == "running" })
+	if st := r.Stats(); st[0].PID == pidB {
+		t.Errorf("b's file changed and its process did not: %+v", st)
+	}
+	if err := syscallKill0(pidA); err == nil {
+		t.Errorf("a was removed and its process %d still runs", pidA)
+	}
+}
+
+func fileCount(path string) int {
+	b, _ := os.ReadFile(path)
+	return strings.Count(string(b), "\n")
+}
+
+func syscallKill0(pid int) error {
+	p, _ := os.FindProcess(pid)
+	return p.Signal(syscall.Signal(0))
 }
