@@ -10,36 +10,41 @@
 # iptables, and Go.
 #
 #   kernel        patched bzImage, cached by series+config hash
-#   kernel-base   the same config without the patches (overhead baseline)
-#   vmtest        boot the patched kernel and run the in-guest tests, then
-#                 time the overhead against kernel-base (VMTEST_OVERHEAD=0
-#                 skips the baseline kernel and the timing)
+#   kernel-debug  the same with config-debug (lockdep, KASAN, kmemleak,
+#                 DEBUG_ATOMIC_SLEEP): the kernel the functional tests boot
+#   kernel-base   the config without the patches (overhead baseline)
+#   vmtest        boot kernel-debug and run the in-guest tests; fails on a
+#                 failed test or any kernel report in the console
+#   kernel-bench  the overhead of the series: kernel against kernel-base
+#                 (neither with debugging options), in instruction time
+#                 (qemu -icount), two boots of each
 #   vmtest-base   run the tests on the unpatched kernel (contid tests skip)
-#   kernel-check  checkpatch every patch, then build each prefix of the series
+#   kernel-check  checkpatch every patch, then build each prefix of the
+#                 series, and the series with config-nons
 
 KP_GOAL := $(.DEFAULT_GOAL)
 KP_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 KERNEL_CACHE ?= /var/cache/auditd-ns-kernel
 KERNEL_OUT ?= $(KERNEL_CACHE)/out
-VMTEST_TIMEOUT ?= 900
-VMTEST_OVERHEAD ?= 1
+VMTEST_TIMEOUT ?= 1500
 export KERNEL_CACHE VMTEST_TIMEOUT
 
-.PHONY: kernel kernel-base vmtest vmtest-base kernel-check
+.PHONY: kernel kernel-debug kernel-base vmtest kernel-bench vmtest-base kernel-check
 
 kernel:
 	$(KP_DIR)/build-kernel.sh $(KERNEL_OUT)/bzImage
 
+kernel-debug:
+	$(KP_DIR)/build-kernel.sh --extra $(KP_DIR)/config-debug $(KERNEL_OUT)/bzImage-debug
+
 kernel-base:
 	$(KP_DIR)/build-kernel.sh --base $(KERNEL_OUT)/bzImage-base
 
-ifeq ($(VMTEST_OVERHEAD),0)
-vmtest: kernel
-	$(KP_DIR)/vmtest.sh $(KERNEL_OUT)/bzImage
-else
-vmtest: kernel kernel-base
+vmtest: kernel-debug
+	$(KP_DIR)/vmtest.sh $(KERNEL_OUT)/bzImage-debug
+
+kernel-bench: kernel kernel-base
 	VMTEST_BASE=$(KERNEL_OUT)/bzImage-base $(KP_DIR)/vmtest.sh $(KERNEL_OUT)/bzImage
-endif
 
 vmtest-base: kernel-base
 	$(KP_DIR)/vmtest.sh $(KERNEL_OUT)/bzImage-base

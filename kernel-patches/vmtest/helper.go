@@ -98,6 +98,12 @@ func runHelper(args []string) int {
 		// ptrace PID: attach to PID and detach again.
 		pid, _ := strconv.Atoi(args[1])
 		h.ptrace(pid)
+	case "deep":
+		// deep D MAX BASE: nest one level deeper (see limits.go).
+		d, _ := strconv.Atoi(args[1])
+		max, _ := strconv.Atoi(args[2])
+		base, _ := strconv.Atoi(args[3])
+		h.deep(d, max, base)
 	case "hammer":
 		// hammer VALUE SECONDS: write VALUE to new children until it
 		// is accepted (it is in use elsewhere until then); say how

@@ -41,7 +41,7 @@ func bench(n int) {
 			best = d
 		}
 	}
-	fmt.Printf("ok bench %d ns/op\n", best.Nanoseconds()/int64(n))
+	fmt.Printf("ok bench %.2f ns/op\n", float64(best.Nanoseconds())/float64(n))
 }
 
 // benchNetns times n unshare(CLONE_NEWNET) calls, each of which creates a
@@ -64,13 +64,13 @@ func benchNetns(n int) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	fmt.Printf("ok bench %d ns/op\n", time.Since(start).Nanoseconds()/int64(n))
+	fmt.Printf("ok bench %.2f ns/op\n", float64(time.Since(start).Nanoseconds())/float64(n))
 }
 
-func benchResult(t *T, lines []string) int {
+func benchResult(t *T, lines []string) float64 {
 	for _, l := range lines {
-		var ns int
-		if _, err := fmt.Sscanf(l, "ok bench %d ns/op", &ns); err == nil {
+		var ns float64
+		if _, err := fmt.Sscanf(l, "ok bench %f ns/op", &ns); err == nil {
 			return ns
 		}
 	}
@@ -79,7 +79,7 @@ func benchResult(t *T, lines []string) int {
 }
 
 // benchIn runs the loop in a new task, in container contid if not empty.
-func benchIn(t *T, contid string, calls int) int {
+func benchIn(t *T, contid string, calls int) float64 {
 	n := strconv.Itoa(calls)
 	if contid == "" {
 		return benchResult(t, checkHelper(t, start(t, "/init", "helper", "bench", n)))
@@ -109,9 +109,9 @@ func testOverhead(t *T) {
 		{"recorded", "-a always,exit -F arch=b64 -S getppid -k vmtest-bench", recordedCalls},
 	} {
 		del := a.addRule(t, c.rule, "", 0)
-		fmt.Printf("INFO overhead: %s nocontid %d ns/op\n", c.name, benchIn(t, "", c.calls))
+		fmt.Printf("INFO overhead: %s nocontid %.2f ns/op\n", c.name, benchIn(t, "", c.calls))
 		if hasContid() {
-			fmt.Printf("INFO overhead: %s contid %d ns/op\n", c.name, benchIn(t, "700", c.calls))
+			fmt.Printf("INFO overhead: %s contid %.2f ns/op\n", c.name, benchIn(t, "700", c.calls))
 		}
 		del()
 	}
@@ -122,7 +122,7 @@ func testOverhead(t *T) {
 // about a minute under TCG, so only the dedicated overhead boots run it.
 func testOverheadNetns(t *T) {
 	ns := benchResult(t, checkHelper(t, start(t, "/init", "helper", "netns-bench", strconv.Itoa(netnsCalls))))
-	fmt.Printf("INFO overhead: netns nocontid %d ns/op\n", ns)
+	fmt.Printf("INFO overhead: netns nocontid %.2f ns/op\n", ns)
 }
 
 // testOverheadOnly is the base kernel's run.
