@@ -11,10 +11,11 @@
 #
 #   kernel        patched bzImage, cached by series+config hash
 #   kernel-debug  the same with config-debug (lockdep, KASAN, kmemleak,
-#                 DEBUG_ATOMIC_SLEEP): the kernel the functional tests boot
+#                 DEBUG_ATOMIC_SLEEP)
 #   kernel-base   the config without the patches (overhead baseline)
-#   vmtest        boot kernel-debug and run the in-guest tests; fails on a
+#   vmtest        boot kernel and run the in-guest tests; fails on a
 #                 failed test or any kernel report in the console
+#   vmtest-debug  the same tests on kernel-debug
 #   kernel-bench  the overhead of the series: kernel against kernel-base
 #                 (neither with debugging options), in instruction time
 #                 (qemu -icount), two boots of each
@@ -29,7 +30,7 @@ KERNEL_OUT ?= $(KERNEL_CACHE)/out
 VMTEST_TIMEOUT ?= 1500
 export KERNEL_CACHE VMTEST_TIMEOUT
 
-.PHONY: kernel kernel-debug kernel-base vmtest kernel-bench vmtest-base kernel-check
+.PHONY: kernel kernel-debug kernel-base vmtest vmtest-debug kernel-bench vmtest-base kernel-check
 
 kernel:
 	$(KP_DIR)/build-kernel.sh $(KERNEL_OUT)/bzImage
@@ -40,7 +41,10 @@ kernel-debug:
 kernel-base:
 	$(KP_DIR)/build-kernel.sh --base $(KERNEL_OUT)/bzImage-base
 
-vmtest: kernel-debug
+vmtest: kernel
+	$(KP_DIR)/vmtest.sh $(KERNEL_OUT)/bzImage
+
+vmtest-debug: kernel-debug
 	$(KP_DIR)/vmtest.sh $(KERNEL_OUT)/bzImage-debug
 
 kernel-bench: kernel kernel-base
