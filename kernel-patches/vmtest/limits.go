@@ -155,7 +155,8 @@ func testNetnsLimit(t *T) {
 	wantErrno(t, "set 650 again (its container is there)", writeContid(pids[contidNetnsMax], "650"), nil)
 
 	// A task of another container may not join the namespace either.
-	j := stub(t, "/bin/busybox", "nsenter", "-n", "-t", itoa(sh.pid()), "/bin/busybox", "echo", "joined")
+	j := stub(t, "/bin/busybox", "sh", "-c",
+		"exec /bin/busybox nsenter -n -t "+itoa(sh.pid())+" /bin/busybox echo joined 2>&1")
 	defer j.kill()
 	wantErrno(t, "set 670", writeContid(j.pid(), "670"), nil)
 	j.release(t)
