@@ -1,4 +1,4 @@
-package source
+package procs
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 )
 
 // Cgroups says which cgroups a process is in, as /proc/PID/cgroup lists
-// them. Values handed out by CgroupTracker are shared: read them, never
+// them. Values handed out by Tracker are shared: read them, never
 // modify V1. The zero value is a process in no known cgroup.
 type Cgroups struct {
 	// V2 is the path in the cgroup v2 hierarchy ("/" is the root), or ""
@@ -93,6 +93,12 @@ func (c Cgroups) PathFor(d CgroupDir) (path string, ok bool) {
 func (c Cgroups) Within(d CgroupDir) bool {
 	p, ok := c.PathFor(d)
 	return ok && pathWithin(p, d.Path)
+}
+
+// In reports whether the process is in cgroup d itself.
+func (c Cgroups) In(d CgroupDir) bool {
+	p, ok := c.PathFor(d)
+	return ok && p == d.Path
 }
 
 // pathWithin reports whether p is dir or below it; both are clean absolute

@@ -1,4 +1,4 @@
-package source_test
+package procs_test
 
 import (
 	"context"
@@ -10,17 +10,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditd-ns/auditd-ns/pkg/source"
+	"github.com/auditd-ns/auditd-ns/pkg/procs"
 	"github.com/hashicorp/go-hclog"
 )
 
 // startTracker starts a tracker and its Run, stopped at the end of the test.
-func startTracker(t *testing.T, opt source.CgroupOptions) *source.CgroupTracker {
+func startTracker(t *testing.T, opt procs.Options) *procs.Tracker {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (CAP_NET_ADMIN) for the process-events connector")
 	}
-	tr, err := source.NewCgroupTracker(hclog.NewNullLogger(), opt)
+	tr, err := procs.NewTracker(hclog.NewNullLogger(), opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func runIn(t *testing.T, dir string) uint32 {
 	return uint32(cmd.Process.Pid)
 }
 
-func checkAttributed(t *testing.T, tr *source.CgroupTracker, dir string) {
+func checkAttributed(t *testing.T, tr *procs.Tracker, dir string) {
 	t.Helper()
 	d, err := tr.Dir(dir)
 	if err != nil {
@@ -92,11 +92,11 @@ func checkAttributed(t *testing.T, tr *source.CgroupTracker, dir string) {
 		}
 		// Let Run read the exit (the reaped process is gone from /proc, so
 		// only the tracker's map can answer).
-		var c source.Cgroups
+		var c procs.Cgroups
 		var ok bool
 		deadline := time.Now().Add(2 * time.Second)
 		for time.Now().Before(deadline) {
-			if c, ok = tr.Lookup(pid, 0); ok && c.Within(d) {
+			if c, ok = tr.Current(pid); ok && c.Within(d) {
 				break
 			}
 			time.Sleep(time.Millisecond)
@@ -115,13 +115,13 @@ func checkAttributed(t *testing.T, tr *source.CgroupTracker, dir string) {
 }
 
 func TestIntegrationCgroupTrackerV2(t *testing.T) {
-	tr := startTracker(t, source.CgroupOptions{})
+	tr := startTracker(t, procs.Options{})
 	dir := tempCgroup(t, "/sys/fs/cgroup/unified")
 	checkAttributed(t, tr, dir)
 }
 
 func TestIntegrationCgroupTrackerV1(t *testing.T) {
-	tr := startTracker(t, source.CgroupOptions{})
+	tr := startTracker(t, procs.Options{})
 	dir := tempCgroup(t, "/sys/fs/cgroup/pids")
 	checkAttributed(t, tr, dir)
 }
@@ -129,7 +129,7 @@ func TestIntegrationCgroupTrackerV1(t *testing.T) {
 // TestIntegrationCgroupTrackerRetain checks that an exited process's entry
 // goes after Retain, and that a parent's pid answers for an unknown one.
 func TestIntegrationCgroupTrackerRetain(t *testing.T) {
-	tr := startTracker(t, source.CgroupOptions{Retain: 50 * time.Millisecond})
+	tr := startTracker(t, procs.Options{Retain: 50 * time.Millisecond})
 	dir := tempCgroup(t, "/sys/fs/cgroup/unified")
 	d, err := tr.Dir(filepath.Base(dir)) // relative to Root
 	if err != nil {
@@ -139,14 +139,15 @@ func TestIntegrationCgroupTrackerRetain(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	runIn(t, dir) // an exit, which expires older entries
 	time.Sleep(20 * time.Millisecond)
-	if c, ok := tr.Lookup(pid, 0); ok && c.Within(d) {
+	if c, ok := tr.Current(pid); ok && c.Within(d) {
 		t.Errorf("Lookup(%d) after Retain: %v, want gone", pid, c)
 	}
 	self := uint32(os.Getpid())
-	if _, ok := tr.Lookup(pid, self); !ok {
-		t.Errorf("Lookup(%d, %d): the parent did not answer", pid, self)
+	now := time.Now().UnixNano()
+	if tr.Attribute(pid, self, now, []string{dir}) != -1 || tr.Stats().ParentHits == 0 {
+		t.Errorf("Attribute(%d, %d): the parent (outside %s) did not answer: %+v", pid, self, dir, tr.Stats())
 	}
-	if s := tr.Stats(); s.ParentHits == 0 || s.Exits == 0 || s.Execs == 0 || s.Forks == 0 {
+	if s := tr.Stats(); s.Exits == 0 || s.Execs == 0 || s.Forks == 0 {
 		t.Errorf("stats: %+v", s)
 	}
 }
@@ -155,7 +156,7 @@ func TestIntegrationCgroupTrackerClose(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (CAP_NET_ADMIN) for the process-events connector")
 	}
-	tr, err := source.NewCgroupTracker(nil, source.CgroupOptions{})
+	tr, err := procs.NewTracker(nil, procs.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +172,7 @@ func TestIntegrationCgroupTrackerClose(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("Close did not interrupt Run")
 	}
-	if _, ok := tr.Lookup(uint32(os.Getpid()), 0); !ok {
+	if _, ok := tr.Current(uint32(os.Getpid())); !ok {
 		t.Error("Lookup of self after Close: not found")
 	}
 }
@@ -179,13 +180,13 @@ func TestIntegrationCgroupTrackerClose(t *testing.T) {
 // watchedCgroup is a new cgroup under mount, as the tracker resolves it.
 type watchedCgroup struct {
 	mount, dir string
-	d          source.CgroupDir
+	d          procs.CgroupDir
 }
 
 // watchedCgroups starts a tracker that watches writes to cgroup.procs and
 // makes a cgroup on the v2 mount and on the v1 pids mount.
-func watchedCgroups(t *testing.T) (*source.CgroupTracker, []watchedCgroup) {
-	tr := startTracker(t, source.CgroupOptions{})
+func watchedCgroups(t *testing.T) (*procs.Tracker, []watchedCgroup) {
+	tr := startTracker(t, procs.Options{})
 	if !tr.Stats().Watching {
 		t.Skip("needs fanotify on the cgroup mounts (CAP_SYS_ADMIN)")
 	}
@@ -219,10 +220,10 @@ func TestIntegrationCgroupTrackerMovedByOther(t *testing.T) {
 		}
 		cmd.Wait()
 		time.Sleep(20 * time.Millisecond)
-		if c, ok := tr.Lookup(pid, 0); !ok || !c.Within(d) {
+		if c, ok := tr.Current(pid); !ok || !c.Within(d) {
 			t.Errorf("%s: Lookup(%d) = %v, %v; want within %s", mount, pid, c, ok, d.Path)
 		}
-		if c, ok := tr.Lookup(uint32(os.Getpid()), 0); !ok || c.Within(d) {
+		if c, ok := tr.Current(uint32(os.Getpid())); !ok || c.Within(d) {
 			t.Errorf("%s: the writer: Lookup = %v, %v; want found, not within %s", mount, c, ok, d.Path)
 		}
 	}
@@ -250,10 +251,10 @@ func TestIntegrationCgroupTrackerHelperWroteOther(t *testing.T) {
 			}
 			hpid := uint32(helper.Process.Pid)
 			time.Sleep(50 * time.Millisecond)
-			if c, ok := tr.Lookup(pid, 0); !ok || !c.Within(d) {
+			if c, ok := tr.Current(pid); !ok || !c.Within(d) {
 				t.Errorf("%s: the moved process: Lookup(%d) = %v, %v; want within %s", mount, pid, c, ok, d.Path)
 			}
-			if c, ok := tr.Lookup(hpid, 0); ok && c.Within(d) {
+			if c, ok := tr.Current(hpid); ok && c.Within(d) {
 				t.Errorf("%s: the helper that wrote its pid: Lookup(%d) = %v; want it outside %s", mount, hpid, c, d.Path)
 			}
 			target.Wait()

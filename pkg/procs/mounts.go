@@ -1,4 +1,4 @@
-package source
+package procs
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 
 // CgroupDir is a registered cgroup directory resolved to a place in one
 // cgroup hierarchy: what Cgroups.Within compares with. Resolve it once, at
-// registration, with CgroupOf or CgroupTracker.Dir.
+// registration, with CgroupOf or Tracker.Dir.
 type CgroupDir struct {
 	// Dir is the directory as resolved (absolute, symlinks followed).
 	Dir string

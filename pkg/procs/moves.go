@@ -1,4 +1,4 @@
-package source
+package procs
 
 import (
 	"bytes"
@@ -57,7 +57,7 @@ func parseFanEvents(b []byte, f func(fanEvent)) error {
 // openMoves starts watching writes to every cgroup mount. Without it (no
 // CAP_SYS_ADMIN, no fanotify) the tracker still works, on exec re-reads
 // alone.
-func (t *CgroupTracker) openMoves() error {
+func (t *Tracker) openMoves() error {
 	fd, err := unix.FanotifyInit(unix.FAN_CLASS_NOTIF|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK, unix.O_RDONLY|unix.O_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("watching cgroup moves: %w", err)
@@ -74,7 +74,9 @@ func (t *CgroupTracker) openMoves() error {
 
 // drainMoves handles the writes to cgroup files waiting on the fanotify
 // descriptor.
-func (t *CgroupTracker) drainMoves() {
+func (t *Tracker) drainMoves() {
+	t.writes = t.writes[:0]
+	defer func() { t.handleWrites(t.writes) }()
 	for range 1024 {
 		n, err := unix.Read(t.moveFd, t.moveBuf)
 		if errors.Is(err, unix.EAGAIN) {
@@ -95,15 +97,14 @@ func (t *CgroupTracker) drainMoves() {
 	}
 }
 
-// handleMove applies one write to a cgroup file. A write to cgroup.procs
-// (or v1 tasks) moves a process; when the writer itself is still alive its
-// /proc/PID/cgroup says exactly where it is, and when it is already exiting
-// or gone it is taken to have moved itself (`echo $$ > cgroup.procs`),
-// unless bringing the cgroup's members up to date (which covers the
-// process an orchestrator moved) places another process there: then the
-// writer was a short-lived helper that wrote that one's pid, and stays
-// where it was.
-func (t *CgroupTracker) handleMove(ev fanEvent) {
+// writeEvent is a write to a cgroup file: by whom, and the file's path.
+type writeEvent struct {
+	writer uint32
+	path   string
+}
+
+// handleMove takes one write to a cgroup file into t.writes.
+func (t *Tracker) handleMove(ev fanEvent) {
 	if ev.Mask&unix.FAN_Q_OVERFLOW != 0 {
 		t.overruns.Add(1)
 		return
@@ -119,46 +120,96 @@ func (t *CgroupTracker) handleMove(ev fanEvent) {
 	if base := filepath.Base(path); base != "cgroup.procs" && base != "tasks" {
 		return
 	}
+	t.writes = append(t.writes, writeEvent{uint32(ev.PID), path})
+}
+
+// handleWrites applies the writes read at one wake-up, in order. A write
+// that moved nobody the tracker can see (its target already gone, the
+// writer not moved) may have moved any process that exited around then:
+// those processes' last stretches become uncertain between where they were
+// seen and the cgroup written to.
+func (t *Tracker) handleWrites(ws []writeEvent) {
+	t.unexplained = t.unexplained[:0]
+	for i, w := range ws {
+		alone := true
+		for j := range ws {
+			alone = alone && (j == i || ws[j].path != w.path)
+		}
+		if !t.handleWrite(w.writer, w.path, alone) {
+			if d, err := t.resolve(filepath.Dir(w.path)); err == nil {
+				t.unexplained = append(t.unexplained, d)
+			}
+		}
+	}
+	for _, d := range t.unexplained {
+		for _, pid := range t.exitedNow {
+			t.table.maybeMoved(pid, d)
+		}
+		for _, pid := range t.exitedBefore {
+			t.table.maybeMoved(pid, d)
+		}
+	}
+	t.lastUnexplained = append(t.lastUnexplained[:0], t.unexplained...)
+	t.exitedBefore, t.exitedNow = append(t.exitedBefore[:0], t.exitedNow...), t.exitedNow[:0]
+}
+
+// exited is told of each exit handled, for handleWrites.
+func (t *Tracker) exited(pid uint32) {
+	if len(t.exitedNow) < maxMembers {
+		t.exitedNow = append(t.exitedNow, pid)
+	}
+	for _, d := range t.lastUnexplained {
+		t.table.maybeMoved(pid, d)
+	}
+}
+
+// handleWrite applies a write by process writer to the file path. A write
+// to cgroup.procs (or v1 tasks) moves a process, which one the event does
+// not say. What can be seen is taken, nothing is guessed:
+//   - the writer, when it can still be read, is seen where it is; when it
+//     is now in the cgroup it wrote to and was not before, and no other
+//     process wrote to that cgroup since the last wake-up (alone), it is
+//     taken to have moved itself (`echo $$ > cgroup.procs; exec prog`),
+//     and is the container's from its last exec;
+//   - the cgroup's members are seen there (a process an orchestrator or a
+//     helper moved);
+//   - a writer already gone may have moved itself, or been a helper
+//     writing another pid (back to back with others): from its last
+//     sighting on, its records go only to a container holding both places
+//     (taking it for a process that moved itself would give a host
+//     process's records to the container).
+func (t *Tracker) handleWrite(writer uint32, path string, alone bool) (explained bool) {
+	if base := filepath.Base(path); base != "cgroup.procs" && base != "tasks" {
+		return true
+	}
 	dir := filepath.Dir(path)
 	d, derr := t.resolve(dir)
-	pid := uint32(ev.PID)
-	b, err := t.reader.read(pid)
-	if err == nil && !t.reader.exiting(pid) {
-		t.store(pid, b, false, func(uint32) bool { return false })
-		if derr == nil {
-			t.members(dir, d, pid)
-		}
-		return
-	}
 	if derr != nil {
-		return
+		return true
 	}
+	b, err := t.sys.read(writer)
 	if err == nil {
-		t.store(pid, b, false, func(uint32) bool { return true })
+		moved, ok := t.store(writer, b, false, false)
+		if ok && alone && t.table.selfMove(writer, d, moved, t.watermark.Load()) {
+			t.moves.Add(1)
+		}
+		explained = moved
+	} else {
+		t.gone.Add(1)
+		t.table.gone(writer, d)
 	}
-	// The writer is gone (or going): it moved itself, or it was a helper
-	// that wrote another process's pid and exited at once. The cgroup's
-	// members tell: when bringing them up to date places another process
-	// there, the write was that one's, and the writer stays where it was
-	// (taking it for a mover would give a host process's records to the
-	// container).
-	if t.members(dir, d, pid) > 0 {
-		t.helpers.Add(1)
-		return
-	}
-	t.moves.Add(1)
-	t.table.move(pid, d, t.now())
+	return t.members(dir, d, writer) > 0 || explained
 }
 
 // maxMembers bounds how many pids of one cgroup.procs are looked at.
 const maxMembers = 1 << 16
 
-// members updates the processes listed in dir/cgroup.procs, which a write
-// may have moved there (an orchestrator writing its child's pid): each is
-// put in d unless the map already has it there. writer is done already. It
-// returns how many it placed (moved, or learnt of).
-func (t *CgroupTracker) members(dir string, d CgroupDir, writer uint32) int {
-	b, err := os.ReadFile(dir + "/cgroup.procs")
+// members reads dir/cgroup.procs, which a write may have moved a process
+// into, and reads /proc/PID/cgroup of each process listed that the
+// history does not place in d. writer is done already. It returns how
+// many it read.
+func (t *Tracker) members(dir string, d CgroupDir, writer uint32) int {
+	b, err := t.sys.members(dir)
 	if err != nil {
 		return 0
 	}
@@ -170,13 +221,7 @@ func (t *CgroupTracker) members(dir string, d CgroupDir, writer uint32) int {
 		if err != nil || pid == 0 || uint32(pid) == writer {
 			continue
 		}
-		switch known, there := t.table.placed(uint32(pid), d); {
-		case !known:
-			if t.readProc(uint32(pid), true) {
-				placed++
-			}
-		case !there:
-			t.table.move(uint32(pid), d, t.now())
+		if _, there := t.table.placed(uint32(pid), d); !there && t.readProcOf(uint32(pid), false, true) {
 			placed++
 		}
 	}
@@ -185,7 +230,7 @@ func (t *CgroupTracker) members(dir string, d CgroupDir, writer uint32) int {
 
 // resolve is CgroupOf with the mounts and hierarchies read at start, for a
 // path the kernel gave (no symlinks).
-func (t *CgroupTracker) resolve(dir string) (CgroupDir, error) {
+func (t *Tracker) resolve(dir string) (CgroupDir, error) {
 	d, err := resolveCgroupDir(dir, t.mounts, t.self)
 	return d, err
 }

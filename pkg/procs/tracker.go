@@ -1,4 +1,4 @@
-package source
+package procs
 
 import (
 	"encoding/binary"
@@ -17,8 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// CgroupOptions configures a CgroupTracker. The zero value is the defaults.
-type CgroupOptions struct {
+// Options configures a Tracker. The zero value is the defaults.
+type Options struct {
 	// Root is the directory relative registered directories are taken under
 	// (see Dir). Empty means the cgroup v2 mount at /sys/fs/cgroup/unified
 	// when there is one, else /sys/fs/cgroup.
@@ -28,19 +28,19 @@ type CgroupOptions struct {
 	Retain time.Duration
 	// MaxEntries bounds the pid map. When it is full the oldest exited
 	// entry goes first; live processes are never evicted, and a new one is
-	// not stored (counted in CgroupStats.Dropped; Lookup then reads /proc).
+	// not stored (counted in Stats.Dropped; Lookup then reads /proc).
 	// Zero means 262144 (a few tens of MB at most).
 	MaxEntries int
 }
 
-// Defaults of CgroupOptions.
+// Defaults of Options.
 const (
 	DefaultCgroupRetain     = 30 * time.Second
 	DefaultCgroupMaxEntries = 1 << 18
 )
 
-// CgroupStats are a CgroupTracker's counters.
-type CgroupStats struct {
+// Stats are a Tracker's counters.
+type Stats struct {
 	Events   uint64 // process events read (all kinds)
 	Forks    uint64 // fork events of processes (threads are not tracked)
 	Execs    uint64 // exec events
@@ -56,14 +56,14 @@ type CgroupStats struct {
 	// CAP_SYS_ADMIN): processes that move themselves are then attributed
 	// even when they are gone before their exec is read.
 	Watching   bool
-	Moves      uint64 // self-moves taken from a write to cgroup.procs by a process already gone
-	Helpers    uint64 // such writes taken for a helper's, moving another process
+	Moves      uint64 // writers seen in the cgroup they wrote to: they moved themselves
+	Gone       uint64 // writes whose writer was gone when read: what it wrote is unknown, it stays where it was seen
 	MoveErrors uint64 // unreadable fanotify events
 
-	Hits       uint64 // Lookups answered from the map
-	ProcReads  uint64 // Lookups answered by reading /proc/PID/cgroup
-	ParentHits uint64 // Lookups answered with the parent's cgroups
-	Misses     uint64 // Lookups not answered
+	Hits       uint64 // Attribute calls answered from the history
+	ParentHits uint64 // Attribute calls answered with the parent's history (its fork was missed)
+	Ambiguous  uint64 // Attribute calls that fell where a move is only bounded: the cgroup holding every candidate answered
+	Misses     uint64 // Attribute calls not answered
 
 	Entries int    // pids in the map
 	Exited  int    // of which exited, kept for Retain
@@ -72,7 +72,7 @@ type CgroupStats struct {
 	Dropped uint64 // live processes not stored because the map was full of live ones
 }
 
-// CgroupTracker follows which cgroups each process is in, from the kernel's
+// Tracker follows which cgroups each process is in, from the kernel's
 // process-events connector (fork, exec, exit), seeded from /proc, so that
 // a record's pid= can be attributed after the process is gone. It is the
 // attribution of stock kernels; with the container-ID patches records
@@ -91,13 +91,12 @@ type CgroupStats struct {
 //
 // Run reads events on one goroutine; Lookup, Dir and Stats may be called
 // from any.
-type CgroupTracker struct {
+type Tracker struct {
 	log    hclog.Logger
 	root   string
 	mounts []cgroupMount // cgroup mounts at start
 	self   Cgroups       // this process's cgroups at start: names the v1 hierarchies
 	table  *pidTable
-	epoch  time.Time
 	conn   *netlink.Conn
 	raw    syscall.RawConn
 	buf    []byte
@@ -110,22 +109,37 @@ type CgroupTracker struct {
 	closed atomic.Bool
 
 	events, forks, execs, exits, overruns, resweeps, execMissed atomic.Uint64
-	hits, procReads, parentHits, misses                         atomic.Uint64
-	moves, helpers, moveErrors                                  atomic.Uint64
+	hits, ambiguous, parentHits, misses                         atomic.Uint64
+	moves, gone, moveErrors                                     atomic.Uint64
+
+	monoOff   atomic.Int64 // CLOCK_REALTIME minus CLOCK_MONOTONIC, ns
+	watermark atomic.Int64 // every event queued before this time is handled
+	clock     func() int64 // CLOCK_REALTIME, ns
+
+	dirMu   sync.Mutex // guards the fields below
+	dirs    map[string]CgroupDir
+	dirsGen uint64
+	dirsAt  *string // &dirs[0] of the last Attribute call
+	dirsLen int
 
 	// Of Run's goroutine:
-	reader     procReader
-	moveBuf    []byte
-	unverified map[uint32]struct{} // execs whose cgroups could not be read, until their exit
-	lastSweep  time.Time
-	lastWarned time.Time
+	sys    procSys
+	writes []writeEvent // drainMoves'
+	// handleWrites': writes that moved nobody seen, of this wake-up and
+	// the last, and the processes that exited in this one and the last.
+	unexplained, lastUnexplained []CgroupDir
+	exitedNow, exitedBefore      []uint32
+	moveBuf                      []byte
+	unverified                   map[uint32]struct{} // execs whose cgroups could not be read, until their exit
+	lastSweep                    time.Time
+	lastWarned                   time.Time
 }
 
-// NewCgroupTracker subscribes to the kernel's process events and seeds the
+// NewTracker subscribes to the kernel's process events and seeds the
 // map from /proc. Events are buffered in the socket until Run reads them.
 // Needs CAP_NET_ADMIN in the initial user and pid namespaces (the kernel
 // ignores requests from others).
-func NewCgroupTracker(log hclog.Logger, opt CgroupOptions) (*CgroupTracker, error) {
+func NewTracker(log hclog.Logger, opt Options) (*Tracker, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
@@ -151,11 +165,13 @@ func NewCgroupTracker(log hclog.Logger, opt CgroupOptions) (*CgroupTracker, erro
 	if err != nil {
 		return nil, fmt.Errorf("starting the cgroup tracker: /proc/self/cgroup: %w", err)
 	}
-	t := &CgroupTracker{
+	t := &Tracker{
 		log:    log,
 		root:   opt.Root,
 		table:  newPidTable(opt.MaxEntries, int64(opt.Retain)),
-		epoch:  time.Now(),
+		clock:  realtime,
+		sys:    &procReader{},
+		dirs:   map[string]CgroupDir{},
 		buf:    make([]byte, 8192),
 		seq:    uint32(os.Getpid()),
 		wakeFd: -1,
@@ -178,17 +194,42 @@ func NewCgroupTracker(log hclog.Logger, opt CgroupOptions) (*CgroupTracker, erro
 	} else {
 		t.moveBuf = make([]byte, 4096)
 	}
+	t.syncClocks()
 	t.seed()
+	t.watermark.Store(t.now())
 	return t, nil
 }
 
-// now is the table clock: nanoseconds since the tracker started, never 0.
-func (t *CgroupTracker) now() int64 { return int64(time.Since(t.epoch)) + 1 }
+// now is the table clock: CLOCK_REALTIME, the clock of audit stamps, in ns.
+func (t *Tracker) now() int64 { return t.clock() }
+
+func realtime() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_REALTIME, &ts)
+	return ts.Nano()
+}
+
+// syncClocks measures the offset between CLOCK_MONOTONIC, the clock of
+// process events, and CLOCK_REALTIME, that of audit stamps.
+func (t *Tracker) syncClocks() {
+	var rt, mono unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono)
+	unix.ClockGettime(unix.CLOCK_REALTIME, &rt)
+	t.monoOff.Store(rt.Nano() - mono.Nano())
+}
+
+// kernelTime converts a process event's timestamp to the table clock.
+func (t *Tracker) kernelTime(mono uint64) int64 {
+	if mono == 0 {
+		return t.now()
+	}
+	return int64(mono) + t.monoOff.Load()
+}
 
 // subscribe opens the connector socket and asks for process events,
 // waiting for the kernel's answer. On Linux 6.6 and later it then narrows
 // the events to fork, exec and exit.
-func (t *CgroupTracker) subscribe() error {
+func (t *Tracker) subscribe() error {
 	if err := t.send(procCnMcastListen, 0); err != nil {
 		return fmt.Errorf("subscribing to process events: %w", err)
 	}
@@ -201,7 +242,7 @@ func (t *CgroupTracker) subscribe() error {
 	return nil
 }
 
-func (t *CgroupTracker) send(op, events uint32) error {
+func (t *Tracker) send(op, events uint32) error {
 	t.seq++
 	_, err := t.conn.Send(netlink.Message{
 		Header: netlink.Header{Type: unix.NLMSG_DONE},
@@ -212,7 +253,7 @@ func (t *CgroupTracker) send(op, events uint32) error {
 
 // awaitAnswer reads until the kernel answers the last request, handling
 // the events that come first.
-func (t *CgroupTracker) awaitAnswer() error {
+func (t *Tracker) awaitAnswer() error {
 	deadline := time.Now().Add(5 * time.Second)
 	t.conn.SetReadDeadline(deadline)
 	defer t.conn.SetReadDeadline(time.Time{})
@@ -247,7 +288,7 @@ func (t *CgroupTracker) awaitAnswer() error {
 }
 
 // read reads one datagram into t.buf.
-func (t *CgroupTracker) read() (int, error) {
+func (t *Tracker) read() (int, error) {
 	var n int
 	var rerr error
 	err := t.raw.Read(func(fd uintptr) bool {
@@ -261,7 +302,7 @@ func (t *CgroupTracker) read() (int, error) {
 }
 
 // eachEvent calls f for each process event in a datagram.
-func (t *CgroupTracker) eachEvent(b []byte, f func(procEvent)) {
+func (t *Tracker) eachEvent(b []byte, f func(procEvent)) {
 	for len(b) >= unix.NLMSG_HDRLEN {
 		l := int(binary.NativeEndian.Uint32(b[0:]))
 		if l < unix.NLMSG_HDRLEN || l > len(b) {
@@ -279,7 +320,7 @@ func (t *CgroupTracker) eachEvent(b []byte, f func(procEvent)) {
 // overrun counts events the kernel dropped and, at most every 5s, rescans
 // /proc so the map has the processes it missed and lets go of those whose
 // exits it missed.
-func (t *CgroupTracker) overrun() {
+func (t *Tracker) overrun() {
 	t.overruns.Add(1)
 	if time.Since(t.lastWarned) > 10*time.Second {
 		t.lastWarned = time.Now()
@@ -294,9 +335,9 @@ func (t *CgroupTracker) overrun() {
 	}
 }
 
-// handle applies one event to the map. Threads are not tracked: audit
-// records name processes (the pid= is the thread group ID).
-func (t *CgroupTracker) handle(ev procEvent) {
+// handle applies one event to the history. Threads are not tracked:
+// audit records name processes (the pid= is the thread group ID).
+func (t *Tracker) handle(ev procEvent) {
 	t.events.Add(1)
 	switch ev.What {
 	case procEventFork:
@@ -304,15 +345,19 @@ func (t *CgroupTracker) handle(ev procEvent) {
 			return
 		}
 		t.forks.Add(1)
-		if !t.table.inherit(ev.TGID, ev.Parent) {
+		if !t.table.fork(ev.TGID, ev.Parent, t.kernelTime(ev.Time)) {
 			t.readProc(ev.TGID, false)
 		}
 	case procEventExec:
 		t.execs.Add(1)
+		ts := t.kernelTime(ev.Time)
+		known := t.table.exec(ev.TGID, ts)
 		ok := t.readProc(ev.TGID, false)
 		if !ok {
 			t.execMissed.Add(1)
 			t.unverified[ev.TGID] = struct{}{}
+		} else if !known {
+			t.table.exec(ev.TGID, ts) // a process first known by this read
 		}
 	case procEventExit:
 		if ev.PID != ev.TGID {
@@ -326,13 +371,15 @@ func (t *CgroupTracker) handle(ev procEvent) {
 				t.execMissed.Add(^uint64(0))
 			}
 		}
-		t.table.exit(ev.TGID, t.now())
+		t.table.exit(ev.TGID, t.kernelTime(ev.Time))
+		t.exited(ev.TGID)
 	}
 }
 
-// seed adds every process in /proc that the map lacks, and returns the
-// pids it saw.
-func (t *CgroupTracker) seed() map[uint32]struct{} {
+// seed reads /proc/PID/cgroup of every process in /proc, and returns the
+// pids it saw. Those the history lacks are taken to have been where they
+// are since before the tracker started.
+func (t *Tracker) seed() map[uint32]struct{} {
 	alive := make(map[uint32]struct{})
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
@@ -350,47 +397,116 @@ func (t *CgroupTracker) seed() map[uint32]struct{} {
 	return alive
 }
 
-// Lookup returns the cgroups of the process pid: from the map (a live or
-// recently exited process), else from /proc/PID/cgroup if it is alive (and
-// then keeps them), else those of its parent ppid (0: none). ok is false
-// when none of these is known. The answer from the map does not allocate.
-func (t *CgroupTracker) Lookup(pid, ppid uint32) (cgroups Cgroups, ok bool) {
-	if c, ok := t.table.get(pid); ok {
-		t.hits.Add(1)
-		return c, true
-	}
-	if b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/cgroup"); pid != 0 && err == nil && t.store(pid, b, true, exitingPid) {
-		if c, ok := t.table.get(pid); ok {
-			t.procReads.Add(1)
-			return c, true
-		}
-	}
-	if ppid != 0 {
-		if c, ok := t.table.get(ppid); ok {
+// Current returns the cgroups process pid was last seen in, from the
+// history (a live or recently exited process).
+func (t *Tracker) Current(pid uint32) (Cgroups, bool) {
+	return t.table.current(pid)
+}
+
+// Attribute returns the index in dirs (registered cgroup directories,
+// deepest first) of the deepest one that held process pid at at, the
+// stamp of an event (ns since the epoch), or -1. When the process is
+// unknown at that time (its fork was missed), its parent ppid then answers
+// (0: none). When the process moved around that time and the history only
+// bounds the moment, the answer is the deepest directory that held it on
+// both sides: an event never goes to a container the process may not have
+// been in. A process's set of cgroups remembers its answer, so the usual
+// call takes a read lock and no allocation.
+func (t *Tracker) Attribute(pid, ppid uint32, at int64, dirs []string) int {
+	var buf [8]*cgset
+	c := t.table.at(pid, at, buf[:0])
+	if len(c) == 0 && ppid != 0 {
+		if c = t.table.at(ppid, at, buf[:0]); len(c) > 0 {
 			t.parentHits.Add(1)
-			return c, true
+		}
+	} else if len(c) > 0 {
+		t.hits.Add(1)
+	}
+	if len(c) == 0 || containsSet(c, nil) {
+		t.misses.Add(1)
+		return -1
+	}
+	t.dirMu.Lock()
+	defer t.dirMu.Unlock()
+	if len(dirs) != t.dirsLen || (len(dirs) > 0 && &dirs[0] != t.dirsAt) {
+		t.dirsGen++
+		t.dirsLen = len(dirs)
+		t.dirsAt = nil
+		if len(dirs) > 0 {
+			t.dirsAt = &dirs[0]
 		}
 	}
-	t.misses.Add(1)
-	return Cgroups{}, false
+	gen := t.dirsGen & 0xffffffff
+	if len(c) == 1 {
+		if m := c[0].memo.Load(); m>>32 == gen {
+			return int(m&0xffffffff) - 1
+		}
+	} else {
+		t.ambiguous.Add(1)
+	}
+	idx := -1
+	for i, dir := range dirs {
+		d, ok := t.dirLocked(dir)
+		if !ok {
+			continue
+		}
+		all := true
+		for _, s := range c {
+			all = all && s.cg.Within(d)
+		}
+		if all {
+			idx = i
+			break
+		}
+	}
+	if len(c) == 1 {
+		c[0].memo.Store(gen<<32 | uint64(idx+1))
+	}
+	return idx
+}
+
+// Settled reports whether the tracker has handled every process event and
+// cgroup write that can bear on an event stamped at.
+func (t *Tracker) Settled(at int64) bool {
+	return t.watermark.Load() > at+Slack
+}
+
+// dirLocked resolves a registered cgroup directory once; dirMu is held.
+func (t *Tracker) dirLocked(path string) (CgroupDir, bool) {
+	if d, ok := t.dirs[path]; ok {
+		return d, d.Dir != ""
+	}
+	d, err := t.Dir(path)
+	if err != nil {
+		t.log.Warn("a registered cgroup directory is not a cgroup; nothing is attributed to it", "cgroup", path, "error", err)
+		d = CgroupDir{}
+	}
+	if len(t.dirs) > 1<<14 {
+		clear(t.dirs)
+	}
+	t.dirs[path] = d
+	return d, err == nil
 }
 
 // Dir resolves a registered cgroup directory: an absolute path under a
-// cgroup mount, or a path relative to CgroupOptions.Root. See CgroupOf.
-func (t *CgroupTracker) Dir(dir string) (CgroupDir, error) {
+// cgroup mount, or a path relative to Options.Root. See CgroupOf.
+func (t *Tracker) Dir(dir string) (CgroupDir, error) {
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(t.root, dir)
 	}
-	return CgroupOf(dir)
+	if d, err := t.resolve(dir); err == nil {
+		return d, nil
+	}
+	return CgroupOf(dir) // a hierarchy mounted since the start
 }
 
 // Stats returns the tracker's counters.
-func (t *CgroupTracker) Stats() CgroupStats {
-	s := CgroupStats{
+func (t *Tracker) Stats() Stats {
+	s := Stats{
 		Events: t.events.Load(), Forks: t.forks.Load(), Execs: t.execs.Load(), Exits: t.exits.Load(),
 		Overruns: t.overruns.Load(), Resweeps: t.resweeps.Load(), ExecMissed: t.execMissed.Load(),
-		Watching: t.moveFd >= 0, Moves: t.moves.Load(), Helpers: t.helpers.Load(), MoveErrors: t.moveErrors.Load(),
-		Hits: t.hits.Load(), ProcReads: t.procReads.Load(), ParentHits: t.parentHits.Load(), Misses: t.misses.Load(),
+		Watching: t.moveFd >= 0, Moves: t.moves.Load(), Gone: t.gone.Load(), MoveErrors: t.moveErrors.Load(),
+		Hits: t.hits.Load(), Ambiguous: t.ambiguous.Load(), ParentHits: t.parentHits.Load(), Misses: t.misses.Load(),
 	}
 	s.Entries, s.Exited, s.Sets, s.Evicted, s.Dropped = t.table.counts()
 	return s

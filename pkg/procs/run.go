@@ -1,10 +1,11 @@
-package source
+package procs
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"runtime"
+	"time"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -12,7 +13,7 @@ import (
 
 // open opens the connector socket, bound to the process-events group, and
 // the eventfd that interrupts Run.
-func (t *CgroupTracker) open() error {
+func (t *Tracker) open() error {
 	conn, err := netlink.Dial(unix.NETLINK_CONNECTOR, &netlink.Config{Groups: cnIdxProc})
 	if err != nil {
 		return fmt.Errorf("opening the process-events connector: %w", err)
@@ -34,13 +35,17 @@ func (t *CgroupTracker) open() error {
 	return nil
 }
 
+// watermarkEvery is how often an idle Run wakes up to say that it has
+// handled everything so far (Settled).
+const watermarkEvery = 20 * time.Millisecond
+
 // Run reads process events until ctx ends or Close is called; both are a
 // normal stop and return nil. Call it once at a time.
 //
 // It reads on an operating-system thread of its own, woken by the kernel
 // directly (poll), not through the Go scheduler: a process that execs and
 // exits within a millisecond is read from /proc while it can still be.
-func (t *CgroupTracker) Run(ctx context.Context) error {
+func (t *Tracker) Run(ctx context.Context) error {
 	t.runMu.Lock()
 	defer t.runMu.Unlock()
 	if t.closed.Load() {
@@ -60,25 +65,30 @@ func (t *CgroupTracker) Run(ctx context.Context) error {
 		{Fd: int32(t.moveFd), Events: unix.POLLIN},
 	}
 	for {
-		if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
+		// The timeout moves the watermark on when nothing happens, so that
+		// events are routed without waiting for the router's delay.
+		if _, err := unix.Poll(fds, int(watermarkEvery/time.Millisecond)); err != nil && err != unix.EINTR {
 			return fmt.Errorf("reading process events: waiting: %w", err)
 		}
 		if fds[0].Revents != 0 {
 			return nil
 		}
+		t.syncClocks()
+		mark := t.now()
 		// Process events first: a write to cgroup.procs comes after the
 		// writer's fork, whose event is then already applied.
 		if err := t.drain(); err != nil {
 			return err
 		}
-		if fds[2].Revents != 0 {
+		if t.moveFd >= 0 {
 			t.drainMoves()
 		}
+		t.watermark.Store(mark)
 	}
 }
 
 // drain handles every datagram waiting on the socket.
-func (t *CgroupTracker) drain() error {
+func (t *Tracker) drain() error {
 	for {
 		n, err := unix.Read(t.fd, t.buf)
 		switch {
@@ -96,14 +106,14 @@ func (t *CgroupTracker) drain() error {
 }
 
 // wake interrupts Run.
-func (t *CgroupTracker) wake() {
+func (t *Tracker) wake() {
 	var one = [8]byte{1}
 	unix.Write(t.wakeFd, one[:])
 }
 
 // Close stops Run, unsubscribes and closes the socket. Lookup keeps
 // answering from the map as it was.
-func (t *CgroupTracker) Close() error {
+func (t *Tracker) Close() error {
 	var err error
 	t.once.Do(func() {
 		t.closed.Store(true)

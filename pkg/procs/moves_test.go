@@ -1,4 +1,4 @@
-package source
+package procs
 
 import (
 	"encoding/binary"
@@ -82,31 +82,6 @@ func TestWithPlaceProcFormat(t *testing.T) {
 	again, err := parseProcCgroup(c.procFormat())
 	if err != nil || !reflect.DeepEqual(again, c) {
 		t.Errorf("procFormat does not parse back: %+v, %v", again, err)
-	}
-}
-
-func TestPidTableMove(t *testing.T) {
-	tb := newPidTable(10, 30)
-	tb.set(1, []byte(cgA), false)
-	tb.exit(1, 5)
-	tb.move(1, CgroupDir{V2: true, Path: "/moved"}, 6)
-	c, ok := tb.get(1)
-	if !ok || c.V2 != "/moved" || c.V1[0].Path != "/tenants/a" {
-		t.Errorf("after move: %+v, %v", c, ok)
-	}
-	tb.expire(35) // the exit at 5 still counts
-	mustV2(t, tb, 1, "")
-	tb.move(2, CgroupDir{Hierarchy: 8, Controllers: "pids", Path: "/p"}, 40) // unknown: entered as exited
-	c, ok = tb.get(2)
-	if !ok || len(c.V1) != 1 || c.V1[0].Path != "/p" || c.V2 != "" {
-		t.Errorf("move of an unknown pid: %+v, %v", c, ok)
-	}
-	tb.expire(70)
-	if _, ok := tb.get(2); ok {
-		t.Error("an unknown pid's move is kept past retain")
-	}
-	if n, ex, sets, _, _ := tb.counts(); n != 0 || ex != 0 || sets != 0 {
-		t.Errorf("counts: %d %d %d, want 0 0 0", n, ex, sets)
 	}
 }
 

@@ -1,4 +1,4 @@
-package source
+package procs
 
 import (
 	"bytes"
@@ -9,37 +9,58 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// readProc reads /proc/PID/cgroup into the map (with onlyNew, only when pid
-// is not there yet); false means the process is gone. For Run's goroutine
-// (and NewCgroupTracker's).
-func (t *CgroupTracker) readProc(pid uint32, onlyNew bool) bool {
-	b, err := t.reader.read(pid)
+// readProc reads /proc/PID/cgroup into the history: a sighting of the
+// process, now; begun says it is from the sweep of /proc at start. False
+// means the process is gone. For Run's goroutine (and NewTracker's).
+func (t *Tracker) readProc(pid uint32, begun bool) bool {
+	return t.readProcOf(pid, begun, false)
+}
+
+// readProcOf is readProc; other says the process is read because it is
+// listed in a cgroup another process wrote to.
+func (t *Tracker) readProcOf(pid uint32, begun, other bool) bool {
+	b, err := t.sys.read(pid)
 	if err != nil {
 		return false
 	}
-	return t.store(pid, b, onlyNew, t.reader.exiting)
+	_, ok := t.store(pid, b, begun, other)
+	return ok
 }
 
-// store puts content read from /proc/PID/cgroup in the map. An exiting
+// store puts content read from /proc/PID/cgroup in the history. An exiting
 // process (and a zombie) reads as in the root of every v1 hierarchy, the
 // kernel having moved it there: when the content is new for the pid and
-// the process is exiting, its v1 places are kept from the map (or left
-// unknown), and only the v2 line, which stays right, is taken.
-func (t *CgroupTracker) store(pid uint32, b []byte, onlyNew bool, exiting func(uint32) bool) bool {
-	if t.table.differs(pid, b) && exiting(pid) {
+// the process is exiting, its v1 places are kept from the history (or left
+// unknown), and only the v2 line, which stays right, is taken. moved says
+// the process was seen in other cgroups than before.
+func (t *Tracker) store(pid uint32, b []byte, begun, other bool) (moved, ok bool) {
+	if key, live := t.table.live(pid); (!live || key != string(b)) && t.sys.exiting(pid) {
 		cg, err := parseProcCgroup(b)
 		if err != nil {
-			return false
+			return false, false
 		}
-		old, _ := t.table.get(pid)
+		var old Cgroups
+		if live {
+			old, _ = t.table.current(pid)
+		}
 		cg.V1 = old.V1
 		b = cg.procFormat()
 	}
-	if err := t.table.set(pid, b, onlyNew); err != nil {
+	moved, err := t.table.observe(pid, b, t.now(), begun, other)
+	if err != nil {
 		t.log.Debug("unreadable /proc/PID/cgroup", "pid", pid, "error", err)
-		return false
+		return false, false
 	}
-	return true
+	return moved, true
+}
+
+// procSys is what the tracker reads of the system: /proc/PID/cgroup,
+// whether a process is exiting, and a cgroup's cgroup.procs. Tests give
+// it a model of their own.
+type procSys interface {
+	read(pid uint32) ([]byte, error)
+	exiting(pid uint32) bool
+	members(dir string) ([]byte, error)
 }
 
 // procReader reads /proc/PID/cgroup into a buffer it reuses, with as few
@@ -97,9 +118,9 @@ func (r *procReader) exiting(pid uint32) bool {
 	return statExiting(b[:n])
 }
 
-func exitingPid(pid uint32) bool {
-	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/stat")
-	return err != nil || statExiting(b)
+// members returns the content of dir/cgroup.procs.
+func (r *procReader) members(dir string) ([]byte, error) {
+	return os.ReadFile(dir + "/cgroup.procs")
 }
 
 // pfExiting is PF_EXITING of include/linux/sched.h.
