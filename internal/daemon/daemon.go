@@ -26,6 +26,7 @@ import (
 	"github.com/auditd-ns/auditd-ns/pkg/deliver"
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 	"github.com/auditd-ns/auditd-ns/pkg/plugin"
+	"github.com/auditd-ns/auditd-ns/pkg/procs"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
 	"github.com/auditd-ns/auditd-ns/pkg/router"
@@ -60,7 +61,7 @@ type Daemon struct {
 	lifeStop    context.CancelFunc
 	routerStop  context.CancelFunc
 	routerDone  chan struct{}
-	tracker     *source.CgroupTracker // attributes records to cgroups on a stock kernel
+	tracker     *procs.Tracker // attributes records to cgroups on a stock kernel
 	trackerStop context.CancelFunc
 	controlStop context.CancelFunc
 	scoped      scoped

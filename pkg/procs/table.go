@@ -203,8 +203,7 @@ func containsSet(s []*cgset, c *cgset) bool {
 	return false
 }
 
-// current returns the cgroups pid is in now (its newest process's last
-// stretch).
+// current returns the cgroups pid's newest process was last seen in.
 func (t *pidTable) current(pid uint32) (Cgroups, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -212,9 +211,20 @@ func (t *pidTable) current(pid uint32) (Cgroups, bool) {
 	if p == nil {
 		return Cgroups{}, false
 	}
+	// Where it was last seen: not a place it may have moved to unseen.
+	k := len(p.segs) - 1
+	for k > 0 && p.segs[k].obs == never {
+		k--
+	}
+	if s := p.segs[k].set; s != nil {
+		return s.cg, true
+	}
+	if p.parent == nil {
+		return Cgroups{}, false
+	}
 	var buf [4]*cgset
-	c := p.lastSets(buf[:0])
-	if len(c) == 0 {
+	c := p.parent.cands(p.start, buf[:0], true, 1)
+	if len(c) == 0 || c[len(c)-1] == nil {
 		return Cgroups{}, false
 	}
 	return c[len(c)-1].cg, true

@@ -85,13 +85,15 @@ func checkAttributed(t *testing.T, tr *procs.Tracker, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	missed := 0
+	before := tr.Stats()
 	for range 20 {
 		pid := runIn(t, dir)
 		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
 			t.Fatalf("pid %d still in /proc after it was reaped", pid)
 		}
 		// Let Run read the exit (the reaped process is gone from /proc, so
-		// only the tracker's map can answer).
+		// only the tracker's history can answer).
 		var c procs.Cgroups
 		var ok bool
 		deadline := time.Now().Add(2 * time.Second)
@@ -102,14 +104,21 @@ func checkAttributed(t *testing.T, tr *procs.Tracker, dir string) {
 			time.Sleep(time.Millisecond)
 		}
 		if !ok {
-			t.Fatalf("Lookup(%d): not found", pid)
+			t.Fatalf("Current(%d): not found", pid)
 		}
 		if !c.Within(d) {
-			t.Fatalf("Lookup(%d) = %v, not within %+v; stats %+v", pid, c, d, tr.Stats())
+			// Known only when the tracker read the process before it was
+			// gone: at its exec, or at its write to cgroup.procs.
+			missed++
+			continue
 		}
 		if !c.Within(parent) {
-			t.Errorf("Lookup(%d) = %v, not within the parent %+v", pid, c, parent)
+			t.Errorf("Current(%d) = %v, not within the parent %+v", pid, c, parent)
 		}
+	}
+	after := tr.Stats()
+	if missed > int(after.ExecMissed-before.ExecMissed) || missed > int(after.Gone-before.Gone) || missed == 20 {
+		t.Errorf("%d of 20 processes not placed in %s; stats before %+v, after %+v", missed, d.Path, before, after)
 	}
 	t.Logf("stats: %+v", tr.Stats())
 }

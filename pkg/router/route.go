@@ -129,61 +129,91 @@ func (r *Router) parsedCID(ev *record.Event, i int) *cid {
 // settled reports whether an event may be routed as soon as it closes,
 // without the delay. The delay lets the tracker learn of processes it has
 // not seen yet, so only an event attributed by its pid waits, and only
-// when the memo has no answer for that pid (for the current table) found
-// less than memoFor ago. An event routed by its CONTAINER_ID chain, or
-// with no pid at all, does not depend on the tracker. sysPID is the pid=
-// of its SYSCALL record (-1: none).
+// until the attributor says it has learnt everything up to the event's
+// stamp. An event routed by its CONTAINER_ID chain, or with no pid at all,
+// does not depend on the tracker. sysPID is the pid= of its SYSCALL record
+// (-1: none).
 func (r *Router) settled(ev *record.Event, sysPID int64) bool {
-	pid, ok := eventPID(ev, sysPID)
-	if !ok {
+	if _, ok := eventPID(ev, sysPID); !ok {
 		return true // attributed to nobody, now or later
 	}
 	if subjectContainerID(ev) >= 0 || r.opt.Attribute == nil {
 		return true
 	}
-	if r.memoGen != r.table.Load().gen {
-		return false
+	return r.opt.Attribute.Settled(stamp(ev))
+}
+
+// stamp is the event's time, ns since the epoch.
+func stamp(ev *record.Event) int64 {
+	if len(ev.Records) == 0 {
+		return 0
 	}
-	m, ok := r.pidMemo[uint32(pid)]
-	return ok && r.clock-m.at < memoFor
+	rec := &ev.Records[0]
+	return int64(rec.Sec)*1e9 + int64(rec.Msec)*1e6
 }
 
 // attribute finds the deepest cgroup container of the event's process (see
-// eventPID).
+// eventPID) when the event happened. The attributor remembers its answers
+// by process and cgroup set, not by pid: a pid reused by a process in
+// another container gets its own answer.
 func (r *Router) attribute(t *table, ev *record.Event, sysPID int64) *Container {
 	if r.opt.Attribute == nil || len(t.cgroups) == 0 {
 		return nil
 	}
 	pid, ok := eventPID(ev, sysPID)
-	if !ok {
+	if !ok || pid > 1<<32-1 {
 		return nil
 	}
-	if r.memoGen != t.gen || len(r.pidMemo) > 1<<16 {
-		clear(r.pidMemo)
-		r.memoGen = t.gen
+	var ppid uint64
+	if sys := ev.Find(record.TypeSyscall); sys != nil {
+		ppid, _ = kernelUint(sys, "ppid")
 	}
-	// A process can move to another cgroup after its first event: the
-	// tracker is asked again when the memo's answer is half memoFor old,
-	// so that a busy process's entry stays fresh (and settled).
-	if m, ok := r.pidMemo[uint32(pid)]; ok && r.clock-m.at < memoFor/2 {
-		return m.tn
+	if ppid > 1<<32-1 {
+		ppid = 0
 	}
-	ppid, _ := fieldUint(ev, "ppid")
-	var tn *Container
-	if i := r.opt.Attribute(uint32(pid), uint32(ppid), t.dirs); i >= 0 {
-		tn = t.cgroups[i]
+	if i := r.opt.Attribute.Attribute(uint32(pid), uint32(ppid), stamp(ev), t.dirs); i >= 0 {
+		return t.cgroups[i]
 	}
-	r.pidMemo[uint32(pid)] = memo{tn, r.clock}
-	return tn
+	return nil
 }
 
 // eventPID is the pid an event is attributed by: sysPID, its SYSCALL
-// record's pid= (-1: none), else the event's first pid= field.
+// record's pid= (-1: none), else the first pid= the kernel wrote in one of
+// its records (never one inside a user message's msg='...' text).
 func eventPID(ev *record.Event, sysPID int64) (uint64, bool) {
 	if sysPID >= 0 {
 		return uint64(sysPID), true
 	}
-	return fieldUint(ev, "pid")
+	for i := range ev.Records {
+		if v, ok := kernelUint(&ev.Records[i], "pid"); ok {
+			return v, true
+		}
+	}
+	return 0, false
+}
+
+// kernelUint returns the number in field name of rec, looked for only in
+// the part of the text the kernel wrote: a user message's text (msg='...',
+// written by whoever sent it) is cut off, so that a tenant's own message
+// cannot name the pid or ppid it is attributed by.
+func kernelUint(rec *record.Record, name string) (uint64, bool) {
+	text := rec.Text
+	for off := 0; ; {
+		i := bytes.Index(text[off:], []byte("msg='"))
+		if i < 0 {
+			break
+		}
+		if i += off; i == 0 || text[i-1] == ' ' {
+			text = text[:i]
+			break
+		}
+		off = i + 1
+	}
+	v, ok := record.Field(text, name)
+	if !ok {
+		return 0, false
+	}
+	return atou(v)
 }
 
 // syscallPID reads pid= from the text of a SYSCALL record, whose fields

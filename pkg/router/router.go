@@ -16,9 +16,15 @@ import (
 )
 
 // Attributor finds, on a stock kernel, which of the cgroup directories
-// dirs (sorted deepest first) holds process pid, or its parent ppid when pid
-// is unknown. It returns the index into dirs, or -1.
-type Attributor func(pid, ppid uint32, dirs []string) int
+// dirs (sorted deepest first) held process pid when an event stamped at
+// (ns since the epoch) happened; ppid (0: none) answers for a pid it does
+// not know. Attribute returns the index into dirs, or -1. Settled reports
+// whether it has learnt everything that bears on an event stamped at, so
+// that the event need not wait. *procs.Tracker and procs.Now are the two.
+type Attributor interface {
+	Attribute(pid, ppid uint32, at int64, dirs []string) int
+	Settled(at int64) bool
+}
 
 // Options configures a Router.
 type Options struct {
@@ -33,9 +39,9 @@ type Options struct {
 	// Delay holds closed events that long before routing them. With cgroup
 	// attribution it gives the process-events tracker time to learn about
 	// the processes an event names (default 0; the daemon uses 100ms on
-	// stock kernels). An event whose pid was attributed less than memoFor
-	// ago, or that is not attributed by pid, is not held, unless an event
-	// held is ahead of it.
+	// stock kernels). An event the attributor says is settled, or that is
+	// not attributed by pid, is not held, unless an event held is ahead of
+	// it.
 	Delay time.Duration
 }
 
@@ -79,11 +85,7 @@ type Router struct {
 	picks   []pick // the lines a container gets
 	items   [][]byte
 	data    []byte
-	pidMemo map[uint32]memo
-	memoGen uint64
-	epoch   time.Time     // when Run started
-	clock   time.Duration // when Run last woke, since epoch
-	waits   []syncWait    // Sync calls not yet answered
+	waits []syncWait // Sync calls not yet answered
 
 	// syncs takes Sync's requests; stopped is closed when Run returns.
 	syncs   chan chan struct{}
@@ -98,12 +100,6 @@ type Router struct {
 type syncWait struct {
 	at   time.Time
 	done chan struct{}
-}
-
-// memo is the container found for a pid (nil: none), and when.
-type memo struct {
-	tn *Container
-	at time.Duration // Router.clock then
 }
 
 // batch is records on their way to Run: each is its type (2 bytes), its
@@ -122,9 +118,6 @@ const (
 	// fetchEvery is how often Run takes a batch that is not full, so that
 	// a record waits at most about this long before it is routed.
 	fetchEvery = 10 * time.Millisecond
-	// memoFor is how long the container found for a pid is trusted; it is
-	// asked again after memoFor/2 when the pid has another event.
-	memoFor = time.Second
 )
 
 // table is an immutable snapshot of the containers.
@@ -147,7 +140,7 @@ func New(opt Options) *Router {
 	}
 	r := &Router{opt: opt, in: make(chan *batch, max(opt.Backlog/batchRecords, 1)+1), batches: make(chan *batch, 64),
 		lines: make([]byte, 0, 16<<10), data: make([]byte, 0, 16<<10),
-		pidMemo: map[uint32]memo{}, syncs: make(chan chan struct{}), stopped: make(chan struct{})}
+		syncs: make(chan chan struct{}), stopped: make(chan struct{})}
 	r.asm = NewAssembler(opt.EventTimeout, opt.Delay, r.route)
 	r.asm.early = r.settled
 	r.table.Store(&table{byID: map[uint64]*Container{}, byName: map[string]*Container{}, parent: map[*Container]*Container{}})
@@ -292,7 +285,6 @@ func (r *Router) Run(ctx context.Context) error {
 	defer tick.Stop()
 	fetchTick := time.NewTicker(fetchEvery)
 	defer fetchTick.Stop()
-	r.epoch = time.Now()
 	var rec record.Record
 	for {
 		select {
@@ -301,17 +293,17 @@ func (r *Router) Run(ctx context.Context) error {
 			r.answer(true)
 			return nil
 		case b := <-r.in:
-			r.addBatch(&rec, b, r.wake(time.Now()))
+			r.addBatch(&rec, b, time.Now())
 		case <-fetchTick.C:
-			now := r.wake(time.Now())
+			now := time.Now()
 			for _, b := range r.fetch() {
 				r.addBatch(&rec, b, now)
 			}
 		case now := <-tick.C:
-			r.asm.Expire(r.wake(now), r.release)
+			r.asm.Expire(now, r.release)
 			r.answer(false)
 		case done := <-r.syncs:
-			now := r.wake(time.Now())
+			now := time.Now()
 			for _, b := range r.fetch() {
 				r.addBatch(&rec, b, now)
 			}
@@ -363,12 +355,6 @@ func (r *Router) answer(all bool) {
 		n++
 	}
 	r.waits = append(r.waits[:0], r.waits[n:]...)
-}
-
-// wake sets the clock the pid memo is aged by, and returns now.
-func (r *Router) wake(now time.Time) time.Time {
-	r.clock = now.Sub(r.epoch)
-	return now
 }
 
 // drain routes every record already submitted, then closes open events.

@@ -186,15 +186,23 @@ func TestOutOfOrderSerials(t *testing.T) {
 	}
 }
 
+// attrFunc is a router.Attributor for tests: always settled.
+type attrFunc func(pid, ppid uint32, at int64, dirs []string) int
+
+func (f attrFunc) Attribute(pid, ppid uint32, at int64, dirs []string) int {
+	return f(pid, ppid, at, dirs)
+}
+func (f attrFunc) Settled(int64) bool { return true }
+
 func TestCgroupAttribution(t *testing.T) {
-	attr := func(pid, ppid uint32, dirs []string) int {
+	attr := attrFunc(func(pid, ppid uint32, at int64, dirs []string) int {
 		for i, d := range dirs {
 			if pid == 100 && strings.HasPrefix("/cg/a/b/x", d) {
 				return i
 			}
 		}
 		return -1
-	}
+	})
 	_, sinks, submit := setup(t, attr,
 		"name: a\ncgroup: /cg/a\ndeliver: {file: /x/a}\n",
 		"name: b\nparent: a\ncgroup: /cg/a/b\ndeliver: {file: /x/b}\n",
@@ -387,16 +395,16 @@ func TestSubmitKeepsOrder(t *testing.T) {
 }
 
 // TestCgroupAttributionMovedLater: a process first seen outside every
-// container and moved into one later is attributed to it once the memo of
-// its first answer has expired (a second), not never.
+// container and moved into one later is attributed to it for its events
+// after the move: the attributor is asked for each event.
 func TestCgroupAttributionMovedLater(t *testing.T) {
 	var moved atomic.Bool
-	attr := func(pid, ppid uint32, dirs []string) int {
+	attr := attrFunc(func(pid, ppid uint32, at int64, dirs []string) int {
 		if pid == 100 && moved.Load() {
 			return 0
 		}
 		return -1
-	}
+	})
 	_, sinks, submit := setup(t, attr, "name: a\ncgroup: /cg/a\ndeliver: {file: /x/a}\n")
 	submit(event(40, "", "k")...)
 	time.Sleep(100 * time.Millisecond)
@@ -404,7 +412,6 @@ func TestCgroupAttributionMovedLater(t *testing.T) {
 		t.Fatalf("a got %d lines before the move", n)
 	}
 	moved.Store(true)
-	time.Sleep(1200 * time.Millisecond)
 	submit(event(41, "", "k")...)
 	if got := waitLines(t, sinks["a"], 2); len(got) != 2 || !strings.Contains(got[0], ":41)") {
 		t.Errorf("after the move a got %q, want event 41", got)
@@ -414,17 +421,15 @@ func TestCgroupAttributionMovedLater(t *testing.T) {
 // TestCgroupAttributionPID: the pid is read from pid=, not from ppid= before
 // it, also when pid= ends the record.
 func TestCgroupAttributionPID(t *testing.T) {
-	attr := func(pid, ppid uint32, dirs []string) int {
-		if pid == 8 && ppid == 7 {
+	attr := attrFunc(func(pid, ppid uint32, at int64, dirs []string) int {
+		if pid == 8 {
 			return 0
 		}
 		return -1
-	}
+	})
 	_, sinks, submit := setup(t, attr, "name: a\ncgroup: /cg/a\ndeliver: {file: /x/a}\n")
-	// Each SYSCALL text, with pid 8 and ppid 7 told right, is routed; the
-	// ones with another pid or ppid are not. (ppid is asked of the
-	// attributor only on a memo miss, so each case has a pid of its own
-	// unless it is 8.)
+	// Each SYSCALL text with pid 8 told right is routed; the ones with
+	// another pid are not.
 	for i, tc := range []struct {
 		text string
 		want bool
@@ -504,19 +509,26 @@ func TestDelayedEventsRouteIntact(t *testing.T) {
 	}
 }
 
-// With cgroup attribution and a delay, the events of a process the router
-// has already attributed, and events with no pid, are routed as they
-// close, not after the delay; the first event of a process it has not seen
-// waits for the delay, and the events after it wait too, so a container gets
-// its events in order.
+// settledAttr attributes pids 100 and 200 to the first container and says
+// it has learnt everything stamped before mark.
+type settledAttr struct{ mark atomic.Int64 }
+
+func (a *settledAttr) Attribute(pid, ppid uint32, at int64, dirs []string) int {
+	if pid == 100 || pid == 200 {
+		return 0
+	}
+	return -1
+}
+func (a *settledAttr) Settled(at int64) bool { return at < a.mark.Load() }
+
+// With cgroup attribution and a delay, the events the attributor says are
+// settled, and events with no pid, are routed as they close, not after the
+// delay; an event stamped after what the attributor has learnt waits for
+// the delay, and the events after it wait too, so a container gets its events
+// in order.
 func TestSettledPidSkipsDelay(t *testing.T) {
 	const delay = 2 * time.Second
-	attr := func(pid, ppid uint32, dirs []string) int {
-		if pid == 100 || pid == 200 {
-			return 0
-		}
-		return -1
-	}
+	attr := &settledAttr{}
 	c := container(t, "name: a\ncgroup: /cg/a\ndeliver: {file: /x/a}\n")
 	tree, err := registry.Build([]*registry.Container{c})
 	if err != nil {
@@ -529,8 +541,8 @@ func TestSettledPidSkipsDelay(t *testing.T) {
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	submit := func(serial, pid int) {
-		ts := fmt.Sprintf("audit(1700000000.123:%d): ", serial)
+	submit := func(serial, pid int, msec int) {
+		ts := fmt.Sprintf("audit(1700000000.%03d:%d): ", msec, serial)
 		r.Submit(record.TypeSyscall, []byte(fmt.Sprintf("%sarch=c000003e syscall=59 success=yes exit=0 ppid=1 pid=%d auid=0", ts, pid)))
 		r.Submit(record.TypeEOE, []byte(ts))
 	}
@@ -543,29 +555,82 @@ func TestSettledPidSkipsDelay(t *testing.T) {
 	}
 
 	start := time.Now()
-	submit(1, 100)
+	submit(1, 100, 100)
 	if got := waitLines(t, s, 2); len(got) != 2 || time.Since(start) < delay {
-		t.Fatalf("first event of pid 100: %d lines after %v, want 2 after the %v delay", len(got), time.Since(start), delay)
+		t.Fatalf("an event not settled: %d lines after %v, want 2 after the %v delay", len(got), time.Since(start), delay)
 	}
+	attr.mark.Store(1700000000200 * 1e6)
 	start = time.Now()
-	submit(2, 100)
+	submit(2, 100, 150)
 	if got := waitLines(t, s, 4); len(got) != 4 || time.Since(start) > delay/2 {
-		t.Fatalf("second event of pid 100: %d lines after %v, want 4 well before the %v delay", len(got), time.Since(start), delay)
+		t.Fatalf("a settled event: %d lines after %v, want 4 well before the %v delay", len(got), time.Since(start), delay)
 	}
 	// An event with no pid goes to nobody whenever it is routed: it holds
 	// back nothing.
 	start = time.Now()
-	ts := "audit(1700000000.123:5): "
+	ts := "audit(1700000000.500:5): "
 	r.Submit(1305, []byte(ts+"op=set audit_enabled=1 old=1 auid=0 ses=1 res=1")) // CONFIG_CHANGE
 	r.Submit(record.TypeEOE, []byte(ts))
-	submit(6, 100)
+	submit(6, 100, 160)
 	if got := waitLines(t, s, 6); len(got) != 6 || time.Since(start) > delay/2 {
-		t.Fatalf("pid 100 after an event with no pid: %d lines after %v, want 6 well before the %v delay", len(got), time.Since(start), delay)
+		t.Fatalf("a settled event after an event with no pid: %d lines after %v, want 6 well before the %v delay", len(got), time.Since(start), delay)
 	}
-	submit(3, 200) // not seen yet: waits
-	submit(4, 100) // behind it
+	submit(3, 200, 300) // not settled: waits
+	submit(4, 100, 170) // behind it
 	got := waitLines(t, s, 10)
 	if want := []int{1, 2, 6, 3, 4}; !slices.Equal(serials(got), want) {
 		t.Errorf("a got events %v, want %v", serials(got), want)
+	}
+}
+
+// TestCgroupAttributionPidReused: two events of one pid 200ms apart, the
+// pid reused in between by a process of another container. Each goes to
+// the container its own process was in: nothing is remembered by pid
+// alone (it was, for half a second).
+func TestCgroupAttributionPidReused(t *testing.T) {
+	const first = int64(1700000000123) * 1e6
+	attr := attrFunc(func(pid, ppid uint32, at int64, dirs []string) int {
+		if pid != 300 {
+			return -1
+		}
+		want := "/cg/a"
+		if at > first {
+			want = "/cg/z" // the second process with pid 300
+		}
+		return slices.Index(dirs, want)
+	})
+	_, sinks, submit := setup(t, attr,
+		"name: a\ncgroup: /cg/a\ndeliver: {file: /x/a}\n",
+		"name: z\ncgroup: /cg/z\ndeliver: {file: /x/z}\n")
+	submit([2]string{"SYSCALL", "audit(1700000000.123:60): arch=c000003e syscall=59 ppid=1 pid=300"}, [2]string{"EOE", "audit(1700000000.123:60): "})
+	waitLines(t, sinks["a"], 2)
+	submit([2]string{"SYSCALL", "audit(1700000000.323:61): arch=c000003e syscall=59 ppid=1 pid=300"}, [2]string{"EOE", "audit(1700000000.323:61): "})
+	if got := waitLines(t, sinks["z"], 2); len(got) != 2 || !strings.Contains(got[0], ":61)") {
+		t.Errorf("z, whose process had pid 300 second, got %q, want event 61", got)
+	}
+	if got := waitLines(t, sinks["a"], 0); len(got) != 2 {
+		t.Errorf("a, whose process had pid 300 first, got %q, want event 60 only", got)
+	}
+}
+
+// TestCgroupAttributionUserText: a user message's own text (msg='...')
+// names a ppid= and a pid= of a container's processes; the message comes
+// from a host process. Only the fields the kernel wrote count: the event
+// is the host's.
+func TestCgroupAttributionUserText(t *testing.T) {
+	var asked []string
+	attr := attrFunc(func(pid, ppid uint32, at int64, dirs []string) int {
+		asked = append(asked, fmt.Sprint(pid, " ", ppid))
+		if pid == 8 || ppid == 7 {
+			return 0 // the container's processes
+		}
+		return -1
+	})
+	_, sinks, submit := setup(t, attr, "name: a\ncgroup: /cg/a\ndeliver: {file: /x/a}\n")
+	submit([2]string{"USER_AVC", "audit(1700000000.123:70): pid=4000 uid=0 auid=0 ses=1 subj=unconfined msg='op=x ppid=7 pid=8 exe=\"/bin/x\"'"})
+	submit([2]string{"USER", "audit(1700000000.124:71): msg='ppid=7 pid=8'"})
+	time.Sleep(200 * time.Millisecond)
+	if got := waitLines(t, sinks["a"], 0); len(got) != 0 {
+		t.Errorf("a got %q; asked %q", got, asked)
 	}
 }
