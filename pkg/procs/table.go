@@ -151,7 +151,11 @@ const maxDepth = 64
 
 func (p *proc) cands(at int64, out []*cgset, child bool, depth int) []*cgset {
 	n := len(p.segs)
-	if p.cut && at < p.segs[0].hi && !containsSet(out, nil) {
+	first := p.segs[0].hi
+	if child {
+		first = p.segs[0].obs
+	}
+	if p.cut && at < first && !containsSet(out, nil) {
 		out = append(out, nil) // unknown
 	}
 	for k := range p.segs {

@@ -302,6 +302,9 @@ func TestTrackerProperty(t *testing.T) {
 	if testing.Short() {
 		seeds = 50
 	}
+	if n, err := strconv.Atoi(os.Getenv("AUDITD_NS_SEEDS")); err == nil {
+		seeds = n
+	}
 	var exact, total int
 	for seed := range seeds {
 		r := rand.New(rand.NewPCG(uint64(seed), 17))
@@ -426,8 +429,15 @@ func TestTrackerProperty(t *testing.T) {
 				for _, l := range trace {
 					t.Log(l)
 				}
+				for _, c := range tr.table.at(e.pid, stamp(e.at), nil) {
+					if c != nil {
+						t.Logf("candidate %s", c.cg.V2)
+					}
+				}
 				tr.table.mu.RLock()
-				dumpProc(t, tr.table.find(e.pid, stamp(e.at)), 0)
+				for p := tr.table.pids[e.pid]; p != nil; p = p.older {
+					dumpProc(t, p, 0)
+				}
 				tr.table.mu.RUnlock()
 				t.Fatalf("seed %d: pid %d at %d (stamp %d): attributed to %d, but it was in %v",
 					seed, e.pid, e.at, stamp(e.at), got, e.allowed)
@@ -559,7 +569,6 @@ func BenchmarkWithinV1(b *testing.B) {
 	}
 }
 
-var _ = strconv.Itoa
 
 func dumpProc(t *testing.T, p *proc, depth int) {
 	if p == nil || depth > 6 {

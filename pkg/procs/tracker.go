@@ -345,9 +345,13 @@ func (t *Tracker) handle(ev procEvent) {
 			return
 		}
 		t.forks.Add(1)
-		if !t.table.fork(ev.TGID, ev.Parent, t.kernelTime(ev.Time)) {
-			t.readProc(ev.TGID, false)
-		}
+		// The event names the new process's parent, which with
+		// CLONE_PARENT (runc's nsexec uses it) is not the process that
+		// forked it, whose cgroups it has; and clone3 can place it in
+		// another cgroup. So it is read too: the inherited place counts
+		// only where that read agrees.
+		t.table.fork(ev.TGID, ev.Parent, t.kernelTime(ev.Time))
+		t.readProc(ev.TGID, false)
 	case procEventExec:
 		t.execs.Add(1)
 		ts := t.kernelTime(ev.Time)
