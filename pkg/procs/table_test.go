@@ -569,7 +569,6 @@ func BenchmarkWithinV1(b *testing.B) {
 	}
 }
 
-
 func dumpProc(t *testing.T, p *proc, depth int) {
 	if p == nil || depth > 6 {
 		return

@@ -248,7 +248,7 @@ func TestIntegrationCgroupTrackerHelperWroteOther(t *testing.T) {
 	for _, cg := range cgs {
 		mount, dir, d := cg.mount, cg.dir, cg.d
 		for range 10 {
-			target := exec.Command("/bin/sleep", "0.3")
+			target := exec.Command("/bin/sleep", "3")
 			if err := target.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -259,13 +259,20 @@ func TestIntegrationCgroupTrackerHelperWroteOther(t *testing.T) {
 				t.Fatalf("helper: %v: %s", err, out)
 			}
 			hpid := uint32(helper.Process.Pid)
-			time.Sleep(50 * time.Millisecond)
-			if c, ok := tr.Current(pid); !ok || !c.Within(d) {
+			var c procs.Cgroups
+			var ok bool
+			for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				if c, ok = tr.Current(pid); ok && c.Within(d) {
+					break
+				}
+			}
+			if !ok || !c.Within(d) {
 				t.Errorf("%s: the moved process: Lookup(%d) = %v, %v; want within %s", mount, pid, c, ok, d.Path)
 			}
 			if c, ok := tr.Current(hpid); ok && c.Within(d) {
 				t.Errorf("%s: the helper that wrote its pid: Lookup(%d) = %v; want it outside %s", mount, hpid, c, d.Path)
 			}
+			target.Process.Kill()
 			target.Wait()
 		}
 	}
