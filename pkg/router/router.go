@@ -85,7 +85,7 @@ type Router struct {
 	picks   []pick // the lines a container gets
 	items   [][]byte
 	data    []byte
-	waits []syncWait // Sync calls not yet answered
+	waits   []syncWait // Sync calls not yet answered
 
 	// syncs takes Sync's requests; stopped is closed when Run returns.
 	syncs   chan chan struct{}

@@ -17,7 +17,7 @@ import (
 // fixed wait). Events submitted after it are not waited for.
 func TestSyncBarrier(t *testing.T) {
 	for _, delay := range []time.Duration{0, 300 * time.Millisecond} {
-		attr := func(pid, ppid uint32, dirs []string) int { return 0 }
+		attr := unsettled{}
 		c := container(t, "name: a\ncgroup: /cg/a\ndeliver: {file: /x/a}\n")
 		tree, err := registry.Build([]*registry.Container{c})
 		if err != nil {
@@ -71,3 +71,10 @@ func TestSyncContext(t *testing.T) {
 		t.Errorf("Sync with no Run: %v, want the context's deadline", err)
 	}
 }
+
+// unsettled attributes every pid to the first container and is never
+// settled: every event waits for the delay.
+type unsettled struct{}
+
+func (unsettled) Attribute(pid, ppid uint32, at int64, dirs []string) int { return 0 }
+func (unsettled) Settled(int64) bool                                      { return false }
