@@ -277,3 +277,53 @@ func listensOn(dir string, port int) bool {
 	return strings.Contains(strings.ToUpper(string(b)), fmt.Sprintf(":%04X 00000000:0000 0A", port)) ||
 		strings.Contains(strings.ToUpper(string(b6)), fmt.Sprintf(":%04X 00000000000000000000000000000000:0000 0A", port))
 }
+
+// TestIntegrationPodmanUserNamespaceFile: a container whose root is a high
+// host uid (podman --uidmap) reads its own file target through a volume:
+// the hook gives the container's {id} directory, and the daemon the file,
+// to the host uid and gid of the container's root, from its uid and gid
+// maps.
+func TestIntegrationPodmanUserNamespaceFile(t *testing.T) {
+	needTools(t)
+	ctl := testkernel.Take(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "control.sock")
+	files := filepath.Join(dir, "files")
+	must(t, os.MkdirAll(files, 0o755))
+	config := filepath.Join(dir, "oci-hook.yaml")
+	must(t, os.WriteFile(config, []byte(fmt.Sprintf("files: {dirs: [%q]}\n", filepath.Join(files, "{id}"))), 0o600))
+	p := newPodman(t, dir, sock, config)
+	// The container's root is host uid base (a uid no other process has).
+	base, key := testUID(), testKey("podman-userns")
+	writeConfig(t, dir, fmt.Sprintf("state_dir: %s/state\n", dir), "-D\n"+uidRule(base, key))
+	d := start(t, ctl, dir)
+	busyHost(t)
+
+	name := fmt.Sprintf("ans-podman-userns-%d", os.Getpid())
+	args := []string{"run", "--rm", "--name", name, "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
+		"--uidmap", fmt.Sprintf("0:%d:65536", base), "--gidmap", fmt.Sprintf("0:%d:65536", base),
+		"--annotation", "org.auditd-ns.deliver.file=audit.log", "--annotation", "org.auditd-ns.required=true",
+		"--volume", files + ":/audit:ro", p.image,
+		// Its own executions are written to its file while it waits,
+		// then it reads the file.
+		"/bin/busybox", "sh", "-c", "/bin/busybox true; /bin/busybox sleep 2; /bin/busybox cat /audit/*/audit.log"}
+	out, err := p.command(args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("podman run: %v\n%s\ndaemon:\n%s", err, out, d.stderrText())
+	}
+	if !strings.Contains(string(out), `key="`+key+`"`) {
+		t.Errorf("the container did not read its records from its file target:\n%s\ndaemon:\n%s", out, d.stderrText())
+	}
+	logs, _ := filepath.Glob(filepath.Join(files, "*", "audit.log"))
+	if len(logs) != 1 {
+		t.Fatalf("file targets: %v", logs)
+	}
+	for _, path := range []string{filepath.Dir(logs[0]), logs[0]} {
+		var st syscall.Stat_t
+		must(t, syscall.Stat(path, &st))
+		if int(st.Uid) != base || int(st.Gid) != base {
+			t.Errorf("%s is owned by %d:%d, want the container's root %d:%d", path, st.Uid, st.Gid, base, base)
+		}
+	}
+	d.stop()
+}

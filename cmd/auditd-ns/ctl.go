@@ -434,8 +434,8 @@ type containerSpec struct {
 	// Set by oci-hook only: the file target is opened beneath Beneath,
 	// rules (when set) wins over RulesFile, Owner marks the container
 	// as the hook's.
-	Beneath, Owner string
-	rules          *yaml.Node
+	Beneath, Owner, FileOwner string
+	rules                     *yaml.Node
 }
 
 func (s *containerSpec) flags(fs *pflag.FlagSet) {
@@ -459,7 +459,7 @@ func (s *containerSpec) empty() bool { return *s == containerSpec{} }
 func (s *containerSpec) yaml() ([]byte, error) {
 	spec := registry.Spec{
 		Name: s.Name, ID: s.ID, Cgroup: s.Cgroup, Parent: s.Parent,
-		File: s.File, Beneath: s.Beneath, Remote: s.Remote, NetNS: s.NetNS,
+		File: s.File, Beneath: s.Beneath, FileOwner: s.FileOwner, Remote: s.Remote, NetNS: s.NetNS,
 		Memory: s.Memory, Spool: s.Spool, Socket: s.Socket, Owner: s.Owner,
 		Rules: s.rules,
 		// The first line is no flag's: an error about the whole file names it.

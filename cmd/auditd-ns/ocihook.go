@@ -327,11 +327,20 @@ func (h *hook) target(cfg *hookConfig, spec *containerSpec) error {
 		return fmt.Errorf("annotations %sdeliver.file and %sdeliver.remote are both given: give one", annotationPrefix, annotationPrefix)
 	}
 	if file != "" {
-		path, base, err := cfg.fileTarget(file, h.state.ID)
+		// A user-namespaced container's root gets its directory and
+		// file, so that it can read them.
+		owner, err := containerRoot(h.proc, h.state.Pid)
+		if err != nil {
+			return err
+		}
+		path, base, err := cfg.fileTarget(file, h.state.ID, owner)
 		if err != nil {
 			return fmt.Errorf("annotation %sdeliver.file %q: %w", annotationPrefix, file, err)
 		}
 		spec.File, spec.Beneath = path, base
+		if owner != nil {
+			spec.FileOwner = fmt.Sprintf("%d:%d", owner.uid, owner.gid)
+		}
 		return nil
 	}
 	host, port, err := net.SplitHostPort(remote)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -160,7 +161,11 @@ func cleanRel(rel string) bool {
 // returns the target's absolute path and the directory it must stay
 // beneath. It creates an {id} directory, and refuses a path that passes
 // through a symlink, or that is not a regular file where one exists.
-func (c *hookConfig) fileTarget(file, id string) (path, base string, err error) {
+//
+// owner, when set, is the host uid and gid of a user-namespaced
+// container's root: the {id} directory is given to them, so that the
+// container can reach its file (which the daemon gives them too).
+func (c *hookConfig) fileTarget(file, id string, owner *idPair) (path, base string, err error) {
 	if len(c.Files.Dirs) == 0 {
 		return "", "", fmt.Errorf("the hook config %s allows no file targets (files: {dirs: [...]})", c.path)
 	}
@@ -183,7 +188,7 @@ func (c *hookConfig) fileTarget(file, id string) (path, base string, err error) 
 	if !cleanRel(rel) {
 		return "", "", fmt.Errorf("give a clean path (no '.', '..' or '//') inside %s", base)
 	}
-	dirfd, err := openBase(base, mkID)
+	dirfd, err := openBase(base, mkID, owner)
 	if err != nil {
 		return "", "", err
 	}
@@ -209,8 +214,9 @@ func (c *hookConfig) fileTarget(file, id string) (path, base string, err error) 
 }
 
 // openBase opens an allowed directory; mkID creates its last element
-// (the container's {id} directory) beneath its parent first.
-func openBase(base string, mkID bool) (int, error) {
+// (the container's {id} directory) beneath its parent first, and gives it
+// to owner when set.
+func openBase(base string, mkID bool, owner *idPair) (int, error) {
 	if mkID {
 		parent, id := filepath.Split(base)
 		pfd, err := unix.Open(parent, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -225,6 +231,12 @@ func openBase(base string, mkID bool) (int, error) {
 		fd, err := unix.Openat2(pfd, id, how)
 		if err != nil {
 			return -1, beneathError(parent, id, err)
+		}
+		if owner != nil {
+			if err := unix.Fchownat(fd, "", owner.uid, owner.gid, unix.AT_EMPTY_PATH); err != nil {
+				unix.Close(fd)
+				return -1, fmt.Errorf("giving the container's directory %s to %d:%d: %w", base, owner.uid, owner.gid, err)
+			}
 		}
 		return fd, nil
 	}
@@ -291,4 +303,47 @@ func (c *hookConfig) rulesNode(name string) (*yaml.Node, error) {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return registry.RulesNode(src, filepath.Join(dir, rel))
+}
+
+// idPair is a host uid and gid.
+type idPair struct{ uid, gid int }
+
+// containerRoot returns the host uid and gid that the container's root
+// (uid and gid 0 in its user namespace) is, from PROC/PID/uid_map and
+// gid_map; nil when the container shares the host's ids (the identity
+// map) or maps no root.
+func containerRoot(proc string, pid int) (*idPair, error) {
+	var ids [2]int
+	for i, name := range []string{"uid_map", "gid_map"} {
+		b, err := os.ReadFile(filepath.Join(proc, strconv.Itoa(pid), name))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil // a kernel without user namespaces
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the container's user namespace: %w", err)
+		}
+		ids[i] = -1
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) != 3 {
+				continue
+			}
+			in, err1 := strconv.ParseUint(f[0], 10, 32)
+			out, err2 := strconv.ParseUint(f[1], 10, 32)
+			n, err3 := strconv.ParseUint(f[2], 10, 32)
+			if err1 != nil || err2 != nil || err3 != nil {
+				return nil, fmt.Errorf("reading the container's %s: bad line %q", name, line)
+			}
+			if in == 0 && n > 0 {
+				if out == 0 && n == 1<<32-1 {
+					return nil, nil // the host's own ids
+				}
+				ids[i] = int(out)
+			}
+		}
+		if ids[i] < 0 {
+			return nil, nil
+		}
+	}
+	return &idPair{uid: ids[0], gid: ids[1]}, nil
 }

@@ -593,3 +593,26 @@ func TestCgroup2MountEscapes(t *testing.T) {
 		t.Errorf("no cgroup2 mount: %v", err)
 	}
 }
+
+// The container's root is read from its uid and gid maps: the host's own
+// ids (the identity map) give nothing to chown.
+func TestContainerRoot(t *testing.T) {
+	proc := t.TempDir()
+	write := func(uid, gid string) {
+		must(t, os.MkdirAll(filepath.Join(proc, "7"), 0o755))
+		must(t, os.WriteFile(filepath.Join(proc, "7", "uid_map"), []byte(uid), 0o644))
+		must(t, os.WriteFile(filepath.Join(proc, "7", "gid_map"), []byte(gid), 0o644))
+	}
+	write("         0          0 4294967295\n", "         0          0 4294967295\n")
+	if o, err := containerRoot(proc, 7); o != nil || err != nil {
+		t.Errorf("identity map: %v, %v", o, err)
+	}
+	write("         0     200000      65536\n", "         1     300000      10\n         0     300100      1\n")
+	if o, err := containerRoot(proc, 7); err != nil || o == nil || o.uid != 200000 || o.gid != 300100 {
+		t.Errorf("user namespace: %+v, %v", o, err)
+	}
+	write("         0     200000      x\n", "")
+	if _, err := containerRoot(proc, 7); err == nil {
+		t.Error("a bad uid_map line was accepted")
+	}
+}

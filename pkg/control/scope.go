@@ -62,6 +62,9 @@ func CheckScope(t *registry.Tree, scope string, c *registry.Container, p *ScopeP
 		return deny("queue limits (memory %d, spool %d) exceed those of %q (memory %d, spool %d)",
 			c.Queue.Memory, c.Queue.Spool, scope, s.Queue.Memory, s.Queue.Spool)
 	}
+	if c.Deliver.FileOwner != "" {
+		return deny("deliver.file_owner can be given only through the host's socket")
+	}
 	if msg := scopeTarget(s, c.Deliver); msg != "" {
 		return deny("%s", msg)
 	}

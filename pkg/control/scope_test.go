@@ -45,6 +45,7 @@ func TestScopedSocket(t *testing.T) {
 		{"kernel rules", child("kr", "tenant", "kernel_rules: [\"-a always,exit -S execve\"]\n"), "kernel_rules"},
 		{"big queue", child("big", "tenant", "queue: {memory: 1GiB}\n"), "exceed"},
 		{"socket elsewhere", child("sock", "tenant", "socket: /run/x.sock\n"), `socket "/run/x.sock"`},
+		{"file owner", "name: own\nid: 9\nparent: tenant\ndeliver: {file: /srv/audit/tenant/own.log, file_owner: \"0:0\"}\n", "deliver.file_owner can be given only through the host's socket"},
 	} {
 		t.Run(tc.name, func(t *testing.T) { wantCode(t, register(tc.src), control.CodeForbidden, tc.contains) })
 	}

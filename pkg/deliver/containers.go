@@ -125,7 +125,10 @@ func New(opt Options) *Containers {
 // s.Log) or a remote peer.
 func NewTarget(c *registry.Container, s Settings, log hclog.Logger) (Target, error) {
 	if c.Deliver.File != "" {
-		f, err := OpenFile(FileOptions(s.Log, c.Deliver.File, c.Deliver.Beneath, log))
+		opt := FileOptions(s.Log, c.Deliver.File, c.Deliver.Beneath, log)
+		// A user-namespaced container's root reads its file.
+		opt.UID, opt.GID, opt.Chown = c.Deliver.FileOwnerIDs()
+		f, err := OpenFile(opt)
 		if err != nil {
 			return nil, fmt.Errorf("opening the file target of %q: %w", c.Name, err)
 		}

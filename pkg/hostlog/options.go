@@ -99,8 +99,13 @@ type Options struct {
 	// at every rotation and Reconfigure, as auditd does.
 	HoldDir bool
 	// Mode of a new log file. Zero means 0600.
-	Mode   uint32
-	Format Format
+	Mode uint32
+	// Chown, when set, gives every log file opened (the current one and
+	// each one rotation makes) to UID and GID (a container's file target
+	// that a user-namespaced container reads).
+	Chown    bool
+	UID, GID int
+	Format   Format
 	// Node, when set, prefixes every line with "node=NODE ".
 	Node  string
 	Flush FlushMode

@@ -98,6 +98,12 @@ func (w *Writer) open() error {
 		f.Close()
 		return fmt.Errorf("opening log %s: not a regular file", w.opt.Path)
 	}
+	if w.opt.Chown {
+		if err := f.Chown(w.opt.UID, w.opt.GID); err != nil {
+			f.Close()
+			return fmt.Errorf("opening log %s: giving it to %d:%d: %w", w.opt.Path, w.opt.UID, w.opt.GID, err)
+		}
+	}
 	cut, err := repairTail(f, st.Size())
 	if err != nil {
 		f.Close()

@@ -31,8 +31,28 @@ type Target struct {
 	// wrote it). The daemon sets it for containers registered through a
 	// scoped socket; the OCI hook from its admin config.
 	Beneath string `json:"beneath,omitempty"`
-	Remote  string `json:"remote,omitempty"`
-	NetNS   string `json:"netns,omitempty"`
+	// FileOwner, with File, is "UID:GID": the file target (and each file
+	// rotation makes) is given to that host uid and gid, so that a
+	// container whose root is mapped to them (a user namespace) can read
+	// it. The OCI hook sets it from the container's uid and gid maps;
+	// scoped sockets cannot. "" leaves the files root's.
+	FileOwner string `json:"file_owner,omitempty"`
+	Remote    string `json:"remote,omitempty"`
+	NetNS     string `json:"netns,omitempty"`
+}
+
+// FileOwnerIDs returns the uid and gid of FileOwner, and whether it is set.
+func (t Target) FileOwnerIDs() (uid, gid int, ok bool) {
+	u, g, found := strings.Cut(t.FileOwner, ":")
+	if !found {
+		return 0, 0, false
+	}
+	uu, err1 := strconv.ParseUint(u, 10, 32)
+	gg, err2 := strconv.ParseUint(g, 10, 32)
+	if err1 != nil || err2 != nil || uu == 1<<32-1 || gg == 1<<32-1 {
+		return 0, 0, false
+	}
+	return int(uu), int(gg), true
 }
 
 func (t Target) String() string {

@@ -47,13 +47,18 @@ func (p *parser) target(v *yaml.Node) Target {
 				p.fail(val, "deliver.remote %q is not HOST:PORT", s)
 			}
 			t.Remote = s
+		case "file_owner":
+			t.FileOwner = s
+			if _, _, ok := t.FileOwnerIDs(); !ok {
+				p.fail(val, "deliver.file_owner %q is not UID:GID (host ids, decimal)", s)
+			}
 		case "netns":
 			if s != "" && beneath.CheckAbs("deliver.netns", s) != nil {
 				p.fail(val, "deliver.netns %q must be a clean absolute path like /run/netns/NAME or /proc/PID/ns/net", s)
 			}
 			t.NetNS = s
 		default:
-			p.fail(k, "unknown deliver key %q (known: file, beneath, remote, netns)", k.Value)
+			p.fail(k, "unknown deliver key %q (known: file, beneath, file_owner, remote, netns)", k.Value)
 		}
 	}
 	switch {
@@ -65,6 +70,8 @@ func (p *parser) target(v *yaml.Node) Target {
 		p.fail(v, "deliver.netns needs remote: 127.0.0.1:PORT")
 	case t.Beneath != "" && t.File == "":
 		p.fail(v, "deliver.beneath needs file: PATH inside it")
+	case t.FileOwner != "" && t.File == "":
+		p.fail(v, "deliver.file_owner needs file: PATH")
 	case t.Beneath != "" && beneath.CheckAbs("", t.File) == nil && beneath.CheckAbs("", t.Beneath) == nil && !beneath.Inside(t.File, t.Beneath):
 		p.fail(v, "deliver.file %q is not inside deliver.beneath %q", t.File, t.Beneath)
 	}

@@ -176,3 +176,24 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+// deliver.file_owner is UID:GID, host ids, with a file target only.
+func TestFileOwner(t *testing.T) {
+	c, err := registry.Parse([]byte("name: a\nid: 5\ndeliver: {file: /srv/a/audit.log, file_owner: \"100000:100001\"}\n"), "a.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid, gid, ok := c.Deliver.FileOwnerIDs(); !ok || uid != 100000 || gid != 100001 {
+		t.Errorf("FileOwnerIDs = %d, %d, %v", uid, gid, ok)
+	}
+	for src, want := range map[string]string{
+		"name: a\nid: 5\ndeliver: {file: /srv/a.log, file_owner: root}\n":             `a.yaml:3:41: deliver.file_owner "root" is not UID:GID`,
+		"name: a\nid: 5\ndeliver: {file: /srv/a.log, file_owner: \"1:4294967295\"}\n": `deliver.file_owner "1:4294967295" is not UID:GID`,
+		"name: a\nid: 5\ndeliver: {remote: \"127.0.0.1:60\", file_owner: \"1:1\"}\n":  "deliver.file_owner needs file: PATH",
+		"name: a\nid: 5\ndeliver: {file: /srv/a.log, file_owner: \"-1:5\"}\n":         `deliver.file_owner "-1:5" is not UID:GID`,
+	} {
+		if _, err := registry.Parse([]byte(src), "a.yaml"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %s", src, err, want)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 type Spec struct {
 	Name, ID, Cgroup, Parent     string
 	File, Beneath, Remote, NetNS string // deliver:
+	FileOwner                    string // deliver.file_owner
 	Memory, Spool                string // queue:
 	Socket, Owner                string
 	// Rules is the rules: value (see RulesNode); nil for none.
@@ -49,7 +50,7 @@ func (s *Spec) Marshal() ([]byte, error) {
 	str("id", s.ID)
 	str("cgroup", s.Cgroup)
 	str("parent", s.Parent)
-	add("deliver", mapping([2]string{"file", s.File}, [2]string{"beneath", s.Beneath}, [2]string{"remote", s.Remote}, [2]string{"netns", s.NetNS}))
+	add("deliver", mapping([2]string{"file", s.File}, [2]string{"beneath", s.Beneath}, [2]string{"file_owner", s.FileOwner}, [2]string{"remote", s.Remote}, [2]string{"netns", s.NetNS}))
 	if s.Memory != "" || s.Spool != "" {
 		add("queue", mapping([2]string{"memory", s.Memory}, [2]string{"spool", s.Spool}))
 	}
