@@ -161,8 +161,8 @@ func parseGen(out []byte, run *kernelRun) error {
 }
 
 // drain waits until the reader has every record of the run's calls (a
-// log reader) or the kernel's backlog is empty (the bare loop), at most
-// a minute.
+// log reader) or the kernel's backlog and the bare loop's socket are
+// empty (it says what it read only at exit), at most a minute.
 func drain(ctl *source.Control, r *reader, calls int64) {
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
@@ -170,12 +170,26 @@ func drain(ctl *source.Control, r *reader, calls int64) {
 			if n, _ := r.counts(); n >= calls {
 				return
 			}
-		} else if st, err := ctl.Status(); err == nil && st.Backlog == 0 {
+		} else if st, err := ctl.Status(); err == nil && st.Backlog == 0 && socketQueued(r.cmd.Process.Pid) == 0 {
 			time.Sleep(200 * time.Millisecond)
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// socketQueued is the bytes waiting in the audit netlink socket of port
+// pid (/proc/net/netlink's Rmem), 0 when there is none.
+func socketQueued(pid int) int64 {
+	b, _ := os.ReadFile("/proc/net/netlink")
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 4 && f[1] == "9" && f[2] == strconv.Itoa(pid) {
+			n, _ := strconv.ParseInt(f[4], 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // unregisterLeftover sets the audit pid back to 0 if a stopped reader
