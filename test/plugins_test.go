@@ -347,9 +347,24 @@ func TestIntegrationPlugins(t *testing.T) {
 	if err != nil || !strings.Contains(out, "plugin:      au-remote.conf (/sbin/audisp-remote): running") {
 		t.Errorf("ctl status: %v\n%s", err, out)
 	}
+	pid := r.cmd.Process.Pid
 	r.stop(t)
 	if _, err := os.Stat(events); !os.IsNotExist(err) {
 		t.Errorf("the af_unix socket outlived the daemon: %v", err)
+	}
+	// The daemon's own records go to the plugins too, as auditd's do:
+	// audisp-remote took DAEMON_START and, before its end of input,
+	// DAEMON_END to the remote auditd.
+	for _, want := range []string{"type=DAEMON_START ", "type=DAEMON_END "} {
+		waitFor(t, 10*time.Second, func() bool {
+			b, _ := os.ReadFile(tenantLog)
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.Contains(l, want) && strings.Contains(l, fmt.Sprintf(" pid=%d ", pid)) {
+					return true
+				}
+			}
+			return false
+		}, "the remote auditd to log the daemon's "+want)
 	}
 }
 

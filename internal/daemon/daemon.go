@@ -72,7 +72,8 @@ type Daemon struct {
 	statMu      sync.Mutex    // guards stats, except Records
 	records     atomic.Uint64 // Stats.Records, counted in pass
 	plugins     *plugin.Runner
-	pluginLine  atomic.Pointer[lineFunc] // the plugins' line format (plugins.go)
+	pluginLine  atomic.Pointer[lineFunc]      // the plugins' line format (plugins.go)
+	pluginFeed  atomic.Pointer[plugin.Runner] // plugins, for the host log's own records (hostlog.Options.OnDaemon)
 }
 
 // Stats is what the daemon reports about itself and the kernel.
@@ -309,6 +310,7 @@ func (d *Daemon) logOptions(cfg *config.Config) hostlog.Options {
 	opt := cfg.Log
 	opt.Logger = d.log.Named("hostlog")
 	opt.Node = nodeName(cfg)
+	opt.OnDaemon = func(typ uint16, data []byte) { d.pluginFeed.Load().Submit(typ, data) }
 	opt.Halt = func(reason string) {
 		d.log.Error("stopping the daemon", "reason", reason)
 		d.halt()

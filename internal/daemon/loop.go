@@ -212,13 +212,13 @@ func (d *Daemon) stop() error {
 			d.ingest(typ, data)
 		}
 	}
-	d.plugins.Stop()
 	errs = append(errs, d.stopServices())
 	d.export.stop(2 * time.Second)
 	if d.cfg().RulesOnExit == "delete" {
 		d.deleteRules()
 	}
 	d.hlog.Daemon(record.TypeDaemonEnd, endText())
+	d.plugins.Stop() // after DAEMON_END, which the plugins get too
 	errs = append(errs, d.hlog.Close(), d.kern.Close(), d.ctl.Close())
 	d.log.Info("stopped and unregistered")
 	return errors.Join(errs...)

@@ -44,6 +44,7 @@ func (d *Daemon) startPlugins() {
 			d.halt()
 		},
 	})
+	d.pluginFeed.Store(d.plugins)
 	if len(confs) > 0 {
 		d.log.Info("plugins started", "plugins", len(confs), "plugin_dir", cfg.PluginDir, "q_depth", cfg.QDepth,
 			"overflow_action", cfg.OverflowAction.String(), "max_restarts", cfg.MaxRestarts)

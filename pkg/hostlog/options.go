@@ -126,6 +126,11 @@ type Options struct {
 	DiskErrorAction      Action
 	// Halt is called (once) when an action says to stop the daemon.
 	Halt func(reason string)
+	// OnDaemon, when set, is given each of the daemon's own records
+	// (DAEMON_START, DAEMON_ROTATE, ...) once it is written, as auditd
+	// feeds them to its plugins too. It is called with the writer's lock
+	// held and must not block.
+	OnDaemon func(typ uint16, data []byte)
 	// Logger receives warnings and errors. Nil means no logging.
 	Logger hclog.Logger
 }

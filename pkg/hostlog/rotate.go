@@ -108,6 +108,9 @@ func (w *Writer) daemonLocked(typ uint16, text string) {
 	now := time.Now()
 	data := record.AppendPayload(nil, now, w.serial, text)
 	w.writeLocked(typ, data)
+	if w.opt.OnDaemon != nil {
+		w.opt.OnDaemon(typ, data)
+	}
 }
 
 // Daemon writes one of the daemon's own records (DAEMON_START, ...), with

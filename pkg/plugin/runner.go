@@ -133,7 +133,8 @@ type item struct {
 
 // Submit hands one record to every plugin. It never blocks: a plugin
 // whose queue is full loses the record, which is counted, and its
-// overflow_action runs. Submit is called by one goroutine at a time.
+// overflow_action runs. Submit may be called from several goroutines
+// (the daemon's own records come from others than the receiving one).
 func (r *Runner) Submit(typ uint16, data []byte) {
 	if r == nil {
 		return
