@@ -102,7 +102,10 @@ func checkConfig(path string, out, errOut io.Writer) error {
 			for _, e := range joined.Unwrap() {
 				fmt.Fprintln(errOut, e)
 			}
-			return fmt.Errorf("%d errors", len(joined.Unwrap()))
+			if n := len(joined.Unwrap()); n != 1 {
+				return fmt.Errorf("%d errors", n)
+			}
+			return errors.New("1 error")
 		}
 		return err
 	}
