@@ -169,3 +169,29 @@ func TestQuotaOfScopeFile(t *testing.T) {
 		}
 	}
 }
+
+// TestScopedJetStreamRefused: a container registered through a scoped
+// socket cannot name a jetstream target (server, credentials file and
+// subject are the host admin's).
+func TestScopedJetStreamRefused(t *testing.T) {
+	parse := func(src string) *registry.Container {
+		c, err := registry.Parse([]byte(src), "t.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	tree, err := registry.Build([]*registry.Container{
+		parse("name: host\ncgroup: /sys/fs/cgroup/host\ndeliver: {remote: \"127.0.0.1:1\"}\n"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow, _ := control.ParseRemoteDest("0.0.0.0/0:1-65535")
+	p := &control.ScopePolicy{RemoteAllow: []control.RemoteDest{allow}, RemoteHostNetNS: true}
+	c := parse("name: c\nparent: host\ncgroup: /sys/fs/cgroup/host/c\ndeliver: {jetstream: {url: \"nats://127.0.0.1:4222\", subject: audit.host.other, credentials: /etc/shadow}}\n")
+	err = control.CheckScope(tree, "host", c, p)
+	if err == nil || !strings.Contains(err.Error(), "deliver.jetstream can be given only through the host's socket") {
+		t.Errorf("a scoped jetstream target: %v", err)
+	}
+}

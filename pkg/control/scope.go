@@ -88,6 +88,11 @@ func CheckScope(t *registry.Tree, scope string, c *registry.Container, p *ScopeP
 
 func scopeTarget(s *registry.Container, d registry.Target) string {
 	switch {
+	case d.JetStream != nil:
+		// A server, credentials file and subject of the scope's choosing
+		// would let it publish as the host, or make the daemon read any
+		// file: only the host admin gives a jetstream target.
+		return "deliver.jetstream can be given only through the host's socket"
 	case d.File != "" && s.Deliver.File == "":
 		return fmt.Sprintf("%q delivers to a remote target: its containers cannot deliver to files", s.Name)
 	case d.File != "" && !inside(d.File, filepath.Dir(s.Deliver.File)):

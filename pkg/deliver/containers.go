@@ -122,7 +122,7 @@ func New(opt Options) *Containers {
 }
 
 // NewTarget makes the target c.Deliver names: a file (FileOptions from
-// s.Log) or a remote peer.
+// s.Log), a remote peer, or a JetStream subject.
 func NewTarget(c *registry.Container, s Settings, log hclog.Logger) (Target, error) {
 	if c.Deliver.File != "" {
 		opt := FileOptions(s.Log, c.Deliver.File, c.Deliver.Beneath, log)
@@ -133,6 +133,9 @@ func NewTarget(c *registry.Container, s Settings, log hclog.Logger) (Target, err
 			return nil, fmt.Errorf("opening the file target of %q: %w", c.Name, err)
 		}
 		return f, nil
+	}
+	if c.Deliver.JetStream != nil {
+		return NewJetStream(c.Name, c.Deliver.JetStream, log)
 	}
 	r, err := NewRemote(c.Deliver.Remote, c.Deliver.NetNS, log)
 	if err != nil {

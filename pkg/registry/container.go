@@ -17,9 +17,9 @@ import (
 	"github.com/auditd-ns/auditd-ns/pkg/rules"
 )
 
-// Target says where a container's copies go. Exactly one of File and Remote
-// is set; NetNS, with Remote, makes the daemon connect from inside that
-// network namespace. Paths are clean and absolute.
+// Target says where a container's copies go. Exactly one of File, Remote
+// and JetStream is set; NetNS, with Remote, makes the daemon connect from
+// inside that network namespace. Paths are clean and absolute.
 type Target struct {
 	File string `json:"file,omitempty"`
 	// Beneath, with File, is the area the file target is confined to:
@@ -39,6 +39,21 @@ type Target struct {
 	FileOwner string `json:"file_owner,omitempty"`
 	Remote    string `json:"remote,omitempty"`
 	NetNS     string `json:"netns,omitempty"`
+	// JetStream publishes the copies to NATS JetStream (docs/jetstream.md).
+	JetStream *JetStreamTarget `json:"jetstream,omitempty"`
+}
+
+// JetStreamTarget is deliver.jetstream: where a container's copies are
+// published. Only the host admin gives one (a scoped socket refuses it).
+type JetStreamTarget struct {
+	URL string `json:"url"`
+	// Subject is the literal subject; "" means audit.tenant.NAME.HOST, the
+	// container's name and the machine's.
+	Subject string `json:"subject,omitempty"`
+	// Stream, if set, is the stream that must take the copies.
+	Stream string `json:"stream,omitempty"`
+	// Credentials is a NATS credentials file or a user nkey seed file.
+	Credentials string `json:"credentials,omitempty"`
 }
 
 // FileOwnerIDs returns the uid and gid of FileOwner, and whether it is set.
@@ -57,6 +72,8 @@ func (t Target) FileOwnerIDs() (uid, gid int, ok bool) {
 
 func (t Target) String() string {
 	switch {
+	case t.JetStream != nil:
+		return "jetstream:" + t.JetStream.URL + "/" + t.JetStream.Subject
 	case t.File != "":
 		return "file:" + t.File
 	case t.NetNS != "":

@@ -14,13 +14,14 @@ import (
 
 	"github.com/auditd-ns/auditd-ns/internal/beneath"
 	"github.com/auditd-ns/auditd-ns/pkg/auditrule"
+	"github.com/auditd-ns/auditd-ns/pkg/jetstream"
 	"github.com/auditd-ns/auditd-ns/pkg/queue"
 )
 
 func (p *parser) target(v *yaml.Node) Target {
 	var t Target
 	if v.Kind != yaml.MappingNode {
-		p.fail(v, "deliver is a mapping: {file: PATH, beneath: DIR} or {remote: HOST:PORT, netns: PATH}")
+		p.fail(v, "deliver is a mapping: {file: PATH, beneath: DIR}, {remote: HOST:PORT, netns: PATH} or {jetstream: {url, subject, stream, credentials}}")
 		return t
 	}
 	seen := map[string]bool{}
@@ -30,6 +31,10 @@ func (p *parser) target(v *yaml.Node) Target {
 			p.fail(k, "deliver.%s is given twice", k.Value)
 		}
 		seen[k.Value] = true
+		if k.Value == "jetstream" {
+			t.JetStream = p.jetstream(val)
+			continue
+		}
 		s := p.scalar(val, "deliver."+k.Value)
 		switch k.Value {
 		case "file":
@@ -58,14 +63,22 @@ func (p *parser) target(v *yaml.Node) Target {
 			}
 			t.NetNS = s
 		default:
-			p.fail(k, "unknown deliver key %q (known: file, beneath, file_owner, remote, netns)", k.Value)
+			p.fail(k, "unknown deliver key %q (known: file, beneath, file_owner, remote, netns, jetstream)", k.Value)
+		}
+	}
+	n := 0
+	for _, set := range []bool{t.File != "", t.Remote != "", t.JetStream != nil} {
+		if set {
+			n++
 		}
 	}
 	switch {
 	case t.File != "" && t.Remote != "":
 		p.fail(v, "deliver has both file and remote; give one")
-	case t.File == "" && t.Remote == "":
-		p.fail(v, "deliver needs file: PATH or remote: HOST:PORT")
+	case n > 1:
+		p.fail(v, "deliver has jetstream and file or remote; give one")
+	case n == 0:
+		p.fail(v, "deliver needs file: PATH, remote: HOST:PORT or jetstream: {url: ...}")
 	case t.NetNS != "" && t.Remote == "":
 		p.fail(v, "deliver.netns needs remote: 127.0.0.1:PORT")
 	case t.Beneath != "" && t.File == "":
@@ -215,4 +228,47 @@ func (p *parser) quota(v *yaml.Node) *Quota {
 		}
 	}
 	return q
+}
+
+// jetstream parses deliver.jetstream.
+func (p *parser) jetstream(v *yaml.Node) *JetStreamTarget {
+	j := &JetStreamTarget{}
+	if v.Kind != yaml.MappingNode {
+		p.fail(v, "deliver.jetstream is a mapping: {url: nats://HOST:PORT, subject: SUBJECT, stream: NAME, credentials: FILE}")
+		return j
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, val := v.Content[i], v.Content[i+1]
+		if seen[k.Value] {
+			p.fail(k, "deliver.jetstream.%s is given twice", k.Value)
+		}
+		seen[k.Value] = true
+		s := p.scalar(val, "deliver.jetstream."+k.Value)
+		switch k.Value {
+		case "url":
+			j.URL = s
+		case "subject":
+			if err := jetstream.CheckSubject(s); err != nil {
+				p.fail(val, "deliver.jetstream.subject: %v", err)
+			}
+			j.Subject = s
+		case "stream":
+			if t, err := jetstream.Token("stream", s); err != nil || t != s {
+				p.fail(val, "deliver.jetstream.stream %q: use letters, digits, '-' and '_'", s)
+			}
+			j.Stream = s
+		case "credentials":
+			if s != "" {
+				p.clean(val, "deliver.jetstream.credentials", s)
+			}
+			j.Credentials = s
+		default:
+			p.fail(k, "unknown deliver.jetstream key %q (known: url, subject, stream, credentials)", k.Value)
+		}
+	}
+	if j.URL == "" {
+		p.fail(v, "deliver.jetstream.url is missing (nats://HOST:PORT, several comma-separated)")
+	}
+	return j
 }
