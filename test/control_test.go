@@ -69,6 +69,21 @@ func TestIntegrationControl(t *testing.T) {
 	if out, err := ctl(t, dir, "rules", "push", "web", rulesFile); err != nil {
 		t.Fatalf("ctl rules push: %v\n%s", err, out)
 	}
+	// A push that cannot be saved is refused and not applied: the store's
+	// file is made a directory with something in it, which no rename
+	// replaces, root's included. The running rules stay those saved.
+	stored := filepath.Join(dir, "state/containers/web.yaml")
+	must(t, os.RemoveAll(stored))
+	must(t, os.MkdirAll(filepath.Join(stored, "x"), 0o700))
+	unsaved := filepath.Join(dir, "unsaved.yaml")
+	must(t, os.WriteFile(unsaved, []byte("- keep: {key: "+key+"}\n- keep: {key: a}\n- keep: {key: b}\n"), 0o600))
+	if out, err := ctl(t, dir, "rules", "push", "web", unsaved); err == nil {
+		t.Errorf("a push that could not be saved succeeded:\n%s", out)
+	}
+	if out, err := ctl(t, dir, "containers", "--json"); err != nil || !strings.Contains(out, `"rules": 1,`) && !strings.Contains(out, `"rules":1,`) {
+		t.Errorf("after a push that could not be saved, web does not run its one saved rule: %v\n%s", err, out)
+	}
+	must(t, os.RemoveAll(stored))
 	must(t, os.WriteFile(rulesFile, []byte("- keep: {syscall: nosuch}\n"), 0o600))
 	if out, err := ctl(t, dir, "rules", "push", "web", rulesFile); err == nil || !strings.Contains(out, "rules.yaml:1:") {
 		t.Errorf("pushing bad rules: %v\n%s", err, out)
