@@ -349,8 +349,9 @@ func (d *Daemon) closeAll() {
 
 // stopServices stops what the daemon started, in order: the control
 // sockets, then the router (which routes what it still holds), then every
-// container's delivery (given a moment to deliver; queues spool what is
-// left), then the tracker. It returns the services' errors.
+// container's delivery and the JetStream export (each given a moment to
+// deliver; queues spool what is left), then the tracker. It returns the
+// services' errors. The sources have stopped: nothing ingests any more.
 func (d *Daemon) stopServices() error {
 	d.stopControl()
 	if d.routerStop != nil {
@@ -360,6 +361,7 @@ func (d *Daemon) stopServices() error {
 	if d.conts != nil {
 		d.conts.StopAll(2 * time.Second)
 	}
+	d.export.stop(2 * time.Second)
 	if d.trackerStop != nil {
 		d.trackerStop()
 	}

@@ -75,14 +75,12 @@ func (d *Daemon) startExport(jc *config.JetStream) (*export, error) {
 		q.Close()
 		return nil, fmt.Errorf("export_jetstream: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(d.life)
 	e.cancel = cancel
-	go func() {
+	d.serve("jetstream export", func() error {
 		defer close(e.done)
-		if err := e.p.Run(ctx); err != nil {
-			log.Error("the host log's export stopped", "error", err)
-		}
-	}()
+		return e.p.Run(ctx)
+	})
 	d.log.Info("exporting the host log to jetstream", "url", jc.URL, "subject", jc.Subject, "stream", jc.Stream)
 	return e, nil
 }
@@ -125,19 +123,16 @@ func (e *export) line(line []byte) {
 }
 
 // stop gives the publisher up to wait to empty the queue, then stops it;
-// what is left stays in the spool, if there is one.
+// what is left stays in the spool, if there is one. A second stop does
+// nothing more.
 func (e *export) stop(wait time.Duration) {
 	if e == nil {
 		return
 	}
 	e.flush()
-	deadline := time.Now().Add(wait)
-	for time.Now().Before(deadline) {
-		if st := e.q.Stats(); st.MemoryItems+st.SpoolItems == 0 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	e.q.WaitEmpty(ctx)
+	cancel()
 	e.cancel()
 	<-e.done
 	e.q.Close()

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"time"
 
 	"github.com/auditd-ns/auditd-ns/internal/config"
 	"github.com/auditd-ns/auditd-ns/internal/sdnotify"
@@ -45,7 +44,6 @@ func (d *Daemon) runListener(ctx context.Context, sigs <-chan os.Signal) error {
 	// processes (a container sharing the host's pid namespace).
 	if err := d.startContainers(nil, d.attributor(d.life, false)); err != nil {
 		ln.Close()
-		d.export.stop(0)
 		err = errors.Join(err, d.stopServices())
 		d.hlog.Close()
 		return err
@@ -76,7 +74,6 @@ func (d *Daemon) runListener(ctx context.Context, sigs <-chan os.Signal) error {
 	sigStop()
 	<-sigDone
 	svcErr := d.stopServices()
-	d.export.stop(2 * time.Second)
 	d.hlog.Daemon(record.TypeDaemonEnd, endText())
 	return errors.Join(runErr, svcErr, d.hlog.Close())
 }

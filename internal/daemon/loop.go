@@ -213,7 +213,6 @@ func (d *Daemon) stop() error {
 		}
 	}
 	errs = append(errs, d.stopServices())
-	d.export.stop(2 * time.Second)
 	if d.cfg().RulesOnExit == "delete" {
 		d.deleteRules()
 	}

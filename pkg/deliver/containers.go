@@ -433,7 +433,7 @@ func (cs *Containers) StopAll(wait time.Duration) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			ctx, cancel := context.WithTimeout(cs.ctx, wait)
 			t.q.WaitEmpty(ctx)
 			cancel()
 		}()
