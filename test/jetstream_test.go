@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/auditd-ns/auditd-ns/internal/natstest"
+	"github.com/auditd-ns/auditd-ns/pkg/control"
 	"github.com/auditd-ns/auditd-ns/pkg/queue"
 	"github.com/auditd-ns/auditd-ns/pkg/remote"
 )
@@ -139,6 +140,23 @@ consume_jetstream:
 	}
 	if len(seen) != 2*n {
 		t.Errorf("%d distinct records in the consumer's log, want %d", len(seen), 2*n)
+	}
+	// ctl status of each host's daemon shows its export.
+	for k, h := range hosts {
+		cl, err := control.Dial(context.Background(), filepath.Join(filepath.Dir(filepath.Dir(logs[k])), "control.sock"))
+		must(t, err)
+		st, err := cl.Status(context.Background())
+		cl.Close()
+		must(t, err)
+		e := st.Export
+		switch {
+		case e == nil:
+			t.Errorf("%s: no export in the status", h.name)
+		case e.Subject != "audit.host."+h.name || e.Acked+e.Duplicates < n || e.Queued != 0 || e.Dropped != 0:
+			t.Errorf("%s: export status %+v", h.name, *e)
+		default:
+			t.Logf("%s: export %+v", h.name, *e)
+		}
 	}
 	cancel()
 	senders.Wait()

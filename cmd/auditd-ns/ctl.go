@@ -371,6 +371,17 @@ func printStatus(out io.Writer, st control.Status) error {
 		}
 		fmt.Fprintln(out)
 	}
+	if e := st.Export; e != nil {
+		state := "connected"
+		if !e.Connected {
+			state = "DISCONNECTED"
+		}
+		fmt.Fprintf(out, "export:      %s %s, %s, %d acked, %d duplicates, %d retried, %d queued, %d dropped", e.URL, e.Subject, state, e.Acked, e.Duplicates, e.Retried, e.Queued, e.Dropped)
+		if e.LastError != "" {
+			fmt.Fprintf(out, ", last error: %s", e.LastError)
+		}
+		fmt.Fprintln(out)
+	}
 	fmt.Fprintf(out, "containers:  %d\n", len(st.Containers))
 	if len(st.Containers) == 0 {
 		return nil

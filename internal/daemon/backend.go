@@ -178,6 +178,7 @@ func (b backend) Status(ctx context.Context) (control.Status, error) {
 			Overflow: rs.Overflow, Malformed: rs.Malformed, BadChain: rs.BadChain}
 	}
 	st.Plugins = b.d.pluginStatus()
+	st.Export = b.d.export.status()
 	var err error
 	st.Containers, err = b.Containers(ctx)
 	return st, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/auditd-ns/auditd-ns/internal/beneath"
 	"github.com/auditd-ns/auditd-ns/internal/config"
+	"github.com/auditd-ns/auditd-ns/pkg/control"
 	"github.com/auditd-ns/auditd-ns/pkg/jetstream"
 	"github.com/auditd-ns/auditd-ns/pkg/queue"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
@@ -138,13 +139,16 @@ func (e *export) stop(wait time.Duration) {
 	e.q.Close()
 }
 
-// Status is the publisher's status, for ctl status and the metrics.
-func (e *export) status() *jetstream.Status {
+// status is the export's figures for ctl status; nil for no export.
+func (e *export) status() *control.ExportStatus {
 	if e == nil {
 		return nil
 	}
-	st := e.p.Status()
-	return &st
+	st, qs := e.p.Status(), e.q.Stats()
+	return &control.ExportStatus{URL: st.URL, Subject: st.Subject, Stream: st.Stream, Connected: st.Connected,
+		Queued: uint64(qs.MemoryItems + qs.SpoolItems), Dropped: qs.Dropped.Total(),
+		Acked: st.Acked, Duplicates: st.Duplicates, Retried: st.Retried, InFlight: st.InFlight,
+		LastError: st.LastError, LastErrorTime: st.LastErrorTime}
 }
 
 // runConsume runs consume mode: records come from a JetStream durable

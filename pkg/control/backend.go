@@ -186,6 +186,29 @@ type Status struct {
 	// Plugins are auditd's plugins the daemon runs (nil in a scoped
 	// socket's answers), in name order.
 	Plugins []PluginStatus `json:"plugins,omitempty"`
+	// Export is the host log's export to NATS JetStream (nil when there
+	// is none, and in a scoped socket's answers).
+	Export *ExportStatus `json:"export_jetstream,omitempty"`
+}
+
+// ExportStatus is the host log's JetStream export: its queue and its
+// publisher (pkg/jetstream.Status).
+type ExportStatus struct {
+	URL       string `json:"url"`
+	Subject   string `json:"subject"`
+	Stream    string `json:"stream,omitempty"`
+	Connected bool   `json:"connected"`
+	// Queued copies wait to be published; Dropped were lost (queue full).
+	Queued  uint64 `json:"queued"`
+	Dropped uint64 `json:"dropped"`
+	// Acked were taken by the stream as new, Duplicates as copies it had
+	// (sent again after a lost ack); Retried were sent again.
+	Acked         uint64    `json:"acked"`
+	Duplicates    uint64    `json:"duplicates"`
+	Retried       uint64    `json:"retried"`
+	InFlight      int       `json:"in_flight"`
+	LastError     string    `json:"last_error,omitempty"`
+	LastErrorTime time.Time `json:"last_error_time,omitzero"`
 }
 
 // PluginStatus is one plugin's state and counters (pkg/plugin.Stat).
