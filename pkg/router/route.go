@@ -345,16 +345,6 @@ func (r *Router) trim(ev *record.Event, i int, own uint64) []byte {
 	return append(r.data, data[c.end:]...)
 }
 
-// fieldUint returns the first field called name in ev's records as a
-// number.
-func fieldUint(ev *record.Event, name string) (uint64, bool) {
-	v, ok := ev.Field(name)
-	if !ok {
-		return 0, false
-	}
-	return atou(v)
-}
-
 func atou(b []byte) (uint64, bool) {
 	if len(b) == 0 || len(b) > 19 {
 		return 0, false
