@@ -65,13 +65,17 @@ unit:
 	$(GO) test -count=1 -short ./...
 
 # Static checks beyond go vet, pinned so that every machine runs the same
-# ones: staticcheck (bugs, unused code and fields). go run fetches it
+# ones: staticcheck (bugs, unused code and fields), and deadcode -test (a
+# function that nothing, not even a test, reaches). go run fetches them
 # through the module proxy on first use.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+DEADCODE    := golang.org/x/tools/cmd/deadcode@v0.52.0
 
 vet:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	@out="$$($(GO) run $(DEADCODE) -test ./...)" || exit 1; \
+	  test -z "$$out" || { echo "$$out"; echo "dead code: remove it"; exit 1; }
 	@test -z "$$(gofmt -l cmd internal pkg test bench)" || { gofmt -l cmd internal pkg test bench; echo "gofmt needed"; exit 1; }
 
 # Runs every Fuzz function for FUZZTIME each.
