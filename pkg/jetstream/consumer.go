@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/remote"
 )
 
@@ -275,7 +276,7 @@ func (c *Consumer) write(m jetstream.Msg) error {
 	c.buf = append(c.buf, ' ')
 	start := len(c.buf)
 	c.buf = append(c.buf, data...)
-	if cleanLine(c.buf[start:]) {
+	if record.CleanReceived(c.buf[start:]) {
 		c.count(func(s *ConsumerStatus) { s.Replaced++ })
 	}
 	if len(c.buf)-start > MaxLine {
@@ -302,42 +303,4 @@ func stripNode(line []byte) []byte {
 		line = line[i+1:]
 	}
 	return line
-}
-
-// cleanLine replaces by '?' every byte that would end or split the line in
-// the log: newline, carriage return, NUL, and auditd's interpretation
-// separator 0x1d unless it is the last one and starts a well-formed
-// ENRICHED tail (an upper-case NAME= and no quote). It reports whether it
-// replaced any.
-func cleanLine(line []byte) bool {
-	keep := -1
-	if i := bytes.LastIndexByte(line, 0x1d); i >= 0 && enrichedTail(line[i+1:]) {
-		keep = i
-	}
-	changed := false
-	for i, b := range line {
-		if (b == '\n' || b == '\r' || b == 0 || b == 0x1d) && i != keep {
-			line[i] = '?'
-			changed = true
-		}
-	}
-	return changed
-}
-
-func enrichedTail(b []byte) bool {
-	eq := bytes.IndexByte(b, '=')
-	if eq < 1 || bytes.IndexByte(b, '\'') >= 0 || bytes.IndexByte(b, '"') >= 0 {
-		return false
-	}
-	for _, c := range b[:eq] {
-		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
-			return false
-		}
-	}
-	for _, c := range b {
-		if c == '\n' || c == '\r' || c == 0 || c == 0x1d {
-			return false
-		}
-	}
-	return true
 }

@@ -242,11 +242,15 @@ func TestConsumerHostileMessage(t *testing.T) {
 	c := natstest.Start(t, 1, u)
 	c.AddStreams(u.Admin, 1)
 	long := "type=USER msg=audit(1764800000.001:9): pid=1 uid=0 auid=0 ses=1 msg='" + strings.Repeat("x", 3*MaxLine) + "'"
+	// An ENRICHED line as auditd writes it: its one separator, before
+	// interpretations that quote names, is kept.
+	enriched := "type=SYSCALL msg=audit(1764800000.001:10): arch=c000003e syscall=63 success=yes exit=0 a0=7ffc a1=0 a2=0 a3=0 items=0 ppid=1 pid=2 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm=\"uname\" exe=\"/usr/bin/uname\" key=(null)\x1dARCH=x86_64 SYSCALL=uname AUID=\"root\" UID=\"root\""
 	lines := [][]byte{
 		[]byte("node=host-b type=USER msg=audit(1764800000.001:5): pid=1 uid=0 auid=0 ses=1 msg='forged node'"),
 		[]byte("type=USER msg=audit(1764800000.001:6): pid=1 uid=0 auid=0 ses=1 msg='a'\nnode=host-b type=USER msg=audit(1764800000.001:7): pid=1 uid=0 auid=0 ses=1 msg='forged line'"),
 		[]byte("type=USER msg=audit(1764800000.001:8): pid=1 uid=0 auid=0 ses=1 msg='nul\x00here\rcr\x1dsep'"),
 		[]byte(long),
+		[]byte(enriched),
 	}
 	subj, _ := TenantSubject("t1", "host-a")
 	publishAll(t, c, u.HostA, "host-a", subj, natstest.TenantStream, lines)
@@ -261,11 +265,14 @@ func TestConsumerHostileMessage(t *testing.T) {
 	if len(got) != len(lines) {
 		t.Fatalf("%d lines in the log for %d messages:\n%s", len(got), len(lines), b)
 	}
+	if want := "node=host-a " + enriched; len(got) > 4 && got[4] != want {
+		t.Errorf("the ENRICHED line is %q, want %q", got[4], want)
+	}
 	for i, l := range got {
 		if !strings.HasPrefix(l, "node=host-a type=") {
 			t.Errorf("line %d: %.80q, want node=host-a first", i, l)
 		}
-		if strings.ContainsAny(l, "\x00\r\x1d") {
+		if i != 4 && strings.ContainsAny(l, "\x00\r\x1d") {
 			t.Errorf("line %d: %.200q", i, l)
 		}
 		if len(l) > MaxLine+len("node=host-a ") {
