@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/auditd-ns/auditd-ns/internal/buildinfo"
 	"github.com/auditd-ns/auditd-ns/internal/config"
 	"github.com/auditd-ns/auditd-ns/internal/sdnotify"
 	"github.com/auditd-ns/auditd-ns/pkg/auditrule"
@@ -32,9 +33,6 @@ import (
 	"github.com/auditd-ns/auditd-ns/pkg/router"
 	"github.com/auditd-ns/auditd-ns/pkg/source"
 )
-
-// Version is printed in DAEMON_START records.
-const Version = "0.1.0"
 
 // Daemon is a running host daemon.
 type Daemon struct {
@@ -330,7 +328,7 @@ func (d *Daemon) startText() string {
 	if d.cfg().Log.Format == hostlog.Enriched {
 		format = "enriched"
 	}
-	return record.DaemonStartText(Version, format, kernel)
+	return record.DaemonStartText(buildinfo.Version(), format, kernel)
 }
 
 func (d *Daemon) closeAll() {

@@ -45,11 +45,12 @@ func DaemonText(op, fields string, ok bool) string {
 
 // DaemonStartText returns the text of DAEMON_START, in auditd's order:
 // version, log format ("raw" or "enriched"), kernel release, then the
-// subject.
+// subject. A version with spaces in it ("(devel) 0123abcd") is joined by
+// '-', so that it stays one field.
 func DaemonStartText(version, format, kernel string) string {
 	b := make([]byte, 0, 128)
 	b = append(b, "op=start ver="...)
-	b = append(b, version...)
+	b = append(b, strings.Join(strings.Fields(version), "-")...)
 	b = append(b, " format="...)
 	b = append(b, format...)
 	b = append(b, " kernel="...)

@@ -150,10 +150,11 @@ func TestFields(t *testing.T) {
 func TestDaemonText(t *testing.T) {
 	suffix := fmt.Sprintf(" auid=%d pid=%d", record.LoginUID(), os.Getpid())
 	for got, want := range map[string]string{
-		record.DaemonText("resume", "", true):             "op=resume" + suffix + " res=success",
-		record.DaemonText("kernel-lost", "lost=3", false): "op=kernel-lost lost=3" + suffix + " res=failed",
-		record.DaemonEndText():                            fmt.Sprintf("op=terminate auid=%d uid=%d ses=4294967295 pid=%d res=success", record.LoginUID(), os.Getuid(), os.Getpid()),
-		record.DaemonStartText("1", "raw", "6.12"):        fmt.Sprintf("op=start ver=1 format=raw kernel=6.12 auid=%d pid=%d uid=%d ses=4294967295 res=success", record.LoginUID(), os.Getpid(), os.Getuid()),
+		record.DaemonText("resume", "", true):                     "op=resume" + suffix + " res=success",
+		record.DaemonText("kernel-lost", "lost=3", false):         "op=kernel-lost lost=3" + suffix + " res=failed",
+		record.DaemonEndText():                                    fmt.Sprintf("op=terminate auid=%d uid=%d ses=4294967295 pid=%d res=success", record.LoginUID(), os.Getuid(), os.Getpid()),
+		record.DaemonStartText("1", "raw", "6.12"):                fmt.Sprintf("op=start ver=1 format=raw kernel=6.12 auid=%d pid=%d uid=%d ses=4294967295 res=success", record.LoginUID(), os.Getpid(), os.Getuid()),
+		record.DaemonStartText("(devel) 0123abcd", "raw", "6.12"): fmt.Sprintf("op=start ver=(devel)-0123abcd format=raw kernel=6.12 auid=%d pid=%d uid=%d ses=4294967295 res=success", record.LoginUID(), os.Getpid(), os.Getuid()),
 	} {
 		if got != want {
 			t.Errorf("got  %s\nwant %s", got, want)
