@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/moby/sys/mountinfo"
 )
 
 // CgroupDir is a registered cgroup directory resolved to a place in one
@@ -35,49 +37,25 @@ type cgroupMount struct {
 	opts  []string // super options (v1: include the controllers)
 }
 
-// parseCgroupMounts returns the cgroup mounts listed in the content of a
-// mountinfo file.
-func parseCgroupMounts(b []byte) []cgroupMount {
-	var ms []cgroupMount
-	for len(b) > 0 {
-		var line []byte
-		line, b, _ = bytes.Cut(b, []byte{'\n'})
-		pre, post, ok := strings.Cut(string(line), " - ")
-		if !ok {
-			continue
-		}
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if len(f) < 5 || len(g) < 3 || (g[0] != "cgroup" && g[0] != "cgroup2") {
-			continue
-		}
+// parseCgroupMounts returns the cgroup and cgroup2 mounts listed in the
+// content of a mountinfo file (moby/sys/mountinfo parses it, octal escapes
+// such as \040 undone).
+func parseCgroupMounts(b []byte) ([]cgroupMount, error) {
+	infos, err := mountinfo.GetMountsFromReader(bytes.NewReader(b), mountinfo.FSTypeFilter("cgroup", "cgroup2"))
+	if err != nil {
+		return nil, err
+	}
+	ms := make([]cgroupMount, 0, len(infos))
+	for _, m := range infos {
 		ms = append(ms, cgroupMount{
-			point: unescapeMount(f[4]),
-			root:  unescapeMount(f[3]),
-			v2:    g[0] == "cgroup2",
-			opts:  strings.Split(g[2], ","),
+			point: m.Mountpoint,
+			root:  m.Root,
+			v2:    m.FSType == "cgroup2",
+			opts:  strings.Split(m.VFSOptions, ","),
 		})
 	}
-	return ms
+	return ms, nil
 }
-
-// unescapeMount undoes the octal escapes (\040 for a space) of mountinfo.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var sb strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
-			sb.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
-			i += 3
-			continue
-		}
-		sb.WriteByte(s[i])
-	}
-	return sb.String()
-}
-
-func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 
 // CgroupOf resolves dir, an absolute path under a cgroup mount such as
 // /sys/fs/cgroup/unified/tenants/a or /sys/fs/cgroup/pids/tenants/a, to its
@@ -96,7 +74,11 @@ func CgroupOf(dir string) (CgroupDir, error) {
 	if err != nil {
 		return CgroupDir{}, fmt.Errorf("resolving cgroup %s: /proc/self/cgroup: %w", dir, err)
 	}
-	return resolveCgroupDir(dir, parseCgroupMounts(mi), cg)
+	mounts, err := parseCgroupMounts(mi)
+	if err != nil {
+		return CgroupDir{}, fmt.Errorf("resolving cgroup %s: /proc/self/mountinfo: %w", dir, err)
+	}
+	return resolveCgroupDir(dir, mounts, cg)
 }
 
 // resolveCgroupDir is CgroupOf with the mount table and the caller's own

@@ -11,19 +11,22 @@ const hybridMountinfo = `31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs r
 39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
 40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime shared:9 - cgroup cgroup rw,xattr,name=systemd
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
-50 23 0:38 /tenants /mnt/my\040cg rw,relatime - cgroup2 cgroup2 rw
+50 23 0:38 /tenants /mnt/my\040cg\134x rw,relatime - cgroup2 cgroup2 rw
 60 23 0:5 / /proc rw - proc proc rw
 `
 
 func TestParseCgroupMounts(t *testing.T) {
-	ms := parseCgroupMounts([]byte(hybridMountinfo))
+	ms, err := parseCgroupMounts([]byte(hybridMountinfo))
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := []cgroupMount{
 		{"/sys/fs/cgroup/cpu,cpuacct", "/", false, []string{"rw", "cpu", "cpuacct"}},
 		{"/sys/fs/cgroup/memory", "/", false, []string{"rw", "memory"}},
 		{"/sys/fs/cgroup/pids", "/", false, []string{"rw", "pids"}},
 		{"/sys/fs/cgroup/systemd", "/", false, []string{"rw", "xattr", "name=systemd"}},
 		{"/sys/fs/cgroup/unified", "/", true, []string{"rw", "nsdelegate"}},
-		{"/mnt/my cg", "/tenants", true, []string{"rw"}},
+		{"/mnt/my cg\\x", "/tenants", true, []string{"rw"}},
 	}
 	if !reflect.DeepEqual(ms, want) {
 		t.Errorf("got %#v\nwant %#v", ms, want)
@@ -37,7 +40,10 @@ func TestParseCgroupMounts(t *testing.T) {
 }
 
 func TestResolveCgroupDir(t *testing.T) {
-	ms := parseCgroupMounts([]byte(hybridMountinfo))
+	ms, err := parseCgroupMounts([]byte(hybridMountinfo))
+	if err != nil {
+		t.Fatal(err)
+	}
 	self, err := parseProcCgroup([]byte(hybridCgroup))
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +58,7 @@ func TestResolveCgroupDir(t *testing.T) {
 		{"/sys/fs/cgroup/pids/tenants/a", CgroupDir{Dir: "/sys/fs/cgroup/pids/tenants/a", Hierarchy: 8, Controllers: "pids", Path: "/tenants/a"}},
 		{"/sys/fs/cgroup/cpu,cpuacct/t", CgroupDir{Dir: "/sys/fs/cgroup/cpu,cpuacct/t", Hierarchy: 2, Controllers: "cpu,cpuacct", Path: "/t"}},
 		{"/sys/fs/cgroup/systemd/system.slice", CgroupDir{Dir: "/sys/fs/cgroup/systemd/system.slice", Hierarchy: 9, Controllers: "name=systemd", Path: "/system.slice"}},
-		{"/mnt/my cg/a", CgroupDir{Dir: "/mnt/my cg/a", V2: true, Path: "/tenants/a"}},
+		{"/mnt/my cg\\x/a", CgroupDir{Dir: "/mnt/my cg\\x/a", V2: true, Path: "/tenants/a"}},
 	}
 	for _, tt := range tests {
 		got, err := resolveCgroupDir(tt.dir, ms, self)
@@ -76,24 +82,11 @@ func TestResolveCgroupDir(t *testing.T) {
 	}
 }
 
-func TestUnescapeMount(t *testing.T) {
-	for in, want := range map[string]string{
-		`/a`:          "/a",
-		`/a\040b`:     "/a b",
-		`/a\011\134x`: "/a\t\\x",
-		`/a\04`:       `/a\04`,
-		`/a\089`:      `/a\089`,
-	} {
-		if got := unescapeMount(in); got != want {
-			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func FuzzParseCgroupMounts(f *testing.F) {
 	f.Add([]byte(hybridMountinfo))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, m := range parseCgroupMounts(b) {
+		ms, _ := parseCgroupMounts(b)
+		for _, m := range ms {
 			resolveCgroupDir(m.point+"/x", []cgroupMount{m}, Cgroups{V1: []CgroupV1{{1, "pids", "/"}}})
 		}
 	})

@@ -153,7 +153,10 @@ func NewTracker(log hclog.Logger, opt Options) (*Tracker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting the cgroup tracker: %w", err)
 	}
-	mounts := parseCgroupMounts(mi)
+	mounts, err := parseCgroupMounts(mi)
+	if err != nil {
+		return nil, fmt.Errorf("starting the cgroup tracker: /proc/self/mountinfo: %w", err)
+	}
 	if opt.Root == "" {
 		opt.Root = defaultCgroupRoot(mounts)
 	}
