@@ -171,22 +171,46 @@ func TestClusterNodeKilledExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	leader := info.CachedInfo().Cluster.Leader
-	var pushWG sync.WaitGroup
-	for _, h := range hosts {
-		lines, _ := records(h.name, n)
-		pushWG.Add(1)
-		go func() {
-			defer pushWG.Done()
-			for i, l := range lines {
-				h.hq.Push(l)
-				h.tq.Push(l)
-				if i%500 == 0 {
-					time.Sleep(2 * time.Millisecond) // a steady flow, not one burst
-				}
-			}
-		}()
+	// The first half of each host's records is pushed before the leader
+	// goes, the second half after, so that publishing is under way on
+	// both sides of the loss whatever the machine's speed.
+	all := make([][][]byte, len(hosts))
+	for i, h := range hosts {
+		all[i], _ = records(h.name, n)
 	}
-	time.Sleep(150 * time.Millisecond)
+	// push pushes each host's lines from a fraction of them to another
+	// (there are more lines than records: EOE records are not sent).
+	push := func(from, to float64) {
+		var pushWG sync.WaitGroup
+		for i, h := range hosts {
+			pushWG.Add(1)
+			go func() {
+				defer pushWG.Done()
+				lines := all[i][int(from*float64(len(all[i]))):int(to*float64(len(all[i])))]
+				for j, l := range lines {
+					h.hq.Push(l)
+					h.tq.Push(l)
+					if j%100 == 0 {
+						time.Sleep(2 * time.Millisecond) // a steady flow, not one burst
+					}
+				}
+			}()
+		}
+		pushWG.Wait()
+	}
+	push(0, 0.5)
+	// Wait until every publisher has a quarter acked: the stream is in use.
+	for _, h := range hosts {
+		for _, p := range []*Publisher{h.hp, h.tp} {
+			deadline := time.Now().Add(60 * time.Second)
+			for p.Status().Acked < n/4 {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: %+v after 60s, before the node's loss", h.name, p.Status())
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}
 	killed := ""
 	for _, s := range c.Servers {
 		if s.Name() == leader {
@@ -198,7 +222,7 @@ func TestClusterNodeKilledExactlyOnce(t *testing.T) {
 		t.Fatalf("no server is the stream leader %q", leader)
 	}
 	t.Logf("shut down %s, the leader of %s", killed, natstest.HostStream)
-	pushWG.Wait()
+	push(0.5, 1)
 
 	deadline := time.Now().Add(90 * time.Second)
 	for _, h := range hosts {
