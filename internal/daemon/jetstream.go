@@ -177,23 +177,10 @@ func (d *Daemon) runConsume(ctx context.Context, sigs <-chan os.Signal) error {
 		return err
 	}
 	d.hlog.Daemon(record.TypeDaemonStart, d.startText()+" source=jetstream")
-	sigCtx, sigStop := context.WithCancel(ctx)
-	sigDone := make(chan struct{})
-	go func() {
-		defer close(sigDone)
-		for {
-			select {
-			case <-sigCtx.Done():
-				return
-			case s := <-sigs:
-				d.signal(s)
-			}
-		}
-	}()
+	stopSignals := d.handleSignals(ctx, sigs)
 	d.log.Info("consuming from jetstream", "url", cc.URL, "stream", cc.Stream, "durable", cc.Durable, "subject", cc.Subject, "log", cfg.Log.Path)
 	runErr := c.Run(ctx)
-	sigStop()
-	<-sigDone
+	stopSignals()
 	svcErr := d.stopServices()
 	d.hlog.Daemon(record.TypeDaemonEnd, endText())
 	return errors.Join(runErr, svcErr, d.hlog.Close())

@@ -51,19 +51,7 @@ func (d *Daemon) runListener(ctx context.Context, sigs <-chan os.Signal) error {
 	d.hlog.Daemon(record.TypeDaemonStart, d.startText()+" source=listen")
 	// Signals are handled on a goroutine of their own: the listener's
 	// goroutines write the log, and the Writer takes its own lock.
-	sigCtx, sigStop := context.WithCancel(ctx)
-	sigDone := make(chan struct{})
-	go func() {
-		defer close(sigDone)
-		for {
-			select {
-			case <-sigCtx.Done():
-				return
-			case s := <-sigs:
-				d.signal(s)
-			}
-		}
-	}()
+	stopSignals := d.handleSignals(ctx, sigs)
 	d.log.Info("listening for remote-logging peers", "address", ln.Addr().String(), "log", cfg.Log.Path, "tls", l.TLS != nil, "allow", fmt.Sprint(cfg.Listen.Allow))
 	if l.TLS == nil && !cfg.Listen.Loopback() {
 		d.log.Warn("listening beyond loopback without tls: peers are not authenticated, only their address is checked against allow, and records travel in clear", "address", cfg.Listen.Address)
@@ -71,8 +59,7 @@ func (d *Daemon) runListener(ctx context.Context, sigs <-chan os.Signal) error {
 	d.notify(sdnotify.Ready)
 	runErr := l.Run(ctx, ln)
 	d.notify(sdnotify.Stopping)
-	sigStop()
-	<-sigDone
+	stopSignals()
 	svcErr := d.stopServices()
 	d.hlog.Daemon(record.TypeDaemonEnd, endText())
 	return errors.Join(runErr, svcErr, d.hlog.Close())

@@ -177,6 +177,30 @@ func (d *Daemon) Stats() Stats {
 	return st
 }
 
+// handleSignals handles sigs on a goroutine of its own until ctx ends or
+// the returned stop is called; stop returns once that goroutine is done.
+// Listener and consume modes use it: their sources write the log from
+// goroutines of their own.
+func (d *Daemon) handleSignals(ctx context.Context, sigs <-chan os.Signal) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s := <-sigs:
+				d.signal(s)
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 func (d *Daemon) signal(s os.Signal) {
 	switch s {
 	case syscall.SIGUSR1:
