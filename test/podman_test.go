@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -104,25 +105,56 @@ func (p *podman) runArgs(name string, uid int, ann map[string]string, extra []st
 	return append(args, argv...)
 }
 
+// hugetlbV1 is the v1 hugetlb hierarchy crunHybrid mounts, once for the
+// whole test binary: after an unmount the kernel gives hugetlb back to the
+// unified hierarchy a little later, so a test after one that unmounted
+// could find cgroup.controllers empty and still meet crun's refusal.
+var hugetlbV1 struct {
+	once sync.Once
+	mnt  string // where it is mounted, "" when it is not
+	skip string // why crun cannot run here, "" when it can
+}
+
 // crunHybrid lets crun run on this machine's hybrid cgroups: crun refuses
 // a hybrid layout while the unified hierarchy holds a controller, and here
 // it holds hugetlb only because no v1 hierarchy has it. A v1 hierarchy of
-// hugetlb is mounted for the test's duration.
+// hugetlb is mounted until every test is done (unmountHugetlbV1).
 func crunHybrid(t *testing.T) {
 	t.Helper()
-	b, err := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")
-	if err != nil || strings.TrimSpace(string(b)) == "" {
-		return // pure v2, or hybrid with an empty unified hierarchy
+	hugetlbV1.once.Do(func() {
+		b, err := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")
+		ctrl := strings.TrimSpace(string(b))
+		if err != nil || ctrl == "" {
+			return // pure v2, or hybrid with an empty unified hierarchy
+		}
+		if ctrl != "hugetlb" {
+			hugetlbV1.skip = fmt.Sprintf("crun refuses this hybrid cgroup layout (cgroup v2 holds %s)", ctrl)
+			return
+		}
+		mnt, err := os.MkdirTemp("", "auditd-ns-hugetlb")
+		if err == nil {
+			if err = syscall.Mount("cgroup", mnt, "cgroup", 0, "hugetlb"); err != nil {
+				os.Remove(mnt)
+			}
+		}
+		if err != nil {
+			hugetlbV1.skip = fmt.Sprintf("crun refuses hybrid cgroups with hugetlb in cgroup v2, and mounting it as v1 failed: %v", err)
+			return
+		}
+		hugetlbV1.mnt = mnt
+	})
+	if hugetlbV1.skip != "" {
+		t.Skip(hugetlbV1.skip)
 	}
-	if strings.TrimSpace(string(b)) != "hugetlb" {
-		t.Skipf("crun refuses this hybrid cgroup layout (cgroup v2 holds %s)", strings.TrimSpace(string(b)))
+}
+
+// unmountHugetlbV1 undoes crunHybrid's mount; TestMain calls it when every
+// test is done.
+func unmountHugetlbV1() {
+	if hugetlbV1.mnt != "" {
+		syscall.Unmount(hugetlbV1.mnt, syscall.MNT_DETACH)
+		os.Remove(hugetlbV1.mnt)
 	}
-	mnt := filepath.Join(t.TempDir(), "hugetlb")
-	must(t, os.MkdirAll(mnt, 0o755))
-	if err := syscall.Mount("cgroup", mnt, "cgroup", 0, "hugetlb"); err != nil {
-		t.Skipf("crun refuses hybrid cgroups with hugetlb in cgroup v2, and mounting it as v1 failed: %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
 }
 
 // testUID is a uid no other process on the host uses: the tests' rules
