@@ -88,7 +88,7 @@ boot() {
 	timeout --foreground -k 5 "$timeout" qemu-system-x86_64 -accel tcg -m 1024 -smp 1 \
 		"${icount[@]}" -nographic -no-reboot -nodefaults -serial stdio \
 		-kernel "$k" -initrd "$work/initramfs.gz" \
-		-append "console=ttyS0 panic=-1 oops=panic panic_on_warn=1 quiet loglevel=4 -- $*" \
+		-append "console=ttyS0 panic=-1 oops=panic panic_on_warn=1 quiet loglevel=5 -- $*" \
 		< /dev/null > "$l" 2>&1
 	rc=$?
 	set -e
@@ -97,8 +97,18 @@ boot() {
 
 # Any kernel warning, bug, lockdep splat or leak report fails the run,
 # whatever the tests said (panic_on_warn usually ends the boot first).
+# Lockdep and RCU reports are printed at KERN_WARNING and do not panic:
+# the guest boots with loglevel=5 so that they reach the console, and
+# its first act writes a warning-level canary to /dev/kmsg, which must
+# show (canary below) or the scan could not have seen them.
 splats() {
 	tr -d '\r' < "$1" | grep -E -A20 'WARNING:|BUG:|Oops|Kernel panic|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|sleeping function called from invalid context|unreferenced object|KASAN:|KFENCE:|UBSAN:|refcount_t:' | head -60 || true
+}
+canary() {
+	if ! tr -d '\r' < "$1" | grep -q 'vmtest-canary: warning-level kernel messages reach the console'; then
+		echo "vmtest: the guest's KERN_WARNING canary is not in $1: lockdep and RCU reports would not be seen" >&2
+		return 1
+	fi
 }
 plogs=()
 if [ -n "${VMTEST_BASE:-}" ]; then
@@ -167,6 +177,7 @@ if [ -n "$bad" ]; then
 	echo "$bad" >&2
 	exit 1
 fi
+canary "$log" || exit 1
 
 if [ -z "$summary" ]; then
 	echo "vmtest: no summary line (timeout or crash); last console lines:" >&2

@@ -37,6 +37,7 @@ func init() {
 		{"capcontid/descendant-not-orchestrator", testCapDescendant},
 		{"namespace/flood-backlog", testFloodBacklog},
 		{"zz/kmemleak", testKmemleak},
+		{"zz/kernel-clean", testKernelClean},
 	}...)
 }
 
@@ -313,5 +314,29 @@ func testKmemleak(t *T) {
 	if len(b) > 0 {
 		fmt.Print(string(b))
 		t.Errorf("kmemleak reports %d leaks", strings.Count(string(b), "unreferenced object"))
+	}
+}
+
+// testKernelClean checks, after every other test, what the kernel says of
+// itself besides the console: no taint (a WARN taints, and a report that
+// did not panic would leave its flag), and lockdep still on (it turns
+// itself off after its first report, circular or recursive locking, an
+// inconsistent lock state, a table overflow).
+func testKernelClean(t *T) {
+	b, err := os.ReadFile("/proc/sys/kernel/tainted")
+	if err != nil {
+		t.Fatalf("reading the taint: %v", err)
+	}
+	if v := strings.TrimSpace(string(b)); v != "0" {
+		t.Errorf("the kernel is tainted: /proc/sys/kernel/tainted is %s", v)
+	}
+	b, err = os.ReadFile("/proc/lockdep_stats")
+	if err != nil {
+		return // a kernel without lockdep: the taint was all to check
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) == 2 && f[0] == "debug_locks:" && f[1] != "1" {
+			t.Errorf("lockdep turned itself off (debug_locks: %s): it reported a problem, see the console", f[1])
+		}
 	}
 }

@@ -32,6 +32,11 @@ func main() {
 	if err := setupGuest(); err != nil {
 		fmt.Printf("FAIL setup: %v\n", err)
 	}
+	// vmtest.sh looks for this line on the serial console: lockdep and
+	// RCU reports are KERN_WARNING (4) like it, so it shows they would too.
+	if err := os.WriteFile("/dev/kmsg", []byte("<4>vmtest-canary: warning-level kernel messages reach the console\n"), 0); err != nil {
+		fmt.Printf("INFO /dev/kmsg: %v\n", err)
+	}
 	mode := guestArg()
 	start := time.Now()
 	var r runner
