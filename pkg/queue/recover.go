@@ -91,9 +91,15 @@ func (sp *spool) recoverSegment(first uint64) (*segment, error) {
 	return &segment{first: first, last: res.last, size: res.end + frameHeaderLen}, nil
 }
 
-// readTrailer reads the trailer at the end of a sealed segment.
+// readTrailer reads the trailer at the end of a sealed segment. A segment
+// whose file header is not ours has no trailer to believe, whatever its
+// last bytes say.
 func readTrailer(r io.ReaderAt, size int64, first uint64) (uint64, bool) {
 	if size < fileHeaderLen+2*frameHeaderLen {
+		return 0, false
+	}
+	hdr := make([]byte, fileHeaderLen)
+	if _, err := r.ReadAt(hdr, 0); err != nil || !checkFileHeader(hdr) {
 		return 0, false
 	}
 	b := make([]byte, frameHeaderLen)
