@@ -24,16 +24,10 @@ func (p *parser) target(v *yaml.Node) Target {
 		p.fail(v, "deliver is a mapping: {file: PATH, beneath: DIR}, {remote: HOST:PORT, netns: PATH} or {jetstream: {url, subject, stream, credentials}}")
 		return t
 	}
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(v.Content); i += 2 {
-		k, val := v.Content[i], v.Content[i+1]
-		if seen[k.Value] {
-			p.fail(k, "deliver.%s is given twice", k.Value)
-		}
-		seen[k.Value] = true
+	p.eachKey(v, "deliver", func(k, val *yaml.Node) {
 		if k.Value == "jetstream" {
 			t.JetStream = p.jetstream(val)
-			continue
+			return
 		}
 		s := p.scalar(val, "deliver."+k.Value)
 		switch k.Value {
@@ -65,7 +59,7 @@ func (p *parser) target(v *yaml.Node) Target {
 		default:
 			p.fail(k, "unknown deliver key %q (known: file, beneath, file_owner, remote, netns, jetstream)", k.Value)
 		}
-	}
+	})
 	n := 0
 	for _, set := range []bool{t.File != "", t.Remote != "", t.JetStream != nil} {
 		if set {
@@ -230,6 +224,20 @@ func (p *parser) quota(v *yaml.Node) *Quota {
 	return q
 }
 
+// eachKey calls f with each key of the mapping v and its value, in order,
+// and fails on a key given twice; what names the mapping in that error.
+func (p *parser) eachKey(v *yaml.Node, what string, f func(k, val *yaml.Node)) {
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k := v.Content[i]
+		if seen[k.Value] {
+			p.fail(k, "%s.%s is given twice", what, k.Value)
+		}
+		seen[k.Value] = true
+		f(k, v.Content[i+1])
+	}
+}
+
 // jetstream parses deliver.jetstream.
 func (p *parser) jetstream(v *yaml.Node) *JetStreamTarget {
 	j := &JetStreamTarget{}
@@ -237,13 +245,7 @@ func (p *parser) jetstream(v *yaml.Node) *JetStreamTarget {
 		p.fail(v, "deliver.jetstream is a mapping: {url: nats://HOST:PORT, subject: SUBJECT, stream: NAME, credentials: FILE}")
 		return j
 	}
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(v.Content); i += 2 {
-		k, val := v.Content[i], v.Content[i+1]
-		if seen[k.Value] {
-			p.fail(k, "deliver.jetstream.%s is given twice", k.Value)
-		}
-		seen[k.Value] = true
+	p.eachKey(v, "deliver.jetstream", func(k, val *yaml.Node) {
 		s := p.scalar(val, "deliver.jetstream."+k.Value)
 		switch k.Value {
 		case "url":
@@ -266,7 +268,7 @@ func (p *parser) jetstream(v *yaml.Node) *JetStreamTarget {
 		default:
 			p.fail(k, "unknown deliver.jetstream key %q (known: url, subject, stream, credentials)", k.Value)
 		}
-	}
+	})
 	if j.URL == "" {
 		p.fail(v, "deliver.jetstream.url is missing (nats://HOST:PORT, several comma-separated)")
 	}
