@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,10 +56,11 @@ func TestIntegrationJetStreamTwoHosts(t *testing.T) {
 	var senders sync.WaitGroup
 	var queues []*queue.Queue
 	var logs []string
+	var daemons []*exec.Cmd
 	for _, h := range hosts {
 		dir := t.TempDir()
 		p := port(t)
-		runDaemon(t, dir, fmt.Sprintf(`local_events: no
+		daemons = append(daemons, runDaemon(t, dir, fmt.Sprintf(`local_events: no
 listen: {address: 127.0.0.1:%d}
 log_file: %s/log/audit.log
 state_dir: %s/state
@@ -68,7 +70,7 @@ export_jetstream:
   subject: audit.host.%s
   stream: %s
   credentials: %s
-`, p, dir, dir, dir, c.URL(), h.name, natstest.HostStream, h.cred.SeedFile))
+`, p, dir, dir, dir, c.URL(), h.name, natstest.HostStream, h.cred.SeedFile)))
 		waitAccepting(t, fmt.Sprintf("127.0.0.1:%d", p))
 		q, err := queue.Open("", queue.Limits{Memory: 64 << 20}, nil)
 		must(t, err)
@@ -158,8 +160,20 @@ consume_jetstream:
 			t.Logf("%s: export %+v", h.name, *e)
 		}
 	}
+	// The daemon's own records are exported too: each host's
+	// DAEMON_START once, and DAEMON_END once it stops.
+	for _, h := range hosts {
+		if got := ausearchCount(t, clog, "--node", h.name, "-m", "DAEMON_START"); got != 1 {
+			t.Errorf("%s: %d DAEMON_START in the consumer's log, want 1", h.name, got)
+		}
+	}
 	cancel()
 	senders.Wait()
+	must(t, daemons[0].Process.Signal(syscall.SIGTERM))
+	must(t, daemons[0].Wait())
+	waitFor(t, 30*time.Second, func() bool {
+		return ausearchCount(t, clog, "--node", hosts[0].name, "-m", "DAEMON_END") == 1
+	}, hosts[0].name+"'s DAEMON_END in the consumer's log")
 }
 
 var keyField = regexp.MustCompile(`key="(host-[ab]-r\d+)"`)

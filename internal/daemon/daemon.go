@@ -308,7 +308,10 @@ func (d *Daemon) logOptions(cfg *config.Config) hostlog.Options {
 	opt := cfg.Log
 	opt.Logger = d.log.Named("hostlog")
 	opt.Node = nodeName(cfg)
-	opt.OnDaemon = func(typ uint16, data []byte) { d.pluginFeed.Load().Submit(typ, data) }
+	opt.OnDaemon = func(typ uint16, data []byte) { d.pluginFeed.Load().Submit(typ, data); d.export.flush() }
+	if cfg.ExportJetStream != nil {
+		opt.OnLine = func(line []byte) { d.export.add(line) }
+	}
 	opt.Halt = func(reason string) {
 		d.log.Error("stopping the daemon", "reason", reason)
 		d.halt()
@@ -347,8 +350,9 @@ func (d *Daemon) closeAll() {
 
 // stopServices stops what the daemon started, in order: the control
 // sockets, then the router (which routes what it still holds), then every
-// container's delivery and the JetStream export (each given a moment to
-// deliver; queues spool what is left), then the tracker. It returns the
+// container's delivery (given a moment to deliver; queues spool what is
+// left), then the tracker. The JetStream export is stopped after
+// DAEMON_END, which it exports too. It returns the
 // services' errors. The sources have stopped: nothing ingests any more.
 func (d *Daemon) stopServices() error {
 	d.stopControl()
@@ -359,7 +363,6 @@ func (d *Daemon) stopServices() error {
 	if d.conts != nil {
 		d.conts.StopAll(2 * time.Second)
 	}
-	d.export.stop(2 * time.Second)
 	if d.trackerStop != nil {
 		d.trackerStop()
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/auditd-ns/auditd-ns/internal/beneath"
@@ -17,16 +18,22 @@ import (
 )
 
 // export is the host log's copy to NATS JetStream (export_jetstream): every
-// record written to the host log is pushed to a bounded queue of its own,
-// which never blocks the host log, and a Publisher drains it.
+// line the host log formats (hostlog.Options.OnLine: the kernel's records,
+// the daemon's own DAEMON_* records, a listener's lines) is pushed to a
+// bounded queue of its own, which never blocks the host log, and a
+// Publisher drains it.
 type export struct {
 	q      *queue.Queue
 	p      *jetstream.Publisher
 	cancel context.CancelFunc
 	done   chan struct{}
-	// Lines wait here, on the receiving goroutine only, to be pushed
-	// exportBatch at a time (or when the source goes idle): one lock of
-	// the queue and one wake of the publisher for all of them.
+	err    error // Run's, once done is closed
+	// Lines wait here to be pushed exportBatch at a time (or at the next
+	// flush): one lock of the queue and one wake of the publisher for all
+	// of them. mu guards them: the host log gives lines under its own
+	// lock, from whichever goroutine writes, and the receiving goroutine
+	// flushes when the source goes idle.
+	mu    sync.Mutex
 	slab  []byte
 	ends  []int
 	batch [][]byte
@@ -37,7 +44,8 @@ const exportBatch = 64
 
 // startExport opens the export's queue (its spool in
 // STATE_DIR/export/jetstream) and starts its publisher. Nil config, nil
-// export.
+// export. The publisher runs apart from the daemon's services, so that it
+// outlives them and takes DAEMON_END: stop ends it.
 func (d *Daemon) startExport(jc *config.JetStream) (*export, error) {
 	if jc == nil {
 		return nil, nil
@@ -76,33 +84,48 @@ func (d *Daemon) startExport(jc *config.JetStream) (*export, error) {
 		q.Close()
 		return nil, fmt.Errorf("export_jetstream: %w", err)
 	}
-	ctx, cancel := context.WithCancel(d.life)
+	ctx, cancel := context.WithCancel(context.WithoutCancel(d.life))
 	e.cancel = cancel
-	d.serve("jetstream export", func() error {
+	go func() {
 		defer close(e.done)
-		return e.p.Run(ctx)
-	})
+		if e.err = e.p.Run(ctx); e.err != nil {
+			d.log.Error("the jetstream export stopped", "error", e.err)
+			e.err = fmt.Errorf("jetstream export: %w", e.err)
+		}
+	}()
 	d.log.Info("exporting the host log to jetstream", "url", jc.URL, "subject", jc.Subject, "stream", jc.Stream)
 	return e, nil
 }
 
-// record adds a copy of one kernel record, in log format; it is pushed
-// with the next exportBatch, or at the next flush.
-func (e *export) record(typ uint16, data []byte) {
+// add takes a copy of one line of the host log (hostlog.Options.OnLine);
+// it is pushed with the next exportBatch, or at the next flush.
+func (e *export) add(line []byte) {
 	if e == nil {
 		return
 	}
-	e.slab = record.AppendLine(e.slab, "", typ, data)
+	e.mu.Lock()
+	e.slab = append(e.slab, line...)
 	e.ends = append(e.ends, len(e.slab))
 	if len(e.ends) >= exportBatch {
-		e.flush()
+		e.flushLocked()
 	}
+	e.mu.Unlock()
 }
 
-// flush pushes the lines that record holds. The receiving goroutine calls
-// it when the source goes idle.
+// flush pushes the lines that add holds. The receiving goroutine calls it
+// when the source goes idle, a listener after each line, the host log
+// after each of the daemon's own records.
 func (e *export) flush() {
-	if e == nil || len(e.ends) == 0 {
+	if e == nil {
+		return
+	}
+	e.mu.Lock()
+	e.flushLocked()
+	e.mu.Unlock()
+}
+
+func (e *export) flushLocked() {
+	if len(e.ends) == 0 {
 		return
 	}
 	e.batch = e.batch[:0]
@@ -115,20 +138,12 @@ func (e *export) flush() {
 	e.slab, e.ends = e.slab[:0], e.ends[:0]
 }
 
-// line pushes a copy of one received log line.
-func (e *export) line(line []byte) {
-	if e == nil {
-		return
-	}
-	e.q.Push(line)
-}
-
 // stop gives the publisher up to wait to empty the queue, then stops it;
-// what is left stays in the spool, if there is one. A second stop does
-// nothing more.
-func (e *export) stop(wait time.Duration) {
+// what is left stays in the spool, if there is one. It returns the
+// publisher's error. A second stop does nothing more.
+func (e *export) stop(wait time.Duration) error {
 	if e == nil {
-		return
+		return nil
 	}
 	e.flush()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -137,6 +152,7 @@ func (e *export) stop(wait time.Duration) {
 	e.cancel()
 	<-e.done
 	e.q.Close()
+	return e.err
 }
 
 // status is the export's figures for ctl status; nil for no export.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"time"
 
 	"github.com/auditd-ns/auditd-ns/internal/config"
 	"github.com/auditd-ns/auditd-ns/internal/sdnotify"
@@ -44,7 +45,7 @@ func (d *Daemon) runListener(ctx context.Context, sigs <-chan os.Signal) error {
 	// processes (a container sharing the host's pid namespace).
 	if err := d.startContainers(nil, d.attributor(d.life, false)); err != nil {
 		ln.Close()
-		err = errors.Join(err, d.stopServices())
+		err = errors.Join(err, d.stopServices(), d.export.stop(0))
 		d.hlog.Close()
 		return err
 	}
@@ -62,7 +63,7 @@ func (d *Daemon) runListener(ctx context.Context, sigs <-chan os.Signal) error {
 	stopSignals()
 	svcErr := d.stopServices()
 	d.hlog.Daemon(record.TypeDaemonEnd, endText())
-	return errors.Join(runErr, svcErr, d.hlog.Close())
+	return errors.Join(runErr, svcErr, d.export.stop(2*time.Second), d.hlog.Close())
 }
 
 // newListener builds the listener from its settings, loading the TLS
@@ -108,7 +109,7 @@ func (d *Daemon) ingestLine(line []byte, flush bool) error {
 			return err
 		}
 	}
-	d.export.line(line)
+	d.export.flush() // the Writer gave it the line (OnLine)
 	if l, err := record.ParseLine(line); err == nil {
 		d.pass(l.Type, l.Data) // of an ENRICHED line, the raw part
 	}

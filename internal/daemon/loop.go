@@ -68,13 +68,13 @@ func (d *Daemon) receive() error {
 }
 
 // ingest is the path of every record from the kernel, on the receiving
-// goroutine: the host log first, then auditd's plugins and the JetStream
-// export (each through a queue of its own), then the rest (pass). A new consumer of every host
+// goroutine: the host log first (which gives its line to the JetStream
+// export, hostlog.Options.OnLine), then auditd's plugins (each through a
+// queue of its own), then the rest (pass). A new consumer of every host
 // record goes here, after the host log, and must not block.
 func (d *Daemon) ingest(typ uint16, data []byte) {
 	d.hlog.Write(typ, data)
 	d.plugins.Submit(typ, data)
-	d.export.record(typ, data)
 	d.pass(typ, data)
 }
 
@@ -241,7 +241,9 @@ func (d *Daemon) stop() error {
 		d.deleteRules()
 	}
 	d.hlog.Daemon(record.TypeDaemonEnd, endText())
-	d.plugins.Stop() // after DAEMON_END, which the plugins get too
+	// After DAEMON_END, which the plugins and the export get too.
+	d.plugins.Stop()
+	errs = append(errs, d.export.stop(2*time.Second))
 	errs = append(errs, d.hlog.Close(), d.kern.Close(), d.ctl.Close())
 	d.log.Info("stopped and unregistered")
 	return errors.Join(errs...)

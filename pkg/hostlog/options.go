@@ -131,6 +131,12 @@ type Options struct {
 	// feeds them to its plugins too. It is called with the writer's lock
 	// held and must not block.
 	OnDaemon func(typ uint16, data []byte)
+	// OnLine, when set, is given each line as the log has it (node=
+	// included, no newline), once: a record's line before its ENRICHED
+	// part, a line WriteLine appends as it is. A record is given even when
+	// the log drops it (write_logs = no, suspended). It is called with
+	// the writer's lock held, must not block, and must not keep line.
+	OnLine func(line []byte)
 	// Logger receives warnings and errors. Nil means no logging.
 	Logger hclog.Logger
 }

@@ -152,15 +152,25 @@ func (w *Writer) Write(typ uint16, data []byte) error {
 }
 
 func (w *Writer) writeLocked(typ uint16, data []byte) error {
+	keep := !w.opt.Discard && !w.suspended && !w.halted && w.f != nil
+	if keep || w.opt.OnLine != nil {
+		start := len(w.buf)
+		w.buf = record.AppendLine(w.buf, w.opt.Node, typ, data)
+		if w.opt.OnLine != nil {
+			w.opt.OnLine(w.buf[start : len(w.buf)-1])
+		}
+		if !keep {
+			w.buf = w.buf[:start]
+		}
+	}
 	if w.opt.Discard {
 		w.stats.Records++
 		return nil
 	}
-	if w.suspended || w.halted || w.f == nil {
+	if !keep {
 		w.stats.DroppedSuspend++
 		return nil
 	}
-	w.buf = record.AppendLine(w.buf, w.opt.Node, typ, data)
 	if w.opt.Format == Enriched {
 		w.buf = appendEnriched(w.buf, data, w.names)
 	}
@@ -340,17 +350,26 @@ func (w *Writer) Reconfigure(opt Options) error {
 func (w *Writer) WriteLine(line []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	keep := !w.opt.Discard && !w.suspended && !w.halted && w.f != nil
+	if keep || w.opt.OnLine != nil {
+		start := len(w.buf)
+		w.buf = append(w.buf, line...)
+		record.ReplaceLineBreaks(w.buf[start:])
+		if w.opt.OnLine != nil {
+			w.opt.OnLine(w.buf[start:])
+		}
+		if !keep {
+			w.buf = w.buf[:start]
+		}
+	}
 	if w.opt.Discard {
 		w.stats.Records++
 		return nil
 	}
-	if w.suspended || w.halted || w.f == nil {
+	if !keep {
 		w.stats.DroppedSuspend++
 		return nil
 	}
-	start := len(w.buf)
-	w.buf = append(w.buf, line...)
-	record.ReplaceLineBreaks(w.buf[start:])
 	w.buf = append(w.buf, '\n')
 	w.stats.Records++
 	if w.opt.Flush == FlushData || w.opt.Flush == FlushSync || len(w.buf) >= batchSize {
