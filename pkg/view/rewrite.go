@@ -1,0 +1,182 @@
+package view
+
+import (
+	"bytes"
+	"strconv"
+
+	"github.com/auditd-ns/auditd-ns/pkg/record"
+)
+
+// Namespaces answers for one container: how its pid and user namespaces
+// show host values. Its methods are called on the router's per-record
+// path: they must be quick and must not block.
+type Namespaces interface {
+	// Pid is host pid p as seen in the container's pid namespace at time
+	// at (ns since the epoch, the event's stamp); 0 when not visible there.
+	Pid(p uint32, at int64) uint32
+	// UID and GID map a host (init_user_ns) id through the container's
+	// user namespace; unmapped ids give Overflow (65534).
+	UID(id uint32) uint32
+	GID(id uint32) uint32
+}
+
+// Host is the host's own view: every id shows as itself.
+var Host Namespaces = host{}
+
+type host struct{}
+
+func (host) Pid(p uint32, _ int64) uint32 { return p }
+func (host) UID(id uint32) uint32         { return id }
+func (host) GID(id uint32) uint32         { return id }
+
+// Record types with special cases (include/uapi/linux/audit.h).
+const (
+	typeLogin        = 1006 // LOGIN: its ses= is a session begun
+	typeConfigChange = 1305 // CONFIG_CHANGE: "audit_pid=NEW old=OLD"
+	typeObjPID       = 1318 // OBJ_PID: every id printed with %d
+	typeNetfilterCfg = 1325 // NETFILTER_CFG: starts with a name the user chose
+)
+
+type kind uint8
+
+const (
+	notID kind = iota
+	pidID
+	uidID
+	gidID
+	sesID
+)
+
+// fieldKind is what a kernel-written field called name holds.
+func fieldKind(name []byte) kind {
+	switch string(name) {
+	case "pid", "ppid", "opid", "audit_pid":
+		return pidID
+	case "uid", "euid", "suid", "fsuid", "auid", "ouid", "oauid", "old-auid", "frootid", "cap_frootid":
+		return uidID
+	case "gid", "egid", "sgid", "fsgid", "ogid":
+		return gidID
+	case "ses", "old-ses", "oses":
+		return sesID
+	}
+	return notID
+}
+
+// Rewrite appends to dst the record data (a record's payload, "audit(...):
+// text") with every id field the kernel wrote translated through ns, as
+// seen at time at (ns since the epoch: the event's stamp). typ is the
+// record's type. Sessions not in s become unset; a LOGIN record's ses= is
+// first noted in s as begun. A nil s leaves sessions as they are; a nil ns
+// appends data unchanged. See the package doc for the fields and for what
+// is never translated. data is only read.
+func Rewrite(dst []byte, typ uint16, data []byte, ns Namespaces, at int64, s *Sessions) []byte {
+	if ns == nil {
+		return append(dst, data...)
+	}
+	if typ == typeNetfilterCfg {
+		return rewriteNetfilterCfg(dst, data, ns, at)
+	}
+	last := 0
+	afterAuditPid := false
+	for f := record.NewFields(data); f.Next(); {
+		name, v := f.Name(), f.Value()
+		if string(name) == "msg" && len(v) > 0 && v[0] == '\'' {
+			break // a user message's text, to the end
+		}
+		k := fieldKind(name)
+		if afterAuditPid && typ == typeConfigChange && string(name) == "old" {
+			k = pidID // CONFIG_CHANGE: "op=set audit_pid=NEW old=OLD"
+		}
+		afterAuditPid = string(name) == "audit_pid"
+		if k == notID {
+			continue
+		}
+		if k == sesID && typ == typeLogin && string(name) == "ses" && s != nil {
+			if id, _, ok := parseID(v); ok {
+				s.Begin(id)
+			}
+		}
+		off := f.Offset()
+		dst = append(dst, data[last:off]...)
+		dst = appendID(dst, k, typ == typeObjPID, v, ns, at, s)
+		last = off + len(v)
+	}
+	return append(dst, data[last:]...)
+}
+
+// rewriteNetfilterCfg translates only the record's last pid=: the kernel
+// writes "table=NAME family=... op=... pid=PID subj=... comm=...", and NAME
+// (an nftables table's) is the user's, unescaped, spaces and all. What
+// follows the pid is an LSM label and an escaped comm.
+func rewriteNetfilterCfg(dst, data []byte, ns Namespaces, at int64) []byte {
+	i := bytes.LastIndex(data, []byte(" pid="))
+	if i < 0 {
+		return append(dst, data...)
+	}
+	off := i + len(" pid=")
+	end := off
+	for end < len(data) && data[end] != ' ' {
+		end++
+	}
+	dst = append(dst, data[:off]...)
+	dst = appendID(dst, pidID, false, data[off:end], ns, at, nil)
+	return append(dst, data[end:]...)
+}
+
+// appendID appends the translation of v, an id of kind k. A value that is
+// not a decimal id, or is Unset, or translates to itself is appended as it
+// is. signed: the kernel prints the field with %d.
+func appendID(dst []byte, k kind, signed bool, v []byte, ns Namespaces, at int64, s *Sessions) []byte {
+	id, neg, ok := parseID(v)
+	if !ok || id == Unset {
+		return append(dst, v...)
+	}
+	out := id
+	switch k {
+	case pidID:
+		out = ns.Pid(id, at)
+	case uidID:
+		out = ns.UID(id)
+	case gidID:
+		out = ns.GID(id)
+	case sesID:
+		if s != nil && !s.Has(id) {
+			out = Unset
+		}
+	}
+	if out == id {
+		return append(dst, v...)
+	}
+	if signed || neg {
+		return strconv.AppendInt(dst, int64(int32(out)), 10)
+	}
+	return strconv.AppendUint(dst, uint64(out), 10)
+}
+
+// parseID reads a 32-bit id printed with %u, or with %d (neg: it had a
+// minus sign).
+func parseID(v []byte) (id uint32, neg, ok bool) {
+	if len(v) > 0 && v[0] == '-' {
+		neg, v = true, v[1:]
+	}
+	if len(v) == 0 || len(v) > 10 {
+		return 0, false, false
+	}
+	var n uint64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	if neg {
+		if n > 1<<31 {
+			return 0, false, false
+		}
+		return uint32(-int64(n)), true, true
+	}
+	if n > 1<<32-1 {
+		return 0, false, false
+	}
+	return uint32(n), false, true
+}
