@@ -442,6 +442,7 @@ type containerSpec struct {
 	File, Remote, NetNS      string
 	RulesFile, Socket        string
 	Memory, Spool            string
+	View                     string
 	// Set by oci-hook only: the file target is opened beneath Beneath,
 	// rules (when set) wins over RulesFile, Owner marks the container
 	// as the hook's.
@@ -461,6 +462,7 @@ func (s *containerSpec) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&s.Socket, "scoped-socket", "", "create a scoped control socket here")
 	fs.StringVar(&s.Memory, "memory", "", "queue memory limit, like 4MiB")
 	fs.StringVar(&s.Spool, "spool", "", "queue spool limit, like 64MiB")
+	fs.StringVar(&s.View, "view", "", "container (the default: pids and ids as the container's namespaces show them) or host")
 }
 
 func (s *containerSpec) empty() bool { return *s == containerSpec{} }
@@ -472,6 +474,7 @@ func (s *containerSpec) yaml() ([]byte, error) {
 		Name: s.Name, ID: s.ID, Cgroup: s.Cgroup, Parent: s.Parent,
 		File: s.File, Beneath: s.Beneath, FileOwner: s.FileOwner, Remote: s.Remote, NetNS: s.NetNS,
 		Memory: s.Memory, Spool: s.Spool, Socket: s.Socket, Owner: s.Owner,
+		View:  s.View,
 		Rules: s.rules,
 		// The first line is no flag's: an error about the whole file names it.
 		Comment: "container file made from the command line's flags",
@@ -491,7 +494,7 @@ var flagLabels = map[string]string{
 	"name": "--name", "id": "--id", "cgroup": "--cgroup", "parent": "--parent",
 	"socket": "--scoped-socket", "deliver.file": "--file", "deliver.remote": "--remote",
 	"deliver.netns": "--netns", "queue.memory": "--memory", "queue.spool": "--spool",
-	"deliver": "--file or --remote", "queue": "--memory or --spool",
+	"deliver": "--file or --remote", "queue": "--memory or --spool", "view": "--view",
 }
 
 // flagLines maps the lines of the container file src, which yaml made,

@@ -190,6 +190,9 @@ func (t *Tracker) handleWrite(writer uint32, path string, alone bool) (explained
 	b, err := t.sys.read(writer)
 	if err == nil {
 		moved, ok := t.store(writer, b, false, false)
+		if ok {
+			t.capture(writer)
+		}
 		if ok && alone && t.table.selfMove(writer, d, moved, t.watermark.Load()) {
 			t.moves.Add(1)
 		}

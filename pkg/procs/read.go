@@ -24,6 +24,9 @@ func (t *Tracker) readProcOf(pid uint32, begun, other bool) bool {
 		return false
 	}
 	_, ok := t.store(pid, b, begun, other)
+	if ok {
+		t.capture(pid)
+	}
 	return ok
 }
 

@@ -28,6 +28,10 @@ type cgset struct {
 	// registered directories it was computed for (high 32 bits) and the
 	// index in them plus one (low 32 bits; 0 is none).
 	memo atomic.Uint64
+	// vmemo is the View of the set's processes: the generation of the
+	// Views (high 32 bits) and the index in them plus one (low 32 bits;
+	// 0 is none).
+	vmemo atomic.Uint64
 }
 
 // seg is a stretch of a process's life spent in one set of cgroups. An
@@ -55,10 +59,11 @@ type proc struct {
 	exited int64 // when its exit was seen; 0 while alive
 	exec   int64 // its last exec, or its fork; never when unknown
 	segs   []seg
-	parent *proc // whose sets at start the inherited stretch has
-	cut    bool  // its oldest stretches were dropped: before segs[0], unknown
-	lost   bool  // older processes of its pid were dropped: before start, unknown
-	older  *proc // the previous process that had this pid, while retained
+	parent *proc  // whose sets at start the inherited stretch has
+	cut    bool   // its oldest stretches were dropped: before segs[0], unknown
+	lost   bool   // older processes of its pid were dropped: before start, unknown
+	older  *proc  // the previous process that had this pid, while retained
+	ns     *nsCap // its namespaces, when it was seen in a View's container
 }
 
 func (p *proc) last() *seg { return &p.segs[len(p.segs)-1] }
@@ -597,4 +602,68 @@ func (t *pidTable) counts() (entries, exited, sets int, evicted, dropped uint64)
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.n, t.exited, len(t.sets), t.evicted, t.dropped
+}
+
+// uncaptured returns the set pid's newest live process is in (nil when
+// not known, or not one), and its namespaces if they were captured.
+func (t *pidTable) uncaptured(pid uint32) (*cgset, *nsCap) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	p := t.pids[pid]
+	if p == nil || p.exited != 0 {
+		return nil, nil
+	}
+	var buf [4]*cgset
+	if c := p.lastSets(buf[:0]); len(c) == 1 {
+		return c[0], p.ns
+	}
+	return nil, p.ns
+}
+
+// setCapture keeps c with pid's newest live process, unless it has its
+// own already; false means there is none.
+func (t *pidTable) setCapture(pid uint32, c *nsCap) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.pids[pid]
+	if p == nil || p.exited != 0 {
+		return false
+	}
+	if p.ns == nil {
+		p.ns = c
+	}
+	return true
+}
+
+// nsAt returns the namespaces captured of the process that had pid at
+// stamp at: the newest begun by then (within Slack) and not exited
+// before it.
+func (t *pidTable) nsAt(pid uint32, at int64) *nsCap {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for p := t.pids[pid]; p != nil; p = p.older {
+		if p.start > at+Slack || (p.exited != 0 && at > p.exited) {
+			continue
+		}
+		return p.ns
+	}
+	return nil
+}
+
+// within returns the pids of the live processes last seen in d or below.
+func (t *pidTable) within(d CgroupDir) []uint32 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var out []uint32
+	var buf [4]*cgset
+	for pid, p := range t.pids {
+		if p.exited != 0 {
+			continue
+		}
+		c := p.lastSets(buf[:0])
+		if len(c) == 1 && c[0].cg.Within(d) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }

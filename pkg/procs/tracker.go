@@ -70,6 +70,9 @@ type Stats struct {
 	Sets    int    // distinct cgroup sets they share
 	Evicted uint64 // exited entries removed before Retain to make room
 	Dropped uint64 // live processes not stored because the map was full of live ones
+
+	Views    int    // containers whose processes' namespaces are captured (view: container)
+	Captures uint64 // processes whose namespaces were captured for them
 }
 
 // Tracker follows which cgroups each process is in, from the kernel's
@@ -122,7 +125,17 @@ type Tracker struct {
 	dirsAt  *string // &dirs[0] of the last Attribute call
 	dirsLen int
 
+	// Views (view.go): the containers whose processes' namespaces are
+	// captured.
+	viewMu     sync.Mutex // serializes changes of views
+	views      atomic.Pointer[viewList]
+	nsc        nsCache
+	hostUserNS uint64       // inode of the initial user namespace (this process's)
+	newNSSys   func() nsSys // tests' model; nil reads /proc
+	captures   atomic.Uint64
+
 	// Of Run's goroutine:
+	nsys   nsSys
 	sys    procSys
 	writes []writeEvent // drainMoves'
 	// handleWrites': writes that moved nobody seen, of this wake-up and
@@ -196,6 +209,10 @@ func NewTracker(log hclog.Logger, opt Options) (*Tracker, error) {
 		log.Warn("attributing processes that move themselves to another cgroup on exec only", "error", err)
 	} else {
 		t.moveBuf = make([]byte, 4096)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/user", &st); err == nil {
+		t.hostUserNS = st.Ino
 	}
 	t.syncClocks()
 	t.seed()
@@ -516,5 +533,9 @@ func (t *Tracker) Stats() Stats {
 		Hits: t.hits.Load(), Ambiguous: t.ambiguous.Load(), ParentHits: t.parentHits.Load(), Misses: t.misses.Load(),
 	}
 	s.Entries, s.Exited, s.Sets, s.Evicted, s.Dropped = t.table.counts()
+	if vl := t.views.Load(); vl != nil {
+		s.Views = len(vl.views)
+	}
+	s.Captures = t.captures.Load()
 	return s
 }

@@ -111,6 +111,10 @@ type Container struct {
 	// scoped sockets (its own and those of containers inside it); nil
 	// means the daemon's defaults (scoped_quota_* in its config).
 	Quota *Quota
+	// View is how the container's copies show pids and ids: ViewContainer
+	// (the default) as its own pid and user namespaces show them, or
+	// ViewHost as the host's kernel wrote them.
+	View string
 	// Owner names the tool that registered the container ("oci-hook"),
 	// "" for the host admin. An unregister that names an owner removes
 	// only a container with that owner.
@@ -122,6 +126,16 @@ type Container struct {
 	// pos remembers where keys were, for whole-set validation errors.
 	pos map[string]*yaml.Node
 }
+
+// The values of a container's view key.
+const (
+	ViewContainer = "container"
+	ViewHost      = "host"
+)
+
+// HostView reports whether the container's copies keep the host's pids
+// and ids (view: host).
+func (c *Container) HostView() bool { return c.View == ViewHost }
 
 // HasID reports whether the container is known by an audit container ID.
 func (c *Container) HasID() bool { return c.ID != record.Unset }
@@ -155,7 +169,7 @@ func Parse(src []byte, file string) (*Container, error) {
 		p.fail(root, "a container file is a mapping with name, id or cgroup, deliver, queue and rules")
 		return nil, errors.Join(p.errs...)
 	}
-	c := &Container{ID: record.Unset, File: file, Source: bytes.Clone(src), pos: map[string]*yaml.Node{},
+	c := &Container{ID: record.Unset, View: ViewContainer, File: file, Source: bytes.Clone(src), pos: map[string]*yaml.Node{},
 		Queue: queue.Limits{Memory: DefaultMemory, Spool: DefaultSpool}}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
@@ -199,12 +213,14 @@ func (p *parser) field(c *Container, k, v *yaml.Node) {
 		c.Quota = p.quota(v)
 	case "owner":
 		c.Owner = p.name(v)
+	case "view":
+		c.View = p.view(v)
 	case "socket":
 		if s := p.scalar(v, "socket"); s == "" || p.clean(v, "socket", s) {
 			c.Socket = s
 		}
 	default:
-		p.fail(k, "unknown key %q (known: name, id, cgroup, parent, deliver, queue, rules, kernel_rules, socket, quota, owner)", k.Value)
+		p.fail(k, "unknown key %q (known: name, id, cgroup, parent, deliver, queue, rules, kernel_rules, socket, quota, owner, view)", k.Value)
 	}
 }
 
@@ -281,6 +297,18 @@ func (p *parser) contid(v *yaml.Node) uint64 {
 		return record.Unset
 	}
 	return n
+}
+
+func (p *parser) view(v *yaml.Node) string {
+	s := p.scalar(v, "view")
+	switch s {
+	case ViewContainer, ViewHost:
+		return s
+	case "":
+		return ViewContainer // the error is given
+	}
+	p.fail(v, "view %q: give container (pids and ids as the container's namespaces show them) or host (as the host's kernel wrote them)", s)
+	return ViewContainer
 }
 
 func (p *parser) cgroup(v *yaml.Node) string {

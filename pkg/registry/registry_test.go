@@ -75,6 +75,10 @@ func TestParseErrors(t *testing.T) {
 		{"[1, 2]\n", "f.yaml:1:1: a container file is a mapping"},
 		{"name: [\n", "f.yaml: yaml:"},
 		{"name: a\nid: 1\nowner: oci/hook\ndeliver: {file: /a}\n", `f.yaml:3:8: name "oci/hook": use letters`},
+		{"name: a\nid: 1\ndeliver: {file: /a}\nview: tenant\n", `f.yaml:4:7: view "tenant": give container`},
+		{"name: a\nid: 1\ndeliver: {file: /a}\nview: Host\n", `f.yaml:4:7: view "Host": give container`},
+		{"name: a\nid: 1\ndeliver: {file: /a}\nview: [host]\n", `f.yaml:4:7: view takes a single value`},
+		{"name: a\nid: 1\ndeliver: {file: /a}\nview: host\nview: container\n", `f.yaml:5:1: view is given twice`},
 	} {
 		_, err := registry.Parse([]byte(tc.src), "f.yaml")
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -195,5 +199,30 @@ func TestFileOwner(t *testing.T) {
 		if _, err := registry.Parse([]byte(src), "a.yaml"); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %s", src, err, want)
 		}
+	}
+}
+
+func TestView(t *testing.T) {
+	for src, want := range map[string]string{
+		"name: a\nid: 1\ndeliver: {file: /a}\n":                  registry.ViewContainer,
+		"name: a\nid: 1\ndeliver: {file: /a}\nview: container\n": registry.ViewContainer,
+		"name: a\nid: 1\ndeliver: {file: /a}\nview: host\n":      registry.ViewHost,
+	} {
+		c, err := registry.Parse([]byte(src), "f.yaml")
+		if err != nil {
+			t.Fatalf("%q: %v", src, err)
+		}
+		if c.View != want || c.HostView() != (want == registry.ViewHost) {
+			t.Errorf("%q: view %q, want %q", src, c.View, want)
+		}
+	}
+	// The Spec writes it, and Parse reads it back.
+	b, err := (&registry.Spec{Name: "a", ID: "1", File: "/a", View: "host"}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := registry.Parse(b, "f.yaml")
+	if err != nil || !c.HostView() {
+		t.Fatalf("%s: %v, view %v", b, err, c)
 	}
 }

@@ -21,6 +21,7 @@ type Spec struct {
 	FileOwner                    string // deliver.file_owner
 	Memory, Spool                string // queue:
 	Socket, Owner                string
+	View                         string // "" leaves the default (container)
 	// Rules is the rules: value (see RulesNode); nil for none.
 	Rules *yaml.Node
 	// Comment, when set, is the file's first line ("# " is added), for
@@ -56,6 +57,7 @@ func (s *Spec) Marshal() ([]byte, error) {
 	}
 	str("socket", s.Socket)
 	str("owner", s.Owner)
+	str("view", s.View)
 	if s.Rules != nil {
 		add("rules", s.Rules)
 	}
