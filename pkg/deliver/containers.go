@@ -233,8 +233,9 @@ type RegisterOptions struct {
 	Check func(next *registry.Tree) error
 }
 
-// Register starts c, replacing the running container of its name when
-// o.Replace, persists it and publishes it. A replaced container's queue and
+// Register persists c, then starts it, replacing the running container of
+// its name when o.Replace, and publishes it: a registration that cannot be
+// saved is refused and changes nothing. A replaced container's queue and
 // spool are kept: the new registration reopens them. When c cannot start,
 // the replaced one is started again.
 func (cs *Containers) Register(c *registry.Container, o RegisterOptions) (*Container, error) {
@@ -258,23 +259,33 @@ func (cs *Containers) Register(c *registry.Container, o RegisterOptions) (*Conta
 			return nil, fmt.Errorf("registering %q: %w: %w", c.Name, ErrInvalid, err)
 		}
 	}
+	// Saved first, then started: a registration that cannot be saved
+	// changes nothing that runs, and one that cannot start puts the saved
+	// file back.
+	restore := func() error { return nil }
+	if cs.opt.Store != nil {
+		if restore, err = cs.opt.Store.Snapshot(c.Name); err == nil {
+			err = cs.opt.Store.Save(c)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("registering %q: %w", c.Name, err)
+		}
+	}
 	if old != nil {
 		cs.stop(old)
 		delete(cs.live, c.Name)
 	}
 	t, err := cs.start(c)
 	if err != nil {
+		if rerr := restore(); rerr != nil {
+			cs.log.Error("the store no longer matches the running containers", "name", c.Name, "error", rerr)
+		}
 		if old != nil {
 			if back, rerr := cs.start(old.c); rerr == nil {
 				cs.live[c.Name] = back
 			}
 		}
 		return nil, fmt.Errorf("registering %q: %w: %w", c.Name, ErrInvalid, err)
-	}
-	if cs.opt.Store != nil {
-		if err := cs.opt.Store.Save(c); err != nil {
-			cs.log.Warn("the registration will not survive a restart", "name", c.Name, "error", err)
-		}
 	}
 	cs.tree = tree
 	cs.live[c.Name] = t
@@ -332,12 +343,17 @@ func (cs *Containers) Unregister(ctx context.Context, name string, o UnregisterO
 			return Unregistered{}, err
 		}
 	}
+	// Forgotten first, then stopped: an unregistration that cannot be
+	// saved leaves the container running.
+	if cs.opt.Store != nil {
+		if err := cs.opt.Store.Remove(name); err != nil {
+			cs.mu.Unlock()
+			return Unregistered{}, fmt.Errorf("unregistering %q: %w", name, err)
+		}
+	}
 	cs.tree = tree
 	delete(cs.live, name)
 	cs.publish() // no more copies for it from here on
-	if cs.opt.Store != nil {
-		cs.opt.Store.Remove(name)
-	}
 	if t != nil && cs.opt.Detach != nil {
 		cs.opt.Detach(t)
 	}

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -212,6 +214,9 @@ func TestFailedStartUndoes(t *testing.T) {
 	if w.attach["k"] != 0 || len(w.targets["k"]) != 0 {
 		t.Errorf("attached %d, targets %d; want 0, 0", w.attach["k"], len(w.targets["k"]))
 	}
+	if _, err := os.Stat(filepath.Join(w.dir, "containers", "k.yaml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a registration that did not start is saved: %v", err)
+	}
 }
 
 // A replacement that cannot start leaves the replaced container running,
@@ -235,6 +240,9 @@ func TestRefusedReplaceRestartsTheOld(t *testing.T) {
 	// running, but still registered as it was.
 	if c := w.cs.Tree().ByName("a"); c == nil || c.Cgroup != "/cg/a" {
 		t.Errorf("the registration after a refused replace: %+v", c)
+	}
+	if b, err := os.ReadFile(filepath.Join(w.dir, "containers", "a.yaml")); err != nil || !strings.Contains(string(b), "/cg/a") {
+		t.Errorf("the saved registration after a refused replace: %v\n%s", err, b)
 	}
 	if _, err := w.cs.Register(parse(t, "name: a\ncgroup: /cg/a\ndeliver: {file: /x}\n"), deliver.RegisterOptions{}); !errors.Is(err, deliver.ErrExists) {
 		t.Errorf("registering an existing name without replace: %v, want ErrExists", err)

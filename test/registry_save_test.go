@@ -1,0 +1,120 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestIntegrationUnsavedChangeRefused: a registration, a replacement, an
+// unregistration or a rules push that the daemon cannot save in its state
+// directory is refused through the control socket, with a message naming
+// the file, and changes nothing that runs; the daemon keeps running. Listener
+// mode: no kernel needed.
+func TestIntegrationUnsavedChangeRefused(t *testing.T) {
+	dir := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", port(t))
+	cfg := filepath.Join(dir, "auditd-ns.yaml")
+	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf("local_events: no\nlisten: {address: %q}\nlog_file: %s/log/audit.log\nstate_dir: %s/state\ncontrol_socket: %s/control.sock\n", addr, dir, dir, dir)), 0o600))
+	d := exec.Command(binary, "run", "--config", cfg)
+	errFile := filepath.Join(dir, "stderr")
+	derr, err := os.Create(errFile)
+	must(t, err)
+	d.Stderr = derr
+	watchRaces(t, errFile)
+	must(t, d.Start())
+	t.Cleanup(func() {
+		d.Process.Kill()
+		d.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(errFile)
+			t.Logf("daemon stderr:\n%s", b)
+		}
+	})
+	waitAccepting(t, addr)
+	waitFor(t, 10*time.Second, func() bool { _, err := ctl(t, dir, "status"); return err == nil }, "the control socket")
+
+	// Blocked, the store's directory is a read-only bind mount of itself:
+	// it reads, but nothing in it changes, root's writes included.
+	store := filepath.Join(dir, "state/containers")
+	block := func() {
+		t.Helper()
+		must(t, unix.Mount(store, store, "", unix.MS_BIND, ""))
+		t.Cleanup(func() { unix.Unmount(store, unix.MNT_DETACH) })
+		must(t, unix.Mount("", store, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""))
+	}
+	unblock := func() { t.Helper(); must(t, unix.Unmount(store, 0)) }
+	file := func(name, target string) string {
+		p := filepath.Join(dir, name)
+		must(t, os.WriteFile(p, []byte(fmt.Sprintf("name: web\nid: 42\ndeliver: {file: %s/%s/audit.log}\n", dir, target)), 0o600))
+		return p
+	}
+	running := func() string {
+		out, err := ctl(t, dir, "containers")
+		if err != nil {
+			t.Fatalf("ctl containers (is the daemon still running?): %v\n%s", err, out)
+		}
+		return out
+	}
+	refused := func(what string, args ...string) {
+		t.Helper()
+		out, err := ctl(t, dir, args...)
+		if err == nil {
+			t.Errorf("%s that could not be saved succeeded:\n%s", what, out)
+		} else if !strings.Contains(out, filepath.Join(store, "web.yaml")) {
+			t.Errorf("%s that could not be saved: the refusal does not name the file:\n%s", what, out)
+		}
+	}
+
+	// A new registration, its file unwritable, then unreadable (a
+	// directory with something in it).
+	block()
+	refused("a registration", "register", file("web.yaml", "a"))
+	unblock()
+	stored := filepath.Join(store, "web.yaml")
+	must(t, os.MkdirAll(filepath.Join(stored, "x"), 0o700))
+	refused("a registration", "register", file("web.yaml", "a"))
+	must(t, os.RemoveAll(stored))
+	if out := running(); strings.Contains(out, "web") {
+		t.Errorf("a registration that could not be saved runs:\n%s", out)
+	}
+	if out, err := ctl(t, dir, "register", file("web.yaml", "a")); err != nil {
+		t.Fatalf("ctl register: %v\n%s", err, out)
+	}
+
+	// A replacement: the first registration keeps running.
+	block()
+	refused("a replacement", "register", "--replace", file("web2.yaml", "b"))
+	if out := running(); !strings.Contains(out, dir+"/a/audit.log") || strings.Contains(out, dir+"/b/audit.log") {
+		t.Errorf("after a replacement that could not be saved, web does not run its saved registration:\n%s", out)
+	}
+
+	// A rules push.
+	rules := filepath.Join(dir, "rules.yaml")
+	must(t, os.WriteFile(rules, []byte("- keep: {key: a}\n- keep: {key: b}\n"), 0o600))
+	refused("a rules push", "rules", "push", "web", rules)
+	if out, err := ctl(t, dir, "containers", "--json"); err != nil || !strings.Contains(out, `"rules": 0`) && strings.Contains(out, `"rules"`) {
+		t.Errorf("after a push that could not be saved, web runs new rules: %v\n%s", err, out)
+	}
+
+	// An unregistration: web keeps running, and still would after a
+	// restart.
+	refused("an unregistration", "unregister", "--spool", "web")
+	refused("a drained unregistration", "unregister", "web")
+	if out := running(); !strings.Contains(out, "web") {
+		t.Errorf("an unregistration that could not be saved stopped web:\n%s", out)
+	}
+	unblock()
+	if out, err := ctl(t, dir, "unregister", "--spool", "web"); err != nil {
+		t.Fatalf("ctl unregister: %v\n%s", err, out)
+	}
+	if out := running(); strings.Contains(out, "web") {
+		t.Errorf("web still runs after its unregistration:\n%s", out)
+	}
+}
