@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/auditd-ns/auditd-ns/pkg/record"
+	"github.com/auditd-ns/auditd-ns/pkg/view"
 )
 
 // objectType reports whether records of type t have a CONTAINER_ID that
@@ -249,8 +250,14 @@ func leadingUint(v []byte) (uint64, bool) {
 
 // copy pushes the event's records that tn's rules keep into tn's queue,
 // all in one push. own is tn's contid when the event carries chains
-// (trimmed at it).
+// (trimmed at it). In the container view (tn.View() set) each line is
+// translated into a buffer of the copy's own; ev is only read.
 func (r *Router) copy(tn *Container, ev *record.Event, own uint64, chained bool) {
+	var ns view.Namespaces
+	if v := tn.view.Load(); v != nil {
+		ns = v.ns
+		noteSessions(tn.ses.Load(), ev)
+	}
 	v, _ := tn.Rules().MatchScan(&r.scan)
 	if !v.Keep {
 		tn.filtered.Add(1)
@@ -259,26 +266,35 @@ func (r *Router) copy(tn *Container, ev *record.Event, own uint64, chained bool)
 	tn.events.Add(1)
 	r.format(ev)
 	r.trimmed, r.picks = r.trimmed[:0], r.picks[:0]
+	var at int64
+	if ns != nil {
+		at = stamp(ev)
+	}
 	for i := range ev.Records {
 		rec := &ev.Records[i]
 		if !v.Keeps(rec.Type) {
 			continue
 		}
+		data := rec.Data
 		if rec.Type == record.TypeContainerID && chained {
-			data := r.trim(ev, i, own)
-			if data == nil {
+			if data = r.trim(ev, i, own); data == nil {
 				continue
 			}
-			start := len(r.trimmed)
-			r.trimmed = record.AppendLine(r.trimmed, r.opt.Node, rec.Type, data)
-			r.picks = append(r.picks, pick{start, len(r.trimmed) - 1, true})
+		} else if ns == nil {
+			start := 0
+			if i > 0 {
+				start = r.ends[i-1]
+			}
+			r.picks = append(r.picks, pick{start, r.ends[i] - 1, false})
 			continue
 		}
-		start := 0
-		if i > 0 {
-			start = r.ends[i-1]
+		if ns != nil {
+			r.viewed = view.Rewrite(r.viewed[:0], rec.Type, data, ns, at, tn.ses.Load())
+			data = r.viewed
 		}
-		r.picks = append(r.picks, pick{start, r.ends[i] - 1, false})
+		start := len(r.trimmed)
+		r.trimmed = record.AppendLine(r.trimmed, r.opt.Node, rec.Type, data)
+		r.picks = append(r.picks, pick{start, len(r.trimmed) - 1, true})
 	}
 	// Slices into trimmed only now that it has stopped growing.
 	items := r.items[:0]
@@ -293,6 +309,27 @@ func (r *Router) copy(tn *Container, ev *record.Event, own uint64, chained bool)
 	if len(items) > 0 {
 		tn.Queue.PushAll(items)
 		tn.copies.Add(uint64(len(items)))
+	}
+}
+
+// typeLogin is LOGIN: a task's login uid set, and its new session, ses=.
+const typeLogin = 1006
+
+// noteSessions notes in s the sessions the event's LOGIN records begin
+// (their kernel-written ses=), whether or not the container's rules keep
+// them: a session begun inside the container is its own either way.
+func noteSessions(s *view.Sessions, ev *record.Event) {
+	if s == nil {
+		return
+	}
+	for i := range ev.Records {
+		rec := &ev.Records[i]
+		if rec.Type != typeLogin {
+			continue
+		}
+		if v, ok := kernelUint(rec, "ses"); ok && v < 1<<32-1 {
+			s.Begin(uint32(v))
+		}
 	}
 }
 

@@ -81,7 +81,8 @@ type Router struct {
 	scan    rules.Scan
 	lines   []byte // the event's records as copy lines, each ending in \n
 	ends    []int  // lines[ends[i-1]:ends[i]] is record i's (ends[-1] = 0)
-	trimmed []byte // a container's rewritten CONTAINER_ID lines
+	trimmed []byte // a container's rewritten lines: trimmed CONTAINER_ID, translated
+	viewed  []byte // one record's data translated (view.Rewrite)
 	picks   []pick // the lines a container gets
 	items   [][]byte
 	data    []byte
