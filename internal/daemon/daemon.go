@@ -145,9 +145,7 @@ func Run(ctx context.Context, cfg *config.Config, kf *auditrule.File, log hclog.
 		if d.kern != nil {
 			d.kern.Unregister()
 		}
-		err = errors.Join(err, d.stopServices())
-		d.closeAll()
-		return err
+		return errors.Join(err, d.stopServices(), d.closeAll())
 	}
 	d.notify(sdnotify.Ready)
 	err := d.loop(ctx, sigs)
@@ -334,18 +332,20 @@ func (d *Daemon) startText() string {
 	return record.DaemonStartText(buildinfo.Version(), format, kernel)
 }
 
-func (d *Daemon) closeAll() {
-	d.plugins.Stop()
-	d.export.stop(0)
+// closeAll ends what start opened when start fails half-way, and returns
+// what could not be closed.
+func (d *Daemon) closeAll() error {
+	errs := []error{d.plugins.Stop(), d.export.stop(0)}
 	if d.kern != nil {
-		d.kern.Close()
+		errs = append(errs, d.kern.Close())
 	}
 	if d.hlog != nil {
-		d.hlog.Close()
+		errs = append(errs, d.hlog.Close())
 	}
 	if d.ctl != nil {
-		d.ctl.Close()
+		errs = append(errs, d.ctl.Close())
 	}
+	return errors.Join(errs...)
 }
 
 // stopServices stops what the daemon started, in order: the control

@@ -242,7 +242,7 @@ func (d *Daemon) stop() error {
 	}
 	d.hlog.Daemon(record.TypeDaemonEnd, endText())
 	// After DAEMON_END, which the plugins and the export get too.
-	d.plugins.Stop()
+	errs = append(errs, d.plugins.Stop())
 	errs = append(errs, d.export.stop(2*time.Second))
 	errs = append(errs, d.hlog.Close(), d.kern.Close(), d.ctl.Close())
 	d.log.Info("stopped and unregistered")

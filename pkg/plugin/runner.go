@@ -56,7 +56,9 @@ type Options struct {
 	// plugins. It is called on the plugins' goroutines.
 	Line func(dst []byte, typ uint16, data []byte) []byte
 	Log  hclog.Logger
-	// Halt stops the daemon (overflow_action halt).
+	// Halt stops the daemon (overflow_action halt). It is called on the
+	// goroutine of the Submit that overflowed, once per plugin, and must
+	// not block.
 	Halt func(reason string)
 	// StopGrace bounds how long Stop gives a plugin to take what is
 	// queued and exit, before SIGTERM and SIGKILL (default 3s, as auditd
@@ -82,7 +84,9 @@ type Stat struct {
 	LastError     string
 }
 
-// Runner runs a set of plugins.
+// Runner runs a set of plugins. Every goroutine it starts (one per
+// plugin, and per plugin the wait on its program or the accept loop of its
+// socket) ends before Stop returns.
 type Runner struct {
 	opt     Options // Overflow and MaxRestarts are read from the atomics below
 	plugins atomic.Pointer[[]*plugin]
@@ -90,9 +94,20 @@ type Runner struct {
 	// overflow and maxRestarts are opt's, replaced by Reload.
 	overflow    atomic.Int32
 	maxRestarts atomic.Int32
+	wg          sync.WaitGroup // the goroutines the Runner started
 }
 
-// Start starts the plugins of confs.
+// goroutine runs f on a goroutine that Stop waits for.
+func (r *Runner) goroutine(f func()) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		f()
+	}()
+}
+
+// Start starts the plugins of confs. The caller owns the Runner: it must
+// Stop it, which ends every goroutine Start started.
 func Start(confs []*Conf, opt Options) *Runner {
 	if opt.QDepth <= 0 {
 		opt.QDepth = DefaultQDepth
@@ -118,9 +133,9 @@ func (r *Runner) start(c *Conf) *plugin {
 	p := &plugin{conf: c, r: r, log: r.opt.Log.Named(c.Name), q: make(chan *item, r.opt.QDepth),
 		stop: make(chan struct{}), done: make(chan struct{}), state: "starting"}
 	if c.Builtin() {
-		go p.runAFUnix()
+		r.goroutine(p.runAFUnix)
 	} else {
-		go p.runProgram()
+		r.goroutine(p.runProgram)
 	}
 	return p
 }
@@ -196,12 +211,16 @@ func (r *Runner) Reload(confs []*Conf, overflow Overflow, maxRestarts int) {
 		ps = append(ps, r.start(c))
 	}
 	r.plugins.Store(&ps)
-	var wg sync.WaitGroup
+	gone := make([]*plugin, 0, len(old))
 	for _, p := range old {
-		wg.Add(1)
-		go func() { defer wg.Done(); p.shutdown() }()
+		gone = append(gone, p)
 	}
-	wg.Wait()
+	r.shutdown(gone)
+	for _, p := range gone {
+		if p.stopErr != nil {
+			p.log.Warn("stopping a plugin at reload", "error", p.stopErr)
+		}
+	}
 }
 
 func same(a, b *Conf) bool {
@@ -217,21 +236,26 @@ func same(a, b *Conf) bool {
 }
 
 // Stop gives each plugin what is queued (within StopGrace), closes its
-// input and ends it. Submit must not be called during or after Stop.
-func (r *Runner) Stop() {
+// input and ends it, and returns when every goroutine of the Runner has
+// ended. Its error is what could not be torn down (an af_unix socket file
+// left behind); a plugin's own failures are in its Stat, as auditd runs on
+// without a failed plugin. Submit must not be called during or after Stop.
+func (r *Runner) Stop() error {
 	if r == nil {
-		return
+		return nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, p := range *r.plugins.Load() {
-		wg.Add(1)
-		go func() { defer wg.Done(); p.shutdown() }()
-	}
-	wg.Wait()
+	ps := *r.plugins.Load()
+	r.shutdown(ps)
 	empty := []*plugin{}
 	r.plugins.Store(&empty)
+	r.wg.Wait()
+	var errs []error
+	for _, p := range ps {
+		errs = append(errs, p.stopErr)
+	}
+	return errors.Join(errs...)
 }
 
 type plugin struct {
@@ -241,6 +265,9 @@ type plugin struct {
 	q    chan *item
 	stop chan struct{} // closed by shutdown
 	done chan struct{} // closed when the plugin's goroutine ends
+	// stopErr is what the plugin's goroutine could not tear down; read
+	// once done is closed.
+	stopErr error
 
 	sent, dropped atomic.Uint64
 	suspended     atomic.Bool
@@ -302,32 +329,37 @@ func (p *plugin) overflow() {
 		}
 	case OverflowHalt:
 		if p.suspended.CompareAndSwap(false, true) && opt.Halt != nil {
-			go opt.Halt(fmt.Sprintf("plugin %s: queue full (overflow_action halt)", p.conf.Name))
+			opt.Halt(fmt.Sprintf("plugin %s: queue full (overflow_action halt)", p.conf.Name))
 		}
 	}
 }
 
-// shutdown ends the plugin and waits for its goroutine. A plugin that
-// does not take what is queued within the grace is cut off: its pending
-// write is broken (and its program killed).
-func (p *plugin) shutdown() {
-	select {
-	case <-p.stop:
-	default:
-		close(p.stop)
+// shutdown ends the plugins ps, all at once, and waits for their
+// goroutines. A plugin that does not take what is queued within the grace
+// is cut off: its pending write is broken (and its program killed).
+func (r *Runner) shutdown(ps []*plugin) {
+	for _, p := range ps {
+		select {
+		case <-p.stop:
+		default:
+			close(p.stop)
+		}
 	}
-	select {
-	case <-p.done:
-		return
-	case <-time.After(p.r.opt.StopGrace + time.Second):
+	deadline := time.Now().Add(r.opt.StopGrace + time.Second)
+	for _, p := range ps {
+		select {
+		case <-p.done:
+			continue
+		case <-time.After(time.Until(deadline)):
+		}
+		p.mu.Lock()
+		unblock := p.unblock
+		p.mu.Unlock()
+		if unblock != nil {
+			unblock()
+		}
+		<-p.done
 	}
-	p.mu.Lock()
-	unblock := p.unblock
-	p.mu.Unlock()
-	if unblock != nil {
-		unblock()
-	}
-	<-p.done
 }
 
 // stopping tells whether shutdown has begun.
@@ -411,16 +443,16 @@ func (p *plugin) spawn() (*child, error) {
 		return nil, err
 	}
 	c := &child{cmd: cmd, stdin: wr, exited: make(chan struct{})}
-	go func() {
+	p.r.goroutine(func() {
 		cmd.Wait()
-		close(c.exited)
 		p.set(func(p *plugin) {
 			if p.proc == cmd.Process {
 				p.state, p.pid, p.proc = "exited", 0, nil
 				p.lastErr = "exited (" + cmd.ProcessState.String() + "); restarted at the next record"
 			}
 		})
-	}()
+		close(c.exited)
+	})
 	p.set(func(p *plugin) {
 		p.state, p.pid, p.proc = "running", cmd.Process.Pid, cmd.Process
 		p.unblock = func() { wr.Close(); cmd.Process.Kill() }
@@ -585,7 +617,9 @@ func (p *plugin) runAFUnix() {
 	p.log.Info("af_unix socket listening", "socket", p.conf.Socket)
 	conns := make(chan net.Conn)
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
+	accepted := make(chan struct{}) // closed when the accept loop ends
+	p.r.goroutine(func() {
+		defer close(accepted)
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -600,15 +634,18 @@ func (p *plugin) runAFUnix() {
 				return
 			}
 		}
-	}()
+	})
 	var conn net.Conn
 	defer func() {
 		cancel()
 		ln.Close()
+		<-accepted
 		if conn != nil {
 			conn.Close()
 		}
-		os.Remove(p.conf.Socket)
+		if err := os.Remove(p.conf.Socket); err != nil && !errors.Is(err, os.ErrNotExist) {
+			p.stopErr = fmt.Errorf("plugin %s: removing its socket: %w", p.conf.Name, err)
+		}
 		p.set(func(p *plugin) { p.state = "stopped" })
 	}()
 	var deadline time.Time
