@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"runtime"
@@ -11,6 +12,7 @@ import (
 	"github.com/auditd-ns/auditd-ns/pkg/queue"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
+	"github.com/auditd-ns/auditd-ns/pkg/view"
 )
 
 const benchRules = `rules:
@@ -42,7 +44,31 @@ func BenchmarkRoute(b *testing.B) {
 	b.Run("stalled", func(b *testing.B) { benchmarkRoute(b, false, benchRules) })
 }
 
+// BenchmarkRouteView is Route/healthy with every container in the host
+// view (as Route) and in the container view: each of its copies translated
+// (pids through a map, uids and gids through a uid_map of one line), so
+// that the difference is the translation's cost.
+func BenchmarkRouteView(b *testing.B) {
+	b.Run("host", func(b *testing.B) { benchmarkRouteView(b, true, benchRules, false) })
+	b.Run("container", func(b *testing.B) { benchmarkRouteView(b, true, benchRules, true) })
+}
+
+// benchNS is a container's namespaces as the benchmark's: a pid map and
+// rootless uid and gid maps.
+type benchNS struct {
+	pids     map[uint32]uint32
+	uid, gid view.IDMap
+}
+
+func (n *benchNS) Pid(p uint32, _ int64) uint32 { return n.pids[p] }
+func (n *benchNS) UID(id uint32) uint32         { return n.uid.Map(id) }
+func (n *benchNS) GID(id uint32) uint32         { return n.gid.Map(id) }
+
 func benchmarkRoute(b *testing.B, drain bool, rulesYAML string) {
+	benchmarkRouteView(b, drain, rulesYAML, false)
+}
+
+func benchmarkRouteView(b *testing.B, drain bool, rulesYAML string, viewed bool) {
 	var cs []*registry.Container
 	var chains [][]uint64
 	id := uint64(1)
@@ -81,6 +107,12 @@ func benchmarkRoute(b *testing.B, drain bool, rulesYAML string) {
 		b.Cleanup(func() { q.Close() })
 		containers[c.Name] = NewContainer(c, q)
 		queues = append(queues, q)
+	}
+	if viewed {
+		u, _ := view.ParseIDMap([]byte("0 100000 65536\n"))
+		for _, t := range containers {
+			t.SetView(&benchNS{pids: map[uint32]uint32{1000: 1, 1001: 2}, uid: u, gid: u})
+		}
 	}
 	empty := func() {
 		for _, q := range queues {
@@ -136,7 +168,10 @@ func benchmarkRoute(b *testing.B, drain bool, rulesYAML string) {
 	// shared machine wall time grows with the load and CPU time does not.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	run(512 << 10) // warm the pools; fill the queues when not drained
+	run(512<<10 + 5400) // warm the pools; fill the queues when not drained
+	if drain {
+		checkCopies(b, queues, viewed)
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	drainCPU = 0
@@ -154,6 +189,36 @@ func benchmarkRoute(b *testing.B, drain bool, rulesYAML string) {
 	}
 	if copies == 0 {
 		b.Fatal("no copies were made")
+	}
+}
+
+// checkCopies reads the copies queued and fails unless their SYSCALL lines
+// are in the view asked for.
+func checkCopies(b *testing.B, queues []*queue.Queue, viewed bool) {
+	want := []byte(" ppid=1000 pid=1001 auid=1000 uid=0 ")
+	if viewed {
+		want = []byte(" ppid=1 pid=2 auid=65534 uid=65534 ")
+	}
+	seen := 0
+	for _, q := range queues {
+		for q.Stats().MemoryItems > 0 {
+			items, err := q.Read(context.Background(), 1<<20)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, it := range items {
+				if bytes.HasPrefix(it.Data, []byte("type=SYSCALL ")) {
+					if !bytes.Contains(it.Data, want) {
+						b.Fatalf("copy not in the view (viewed %v): %s", viewed, it.Data)
+					}
+					seen++
+				}
+			}
+			q.Commit(items[len(items)-1].Seq)
+		}
+	}
+	if seen == 0 {
+		b.Fatal("no SYSCALL copies queued")
 	}
 }
 
