@@ -275,26 +275,35 @@ func (r *Router) copy(tn *Container, ev *record.Event, own uint64, chained bool)
 		if !v.Keeps(rec.Type) {
 			continue
 		}
-		data := rec.Data
+		var line []byte // the copy's line before translation, ending in \n
 		if rec.Type == record.TypeContainerID && chained {
-			if data = r.trim(ev, i, own); data == nil {
+			data := r.trim(ev, i, own)
+			if data == nil {
 				continue
 			}
-		} else if ns == nil {
+			if ns == nil {
+				start := len(r.trimmed)
+				r.trimmed = record.AppendLine(r.trimmed, r.opt.Node, rec.Type, data)
+				r.picks = append(r.picks, pick{start, len(r.trimmed) - 1, true})
+				continue
+			}
+			r.viewed = record.AppendLine(r.viewed[:0], r.opt.Node, rec.Type, data)
+			line = r.viewed
+		} else {
 			start := 0
 			if i > 0 {
 				start = r.ends[i-1]
 			}
-			r.picks = append(r.picks, pick{start, r.ends[i] - 1, false})
-			continue
+			if ns == nil {
+				r.picks = append(r.picks, pick{start, r.ends[i] - 1, false})
+				continue
+			}
+			line = r.lines[start:r.ends[i]]
 		}
-		if ns != nil {
-			r.viewed = view.Rewrite(r.viewed[:0], rec.Type, data, ns, at, tn.ses.Load())
-			data = r.viewed
-		}
+		// The line's node= and type= prefix holds no id field.
 		start := len(r.trimmed)
-		r.trimmed = record.AppendLine(r.trimmed, r.opt.Node, rec.Type, data)
-		r.picks = append(r.picks, pick{start, len(r.trimmed) - 1, true})
+		r.trimmed = view.Rewrite(r.trimmed, rec.Type, line[:len(line)-1], ns, at, tn.ses.Load())
+		r.picks = append(r.picks, pick{start, len(r.trimmed), true})
 	}
 	// Slices into trimmed only now that it has stopped growing.
 	items := r.items[:0]

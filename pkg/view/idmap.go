@@ -105,6 +105,14 @@ func (m IDMap) Map(host uint32) uint32 {
 		return host
 	}
 	ext := m.extents
+	if len(ext) <= 4 { // the usual: one line, or a few
+		for _, e := range ext {
+			if host-e.Outside < e.Count {
+				return e.Inside + (host - e.Outside)
+			}
+		}
+		return Overflow
+	}
 	i, _ := slices.BinarySearchFunc(ext, host, func(e Extent, h uint32) int { return cmpU32(e.Outside, h) })
 	// ext[i] is the first extent starting at or after host: the one
 	// holding host starts there or is the one before.

@@ -49,6 +49,11 @@ const (
 
 // fieldKind is what a kernel-written field called name holds.
 func fieldKind(name []byte) kind {
+	// Every id field's name ends in d or s: most other names are passed
+	// over by this one test.
+	if len(name) < 3 || name[len(name)-1] != 'd' && name[len(name)-1] != 's' {
+		return notID
+	}
 	switch string(name) {
 	case "pid", "ppid", "opid", "audit_pid":
 		return pidID
@@ -63,7 +68,7 @@ func fieldKind(name []byte) kind {
 }
 
 // Rewrite appends to dst the record data (a record's payload, "audit(...):
-// text") with every id field the kernel wrote translated through ns, as
+// text", or its whole log line as record.AppendLine writes it) with every id field the kernel wrote translated through ns, as
 // seen at time at (ns since the epoch: the event's stamp). typ is the
 // record's type. Sessions not in s become unset; a LOGIN record's ses= is
 // first noted in s as begun. A nil s leaves sessions as they are; a nil ns
@@ -80,14 +85,16 @@ func Rewrite(dst []byte, typ uint16, data []byte, ns Namespaces, at int64, s *Se
 	afterAuditPid := false
 	for f := record.NewFields(data); f.Next(); {
 		name, v := f.Name(), f.Value()
-		if string(name) == "msg" && len(v) > 0 && v[0] == '\'' {
+		if len(v) > 0 && v[0] == '\'' && string(name) == "msg" {
 			break // a user message's text, to the end
 		}
 		k := fieldKind(name)
-		if afterAuditPid && typ == typeConfigChange && string(name) == "old" {
-			k = pidID // CONFIG_CHANGE: "op=set audit_pid=NEW old=OLD"
+		if typ == typeConfigChange {
+			if afterAuditPid && string(name) == "old" {
+				k = pidID // "op=set audit_pid=NEW old=OLD"
+			}
+			afterAuditPid = string(name) == "audit_pid"
 		}
-		afterAuditPid = string(name) == "audit_pid"
 		if k == notID {
 			continue
 		}
