@@ -190,6 +190,9 @@ func benchmarkRouteView(b *testing.B, drain bool, rulesYAML string, viewed bool)
 	if copies == 0 {
 		b.Fatal("no copies were made")
 	}
+	if viewed {
+		b.ReportMetric(float64(copies)/float64(b.N+512<<10+5400), "copies/record")
+	}
 }
 
 // checkCopies reads the copies queued and fails unless their SYSCALL lines

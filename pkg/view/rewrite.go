@@ -83,6 +83,7 @@ func Rewrite(dst []byte, typ uint16, data []byte, ns Namespaces, at int64, s *Se
 	}
 	last := 0
 	afterAuditPid := false
+	tr := translator{ns: ns, at: at, s: s}
 	for f := record.NewFields(data); f.Next(); {
 		name, v := f.Name(), f.Value()
 		if len(v) > 0 && v[0] == '\'' && string(name) == "msg" {
@@ -105,7 +106,7 @@ func Rewrite(dst []byte, typ uint16, data []byte, ns Namespaces, at int64, s *Se
 		}
 		off := f.Offset()
 		dst = append(dst, data[last:off]...)
-		dst = appendID(dst, k, typ == typeObjPID, v, ns, at, s)
+		dst = tr.appendID(dst, k, typ == typeObjPID, v)
 		last = off + len(v)
 	}
 	return append(dst, data[last:]...)
@@ -126,14 +127,27 @@ func rewriteNetfilterCfg(dst, data []byte, ns Namespaces, at int64) []byte {
 		end++
 	}
 	dst = append(dst, data[:off]...)
-	dst = appendID(dst, pidID, false, data[off:end], ns, at, nil)
+	tr := translator{ns: ns, at: at}
+	dst = tr.appendID(dst, pidID, false, data[off:end])
 	return append(dst, data[end:]...)
+}
+
+// translator translates the ids of one record. It remembers the last
+// uid and gid it translated: a task's uid, euid, suid and fsuid are most
+// often one value, as are its gids.
+type translator struct {
+	ns   Namespaces
+	at   int64
+	s    *Sessions
+	uid  [2]uint32 // host, translated
+	gid  [2]uint32
+	memo uint8 // 1: uid is set, 2: gid is set
 }
 
 // appendID appends the translation of v, an id of kind k. A value that is
 // not a decimal id, or is Unset, or translates to itself is appended as it
 // is. signed: the kernel prints the field with %d.
-func appendID(dst []byte, k kind, signed bool, v []byte, ns Namespaces, at int64, s *Sessions) []byte {
+func (t *translator) appendID(dst []byte, k kind, signed bool, v []byte) []byte {
 	id, neg, ok := parseID(v)
 	if !ok || id == Unset {
 		return append(dst, v...)
@@ -141,13 +155,19 @@ func appendID(dst []byte, k kind, signed bool, v []byte, ns Namespaces, at int64
 	out := id
 	switch k {
 	case pidID:
-		out = ns.Pid(id, at)
+		out = t.ns.Pid(id, t.at)
 	case uidID:
-		out = ns.UID(id)
+		if t.memo&1 == 0 || t.uid[0] != id {
+			t.uid, t.memo = [2]uint32{id, t.ns.UID(id)}, t.memo|1
+		}
+		out = t.uid[1]
 	case gidID:
-		out = ns.GID(id)
+		if t.memo&2 == 0 || t.gid[0] != id {
+			t.gid, t.memo = [2]uint32{id, t.ns.GID(id)}, t.memo|2
+		}
+		out = t.gid[1]
 	case sesID:
-		if s != nil && !s.Has(id) {
+		if t.s != nil && !t.s.Has(id) {
 			out = Unset
 		}
 	}
