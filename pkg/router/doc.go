@@ -10,4 +10,10 @@
 // The chain of an event comes from its CONTAINER_ID record on a kernel with
 // the container-ID patches. On a stock kernel it comes from the cgroup of
 // the event's pid, through an Attributor, and the registry's parent links.
+//
+// A container's copies are in the host view (ids as the kernel wrote them)
+// unless Container.SetView gives it namespaces: then each of its copy lines
+// is translated by pkg/view into a buffer of the copy's own, with its
+// sessions those begun by the LOGIN records routed to it. The event, and
+// so the host log and every other container's copy, is left as it was.
 package router

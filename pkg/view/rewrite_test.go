@@ -114,6 +114,14 @@ var rewriteCases = []struct {
 	`audit(1.000:9): op=set opid=5001 contid=42 old-contid=-1 pid=5000 uid=100000 auid=4294967295 tty=(none) ses=4294967295 subj=unconfined comm="runc" exe="/usr/bin/runc" res=1`,
 	`audit(1.000:9): op=set opid=7 contid=42 old-contid=-1 pid=1 uid=0 auid=4294967295 tty=(none) ses=4294967295 subj=unconfined comm="runc" exe="/usr/bin/runc" res=1`,
 }, {
+	"CONTAINER_OP with namespaces", 1020,
+	`audit(1.000:9): op=set opid=5002 contid=42 old-contid=-1 ns_dev=00:04 ns_pid=4026531836 ns_user=4026531837 ns_uts=4026531838 res=1`,
+	`audit(1.000:9): op=set opid=8 contid=42 old-contid=-1 ns_dev=00:04 ns_pid=4026531836 ns_user=4026531837 ns_uts=4026531838 res=1`,
+}, {
+	"NAMESPACE", 1341,
+	`audit(1.000:9): op=change nstype=pid old_inode=5000 new_inode=5001`,
+	`audit(1.000:9): op=change nstype=pid old_inode=5000 new_inode=5001`,
+}, {
 	"CONTAINER_ID", 1340,
 	`audit(1.000:10): record=1318 opid=5002 contid=42,^7`,
 	`audit(1.000:10): record=1318 opid=8 contid=42,^7`,
