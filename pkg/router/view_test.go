@@ -2,8 +2,10 @@ package router_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,6 +42,10 @@ func (n *nsMap) GID(id uint32) uint32         { return n.gid.Map(id) }
 // setupViews is setup that also returns the router's containers, so that
 // a test can set their views.
 func setupViews(t testing.TB, srcs ...string) (map[string]*router.Container, map[string]*sink, func(recs ...[2]string) [][]byte) {
+	return setupViewsAttr(t, nil, srcs...)
+}
+
+func setupViewsAttr(t testing.TB, attr router.Attributor, srcs ...string) (map[string]*router.Container, map[string]*sink, func(recs ...[2]string) [][]byte) {
 	t.Helper()
 	var cs []*registry.Container
 	for _, s := range srcs {
@@ -49,7 +55,7 @@ func setupViews(t testing.TB, srcs ...string) (map[string]*router.Container, map
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := router.New(router.Options{EventTimeout: 50 * time.Millisecond})
+	r := router.New(router.Options{EventTimeout: 50 * time.Millisecond, Attribute: attr})
 	sinks := map[string]*sink{}
 	containers := map[string]*router.Container{}
 	for _, c := range cs {
@@ -219,5 +225,85 @@ func TestViewUserMessage(t *testing.T) {
 	want := `type=USER_AVC msg=audit(1700000000.123:30): pid=3 uid=0 auid=4294967295 ses=4294967295 subj=unconfined msg='pid=5001 uid=100000 auid=100000 msg=' ppid=5001'`
 	if len(got) == 0 || got[0] != want {
 		t.Errorf("got\n%q\nwant\n%s", got, want)
+	}
+}
+
+// On a stock kernel (no CONTAINER_ID, attribution by cgroup) a nested
+// pair sees the event each in its own view, and the pid the event was
+// attributed by is the host's, as the kernel wrote it.
+func TestViewCgroupAttributed(t *testing.T) {
+	var asked atomic.Uint32
+	attr := attrFunc(func(pid, ppid uint32, at int64, dirs []string) int {
+		asked.Store(pid)
+		for i, d := range dirs {
+			if d == "/cg/a/b" {
+				return i
+			}
+		}
+		return -1
+	})
+	cs, sinks, submit := setupViewsAttr(t, attr,
+		"name: a\ncgroup: /cg/a\ndeliver: {file: /x/a}\n",
+		"name: b\nparent: a\ncgroup: /cg/a/b\ndeliver: {file: /x/b}\n")
+	cs["a"].SetView(newNSMap(t, map[uint32]uint32{5000: 30, 5001: 31}, "0 100000 65536", "0 100000 65536"))
+	cs["b"].SetView(newNSMap(t, map[uint32]uint32{5001: 1}, "0 100000 65536", "0 100000 65536"))
+	ts := "audit(1700000000.123:40): "
+	submit([2]string{"SYSCALL", ts + `arch=c000003e syscall=59 success=yes exit=0 ppid=5000 pid=5001 auid=4294967295 uid=100000 comm="sh" exe="/bin/sh" key=(null)`},
+		[2]string{"EOE", ts})
+	for name, want := range map[string]string{
+		"a": "ppid=30 pid=31 auid=4294967295 uid=0 ",
+		"b": "ppid=0 pid=1 auid=4294967295 uid=0 ",
+	} {
+		got := waitLines(t, sinks[name], 2)
+		if len(got) != 2 || !strings.Contains(got[0], want) {
+			t.Errorf("%s's copy %q, want it to hold %q", name, got, want)
+		}
+	}
+	if asked.Load() != 5001 {
+		t.Errorf("attributed by pid %d, want the host's 5001", asked.Load())
+	}
+}
+
+// Views set and unset while events are routed: every copy is whole, in
+// one view or the other (run with -race).
+func TestViewSetWhileRouting(t *testing.T) {
+	cs, sinks, submit := setupViews(t, "name: a\nid: 5\ndeliver: {file: /x/a}\n")
+	ns := newNSMap(t, map[uint32]uint32{5001: 3}, "0 100000 65536", "0 100000 65536")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if i%2 == 0 {
+				cs["a"].SetView(ns)
+			} else {
+				cs["a"].SetView(nil)
+			}
+		}
+	}()
+	const n = 300
+	for i := range n {
+		ts := fmt.Sprintf("audit(1700000000.123:%d): ", 100+i)
+		submit([2]string{"SYSCALL", ts + `ppid=5000 pid=5001 uid=100000 ses=4 comm="x"`},
+			[2]string{"CONTAINER_ID", ts + "record=1300 contid=5"}, [2]string{"EOE", ts})
+	}
+	close(stop)
+	<-done
+	got := waitLines(t, sinks["a"], 3*n)
+	if len(got) != 3*n {
+		t.Fatalf("%d lines, want %d", len(got), 3*n)
+	}
+	for _, l := range got {
+		if !strings.HasPrefix(l, "type=SYSCALL") {
+			continue
+		}
+		if !strings.HasSuffix(l, `ppid=5000 pid=5001 uid=100000 ses=4 comm="x"`) && !strings.HasSuffix(l, `ppid=0 pid=3 uid=0 ses=4294967295 comm="x"`) {
+			t.Fatalf("copy in neither view: %s", l)
+		}
 	}
 }
