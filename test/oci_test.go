@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/auditd-ns/auditd-ns/internal/testkernel"
+	"github.com/auditd-ns/auditd-ns/pkg/source"
 )
 
 // ociBundle is a runc bundle of a static busybox whose hooks call
@@ -26,15 +27,8 @@ func newOCIBundle(t *testing.T, dir, sock, config string) *ociBundle {
 	if err != nil {
 		t.Skip("needs runc (Debian package runc)")
 	}
-	busybox, err := exec.LookPath("busybox")
-	if err != nil {
-		t.Skip("needs a static busybox (Debian package busybox-static)")
-	}
 	b := &ociBundle{runc: runc, dir: filepath.Join(dir, "bundle"), sock: sock, config: config}
-	must(t, os.MkdirAll(filepath.Join(b.dir, "rootfs", "bin"), 0o755))
-	if out, err := exec.Command("cp", busybox, filepath.Join(b.dir, "rootfs", "bin", "busybox")).CombinedOutput(); err != nil {
-		t.Fatalf("copying busybox: %v %s", err, out)
-	}
+	busyboxRoot(t, filepath.Join(b.dir, "rootfs"))
 	if out, err := exec.Command(runc, "spec", "--bundle", b.dir).CombinedOutput(); err != nil {
 		t.Fatalf("runc spec: %v %s", err, out)
 	}
@@ -69,16 +63,60 @@ func (b *ociBundle) run(t *testing.T, id string, ann map[string]string) (string,
 	return string(out), err
 }
 
-// writeHookConfig writes an admin's hook config allowing file targets in
-// DIR/files only (and no rules, parents or remote ports).
-func writeHookConfig(t *testing.T, dir string) (config, files string) {
+// busyboxRoot makes root a container's root file system: a static
+// busybox as /bin/busybox and /bin/sh.
+func busyboxRoot(t *testing.T, root string) {
 	t.Helper()
-	files = filepath.Join(dir, "files")
-	must(t, os.MkdirAll(files, 0o755))
-	config = filepath.Join(dir, "oci-hook.yaml")
-	must(t, os.WriteFile(config, []byte(fmt.Sprintf("files: {dirs: [%q]}\nrules: {dir: %q}\n", files, filepath.Join(dir, "rules"))), 0o600))
-	must(t, os.MkdirAll(filepath.Join(dir, "rules"), 0o755))
-	return config, files
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("needs a static busybox (Debian package busybox-static)")
+	}
+	must(t, os.MkdirAll(filepath.Join(root, "bin"), 0o755))
+	if out, err := exec.Command("cp", busybox, filepath.Join(root, "bin", "busybox")).CombinedOutput(); err != nil {
+		t.Fatalf("copying busybox: %v %s", err, out)
+	}
+	must(t, os.Symlink("busybox", filepath.Join(root, "bin", "sh")))
+}
+
+// hookTest is what every OCI hook test sets up first: the kernel's audit
+// subsystem taken, a directory, and in it the daemon's control socket
+// and the hook's config.
+type hookTest struct {
+	t                 *testing.T
+	ctl               *source.Control
+	dir, sock, config string
+}
+
+// newHookTest takes the kernel and writes the hook config that hookConf
+// returns, given DIR/files (an empty directory), or when hookConf is nil
+// an admin's config allowing file targets in DIR/files only (and rules in
+// DIR/rules; no parents or remote ports).
+func newHookTest(t *testing.T, hookConf func(files string) string) *hookTest {
+	t.Helper()
+	needTools(t)
+	h := &hookTest{t: t, ctl: testkernel.Take(t), dir: t.TempDir()}
+	h.sock, h.config = filepath.Join(h.dir, "control.sock"), filepath.Join(h.dir, "oci-hook.yaml")
+	must(t, os.MkdirAll(h.files(), 0o755))
+	if hookConf == nil {
+		rules := filepath.Join(h.dir, "rules")
+		must(t, os.MkdirAll(rules, 0o755))
+		hookConf = func(files string) string { return fmt.Sprintf("files: {dirs: [%q]}\nrules: {dir: %q}\n", files, rules) }
+	}
+	must(t, os.WriteFile(h.config, []byte(hookConf(h.files())), 0o600))
+	return h
+}
+
+// files is where the default hook config allows file targets.
+func (h *hookTest) files() string { return filepath.Join(h.dir, "files") }
+
+// start starts the daemon with the audit rules (after -D), its state in
+// the directory, and keeps the host busy.
+func (h *hookTest) start(rules string) *daemon {
+	h.t.Helper()
+	writeConfig(h.t, h.dir, fmt.Sprintf("state_dir: %s/state\n", h.dir), "-D\n"+rules)
+	d := start(h.t, h.ctl, h.dir)
+	busyHost(h.t)
+	return d
 }
 
 // TestIntegrationOCIHookDaemon runs a busybox container with the real runc,
@@ -87,19 +125,12 @@ func writeHookConfig(t *testing.T, dir string) (config, files string) {
 // processes' events reach its file target inside the hook config's
 // directory (and the host log), and it is unregistered at poststop.
 func TestIntegrationOCIHookDaemon(t *testing.T) {
-	needTools(t)
-	ctl := testkernel.Take(t)
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "control.sock")
-	config, files := writeHookConfig(t, dir)
-	b := newOCIBundle(t, dir, sock, config)
+	h := newHookTest(t, nil)
+	b := newOCIBundle(t, h.dir, h.sock, h.config)
 	bb := filepath.Join(b.dir, "rootfs", "bin", "busybox")
-	target := filepath.Join(files, "tenant", "audit.log")
-
+	target := filepath.Join(h.files(), "tenant", "audit.log")
 	key := testKey("oci")
-	writeConfig(t, dir, fmt.Sprintf("state_dir: %s/state\n", dir), "-D\n"+execRule(bb, key))
-	d := start(t, ctl, dir)
-	busyHost(t)
+	d := h.start(execRule(bb, key))
 	id := fmt.Sprintf("auditd-ns-oci-%d", os.Getpid())
 	out, err := b.run(t, id, map[string]string{"deliver.file": target, "required": "true"})
 	if err != nil {
@@ -129,14 +160,10 @@ func TestIntegrationOCIHookDaemon(t *testing.T) {
 // the same, and the poststop of a container named like the admin's leaves
 // the admin's registered.
 func TestIntegrationOCIHookHostileAnnotations(t *testing.T) {
-	needTools(t)
-	ctl := testkernel.Take(t)
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "control.sock")
-	config, files := writeHookConfig(t, dir)
-	b := newOCIBundle(t, dir, sock, config)
-	writeConfig(t, dir, fmt.Sprintf("state_dir: %s/state\n", dir), "-D\n")
-	d := start(t, ctl, dir)
+	h := newHookTest(t, nil)
+	dir, files := h.dir, h.files()
+	b := newOCIBundle(t, dir, h.sock, h.config)
+	d := h.start("")
 
 	// The host admin's containers: "victim", and "tenant-b" (the stream
 	// another tenant reads).
@@ -152,11 +179,11 @@ func TestIntegrationOCIHookHostileAnnotations(t *testing.T) {
 	} {
 		f := filepath.Join(dir, name+".yaml")
 		must(t, os.WriteFile(f, []byte(src), 0o600))
-		if out, err := ctlRun(dir, "register", f); err != nil {
+		if out, err := ctl(t, dir, "register", f); err != nil {
 			t.Fatalf("registering %s: %v\n%s", name, err, out)
 		}
 	}
-	before, _ := ctlRun(dir, "containers", "--json")
+	before, _ := ctl(t, dir, "containers", "--json")
 	snapshot := func() map[string]string {
 		m := map[string]string{}
 		filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
@@ -203,7 +230,7 @@ func TestIntegrationOCIHookHostileAnnotations(t *testing.T) {
 			if err == nil || !strings.Contains(out, tc.want) {
 				t.Errorf("runc run: %v\n%s\nwant: %s", err, out, tc.want)
 			}
-			if after, _ := ctlRun(dir, "containers", "--json"); !sameContainers(before, after) {
+			if after, _ := ctl(t, dir, "containers", "--json"); !sameContainers(before, after) {
 				t.Errorf("the daemon's containers changed:\nbefore %s\nafter %s", before, after)
 			}
 			if n := registrations(); n != registered {
@@ -221,22 +248,17 @@ func TestIntegrationOCIHookHostileAnnotations(t *testing.T) {
 	if out, err := b.run(t, "victim", map[string]string{"deliver.file": inBase}); err != nil {
 		t.Errorf("runc run victim: %v\n%s", err, out)
 	}
-	if after, _ := ctlRun(dir, "containers", "--json"); !sameContainers(before, after) {
+	if after, _ := ctl(t, dir, "containers", "--json"); !sameContainers(before, after) {
 		t.Errorf("the poststop of a container named victim changed the daemon's containers:\nbefore %s\nafter %s\ndaemon:\n%s", before, after, d.stderrText())
 	}
 
 	// Two containers never claim one cgroup: tenant-b's is taken.
 	f := filepath.Join(dir, "c2.yaml")
 	must(t, os.WriteFile(f, []byte(fmt.Sprintf("name: c2\ncgroup: %s\ndeliver: {file: %s/c2.log}\n", cgB, hostDir)), 0o600))
-	if out, err := ctlRun(dir, "register", f); err == nil || !strings.Contains(out, fmt.Sprintf(`cgroup %s is already claimed by container "tenant-b"`, cgB)) {
+	if out, err := ctl(t, dir, "register", f); err == nil || !strings.Contains(out, fmt.Sprintf(`cgroup %s is already claimed by container "tenant-b"`, cgB)) {
 		t.Errorf("registering a second container in tenant-b's cgroup: %v\n%s", err, out)
 	}
 	d.stop()
-}
-
-func ctlRun(dir string, args ...string) (string, error) {
-	out, err := exec.Command(binary, append([]string{"ctl", "--socket", filepath.Join(dir, "control.sock")}, args...)...).CombinedOutput()
-	return string(out), err
 }
 
 // sameContainers compares two `ctl containers --json` by name, target

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/auditd-ns/auditd-ns/internal/testaudit"
-	"github.com/auditd-ns/auditd-ns/internal/testkernel"
 )
 
 // podman runs the real Debian podman, rootful, with crun, on storage of
@@ -37,10 +36,6 @@ func newPodman(t *testing.T, dir, sock, hookConfig string) *podman {
 	crun, err := exec.LookPath("crun")
 	if err != nil {
 		t.Skip("needs crun (Debian package crun)")
-	}
-	busybox, err := exec.LookPath("busybox")
-	if err != nil {
-		t.Skip("needs a static busybox (Debian package busybox-static)")
 	}
 	crunHybrid(t)
 	// The run root holds conmon's sockets, whose paths must stay short.
@@ -66,11 +61,7 @@ func newPodman(t *testing.T, dir, sock, hookConfig string) *podman {
 
 	// An image imported from a busybox rootfs: no registry.
 	root := filepath.Join(dir, "rootfs")
-	must(t, os.MkdirAll(filepath.Join(root, "bin"), 0o755))
-	if out, err := exec.Command("cp", busybox, filepath.Join(root, "bin", "busybox")).CombinedOutput(); err != nil {
-		t.Fatalf("copying busybox: %v %s", err, out)
-	}
-	must(t, os.Symlink("busybox", filepath.Join(root, "bin", "sh")))
+	busyboxRoot(t, root)
 	tar := filepath.Join(dir, "rootfs.tar")
 	if out, err := exec.Command("tar", "-C", root, "-cf", tar, ".").CombinedOutput(); err != nil {
 		t.Fatalf("tar: %v %s", err, out)
@@ -92,12 +83,15 @@ func (p *podman) cmd(t *testing.T, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// runArgs are podman run's arguments for a container of uid that runs
-// argv with annotations (org.auditd-ns.* keys, prefix cut). The sandbox
-// these tests run in has lower limits than podman's defaults.
+// runArgs are podman run's arguments for a container of uid (-1: podman's
+// default) that runs argv with annotations (org.auditd-ns.* keys, prefix
+// cut). The sandbox these tests run in has lower limits than podman's
+// defaults.
 func (p *podman) runArgs(name string, uid int, ann map[string]string, extra []string, argv ...string) []string {
-	args := []string{"run", "--name", name, "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
-		"--user", fmt.Sprintf("%d:%d", uid, uid)}
+	args := []string{"run", "--name", name, "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"}
+	if uid >= 0 {
+		args = append(args, "--user", fmt.Sprintf("%d:%d", uid, uid))
+	}
 	for k, v := range ann {
 		args = append(args, "--annotation", "org.auditd-ns."+k+"="+v)
 	}
@@ -172,18 +166,12 @@ func uidRule(uid int, key string) string {
 // createRuntime, by its own cgroup, its processes' events reach its file
 // target and the host log, and poststop unregisters it.
 func TestIntegrationPodmanHook(t *testing.T) {
-	needTools(t)
-	ctl := testkernel.Take(t)
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "control.sock")
-	config, files := writeHookConfig(t, dir)
-	p := newPodman(t, dir, sock, config)
+	h := newHookTest(t, nil)
+	p := newPodman(t, h.dir, h.sock, h.config)
 	uid, key := testUID(), testKey("podman")
-	writeConfig(t, dir, fmt.Sprintf("state_dir: %s/state\n", dir), "-D\n"+uidRule(uid, key))
-	d := start(t, ctl, dir)
-	busyHost(t)
+	d := h.start(uidRule(uid, key))
 
-	target := filepath.Join(files, "web", "audit.log")
+	target := filepath.Join(h.files(), "web", "audit.log")
 	name := fmt.Sprintf("ans-podman-%d", os.Getpid())
 	// Two executions as uid: crun's of env, then env's of true.
 	out, err := p.command(p.runArgs(name, uid, map[string]string{"deliver.file": target, "required": "true"}, []string{"--rm"},
@@ -221,22 +209,16 @@ func TestIntegrationPodmanHook(t *testing.T) {
 // network namespace. The tenant is the real auditd listening on the
 // container's own loopback.
 func TestIntegrationPodmanRemoteInContainerNetns(t *testing.T) {
-	needTools(t)
 	auditd, err := exec.LookPath("auditd")
 	if err != nil {
 		t.Skip("needs the real auditd (Debian package auditd)")
 	}
-	ctl := testkernel.Take(t)
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "control.sock")
 	port := port(t)
-	config := filepath.Join(dir, "oci-hook.yaml")
-	must(t, os.WriteFile(config, []byte(fmt.Sprintf("remote: {ports: [%d]}\n", port)), 0o600))
-	p := newPodman(t, dir, sock, config)
+	h := newHookTest(t, func(string) string { return fmt.Sprintf("remote: {ports: [%d]}\n", port) })
+	dir := h.dir
+	p := newPodman(t, dir, h.sock, h.config)
 	uid, key := testUID(), testKey("podman-remote")
-	writeConfig(t, dir, fmt.Sprintf("state_dir: %s/state\n", dir), "-D\n"+uidRule(uid, key))
-	d := start(t, ctl, dir)
-	busyHost(t)
+	d := h.start(uidRule(uid, key))
 
 	// The container waits on a FIFO (no execution while it waits), then
 	// executes env, which executes true.
@@ -316,29 +298,19 @@ func listensOn(dir string, port int) bool {
 // to the host uid and gid of the container's root, from its uid and gid
 // maps.
 func TestIntegrationPodmanUserNamespaceFile(t *testing.T) {
-	needTools(t)
-	ctl := testkernel.Take(t)
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "control.sock")
-	files := filepath.Join(dir, "files")
-	must(t, os.MkdirAll(files, 0o755))
-	config := filepath.Join(dir, "oci-hook.yaml")
-	must(t, os.WriteFile(config, []byte(fmt.Sprintf("files: {dirs: [%q]}\n", filepath.Join(files, "{id}"))), 0o600))
-	p := newPodman(t, dir, sock, config)
+	h := newHookTest(t, func(files string) string { return fmt.Sprintf("files: {dirs: [%q]}\n", filepath.Join(files, "{id}")) })
+	files := h.files()
+	p := newPodman(t, h.dir, h.sock, h.config)
 	// The container's root is host uid base (a uid no other process has).
 	base, key := testUID(), testKey("podman-userns")
-	writeConfig(t, dir, fmt.Sprintf("state_dir: %s/state\n", dir), "-D\n"+uidRule(base, key))
-	d := start(t, ctl, dir)
-	busyHost(t)
+	d := h.start(uidRule(base, key))
 
 	name := fmt.Sprintf("ans-podman-userns-%d", os.Getpid())
-	args := []string{"run", "--rm", "--name", name, "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
-		"--uidmap", fmt.Sprintf("0:%d:65536", base), "--gidmap", fmt.Sprintf("0:%d:65536", base),
-		"--annotation", "org.auditd-ns.deliver.file=audit.log", "--annotation", "org.auditd-ns.required=true",
-		"--volume", files + ":/audit:ro", p.image,
-		// Its own executions are written to its file while it waits,
-		// then it reads the file.
-		"/bin/busybox", "sh", "-c", "/bin/busybox true; /bin/busybox sleep 2; /bin/busybox cat /audit/*/audit.log"}
+	// Its own executions are written to its file while it waits, then it
+	// reads the file.
+	args := p.runArgs(name, -1, map[string]string{"deliver.file": "audit.log", "required": "true"},
+		[]string{"--rm", "--uidmap", fmt.Sprintf("0:%d:65536", base), "--gidmap", fmt.Sprintf("0:%d:65536", base), "--volume", files + ":/audit:ro"},
+		"/bin/busybox", "sh", "-c", "/bin/busybox true; /bin/busybox sleep 2; /bin/busybox cat /audit/*/audit.log")
 	out, err := p.command(args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("podman run: %v\n%s\ndaemon:\n%s", err, out, d.stderrText())
