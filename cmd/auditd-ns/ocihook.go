@@ -432,7 +432,7 @@ func setContid(path string, id uint64) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("setting the audit container ID %d in %s: %w", id, path, err)
+		return contidWriteError(id, path, err)
 	}
 	return nil
 }
