@@ -127,8 +127,8 @@ func (p *parser) consumeJetStream(v *yaml.Node) *Consume {
 	}
 	if c.Durable == "" {
 		p.fail(v, "consume_jetstream.durable is missing")
-	} else if err := plainToken(c.Durable); err != nil {
-		p.fail(v, "consume_jetstream.durable %q: %v", c.Durable, err)
+	} else if err := jetstream.CheckName("durable", c.Durable); err != nil {
+		p.fail(v, "consume_jetstream.%v", err)
 	}
 	if err := jetstream.CheckFilter(c.Subject); err != nil {
 		p.fail(v, "consume_jetstream.subject: %v (like audit.tenant.TENANT.>)", err)
@@ -144,32 +144,14 @@ func (p *parser) natsCommon(v *yaml.Node, name, url, stream, inbox string) {
 		p.fail(v, "%s.url is missing (nats://HOST:PORT, several comma-separated)", name)
 	}
 	if stream != "" {
-		if err := plainToken(stream); err != nil {
-			p.fail(v, "%s.stream %q: %v", name, stream, err)
+		if err := jetstream.CheckName("stream", stream); err != nil {
+			p.fail(v, "%s.%v", name, err)
 		}
 	}
 	if inbox != "" && jetstream.CheckSubject(inbox) != nil {
 		p.fail(v, "%s.inbox_prefix %q is not a subject", name, inbox)
 	}
 }
-
-// plainToken checks a stream or consumer name: letters, digits, '-', '_'.
-func plainToken(s string) error {
-	t, err := jetstream.Token("name", s)
-	if err == nil && t != s {
-		return errBadName
-	}
-	if err != nil {
-		return errBadName
-	}
-	return nil
-}
-
-var errBadName = &nameError{}
-
-type nameError struct{}
-
-func (*nameError) Error() string { return "use letters, digits, '-' and '_' only" }
 
 // resolveNATS makes the credentials paths absolute, relative to dir.
 func (c *Config) resolveNATS(dir string) {

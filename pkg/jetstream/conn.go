@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 )
@@ -82,14 +83,7 @@ func (c Conn) connect(h connHooks) (*nats.Conn, error) {
 	if c.URL == "" {
 		return nil, errors.New("no server url")
 	}
-	minB, maxB := c.MinBackoff, c.MaxBackoff
-	if minB <= 0 {
-		minB = DefaultMinBackoff
-	}
-	if maxB <= 0 {
-		maxB = DefaultMaxBackoff
-	}
-	maxB = max(maxB, minB)
+	minB, maxB := c.backoff()
 	opts := []nats.Option{
 		nats.Name(c.Name),
 		nats.Timeout(dialTimeout),
@@ -123,6 +117,34 @@ func (c Conn) connect(h connHooks) (*nats.Conn, error) {
 		return nil, fmt.Errorf("connecting to %s: %w", c.URL, err)
 	}
 	return nc, nil
+}
+
+// backoff returns MinBackoff and MaxBackoff, or their defaults.
+func (c Conn) backoff() (minB, maxB time.Duration) {
+	minB, maxB = c.MinBackoff, c.MaxBackoff
+	if minB <= 0 {
+		minB = DefaultMinBackoff
+	}
+	if maxB <= 0 {
+		maxB = DefaultMaxBackoff
+	}
+	return minB, max(maxB, minB)
+}
+
+// named returns c with name as its Name when it has none.
+func (c Conn) named(name string) Conn {
+	if c.Name == "" {
+		c.Name = name
+	}
+	return c
+}
+
+// orNull returns l, or a logger that drops everything when l is nil.
+func orNull(l hclog.Logger) hclog.Logger {
+	if l == nil {
+		return hclog.NewNullLogger()
+	}
+	return l
 }
 
 // jitter spreads d over [0.8d, 1.2d) so that many hosts do not reconnect

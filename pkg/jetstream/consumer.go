@@ -114,11 +114,11 @@ func (c *Consumer) Check() error {
 	case c.Log == nil:
 		return errors.New("jetstream consumer: no log")
 	}
-	if _, err := Token("durable", c.Durable); err != nil || bytes.ContainsRune([]byte(c.Durable), '.') {
-		return fmt.Errorf("jetstream consumer: durable name %q: use letters, digits, '-' and '_'", c.Durable)
+	if err := CheckName("durable", c.Durable); err != nil {
+		return fmt.Errorf("jetstream consumer: %w", err)
 	}
-	if _, err := Token("stream", c.Stream); err != nil || bytes.ContainsRune([]byte(c.Stream), '.') {
-		return fmt.Errorf("jetstream consumer: stream name %q: use letters, digits, '-' and '_'", c.Stream)
+	if err := CheckName("stream", c.Stream); err != nil {
+		return fmt.Errorf("jetstream consumer: %w", err)
 	}
 	if err := CheckFilter(c.Filter); err != nil {
 		return fmt.Errorf("jetstream consumer: filter: %w", err)
@@ -134,14 +134,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err := c.Check(); err != nil {
 		return err
 	}
-	log := c.Logger
-	if log == nil {
-		log = hclog.NewNullLogger()
-	}
-	conn := c.Conn
-	if conn.Name == "" {
-		conn.Name = "auditd-ns consumer " + c.Durable
-	}
+	log := orNull(c.Logger)
+	conn := c.Conn.named("auditd-ns consumer " + c.Durable)
 	nc, err := conn.connect(connHooks{
 		up:   func() { c.count(func(s *ConsumerStatus) { s.Connected = true; s.Connects++ }) },
 		down: func(err error) { c.count(func(s *ConsumerStatus) { s.Connected = false }) },
@@ -155,13 +149,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream consumer: %w", err)
 	}
-	minB, maxB := conn.MinBackoff, conn.MaxBackoff
-	if minB <= 0 {
-		minB = DefaultMinBackoff
-	}
-	if maxB <= 0 {
-		maxB = DefaultMaxBackoff
-	}
+	minB, maxB := conn.backoff()
 	backoff := minB
 	batch := c.Batch
 	if batch <= 0 {

@@ -171,10 +171,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 	if err := p.Check(); err != nil {
 		return err
 	}
-	log := p.Logger
-	if log == nil {
-		log = hclog.NewNullLogger()
-	}
+	log := orNull(p.Logger)
 	window := p.Window
 	if window == 0 {
 		window = DefaultWindow
@@ -187,10 +184,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 	if host == "" {
 		host = hostOf(p.Subject)
 	}
-	c := p.Conn
-	if c.Name == "" {
-		c.Name = "auditd-ns " + p.Subject
-	}
+	c := p.Conn.named("auditd-ns " + p.Subject)
 	nc, err := c.connect(p.hooks(log))
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
@@ -200,13 +194,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	minB, maxB := c.MinBackoff, c.MaxBackoff
-	if minB <= 0 {
-		minB = DefaultMinBackoff
-	}
-	if maxB <= 0 {
-		maxB = DefaultMaxBackoff
-	}
+	minB, maxB := c.backoff()
 	backoff := minB
 	for {
 		readCtx, cancel := ctx, context.CancelFunc(func() {})

@@ -126,3 +126,13 @@ func checkSubject(s string, wild bool) error {
 func hostOf(subject string) string {
 	return subject[strings.LastIndexByte(subject, '.')+1:]
 }
+
+// CheckName checks a stream's or a durable consumer's name: letters,
+// digits, '-' and '_' only (no dot: the name is one token of the API's
+// subjects).
+func CheckName(what, name string) error {
+	if t, err := Token(what, name); err != nil || t != name {
+		return fmt.Errorf("%s %q: use letters, digits, '-' and '_' only", what, name)
+	}
+	return nil
+}
