@@ -3,10 +3,13 @@ package test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -57,20 +60,23 @@ func TestIntegrationJetStreamTwoHosts(t *testing.T) {
 	var queues []*queue.Queue
 	var logs []string
 	var daemons []*exec.Cmd
+	var metrics []string
 	for _, h := range hosts {
 		dir := t.TempDir()
 		p := port(t)
+		metrics = append(metrics, fmt.Sprintf("127.0.0.1:%d", port(t)))
 		daemons = append(daemons, runDaemon(t, dir, fmt.Sprintf(`local_events: no
 listen: {address: 127.0.0.1:%d}
 log_file: %s/log/audit.log
 state_dir: %s/state
 control_socket: %s/control.sock
+metrics_address: %s
 export_jetstream:
   url: %s
   subject: audit.host.%s
   stream: %s
   credentials: %s
-`, p, dir, dir, dir, c.URL(), h.name, natstest.HostStream, h.cred.SeedFile)))
+`, p, dir, dir, dir, metrics[len(metrics)-1], c.URL(), h.name, natstest.HostStream, h.cred.SeedFile)))
 		waitAccepting(t, fmt.Sprintf("127.0.0.1:%d", p))
 		q, err := queue.Open("", queue.Limits{Memory: 64 << 20}, nil)
 		must(t, err)
@@ -96,17 +102,19 @@ export_jetstream:
 
 	cdir := t.TempDir()
 	clog := filepath.Join(cdir, "log", "audit.log")
+	cmetrics := fmt.Sprintf("127.0.0.1:%d", port(t))
 	runDaemon(t, cdir, fmt.Sprintf(`local_events: no
 log_file: %s
 state_dir: %s/state
 control_socket: %s/control.sock
+metrics_address: %s
 consume_jetstream:
   url: %s
   stream: %s
   durable: security
   subject: audit.host.>
   credentials: %s
-`, clog, cdir, cdir, strings.Join(c.URLs()[1:], ","), natstest.HostStream, u.Admin.SeedFile))
+`, clog, cdir, cdir, cmetrics, strings.Join(c.URLs()[1:], ","), natstest.HostStream, u.Admin.SeedFile))
 	defer func() {
 		if t.Failed() {
 			for _, d := range append(logs, clog) {
@@ -160,6 +168,46 @@ consume_jetstream:
 			t.Logf("%s: export %+v", h.name, *e)
 		}
 	}
+	// The export's and the consumer's figures are in the daemons' real
+	// /metrics.
+	for k, h := range hosts {
+		m := scrapeMetrics(t, metrics[k])
+		l := `{subject="audit.host.` + h.name + `"}`
+		for name, ok := range map[string]func(float64) bool{
+			"auditd_ns_export_connected":                func(v float64) bool { return v == 1 },
+			"auditd_ns_export_acked_records_total":      func(v float64) bool { return v >= 1 },
+			"auditd_ns_export_published_messages_total": func(v float64) bool { return v >= n },
+			"auditd_ns_export_queued_records":           func(v float64) bool { return v == 0 },
+			"auditd_ns_export_dropped_records_total":    func(v float64) bool { return v == 0 },
+			"auditd_ns_export_in_flight_messages":       func(v float64) bool { return v == 0 },
+			"auditd_ns_export_connects_total":           func(v float64) bool { return v >= 1 },
+			"auditd_ns_export_retried_messages_total":   func(v float64) bool { return v >= 0 },
+			"auditd_ns_export_duplicate_records_total":  func(v float64) bool { return v >= 0 },
+		} {
+			if v, found := metricValue(m, name+l); !found || !ok(v) {
+				t.Errorf("%s: %s%s = %v (found %v)", h.name, name, l, v, found)
+			}
+		}
+		acked, _ := metricValue(m, "auditd_ns_export_acked_records_total"+l)
+		dups, _ := metricValue(m, "auditd_ns_export_duplicate_records_total"+l)
+		if acked+dups < n {
+			t.Errorf("%s: acked %v + duplicates %v < %d", h.name, acked, dups, n)
+		}
+	}
+	cm := scrapeMetrics(t, cmetrics)
+	for name, ok := range map[string]func(float64) bool{
+		"auditd_ns_consume_connected":                  func(v float64) bool { return v == 1 },
+		"auditd_ns_consume_written_lines_total":        func(v float64) bool { return v >= 2*n },
+		"auditd_ns_consume_acked_messages_total":       func(v float64) bool { return v >= 2*n },
+		"auditd_ns_consume_pending_messages":           func(v float64) bool { return v == 0 },
+		"auditd_ns_consume_redelivered_messages_total": func(v float64) bool { return v == 0 },
+		"auditd_ns_consume_refused_messages_total":     func(v float64) bool { return v == 0 },
+	} {
+		if v, found := metricValue(cm, name+`{durable="security"}`); !found || !ok(v) {
+			t.Errorf("consumer: %s = %v (found %v)", name, v, found)
+		}
+	}
+
 	// The daemon's own records are exported too: each host's
 	// DAEMON_START once, and DAEMON_END once it stops.
 	for _, h := range hosts {
@@ -177,3 +225,27 @@ consume_jetstream:
 }
 
 var keyField = regexp.MustCompile(`key="(host-[ab]-r\d+)"`)
+
+func scrapeMetrics(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	must(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	must(t, err)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("scraping %s: %s\n%s", addr, resp.Status, b)
+	}
+	return string(b)
+}
+
+// metricValue finds the sample "series VALUE" in a scrape's text.
+func metricValue(text, series string) (float64, bool) {
+	for _, l := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
+}

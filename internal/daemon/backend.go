@@ -179,6 +179,7 @@ func (b backend) Status(ctx context.Context) (control.Status, error) {
 	}
 	st.Plugins = b.d.pluginStatus()
 	st.Export = b.d.export.status()
+	st.Consume = b.d.consumeStatus()
 	var err error
 	st.Containers, err = b.Containers(ctx)
 	return st, err

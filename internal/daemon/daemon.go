@@ -26,6 +26,7 @@ import (
 	"github.com/auditd-ns/auditd-ns/pkg/auditrule"
 	"github.com/auditd-ns/auditd-ns/pkg/deliver"
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
+	"github.com/auditd-ns/auditd-ns/pkg/jetstream"
 	"github.com/auditd-ns/auditd-ns/pkg/plugin"
 	"github.com/auditd-ns/auditd-ns/pkg/procs"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
@@ -48,6 +49,8 @@ type Daemon struct {
 	router *router.Router
 	conts  *deliver.Containers
 	export *export // the host log's JetStream export, nil for none
+	// consumer is consume mode's JetStream consumer, for the status.
+	consumer atomic.Pointer[jetstream.Consumer]
 
 	// The daemon's services (router, tracker, control servers) run in g,
 	// under life: stopServices stops them in order, and g.Wait returns

@@ -164,6 +164,20 @@ func (e *export) status() *control.ExportStatus {
 	return &control.ExportStatus{URL: st.URL, Subject: st.Subject, Stream: st.Stream, Connected: st.Connected,
 		Queued: uint64(qs.MemoryItems + qs.SpoolItems), Dropped: qs.Dropped.Total(),
 		Acked: st.Acked, Duplicates: st.Duplicates, Retried: st.Retried, InFlight: st.InFlight,
+		Published: st.Published, Connects: st.Connects, LastError: st.LastError, LastErrorTime: st.LastErrorTime}
+}
+
+// consumeStatus is consume mode's consumer's figures for ctl status and
+// the metrics; nil in the other modes.
+func (d *Daemon) consumeStatus() *control.ConsumeStatus {
+	c := d.consumer.Load()
+	if c == nil {
+		return nil
+	}
+	st := c.Status()
+	return &control.ConsumeStatus{URL: st.URL, Stream: st.Stream, Durable: st.Durable, Subject: st.Filter, Connected: st.Connected,
+		Written: st.Written, Acked: st.Acked, Redelivered: st.Redelivered, Pending: st.Pending, LostNotices: st.LostNotices,
+		Replaced: st.Replaced, Truncated: st.Truncated, Refused: st.Refused, Connects: st.Connects,
 		LastError: st.LastError, LastErrorTime: st.LastErrorTime}
 }
 
@@ -187,6 +201,7 @@ func (d *Daemon) runConsume(ctx context.Context, sigs <-chan os.Signal) error {
 		d.hlog.Close()
 		return err
 	}
+	d.consumer.Store(c)
 	if err := d.startContainers(nil, d.attributor(d.life, false)); err != nil {
 		err = errors.Join(err, d.stopServices())
 		d.hlog.Close()

@@ -189,6 +189,8 @@ type Status struct {
 	// Export is the host log's export to NATS JetStream (nil when there
 	// is none, and in a scoped socket's answers).
 	Export *ExportStatus `json:"export_jetstream,omitempty"`
+	// Consume is the JetStream consumer of consume mode (nil otherwise).
+	Consume *ConsumeStatus `json:"consume_jetstream,omitempty"`
 }
 
 // ExportStatus is the host log's JetStream export: its queue and its
@@ -203,10 +205,42 @@ type ExportStatus struct {
 	Dropped uint64 `json:"dropped"`
 	// Acked were taken by the stream as new, Duplicates as copies it had
 	// (sent again after a lost ack); Retried were sent again.
-	Acked         uint64    `json:"acked"`
-	Duplicates    uint64    `json:"duplicates"`
-	Retried       uint64    `json:"retried"`
-	InFlight      int       `json:"in_flight"`
+	Acked      uint64 `json:"acked"`
+	Duplicates uint64 `json:"duplicates"`
+	Retried    uint64 `json:"retried"`
+	InFlight   int    `json:"in_flight"`
+	// Published counts messages sent, sent-again ones included; Connects
+	// counts connections made (the first and every reconnect).
+	Published     uint64    `json:"published"`
+	Connects      uint64    `json:"connects"`
+	LastError     string    `json:"last_error,omitempty"`
+	LastErrorTime time.Time `json:"last_error_time,omitzero"`
+}
+
+// ConsumeStatus is consume mode's JetStream consumer
+// (pkg/jetstream.ConsumerStatus).
+type ConsumeStatus struct {
+	URL       string `json:"url"`
+	Stream    string `json:"stream"`
+	Durable   string `json:"durable"`
+	Subject   string `json:"subject"`
+	Connected bool   `json:"connected"`
+	// Written lines went to the log; Acked messages were acknowledged
+	// after it was flushed; Redelivered came again (an earlier delivery
+	// was not acknowledged); Pending is the lag, the messages the stream
+	// holds for the consumer beyond the last one fetched.
+	Written     uint64 `json:"written"`
+	Acked       uint64 `json:"acked"`
+	Redelivered uint64 `json:"redelivered"`
+	Pending     uint64 `json:"pending"`
+	// LostNotices were written for hosts that dropped copies; Replaced
+	// and Truncated lines were cleaned; Refused messages had a subject
+	// that names no host.
+	LostNotices   uint64    `json:"lost_notices"`
+	Replaced      uint64    `json:"replaced"`
+	Truncated     uint64    `json:"truncated"`
+	Refused       uint64    `json:"refused"`
+	Connects      uint64    `json:"connects"`
 	LastError     string    `json:"last_error,omitempty"`
 	LastErrorTime time.Time `json:"last_error_time,omitzero"`
 }

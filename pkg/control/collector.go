@@ -88,6 +88,32 @@ var pluginFamilies = []family[PluginStatus]{
 	{newDesc("auditd_ns_plugin_restarts_total", "Restarts of the plugin's program after it died.", "plugin"), prometheus.CounterValue, func(p *PluginStatus) float64 { return float64(p.Restarts) }},
 }
 
+// exportFamilies are the host log's JetStream export, with a subject label.
+var exportFamilies = []family[ExportStatus]{
+	{newDesc("auditd_ns_export_connected", "1 while the JetStream export is connected.", "subject"), prometheus.GaugeValue, func(e *ExportStatus) float64 { return boolf(e.Connected) }},
+	{newDesc("auditd_ns_export_queued_records", "Records waiting in the export's queue, in memory and spool.", "subject"), prometheus.GaugeValue, func(e *ExportStatus) float64 { return float64(e.Queued) }},
+	{newDesc("auditd_ns_export_dropped_records_total", "Records the export's queue dropped (full).", "subject"), prometheus.CounterValue, func(e *ExportStatus) float64 { return float64(e.Dropped) }},
+	{newDesc("auditd_ns_export_published_messages_total", "Messages published, sent-again ones included.", "subject"), prometheus.CounterValue, func(e *ExportStatus) float64 { return float64(e.Published) }},
+	{newDesc("auditd_ns_export_acked_records_total", "Records the stream acknowledged as new.", "subject"), prometheus.CounterValue, func(e *ExportStatus) float64 { return float64(e.Acked) }},
+	{newDesc("auditd_ns_export_duplicate_records_total", "Records the stream acknowledged as duplicates (sent again after a lost ack).", "subject"), prometheus.CounterValue, func(e *ExportStatus) float64 { return float64(e.Duplicates) }},
+	{newDesc("auditd_ns_export_retried_messages_total", "Messages sent again because their ack did not come.", "subject"), prometheus.CounterValue, func(e *ExportStatus) float64 { return float64(e.Retried) }},
+	{newDesc("auditd_ns_export_in_flight_messages", "Messages sent and not yet acknowledged.", "subject"), prometheus.GaugeValue, func(e *ExportStatus) float64 { return float64(e.InFlight) }},
+	{newDesc("auditd_ns_export_connects_total", "Connections made to the servers: the first and every reconnect.", "subject"), prometheus.CounterValue, func(e *ExportStatus) float64 { return float64(e.Connects) }},
+}
+
+// consumeFamilies are consume mode's JetStream consumer, with a durable
+// label.
+var consumeFamilies = []family[ConsumeStatus]{
+	{newDesc("auditd_ns_consume_connected", "1 while the JetStream consumer is connected.", "durable"), prometheus.GaugeValue, func(c *ConsumeStatus) float64 { return boolf(c.Connected) }},
+	{newDesc("auditd_ns_consume_written_lines_total", "Lines the consumer wrote to the log.", "durable"), prometheus.CounterValue, func(c *ConsumeStatus) float64 { return float64(c.Written) }},
+	{newDesc("auditd_ns_consume_acked_messages_total", "Messages acknowledged after their lines were written and flushed.", "durable"), prometheus.CounterValue, func(c *ConsumeStatus) float64 { return float64(c.Acked) }},
+	{newDesc("auditd_ns_consume_redelivered_messages_total", "Messages the server delivered again.", "durable"), prometheus.CounterValue, func(c *ConsumeStatus) float64 { return float64(c.Redelivered) }},
+	{newDesc("auditd_ns_consume_pending_messages", "The consumer's lag: messages the stream holds for it beyond the last one fetched.", "durable"), prometheus.GaugeValue, func(c *ConsumeStatus) float64 { return float64(c.Pending) }},
+	{newDesc("auditd_ns_consume_lost_notices_total", "Queue-lost notices written for hosts that dropped copies.", "durable"), prometheus.CounterValue, func(c *ConsumeStatus) float64 { return float64(c.LostNotices) }},
+	{newDesc("auditd_ns_consume_refused_messages_total", "Messages not written: their subject names no host.", "durable"), prometheus.CounterValue, func(c *ConsumeStatus) float64 { return float64(c.Refused) }},
+	{newDesc("auditd_ns_consume_connects_total", "Connections made to the servers: the first and every reconnect.", "durable"), prometheus.CounterValue, func(c *ConsumeStatus) float64 { return float64(c.Connects) }},
+}
+
 // Describe sends every Desc the collector may use, so that the registry
 // checks what Collect sends against them.
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -108,6 +134,12 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- f.desc
 	}
 	for _, f := range pluginFamilies {
+		ch <- f.desc
+	}
+	for _, f := range exportFamilies {
+		ch <- f.desc
+	}
+	for _, f := range consumeFamilies {
 		ch <- f.desc
 	}
 }
@@ -147,6 +179,12 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for i := range st.Plugins {
 		collectAll(ch, pluginFamilies, &st.Plugins[i], st.Plugins[i].Name)
+	}
+	if e := st.Export; e != nil {
+		collectAll(ch, exportFamilies, e, e.Subject)
+	}
+	if c := st.Consume; c != nil {
+		collectAll(ch, consumeFamilies, c, c.Durable)
 	}
 }
 

@@ -93,9 +93,9 @@ func BenchmarkConsumeR3(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	go func() { defer close(done); cs.Run(ctx) }()
-	for cs.Status().Written < uint64(b.N) {
+	for cs.Status().Acked < uint64(b.N) {
 		if time.Since(start) > 10*time.Minute {
-			b.Fatalf("consumed %d of %d", cs.Status().Written, b.N)
+			b.Fatalf("consumed %d of %d", cs.Status().Acked, b.N)
 		}
 		time.Sleep(time.Millisecond)
 	}

@@ -66,8 +66,16 @@ type Consumer struct {
 type ConsumerStatus struct {
 	URL, Stream, Durable, Filter string
 	Connected                    bool
-	// Written counts record lines written and acknowledged.
-	Written uint64
+	// Written counts record lines written to the log; Acked counts the
+	// messages acknowledged after their lines were written and flushed.
+	Written, Acked uint64
+	// Redelivered counts messages the server sent again: their earlier
+	// delivery was not acknowledged in time (a crash, a slow write).
+	Redelivered uint64
+	// Pending is the consumer's lag: the messages of its filter that
+	// the stream holds beyond the last one fetched (the server's count,
+	// as of that message).
+	Pending uint64
 	// LostNotices counts queue-lost notices written for hosts that dropped
 	// copies.
 	LostNotices uint64
@@ -207,13 +215,21 @@ func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, n int) er
 		return err
 	}
 	var last jetstream.Msg
-	written := uint64(0)
+	acked := uint64(0)
 	for m := range mb.Messages() {
 		if err := c.write(m); err != nil {
 			return err
 		}
+		if md, err := m.Metadata(); err == nil {
+			c.count(func(s *ConsumerStatus) {
+				s.Pending = md.NumPending
+				if md.NumDelivered > 1 {
+					s.Redelivered++
+				}
+			})
+		}
 		last = m
-		written++
+		acked++
 	}
 	if err := mb.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
 		if last == nil {
@@ -231,7 +247,7 @@ func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, n int) er
 	if err := last.Ack(); err != nil {
 		return fmt.Errorf("acknowledging: %w", err)
 	}
-	c.count(func(s *ConsumerStatus) { s.Written += written })
+	c.count(func(s *ConsumerStatus) { s.Acked += acked })
 	return nil
 }
 
@@ -276,6 +292,7 @@ func (c *Consumer) write(m jetstream.Msg) error {
 	if err := c.Log.WriteLine(c.buf); err != nil {
 		return fmt.Errorf("writing the log: %w", err)
 	}
+	c.count(func(s *ConsumerStatus) { s.Written++ })
 	return nil
 }
 

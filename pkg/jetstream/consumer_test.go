@@ -110,10 +110,17 @@ func TestConsumerAusearch(t *testing.T) {
 		publishAll(t, c, h.cred, h.name, subj, natstest.TenantStream, lines)
 	}
 	path := filepath.Join(t.TempDir(), "t1", "audit.log")
+	// Stopped after its first batch, the consumer knows its lag.
 	st := consume(t, c, u.T1, "_INBOX_t1", "t1", "audit.tenant.t1.>", openLog(t, path), 60*time.Second,
-		func(s ConsumerStatus) bool { return s.Written >= 2*n })
-	if st.Written != 2*n {
-		t.Fatalf("consumer wrote %d records, want %d: %+v", st.Written, 2*n, st)
+		func(s ConsumerStatus) bool { return s.Acked > 0 })
+	first := st.Acked
+	if first == 0 || first >= 2*n || st.Pending != 2*n-first || st.Written != first || st.Redelivered != 0 {
+		t.Fatalf("after the first batch: %+v, want pending %d", st, 2*n-first)
+	}
+	st = consume(t, c, u.T1, "_INBOX_t1", "t1", "audit.tenant.t1.>", openLog(t, path), 60*time.Second,
+		func(s ConsumerStatus) bool { return s.Acked >= 2*n-first })
+	if st.Acked != 2*n-first || st.Written != st.Acked || st.Pending != 0 || st.Redelivered != 0 {
+		t.Fatalf("consumer acked %d records, want %d: %+v", st.Acked, 2*n-first, st)
 	}
 	for _, host := range []string{"host-a", "host-b"} {
 		if got := ausearchCount(t, path, "--node", host); got != n {
@@ -126,7 +133,7 @@ func TestConsumerAusearch(t *testing.T) {
 	// A restarted consumer resumes from its durable: nothing is written twice.
 	st = consume(t, c, u.T1, "_INBOX_t1", "t1", "audit.tenant.t1.>", openLog(t, path), 3*time.Second,
 		func(ConsumerStatus) bool { return false })
-	if st.Written != 0 {
+	if st.Acked != 0 || st.Written != 0 {
 		t.Errorf("the restarted consumer wrote %d records again", st.Written)
 	}
 }
@@ -169,8 +176,8 @@ func TestTenantCannotReadAnother(t *testing.T) {
 	} {
 		path := filepath.Join(dir, try.durable+strconv.Itoa(len(try.filter))+try.inbox, "audit.log")
 		st := consume(t, c, u.T2, try.inbox, try.durable, try.filter, openLog(t, path), 3*time.Second,
-			func(s ConsumerStatus) bool { return s.Written > 0 })
-		if st.Written != 0 {
+			func(s ConsumerStatus) bool { return s.Acked > 0 })
+		if st.Acked != 0 || st.Written != 0 {
 			t.Errorf("t2 as %+v read %d of t1's records", try, st.Written)
 		}
 		if st.LastError == "" {
@@ -188,9 +195,9 @@ func TestTenantCannotReadAnother(t *testing.T) {
 
 	path := filepath.Join(dir, "t1", "audit.log")
 	st := consume(t, c, u.T1, "_INBOX_t1", "t1", "audit.tenant.t1.>", openLog(t, path), 30*time.Second,
-		func(s ConsumerStatus) bool { return s.Written >= 50 })
-	if st.Written != 50 {
-		t.Errorf("t1 read %d of its 50 records: %+v", st.Written, st)
+		func(s ConsumerStatus) bool { return s.Acked >= 50 })
+	if st.Acked != 50 {
+		t.Errorf("t1 read %d of its 50 records: %+v", st.Acked, st)
 	}
 }
 
@@ -256,7 +263,7 @@ func TestConsumerHostileMessage(t *testing.T) {
 	publishAll(t, c, u.HostA, "host-a", subj, natstest.TenantStream, lines)
 	path := filepath.Join(t.TempDir(), "audit.log")
 	st := consume(t, c, u.T1, "_INBOX_t1", "t1", "audit.tenant.t1.>", openLog(t, path), 30*time.Second,
-		func(s ConsumerStatus) bool { return s.Written >= uint64(len(lines)) })
+		func(s ConsumerStatus) bool { return s.Acked >= uint64(len(lines)) })
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,8 @@ type Backend struct {
 	kernel  control.KernelStatus
 	hostLog control.HostLogStatus
 	router  control.RouterStatus
+	export  *control.ExportStatus
+	consume *control.ConsumeStatus
 	calls   []string
 	regs    []*registry.Container
 }
@@ -52,6 +54,14 @@ func (b *Backend) SetHostLog(h control.HostLogStatus) { b.mu.Lock(); b.hostLog =
 
 // SetRouter sets the router figures Status reports.
 func (b *Backend) SetRouter(r control.RouterStatus) { b.mu.Lock(); b.router = r; b.mu.Unlock() }
+
+// SetJetStream sets the JetStream export and consumer Status reports (nil:
+// none).
+func (b *Backend) SetJetStream(e *control.ExportStatus, c *control.ConsumeStatus) {
+	b.mu.Lock()
+	b.export, b.consume = e, c
+	b.mu.Unlock()
+}
 
 // Calls returns the changes made so far, like "register web".
 func (b *Backend) Calls() []string {
@@ -167,7 +177,16 @@ func (b *Backend) Status(ctx context.Context) (control.Status, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	k, h, r := b.kernel, b.hostLog, b.router
-	return control.Status{PID: 4242, Kernel: &k, HostLog: &h, Router: &r, Containers: b.list()}, nil
+	st := control.Status{PID: 4242, Kernel: &k, HostLog: &h, Router: &r, Containers: b.list()}
+	if b.export != nil {
+		e := *b.export
+		st.Export = &e
+	}
+	if b.consume != nil {
+		c := *b.consume
+		st.Consume = &c
+	}
+	return st, nil
 }
 
 func (b *Backend) list() []control.ContainerInfo {
