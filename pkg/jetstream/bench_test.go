@@ -13,7 +13,6 @@ import (
 	"github.com/auditd-ns/auditd-ns/internal/natstest"
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 	"github.com/auditd-ns/auditd-ns/pkg/queue"
-	"github.com/auditd-ns/auditd-ns/pkg/record"
 )
 
 // Run with a fixed count, as docs/BENCHMARKS.md does:
@@ -106,96 +105,6 @@ func BenchmarkConsumeR3(b *testing.B) {
 	b.ReportMetric(float64(b.N)/el.Seconds(), "records/s")
 }
 
-// BenchmarkHostLogExport is the host log's write rate without an export
-// (none) and with one, done as the daemon does it: format the line and
-// push it to the export's queue, drained by a reader that commits at once
-// (queue-only: the cost on the host log's own goroutine), and with the
-// publisher sending to an R3 stream of a cluster on this machine
-// (jetstream: the three servers and the publisher compete for the same
-// cores).
-func BenchmarkHostLogExport(b *testing.B) {
-	data := []byte(`audit(1764800000.123:4567): arch=c000003e syscall=59 success=yes exit=0 a0=55d0 a1=55d1 a2=55d2 a3=0 items=2 ppid=1234 pid=5678 auid=1000 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=3 comm="true" exe="/usr/bin/true" key="bench"`)
-	for _, mode := range []string{"none", "queue-only", "jetstream"} {
-		export := mode != "none"
-		b.Run(mode, func(b *testing.B) {
-			w, err := hostlog.Open(hostlog.Options{Path: filepath.Join(b.TempDir(), "audit.log")})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer w.Close()
-			var q *queue.Queue
-			if export {
-				q, err = queue.Open("", queue.Limits{Memory: 256 << 20}, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer q.Close()
-			}
-			switch mode {
-			case "queue-only":
-				// A reader that commits at once, so the queue stays as
-				// small as a delivering one keeps it.
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan struct{})
-				go func() {
-					defer close(done)
-					for {
-						items, err := q.Read(ctx, 512)
-						if err != nil {
-							return
-						}
-						q.Commit(items[len(items)-1].Seq)
-					}
-				}()
-				defer func() { cancel(); <-done }()
-			case "jetstream":
-				c, u := benchCluster(b)
-				_, stop := runPublisher(c, u, q)
-				defer stop()
-			}
-			// As the daemon's export does: lines are pushed 64 at a time
-			// (and whenever the source goes idle), one lock and one wake
-			// of the publisher for all of them.
-			var slab []byte
-			var ends []int
-			batch := make([][]byte, 0, exportBatch)
-			push := func() {
-				batch = batch[:0]
-				start := 0
-				for _, e := range ends {
-					batch = append(batch, slab[start:e])
-					start = e
-				}
-				q.PushAll(batch)
-				slab, ends = slab[:0], ends[:0]
-			}
-			b.ResetTimer()
-			start := time.Now()
-			for i := 0; i < b.N; i++ {
-				w.Write(record.TypeSyscall, data)
-				if q != nil {
-					slab = record.AppendLine(slab, "", record.TypeSyscall, data)
-					ends = append(ends, len(slab))
-					if len(ends) == exportBatch {
-						push()
-					}
-				}
-			}
-			if q != nil && len(ends) > 0 {
-				push()
-			}
-			w.Flush()
-			el := time.Since(start)
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/el.Seconds(), "records/s")
-			if q != nil {
-				st := q.Stats()
-				b.ReportMetric(float64(st.Dropped.Total()), "dropped")
-			}
-		})
-	}
-}
-
 // BenchmarkBareR3 is nats.go's own async publishing to the same R3
 // stream, with no queue and no waiting per batch: the ceiling the
 // publisher is measured against.
@@ -219,6 +128,3 @@ func BenchmarkBareR3(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/el.Seconds(), "records/s")
 }
-
-// exportBatch is the daemon's export batch (internal/daemon).
-const exportBatch = 64

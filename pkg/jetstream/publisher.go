@@ -67,11 +67,15 @@ type Publisher struct {
 
 	// Run's own state: the position of the last committed item, of the
 	// last one read, and an acknowledged tail not yet committed because
-	// its event may go on in the next batch.
+	// its event may go on; the items read and not yet done, oldest first,
+	// how many of them await their ack, and a send that failed.
 	committed, cur position
 	tailSeq        uint64
 	tailPos        position
 	msgID          []byte
+	out            []pending
+	unacked        int
+	sendErr        error
 }
 
 // Status is a snapshot of a Publisher, as remote.SenderStatus is of a
@@ -196,75 +200,103 @@ func (p *Publisher) Run(ctx context.Context) error {
 	}
 	minB, maxB := c.backoff()
 	backoff := minB
+	// now is ctx already ended: a Read with it takes what is there
+	// without waiting.
+	now, end := context.WithCancel(ctx)
+	end()
 	for {
-		readCtx, cancel := ctx, context.CancelFunc(func() {})
-		if p.tailSeq != 0 {
-			readCtx, cancel = context.WithTimeout(ctx, cmp.Or(p.idle, idleCommit))
-		}
-		items, err := p.Queue.Read(readCtx, window)
-		cancel()
+		err := p.step(ctx, now, js, host, window)
 		switch {
 		case ctx.Err() != nil || errors.Is(err, queue.ErrClosed):
 			return nil
-		case errors.Is(err, context.DeadlineExceeded):
-			// Idle: the tail's event is over.
-			p.commit(p.tailSeq, p.tailPos)
+		case err == nil:
+			backoff = minB
 			continue
-		case err != nil:
+		case errors.Is(err, errRead):
 			p.setErr(err)
 			log.Error("reading the queue", "subject", p.Subject, "error", err)
 			sleep(ctx, backoff)
 			continue
 		}
-		if err := p.publish(ctx, js, host, items); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			p.setErr(err)
-			log.Warn("jetstream publish failed; sending the unacknowledged records again", "subject", p.Subject, "error", err, "retry_in", backoff)
-			p.Queue.Rewind()
-			p.cur, p.tailSeq = p.committed, 0
-			sleep(ctx, jitter(backoff))
-			backoff = min(2*backoff, maxB)
-			continue
-		}
-		backoff = minB
+		p.setErr(err)
+		log.Warn("jetstream publish failed; sending the unacknowledged records again", "subject", p.Subject, "error", err, "retry_in", backoff)
+		p.resend()
+		sleep(ctx, jitter(backoff))
+		backoff = min(2*backoff, maxB)
 	}
 }
 
-// pending is one item of a batch.
+// errRead wraps an error of the queue's Read.
+var errRead = errors.New("reading the queue")
+
+// pending is one item read and not yet done.
 type pending struct {
 	seq  uint64
 	pos  position
 	fut  jetstream.PubAckFuture // nil for an item not published
-	sent bool
-	skip bool // not to be published: done as it is
+	skip bool                   // not to be published: done as it is
 }
 
-// publish sends one batch and waits for its acks. It commits what it can:
-// every acknowledged item up to the last one whose event is known to be
-// over (the next item starts another event), so that an event is never
-// committed in part and its records keep their index after a restart.
-func (p *Publisher) publish(ctx context.Context, js jetstream.JetStream, host string, items []queue.Item) error {
-	batch := make([]pending, 0, len(items))
-	var sendErr error
+// step is one turn of the pipeline: it reads what the window has room
+// for and publishes it, then waits for the oldest message's ack and
+// takes every ack that came in order, committing as it goes. An error
+// is one to resend after (an ack that failed or did not come, a send
+// that failed), errRead, or the queue's ErrClosed.
+func (p *Publisher) step(ctx, now context.Context, js jetstream.JetStream, host string, window int) error {
+	if room := window - p.unacked; room > 0 && p.sendErr == nil {
+		readCtx, cancel := now, context.CancelFunc(func() {})
+		switch {
+		case len(p.out) > 0:
+			// Acks are awaited: take only what is there.
+		case p.tailSeq != 0:
+			readCtx, cancel = context.WithTimeout(ctx, cmp.Or(p.idle, idleCommit))
+		default:
+			readCtx = ctx
+		}
+		items, err := p.Queue.Read(readCtx, room)
+		cancel()
+		switch {
+		case ctx.Err() != nil || errors.Is(err, queue.ErrClosed):
+			return queue.ErrClosed
+		case errors.Is(err, context.DeadlineExceeded) && len(p.out) == 0:
+			// Idle: the tail's event is over.
+			p.commit(p.tailSeq, p.tailPos)
+		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		case err != nil:
+			return fmt.Errorf("%w: %w", errRead, err)
+		default:
+			p.send(js, host, items)
+		}
+	}
+	return p.advance(ctx)
+}
+
+// send publishes items, asynchronously, and queues them for their acks.
+// A send that fails stops the sending: what was sent is awaited, then the
+// rest is sent again (advance returns the error when it reaches it).
+func (p *Publisher) send(js jetstream.JetStream, host string, items []queue.Item) {
 	for _, it := range items {
 		pos, _ := p.cur.next(it.Data)
 		p.cur = pos
+		if pos.index == 0 && len(p.out) == 0 && p.tailSeq != 0 {
+			p.commit(p.tailSeq, p.tailPos) // the tail's event is over
+		}
 		pd := pending{seq: it.Seq, pos: pos}
 		data := bytes.TrimSuffix(it.Data, []byte("\n"))
-		skip := len(data) == 0 || record.IsEOE(data)
-		if skip {
+		if len(data) == 0 || record.IsEOE(data) {
 			p.count(func(s *Status) { s.Skipped++ })
 			if it.Lost == 0 {
 				pd.skip = true
-				batch = append(batch, pd)
+				p.out = append(p.out, pd)
 				continue
 			}
 			data = nil // a notice alone
 		}
-		if sendErr == nil {
-			msg := &nats.Msg{Subject: p.Subject, Data: data, Header: nats.Header{}}
+		if p.sendErr == nil {
+			// The client keeps the message until its ack, to send it
+			// again itself (no responders): it gets a copy, as Read
+			// lends the item's data only until the next Read.
+			msg := &nats.Msg{Subject: p.Subject, Data: bytes.Clone(data), Header: nats.Header{}}
 			p.msgID = appendMsgID(p.msgID[:0], host, pos, it.Seq)
 			msg.Header.Set(jetstream.MsgIDHeader, string(p.msgID))
 			if it.Lost > 0 {
@@ -273,46 +305,52 @@ func (p *Publisher) publish(ctx context.Context, js jetstream.JetStream, host st
 			if p.Stream != "" {
 				msg.Header.Set(jetstream.ExpectedStreamHeader, p.Stream)
 			}
-			pd.fut, sendErr = js.PublishMsgAsync(msg)
-			pd.sent = sendErr == nil
-			if pd.sent {
-				p.count(func(s *Status) { s.Published++; s.InFlight++ })
+			pd.fut, p.sendErr = js.PublishMsgAsync(msg)
+			if p.sendErr == nil {
+				p.unacked++
+				p.count(func(s *Status) { s.Published++; s.InFlight = p.unacked })
 			}
 		}
-		batch = append(batch, pd)
+		p.out = append(p.out, pd)
 	}
-	done, err := p.await(ctx, batch)
-	if err == nil {
-		err = sendErr
-	}
-	p.commitBatch(batch, done)
-	if err != nil {
-		unacked := 0
-		for _, pd := range batch[done:] {
-			if pd.sent {
-				unacked++
-			}
-		}
-		p.count(func(s *Status) { s.Retried += uint64(unacked) })
-	}
-	p.count(func(s *Status) { s.InFlight = 0 })
-	return err
 }
 
-// await waits for the batch's acks in order and returns how many items,
-// from the first, are done, and the error that stopped it.
-func (p *Publisher) await(ctx context.Context, batch []pending) (int, error) {
-	for i, pd := range batch {
-		if pd.skip {
-			continue
-		}
-		if pd.fut == nil {
-			return i, nil // not sent: publish returns the send error
-		}
-		select {
-		case ack := <-pd.fut.Ok():
+// advance waits for the ack of the oldest message awaited, then takes
+// every other ack that came in order, and commits what is done: every
+// item up to the last one whose event is known to be over (the next item
+// starts another event), so that an event is never committed in part and
+// its records keep their index after a restart. The done items of an
+// event that may go on are the tail.
+func (p *Publisher) advance(ctx context.Context) error {
+	wait := true
+	for len(p.out) > 0 {
+		pd := p.out[0]
+		if !pd.skip {
+			if pd.fut == nil {
+				return p.sendErr
+			}
+			var ack *jetstream.PubAck
+			if wait {
+				select {
+				case ack = <-pd.fut.Ok():
+				case err := <-pd.fut.Err():
+					return err
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			} else {
+				select {
+				case ack = <-pd.fut.Ok():
+				case err := <-pd.fut.Err():
+					return err
+				default:
+					return nil
+				}
+			}
+			wait = false
+			p.unacked--
 			p.count(func(s *Status) {
-				s.InFlight--
+				s.InFlight = p.unacked
 				if ack.Duplicate {
 					s.Duplicates++
 				} else {
@@ -322,37 +360,27 @@ func (p *Publisher) await(ctx context.Context, batch []pending) (int, error) {
 					s.LostNotices++
 				}
 			})
-		case err := <-pd.fut.Err():
-			return i, err
-		case <-ctx.Done():
-			return i, ctx.Err()
+		}
+		p.out = p.out[1:]
+		p.tailSeq, p.tailPos = pd.seq, pd.pos
+		if len(p.out) > 0 && p.out[0].pos.index == 0 {
+			p.commit(pd.seq, pd.pos)
 		}
 	}
-	return len(batch), nil
+	if len(p.out) == 0 {
+		p.out = p.out[:0:0] // let the array go once drained
+	}
+	return nil
 }
 
-// commitBatch commits the first done items of batch, up to the last one
-// whose event is known to be over, and keeps the rest of the acknowledged
-// items as the tail.
-func (p *Publisher) commitBatch(batch []pending, done int) {
-	if done == 0 {
-		return
-	}
-	if batch[0].pos.index == 0 && p.tailSeq != 0 {
-		p.commit(p.tailSeq, p.tailPos) // the tail's event ended before this batch
-	}
-	safe := -1
-	for j := 0; j < done; j++ {
-		if j+1 < len(batch) && batch[j+1].pos.index == 0 {
-			safe = j
-		}
-	}
-	if safe >= 0 {
-		p.commit(batch[safe].seq, batch[safe].pos)
-	}
-	if last := batch[done-1]; done-1 > safe {
-		p.tailSeq, p.tailPos = last.seq, last.pos
-	}
+// resend forgets what was sent and not committed, so that the next read
+// starts from the oldest uncommitted item and sends it again, under the
+// same ids: what the stream had is then a duplicate it drops.
+func (p *Publisher) resend() {
+	p.count(func(s *Status) { s.Retried += uint64(p.unacked); s.InFlight = 0 })
+	p.Queue.Rewind()
+	p.out, p.unacked, p.sendErr = nil, 0, nil
+	p.cur, p.tailSeq = p.committed, 0
 }
 
 // commit removes every item up to seq from the queue.
