@@ -51,7 +51,8 @@ type Publisher struct {
 	Queue queue.Reader
 	// Logger receives connection-level events. Nil means no logging.
 	Logger hclog.Logger
-	// Window is the most messages awaiting their ack. Zero means
+	// Window is the most messages awaiting their ack (after a resend,
+	// half as many, growing back with each ack). Zero means
 	// DefaultWindow.
 	Window int
 	// AckTimeout is how long a message may wait for its ack before the
@@ -76,6 +77,9 @@ type Publisher struct {
 	out            []pending
 	unacked        int
 	sendErr        error
+	// win is how many messages may await their ack now: Window, halved
+	// at each resend, grown back by one with each ack.
+	win, maxWin int
 }
 
 // Status is a snapshot of a Publisher, as remote.SenderStatus is of a
@@ -204,8 +208,9 @@ func (p *Publisher) Run(ctx context.Context) error {
 	// without waiting.
 	now, end := context.WithCancel(ctx)
 	end()
+	p.win, p.maxWin = window, window
 	for {
-		err := p.step(ctx, now, js, host, window)
+		err := p.step(ctx, now, js, host)
 		switch {
 		case ctx.Err() != nil || errors.Is(err, queue.ErrClosed):
 			return nil
@@ -242,8 +247,8 @@ type pending struct {
 // takes every ack that came in order, committing as it goes. An error
 // is one to resend after (an ack that failed or did not come, a send
 // that failed), errRead, or the queue's ErrClosed.
-func (p *Publisher) step(ctx, now context.Context, js jetstream.JetStream, host string, window int) error {
-	if room := window - p.unacked; room > 0 && p.sendErr == nil {
+func (p *Publisher) step(ctx, now context.Context, js jetstream.JetStream, host string) error {
+	if room := p.win - p.unacked; room > 0 && p.sendErr == nil {
 		readCtx, cancel := now, context.CancelFunc(func() {})
 		switch {
 		case len(p.out) > 0:
@@ -349,6 +354,7 @@ func (p *Publisher) advance(ctx context.Context) error {
 			}
 			wait = false
 			p.unacked--
+			p.win = min(p.win+1, p.maxWin)
 			p.count(func(s *Status) {
 				s.InFlight = p.unacked
 				if ack.Duplicate {
@@ -378,6 +384,9 @@ func (p *Publisher) advance(ctx context.Context) error {
 // same ids: what the stream had is then a duplicate it drops.
 func (p *Publisher) resend() {
 	p.count(func(s *Status) { s.Retried += uint64(p.unacked); s.InFlight = 0 })
+	// A server that did not answer in time gets fewer at once; the
+	// window grows back by one with each ack.
+	p.win = max(p.win/2, 1)
 	p.Queue.Rewind()
 	p.out, p.unacked, p.sendErr = nil, 0, nil
 	p.cur, p.tailSeq = p.committed, 0
