@@ -40,7 +40,9 @@
 // single quotes (msg='...', the text of a user message, which its sender
 // writes in its own view) ends the translation: it is the last field the
 // kernel writes, and everything after its opening quote is left as it is.
-// NETFILTER_CFG starts with table=NAME, whose name an nftables user chooses
+// The kernel writes each id field once in a record, so only the first
+// field of a name is translated: a second one is in text that some LSM
+// label or name put there. NETFILTER_CFG starts with table=NAME, whose name an nftables user chooses
 // and the kernel does not escape: there only the last pid= (the kernel's,
 // written after the name) is translated. Records of types with no id
 // fields the kernel writes (EXECVE, PROCTITLE, CWD, SOCKADDR, ...) need no

@@ -47,29 +47,69 @@ const (
 	sesID
 )
 
-// fieldKind is what a kernel-written field called name holds.
-func fieldKind(name []byte) kind {
+// oldBit is CONFIG_CHANGE's old= after audit_pid=, in the set of fields seen.
+const oldBit = 1 << 31
+
+// fieldKind is what a kernel-written field called name holds, and its bit
+// in a record's set of id fields seen.
+func fieldKind(name []byte) (kind, uint32) {
 	// Every id field's name ends in d or s: most other names are passed
 	// over by this one test.
 	if len(name) < 3 || name[len(name)-1] != 'd' && name[len(name)-1] != 's' {
-		return notID
+		return notID, 0
 	}
 	switch string(name) {
-	case "pid", "ppid", "opid", "audit_pid":
-		return pidID
-	case "uid", "euid", "suid", "fsuid", "auid", "ouid", "oauid", "old-auid", "frootid", "cap_frootid":
-		return uidID
-	case "gid", "egid", "sgid", "fsgid", "ogid":
-		return gidID
-	case "ses", "old-ses", "oses":
-		return sesID
+	case "pid":
+		return pidID, 1 << 0
+	case "ppid":
+		return pidID, 1 << 1
+	case "opid":
+		return pidID, 1 << 2
+	case "audit_pid":
+		return pidID, 1 << 3
+	case "uid":
+		return uidID, 1 << 4
+	case "euid":
+		return uidID, 1 << 5
+	case "suid":
+		return uidID, 1 << 6
+	case "fsuid":
+		return uidID, 1 << 7
+	case "auid":
+		return uidID, 1 << 8
+	case "ouid":
+		return uidID, 1 << 9
+	case "oauid":
+		return uidID, 1 << 10
+	case "old-auid":
+		return uidID, 1 << 11
+	case "frootid":
+		return uidID, 1 << 12
+	case "cap_frootid":
+		return uidID, 1 << 13
+	case "gid":
+		return gidID, 1 << 14
+	case "egid":
+		return gidID, 1 << 15
+	case "sgid":
+		return gidID, 1 << 16
+	case "fsgid":
+		return gidID, 1 << 17
+	case "ogid":
+		return gidID, 1 << 18
+	case "ses":
+		return sesID, 1 << 19
+	case "old-ses":
+		return sesID, 1 << 20
+	case "oses":
+		return sesID, 1 << 21
 	}
-	return notID
+	return notID, 0
 }
 
 // Rewrite appends to dst the record data (a record's payload, "audit(...):
-// text", or its whole log line as record.AppendLine writes it) with every id field the kernel wrote translated through ns, as
-// seen at time at (ns since the epoch: the event's stamp). typ is the
+// text", or its whole log line as record.AppendLine writes it) with every
+// id field the kernel wrote translated through ns, as seen at time at (ns since the epoch: the event's stamp). typ is the
 // record's type. Sessions not in s become unset; a LOGIN record's ses= is
 // first noted in s as begun. A nil s leaves sessions as they are; a nil ns
 // appends data unchanged. See the package doc for the fields and for what
@@ -83,22 +123,24 @@ func Rewrite(dst []byte, typ uint16, data []byte, ns Namespaces, at int64, s *Se
 	}
 	last := 0
 	afterAuditPid := false
+	var seen uint32 // the id fields met so far
 	tr := translator{ns: ns, at: at, s: s}
 	for f := record.NewFields(data); f.Next(); {
 		name, v := f.Name(), f.Value()
 		if len(v) > 0 && v[0] == '\'' && string(name) == "msg" {
 			break // a user message's text, to the end
 		}
-		k := fieldKind(name)
+		k, bit := fieldKind(name)
 		if typ == typeConfigChange {
 			if afterAuditPid && string(name) == "old" {
-				k = pidID // "op=set audit_pid=NEW old=OLD"
+				k, bit = pidID, oldBit // "op=set audit_pid=NEW old=OLD"
 			}
 			afterAuditPid = string(name) == "audit_pid"
 		}
-		if k == notID {
-			continue
+		if k == notID || seen&bit != 0 {
+			continue // the kernel writes each id field once: a second is text
 		}
+		seen |= bit
 		if k == sesID && typ == typeLogin && string(name) == "ses" && s != nil {
 			if id, _, ok := parseID(v); ok {
 				s.Begin(id)

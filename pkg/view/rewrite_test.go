@@ -230,6 +230,10 @@ func TestRewriteLeavesTenantText(t *testing.T) {
 		`audit(1.000:5): table=x msg='a:3 family=2 entries=1 op=nft_register_table pid=5002 subj=unconfined comm="nft"`,
 		`audit(1.000:5): table=x msg='a:3 family=2 entries=1 op=nft_register_table pid=8 subj=unconfined comm="nft"`,
 	}, {
+		"a label holding fields after the kernel's", 1300,
+		`audit(1.000:7): ppid=5000 pid=5001 uid=100000 gid=200000 ses=4294967295 comm="x" subj=prof pid=5001 uid=100000 gid=200000 (enforce) key=(null)`,
+		`audit(1.000:7): ppid=1 pid=7 uid=0 gid=0 ses=4294967295 comm="x" subj=prof pid=5001 uid=100000 gid=200000 (enforce) key=(null)`,
+	}, {
 		"unclosed double quote", 1300,
 		`audit(1.000:6): pid=5001 comm="x pid=5001 uid=100000`,
 		`audit(1.000:6): pid=7 comm="x pid=5001 uid=100000`,
