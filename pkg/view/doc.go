@@ -24,12 +24,14 @@
 //     unmapped uid becomes 65534, the overflow uid.
 //   - gids: gid, egid, sgid, fsgid, ogid, through gid_map likewise.
 //   - sessions: ses, old-ses, oses. A session not begun inside the
-//     container (not in its Sessions) becomes unset.
+//     container (not in its Sessions) becomes unset. The router notes in
+//     a container's Sessions the ses= of every LOGIN record routed to it,
+//     and so to each container enclosing the one it began in.
 //
 // 4294967295 (and -1, as OBJ_PID prints it) means unset and stays as it
-// is; a value that is not a decimal number is left alone. Where the kernel
-// prints a field with %d and the value was negative, the translated value
-// is printed the same way. Everything else in the record is copied byte
+// is; a value that is not a decimal number is left alone. OBJ_PID's ids,
+// which the kernel prints with %d, and any value written negative are
+// printed signed (an unset session there reads -1). Everything else in the record is copied byte
 // for byte, and a value that translates to itself keeps its exact bytes.
 //
 // # Text a tenant writes is never translated
@@ -42,9 +44,9 @@
 // kernel writes, and everything after its opening quote is left as it is.
 // The kernel writes each id field once in a record, so only the first
 // field of a name is translated: a second one is in text that some LSM
-// label or name put there. NETFILTER_CFG starts with table=NAME, whose name an nftables user chooses
-// and the kernel does not escape: there only the last pid= (the kernel's,
-// written after the name) is translated. Records of types with no id
+// label or name put there. NETFILTER_CFG starts with table=NAME, whose
+// name an nftables user chooses and the kernel does not escape: there only
+// the last pid= (the kernel's, written after the name) is translated. Records of types with no id
 // fields the kernel writes (EXECVE, PROCTITLE, CWD, SOCKADDR, ...) need no
 // exception: their values are quoted or hex.
 //
