@@ -40,7 +40,16 @@ type kernelRun struct {
 	Copies   int64   // events in the generator's container's file target (tenant sides)
 	Dropped  int64   // records its queue dropped, as that file says (op=queue-lost)
 	Peak     int64   // most bytes its queue held in memory (tenant sides)
-	Err      string
+	// What kept the generator from calling faster, from its own thread's
+	// accounts (loadgen): its CPU seconds, the seconds it waited for a CPU,
+	// the seconds it slept (the rest of its wall time: on the kernel's full
+	// audit backlog, for one), and its involuntary context switches.
+	GenCPU, GenRunDelay, GenSlept float64
+	GenPreempted                  int64
+	// BacklogWait is the rise of the kernel's backlog_wait_time_actual:
+	// the time, in jiffies, that audited tasks slept on a full backlog.
+	BacklogWait int64
+	Err         string
 }
 
 func (r kernelRun) rate() float64 { return float64(r.Calls) / r.Seconds }
@@ -76,6 +85,8 @@ func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int
 		r = startAuditd(t, ctl, dir)
 	case "auditd-ns":
 		r = startAuditdNS(t, ctl, dir, b.auditdNS, "")
+	case "auditd-ns-base":
+		r = startAuditdNS(t, ctl, dir, *baseBin, "")
 	case "bare":
 		r = startBare(t, ctl, dir, b.bareloop, "-batch", "1", "-gather", "0")
 	case "bare-batch":
@@ -109,6 +120,7 @@ func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int
 	st1, err := ctl.Status()
 	must(t, err)
 	run.Lost = int64(st1.Lost) - int64(st0.Lost)
+	run.BacklogWait = int64(st1.BacklogWaitTimeActual) - int64(st0.BacklogWaitTimeActual)
 	_, err = ctl.DeleteRules()
 	must(t, err)
 	if ten.containersDir != "" {
@@ -122,7 +134,9 @@ func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int
 		run.Copies, run.Dropped = countCopies(ten.firstLog)
 	}
 	unregisterLeftover(t, ctl)
-	t.Logf("%s round %d: %d calls in %.2fs (%.0f/s), %d of them logged, %d records, lost %d, CPU %.2fs, copies %d, dropped %d %s", side, round, run.Calls, run.Seconds, run.rate(), run.Syscalls, run.Records, run.Lost, run.CPU, run.Copies, run.Dropped, run.Err)
+	t.Logf("%s round %d: %d calls in %.2fs (%.0f/s), %d of them logged, %d records, lost %d, CPU %.2fs, copies %d, dropped %d; generator CPU %.2fs, waited for a CPU %.2fs, slept %.2fs (backlog wait %d jiffies), preempted %d times %s",
+		side, round, run.Calls, run.Seconds, run.rate(), run.Syscalls, run.Records, run.Lost, run.CPU, run.Copies, run.Dropped,
+		run.GenCPU, run.GenRunDelay, run.GenSlept, run.BacklogWait, run.GenPreempted, run.Err)
 	return run
 }
 
@@ -145,18 +159,25 @@ func peakQueued(binary, dir, name string) int64 {
 	return -1
 }
 
-// parseGen reads loadgen's "CALLS SECONDS".
+// parseGen reads loadgen's "CALLS SECONDS CPU RUNDELAY SLEPT VOLUNTARY
+// INVOLUNTARY".
 func parseGen(out []byte, run *kernelRun) error {
 	f := strings.Fields(string(out))
-	if len(f) != 2 {
+	if len(f) != 7 {
 		return fmt.Errorf("loadgen printed %q", out)
 	}
-	var err1, err2 error
-	run.Calls, err1 = strconv.ParseInt(f[0], 10, 64)
-	run.Seconds, err2 = strconv.ParseFloat(f[1], 64)
-	if err1 != nil || err2 != nil {
+	var v [5]float64
+	for i, j := range []int{1, 2, 3, 4, 6} {
+		var err error
+		if v[i], err = strconv.ParseFloat(f[j], 64); err != nil {
+			return fmt.Errorf("loadgen printed %q", out)
+		}
+	}
+	var err error
+	if run.Calls, err = strconv.ParseInt(f[0], 10, 64); err != nil {
 		return fmt.Errorf("loadgen printed %q", out)
 	}
+	run.Seconds, run.GenCPU, run.GenRunDelay, run.GenSlept, run.GenPreempted = v[0], v[1], v[2], v[3], int64(v[4])
 	return nil
 }
 

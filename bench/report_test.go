@@ -166,6 +166,7 @@ func (r *report) kernelMarkdown(w *bytes.Buffer) {
 		med[side], cpu[side] = summarize(rates), summarize(cpus)
 		fmt.Fprintf(w, "| %s | %s | %.0f | %d | %s | %d |\n", side, med[side].format("%.0f"), summarize(recs).Med, lost, cpu[side].format("%.2f"), failed)
 	}
+	r.generatorMarkdown(w, sides)
 	fmt.Fprintf(w, "\nRatios of medians (targets from issues 18 and 21): generator rate auditd-ns/bare-batch %s, "+
 		"auditd-ns/bare %s, auditd-ns/auditd %s; CPU per event auditd-ns/auditd %s, auditd-ns/bare-batch %s.\n",
 		against(med["auditd-ns"].Med, med["bare-batch"].Med, 0.95, false), ratio(med["auditd-ns"].Med, med["bare"].Med),
@@ -179,6 +180,10 @@ func (r *report) kernelMarkdown(w *bytes.Buffer) {
 	if ts := tenantSides(); len(sides) > len(kernelSides) && len(ts) == 2 {
 		fmt.Fprintf(w, "; rate %s/auditd-ns %s, stalled/not stalled %s; CPU %s/auditd %s", ts[0], paired(r.Kernel, ts[0], "auditd-ns", rate),
 			paired(r.Kernel, ts[1], ts[0], rate), ts[0], paired(r.Kernel, ts[0], "auditd", cpuOf))
+	}
+	if slices.Contains(sides, "auditd-ns-base") {
+		fmt.Fprintf(w, "; this tree against the earlier build (-basebin): rate auditd-ns/auditd-ns-base %s, CPU %s",
+			paired(r.Kernel, "auditd-ns", "auditd-ns-base", rate), paired(r.Kernel, "auditd-ns", "auditd-ns-base", cpuOf))
 	}
 	fmt.Fprintf(w, ".\n")
 	if ts := tenantSides(); len(sides) > len(kernelSides) && len(ts) == 2 {
@@ -199,9 +204,10 @@ func (r *report) kernelMarkdown(w *bytes.Buffer) {
 			ts[0], against(cpu[ts[0]].Med, cpu["auditd"].Med, 0.6, true), copiesShare(r.Kernel, ts[0]), dropped,
 			against(med[ts[1]].Med, med[ts[0]].Med, 0.98, false), float64(peak)/(1<<20))
 	}
-	fmt.Fprintf(w, "\n<details><summary>Every run</summary>\n\n| round | reader | calls | seconds | syscalls/s | events logged | records (lines) | lost | CPU s | events in the first container's file | its queue dropped | its queue's peak, KiB | error |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "\n<details><summary>Every run</summary>\n\n| round | reader | calls | seconds | syscalls/s | events logged | records (lines) | lost | CPU s | events in the first container's file | its queue dropped | its queue's peak, KiB | generator CPU s | generator waited for a CPU, s | generator slept, s | backlog wait, jiffies | error |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, k := range r.Kernel {
-		fmt.Fprintf(w, "| %d | %s | %d | %.2f | %.0f | %d | %d | %d | %.2f | %d | %d | %d | %s |\n", k.Round, k.Side, k.Calls, k.Seconds, k.rate(), k.Syscalls, k.Records, k.Lost, k.CPU, k.Copies, k.Dropped, k.Peak>>10, k.Err)
+		fmt.Fprintf(w, "| %d | %s | %d | %.2f | %.0f | %d | %d | %d | %.2f | %d | %d | %d | %.2f | %.2f | %.2f | %d | %s |\n", k.Round, k.Side, k.Calls, k.Seconds, k.rate(), k.Syscalls, k.Records, k.Lost, k.CPU, k.Copies, k.Dropped, k.Peak>>10,
+			k.GenCPU, k.GenRunDelay, k.GenSlept, k.BacklogWait, k.Err)
 	}
 	fmt.Fprintf(w, "\n</details>\n")
 }
@@ -334,3 +340,33 @@ func paired(runs []kernelRun, a, b string, f func(kernelRun) float64) string {
 	}
 	return summarize(v).format("%.2f")
 }
+
+// generatorMarkdown says, per side, what kept the generator from calling
+// faster: its own CPU per call, the time it waited for a CPU, and the time
+// it slept (on the kernel's full audit backlog: backlog_wait_time_actual).
+func (r *report) generatorMarkdown(w *bytes.Buffer, sides []string) {
+	fmt.Fprintf(w, "\nWhere the generator's time went, from its own thread's accounts (bench/cmd/loadgen: schedstat and "+
+		"getrusage), medians over rounds: its CPU per call (the kernel's audit work for the call included), the share of "+
+		"its run it waited for a CPU, the share it slept, and the time audited tasks slept on the kernel's full backlog "+
+		"(the rise of backlog_wait_time_actual, %d jiffies a second).\n\n", jiffiesPerSecond)
+	fmt.Fprintf(w, "| reader | generator CPU µs per call | waited for a CPU | slept | backlog wait, s per run (min–max) | preempted per 1000 calls |\n|---|---|---|---|---|---|\n")
+	for _, side := range sides {
+		var cpu, delay, slept, bw, pre []float64
+		for _, k := range r.Kernel {
+			if k.Side != side || k.Err != "" || k.Calls == 0 || k.Seconds == 0 {
+				continue
+			}
+			cpu = append(cpu, k.GenCPU/float64(k.Calls)*1e6)
+			delay = append(delay, k.GenRunDelay/k.Seconds*100)
+			slept = append(slept, k.GenSlept/k.Seconds*100)
+			bw = append(bw, float64(k.BacklogWait)/jiffiesPerSecond)
+			pre = append(pre, float64(k.GenPreempted)/float64(k.Calls)*1000)
+		}
+		fmt.Fprintf(w, "| %s | %.2f | %.0f%% | %.0f%% | %s | %.1f |\n", side, summarize(cpu).Med, summarize(delay).Med, summarize(slept).Med,
+			summarize(bw).format("%.2f"), summarize(pre).Med)
+	}
+}
+
+// jiffiesPerSecond is the kernel's HZ, the unit of backlog_wait_time:
+// CONFIG_HZ_250 on this machine's kernel.
+const jiffiesPerSecond = 250

@@ -14,14 +14,16 @@ import (
 )
 
 var (
-	rounds   = flag.Int("rounds", 5, "rounds of each comparison; the sides alternate within a round")
-	genTime  = flag.Duration("gentime", 5*time.Second, "how long the load generator runs per kernel-path run")
-	records  = flag.Int("records", 300000, "records the Sender sends per delivery run (the corpus, repeated)")
-	audispN  = flag.Int("audisprecords", 60000, "records audisp-remote sends per delivery run: it waits for each ack, so at most a few thousand a second on a loaded machine")
-	maxLoad  = flag.Float64("maxload", 0.5, "1-minute load average above which the machine counts as busy: the report goes to the loaded section")
-	parts    = flag.String("parts", "kernel,delivery", "comparisons to run: kernel, delivery")
-	docPath  = flag.String("doc", "../docs/BENCHMARKS.md", "file whose make-bench section is rewritten; empty for none")
-	benchCmd = flag.String("cmd", "make bench", "the command to name in the report")
+	rounds    = flag.Int("rounds", 5, "rounds of each comparison; the sides alternate within a round")
+	genTime   = flag.Duration("gentime", 5*time.Second, "how long the load generator runs per kernel-path run")
+	records   = flag.Int("records", 300000, "records the Sender sends per delivery run (the corpus, repeated)")
+	audispN   = flag.Int("audisprecords", 60000, "records audisp-remote sends per delivery run: it waits for each ack, so at most a few thousand a second on a loaded machine")
+	maxLoad   = flag.Float64("maxload", 0.5, "1-minute load average above which the machine counts as busy: the report goes to the loaded section")
+	parts     = flag.String("parts", "kernel,delivery", "comparisons to run: kernel, delivery")
+	docPath   = flag.String("doc", "../docs/BENCHMARKS.md", "file whose make-bench section is rewritten; empty for none")
+	benchCmd  = flag.String("cmd", "make bench", "the command to name in the report")
+	onlySides = flag.String("sides", "", "kernel-path sides to run, comma-separated (such as auditd-ns,bare-batch); empty for all")
+	baseBin   = flag.String("basebin", "", "another auditd-ns binary (an earlier build), run as the side auditd-ns-base beside this tree's, to compare the two in one run")
 )
 
 // TestIntegrationSideBySide runs the side-by-side comparisons and writes
@@ -64,6 +66,13 @@ func kernelComparison(t *testing.T, b bins) []kernelRun {
 	ctl := testkernel.Take(t)
 	var runs []kernelRun
 	sides := append(slices.Clone(kernelSides), tenantSides()...)
+	if *baseBin != "" {
+		sides = append(sides, "auditd-ns-base")
+	}
+	if *onlySides != "" {
+		want := strings.Split(*onlySides, ",")
+		sides = slices.DeleteFunc(sides, func(s string) bool { return !slices.Contains(want, s) })
+	}
 	for round := range *rounds {
 		for i := range sides {
 			side := sides[(i+round)%len(sides)]
