@@ -362,6 +362,9 @@ func (r *report) generatorMarkdown(w *bytes.Buffer, sides []string) {
 			bw = append(bw, float64(k.BacklogWait)/jiffiesPerSecond)
 			pre = append(pre, float64(k.GenPreempted)/float64(k.Calls)*1000)
 		}
+		if len(cpu) == 0 {
+			continue // a side this run left out
+		}
 		fmt.Fprintf(w, "| %s | %.2f | %.0f%% | %.0f%% | %s | %.1f |\n", side, summarize(cpu).Med, summarize(delay).Med, summarize(slept).Med,
 			summarize(bw).format("%.2f"), summarize(pre).Med)
 	}

@@ -140,7 +140,7 @@ func (d *Daemon) poll() {
 	d.stats.KernelLost, d.stats.Backlog, d.stats.LastPoll = st.Lost, st.Backlog, time.Now()
 	d.stats.BacklogWait = st.BacklogWaitTimeActual
 	d.statMu.Unlock()
-	if st.Backlog == 0 && st.BacklogWaitTimeActual > prevWait {
+	if mayStrand(st, prevWait) {
 		d.wakeBacklogWaiters()
 	}
 	if st.Lost > prev {
@@ -151,6 +151,24 @@ func (d *Daemon) poll() {
 			st.Lost, delta, st.Backlog, st.BacklogLimit), false))
 	}
 	d.log.Debug("kernel status", "lost", st.Lost, "backlog", st.Backlog, "records", d.Stats().Records)
+}
+
+// mayStrand reports whether audited tasks may be asleep on the kernel's
+// backlog with nobody to wake them, from the status that a poll got:
+//
+//   - the backlog is empty and tasks slept on it since the last poll
+//     (prevWait): the kernel's missed wake-up, see wakeBacklogWaiters;
+//   - the backlog was over its limit when the kernel answered. The kernel
+//     then puts the asking thread (this poll's) to sleep on the same wait
+//     queue as the audited tasks, as an exclusive waiter, and kauditd
+//     wakes one such waiter per pass over its queue: the poll's wake-up
+//     may have been an audited task's, which then sleeps until the next
+//     record or backlog_wait_time (60 s by default) with the queue empty.
+func mayStrand(st *source.Status, prevWait uint32) bool {
+	if st.BacklogLimit > 0 && st.Backlog > st.BacklogLimit {
+		return true
+	}
+	return st.Backlog == 0 && st.BacklogWaitTimeActual > prevWait
 }
 
 // wakeBacklogWaiters makes the kernel log one record so that kauditd runs
