@@ -19,7 +19,7 @@ func (d *Daemon) newContainers(store *registry.Store, kernel deliver.KernelRules
 			return deliver.Settings{StateDir: cfg.StateDir, Log: cfg.Log}
 		},
 		Logger: d.log.Named("containers"),
-		Attach: d.attachScoped,
-		Detach: d.detachScoped,
+		Attach: d.attach,
+		Detach: d.detach,
 	})
 }

@@ -66,6 +66,7 @@ type Daemon struct {
 	trackerStop context.CancelFunc
 	controlStop context.CancelFunc
 	scoped      scoped
+	views       views // the containers' namespaces (view.go)
 	started     time.Time
 	namespaces  namespaceBook
 	chains      chainBook // contid ancestry from the kernel's op=set records

@@ -47,22 +47,3 @@ func TestParseNSpid(t *testing.T) {
 		}
 	}
 }
-
-func TestIDMap(t *testing.T) {
-	m, err := parseIDMap([]byte("         0     100000      65536\n    65536     300000         10\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for host, want := range map[uint32]uint32{100000: 0, 100005: 5, 165535: 65535, 165536: 65534, 99999: 65534, 0: 65534, 300009: 65545, 300010: 65534, 4294967295: 65534} {
-		if got := m.Map(host); got != want {
-			t.Errorf("Map(%d) = %d, want %d", host, got, want)
-		}
-	}
-	full, _ := parseIDMap([]byte("0 0 4294967295\n"))
-	if full.Map(4294967294) != 4294967294 || full.Map(4294967295) != 65534 {
-		t.Errorf("identity map: %d %d", full.Map(4294967294), full.Map(4294967295))
-	}
-	if _, err := parseIDMap([]byte("0 x 1\n")); err == nil {
-		t.Error("a bad map line was taken")
-	}
-}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/auditd-ns/auditd-ns/pkg/view"
 )
 
 // A tenant's copies show pids as the container's pid namespace shows them
@@ -83,74 +85,13 @@ func (c *nsCache) chain(sys nsSys, pid uint32, ino uint64, nspid []uint32) (*pid
 	return parent, nil
 }
 
-// idMap is a user namespace's uid_map or gid_map, as read from outside
-// it: lines "inside outside count".
-type idMap []idRange
-
-type idRange struct{ inside, outside, count uint32 }
-
-// overflowID is what the kernel shows for an id its user namespace does
-// not map (/proc/sys/kernel/overflowuid, overflowgid).
-const overflowID = 65534
-
-func parseIDMap(b []byte) (idMap, error) {
-	var m idMap
-	for n, line := range splitLines(b) {
-		var r idRange
-		if _, err := fmt.Sscanf(string(line), "%d %d %d", &r.inside, &r.outside, &r.count); err != nil {
-			return nil, fmt.Errorf("id map line %d: %q: %w", n+1, line, err)
-		}
-		m = append(m, r)
-	}
-	return m, nil
-}
-
-func splitLines(b []byte) [][]byte {
-	var out [][]byte
-	for len(b) > 0 {
-		i := 0
-		for i < len(b) && b[i] != '\n' {
-			i++
-		}
-		if l := trimSpace(b[:i]); len(l) > 0 {
-			out = append(out, l)
-		}
-		if i == len(b) {
-			break
-		}
-		b = b[i+1:]
-	}
-	return out
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// Map returns the id inside the namespace of host id h.
-func (m idMap) Map(h uint32) uint32 {
-	for _, r := range m {
-		if h >= r.outside && uint64(h) < uint64(r.outside)+uint64(r.count) {
-			return r.inside + (h - r.outside)
-		}
-	}
-	return overflowID
-}
-
-// idMaps is a container's uid and gid maps, or identity (the container
-// shares the host's user namespace).
+// idMaps is a container's uid and gid maps; the zero value is identity
+// (the container shares the host's user namespace).
 type idMaps struct {
-	identity bool
-	uid, gid idMap
+	uid, gid view.IDMap
 }
 
-// View is the namespaces of one registered container, as the tracker
+// View is the namespaces of one registered container (a view.Namespaces), as the tracker
 // learns them from its processes: it answers a pid's value in the
 // container's pid namespace, and an id's through its user namespace.
 // Its methods are safe for concurrent use.
@@ -215,11 +156,8 @@ func (v *View) Pid(p uint32, at int64) uint32 {
 // yet (no process of the container seen).
 func (v *View) UID(id uint32) uint32 {
 	m := v.maps.Load()
-	switch {
-	case m == nil:
-		return overflowID
-	case m.identity:
-		return id
+	if m == nil {
+		return view.Overflow
 	}
 	return m.uid.Map(id)
 }
@@ -227,11 +165,8 @@ func (v *View) UID(id uint32) uint32 {
 // GID is UID for group ids.
 func (v *View) GID(id uint32) uint32 {
 	m := v.maps.Load()
-	switch {
-	case m == nil:
-		return overflowID
-	case m.identity:
-		return id
+	if m == nil {
+		return view.Overflow
 	}
 	return m.gid.Map(id)
 }
@@ -281,12 +216,10 @@ func (v *View) observe(sys nsSys, pid uint32, c *nsCap, own bool) {
 	if err != nil {
 		return
 	}
-	var m idMaps
-	if userns == v.t.hostUserNS {
-		m.identity = true
-	} else {
-		u, err1 := parseIDMap(uid)
-		g, err2 := parseIDMap(gid)
+	var m idMaps // identity: the host's user namespace
+	if userns != v.t.hostUserNS {
+		u, err1 := view.ParseIDMap(uid)
+		g, err2 := view.ParseIDMap(gid)
 		if err1 != nil || err2 != nil {
 			v.t.log.Warn("unreadable id map of a container process", "pid", pid, "cgroup", v.dir, "uid_map", err1, "gid_map", err2)
 			return
@@ -294,7 +227,7 @@ func (v *View) observe(sys nsSys, pid uint32, c *nsCap, own bool) {
 		m.uid, m.gid = u, g
 	}
 	v.maps.Store(&m)
-	v.mapsFrom, v.mapsFinal = cur, m.identity || len(m.uid) > 0
+	v.mapsFrom, v.mapsFinal = cur, m.uid.Identity() || len(m.uid.Extents()) > 0
 	v.needMaps.Store(!v.mapsFinal)
 }
 
@@ -424,3 +357,16 @@ func (t *Tracker) captureWith(sys nsSys, pid uint32, again bool) {
 	}
 	v.observe(sys, pid, c, s.cg.In(v.d))
 }
+
+var _ view.Namespaces = (*View)(nil)
+
+// Unknown is the view of a container whose namespaces cannot be known:
+// no pid is visible (0) and no id mapped (65534), so that no host value
+// is shown as the container's.
+var Unknown view.Namespaces = unknown{}
+
+type unknown struct{}
+
+func (unknown) Pid(uint32, int64) uint32 { return 0 }
+func (unknown) UID(uint32) uint32        { return view.Overflow }
+func (unknown) GID(uint32) uint32        { return view.Overflow }
