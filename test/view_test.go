@@ -115,14 +115,18 @@ func TestIntegrationTenantView(t *testing.T) {
 	rb := runContainer(t, b, initB, touchB, filepath.Join(files, "made-by-b"))
 
 	// The tenant's copies, as its own ausearch finds them.
-	var init, child, made string
+	var made string
 	waitFor(t, 15*time.Second, func() bool {
-		init = ausearchText(tenantLog, "-k", keyA, "-p", "1")
-		child = ausearchText(tenantLog, "-k", keyA, "-p", ra.childPid)
 		made = ausearchText(tenantLog, "-k", fileKeyA)
-		return init != "" && child != "" && strings.Contains(made, "nametype=CREATE")
+		return countIfAny(t, tenantLog, keyA) == 2 && strings.Contains(made, "nametype=CREATE")
 	}, "the tenant's auditd to log the container's events")
 	d.stop()
+	// By the pids the container's $$ and ps showed.
+	init := ausearchText(tenantLog, "-k", keyA, "-p", "1")
+	child := ausearchText(tenantLog, "-k", keyA, "-p", ra.childPid)
+	if init == "" || child == "" {
+		t.Errorf("tenant a: ausearch -p 1 found %q, -p %s found %q; the tenant has:\n%s", init, ra.childPid, child, ausearchText(tenantLog, "-k", keyA))
+	}
 	syscallLine := func(text string) string { return regexp.MustCompile(`(?m)^(node=\S+ )?type=SYSCALL .*$`).FindString(text) }
 	for _, c := range []struct {
 		what, line string
