@@ -130,7 +130,8 @@ func (v *View) Dir() string { return v.dir }
 // the process that had pid p at at (an event's stamp, ns since the epoch),
 // or 0 when that process is not in the container's pid namespace or one
 // below it (the runtime that started the container's init, a host
-// process) or was not seen.
+// process) or was not seen. A container in the host's pid namespace sees
+// every pid as it is.
 func (v *View) Pid(p uint32, at int64) uint32 {
 	if p == 0 {
 		return 0
@@ -138,6 +139,9 @@ func (v *View) Pid(p uint32, at int64) uint32 {
 	nss := v.nss.Load()
 	if nss == nil {
 		return 0
+	}
+	if (*nss)[0].level == 0 {
+		return p // the container shares the host's pid namespace: every pid is seen as it is
 	}
 	c := v.t.table.nsAt(p, at)
 	if c == nil {

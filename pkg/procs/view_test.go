@@ -165,6 +165,10 @@ func TestIntegrationViewHost(t *testing.T) {
 	if got := v.Pid(pid, during); got != pid {
 		t.Errorf("Pid(%d) = %d, want the same", pid, got)
 	}
+	// Its parent, a host process outside the container, is seen too.
+	if got := v.Pid(uint32(os.Getpid()), during); got != uint32(os.Getpid()) {
+		t.Errorf("Pid(%d) (the test) = %d, want the same", os.Getpid(), got)
+	}
 	if v.UID(1234) != 1234 || v.GID(0) != 0 {
 		t.Errorf("UID(1234) = %d, GID(0) = %d: want the host's", v.UID(1234), v.GID(0))
 	}
