@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,7 +29,8 @@ type viewRun struct {
 // init: in cgroup dir, in new pid, user and mount namespaces, root there
 // being host uid 100000. The init mounts its own /proc, reports itself,
 // runs a child shell that reports itself through the container's ps, and
-// creates file as the container's root with touch.
+// creates file as the container's root with touch. Its programs are
+// private copies, which only this test runs.
 func runContainer(t *testing.T, dir, init, touch, file string) viewRun {
 	t.Helper()
 	cg, err := os.Open(dir)
@@ -38,7 +40,13 @@ func runContainer(t *testing.T, dir, init, touch, file string) viewRun {
 echo init $$ $PPID
 %s -c 'echo child $(ps -o pid= -o ppid= -p $$)'
 exec %s %s`, init, touch, file)
-	cmd := exec.Command(init, "-c", script)
+	// The runtime's init execs the container's program once it is in
+	// place (the tracker has read it): a process placed in a cgroup by
+	// clone3 is known there from the tracker's read of its fork, and an
+	// event before that read is attributed to no container.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", `sleep 0.2; exec "$0" -c "$1"`, init, script)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS,
 		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}},
@@ -109,6 +117,12 @@ func TestIntegrationTenantView(t *testing.T) {
 	writeConfig(t, dir, fmt.Sprintf("containers_dir: %s/containers\nstate_dir: %s/state\n", dir, dir),
 		"-D\n"+execRule(initA, keyA)+execRule(initB, keyB)+fileRule(touchA, fileKeyA)+fileRule(touchB, fileKeyB))
 	d := start(t, ctl, dir)
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(tenantLog)
+			t.Logf("the tenant's log:\n%s\ndaemon:\n%s", tail(b), d.stderrText())
+		}
+	})
 	busyHost(t)
 
 	ra := runContainer(t, a, initA, touchA, filepath.Join(files, "made-by-a"))

@@ -325,7 +325,7 @@ func printJSON(out io.Writer, v any) error {
 
 func printContainers(out io.Writer, cs []control.ContainerInfo) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tID\tPARENT\tTARGET\tCONNECTED\tQUEUED\tDELIVERED\tDROPPED\tLAST ERROR")
+	fmt.Fprintln(tw, "NAME\tID\tPARENT\tVIEW\tTARGET\tCONNECTED\tQUEUED\tDELIVERED\tDROPPED\tLAST ERROR")
 	for _, c := range cs {
 		id := "-"
 		switch {
@@ -338,7 +338,7 @@ func printContainers(out io.Writer, cs []control.ContainerInfo) error {
 		if c.ReceiverBound {
 			conn += " (receiver is the bottleneck)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", c.Name, id, dash(c.Parent), c.Target, conn, c.Queued, c.Delivered, c.Dropped, lastError(c))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", c.Name, id, dash(c.Parent), dash(c.View), c.Target, conn, c.Queued, c.Delivered, c.Dropped, lastError(c))
 	}
 	return tw.Flush()
 }

@@ -76,13 +76,13 @@ func TestCtlContainers(t *testing.T) {
 	}
 	rules := writeFile(t, "rules.yaml", "- keep: {type: EXECVE}\n")
 	mustCtl(t, sock, "register", "--name", "web", "--id", "101", "--parent", "tenant", "--file", "/srv/web/audit.log", "--rules", rules, "--memory", "1MiB")
-	mustCtl(t, sock, "register", "--name", "legacy", "--cgroup", "/sys/fs/cgroup/legacy", "--remote", "10.0.0.2:60", "--netns", "/run/netns/legacy")
+	mustCtl(t, sock, "register", "--name", "legacy", "--cgroup", "/sys/fs/cgroup/legacy", "--remote", "10.0.0.2:60", "--netns", "/run/netns/legacy", "--view", "host")
 	b.SetFigures("web", control.ContainerInfo{Connected: true, Queued: 3, Delivered: 1200, Dropped: 7})
 
-	want := `NAME    ID                            PARENT  TARGET                                CONNECTED  QUEUED  DELIVERED  DROPPED  LAST ERROR
-legacy  cgroup:/sys/fs/cgroup/legacy  -       remote:10.0.0.2:60@/run/netns/legacy  no         0       0          0        -
-tenant  100                           -       remote:127.0.0.1:6000                 no         0       0          0        -
-web     101                           tenant  file:/srv/web/audit.log               yes        3       1200       7        -
+	want := `NAME    ID                            PARENT  VIEW       TARGET                                CONNECTED  QUEUED  DELIVERED  DROPPED  LAST ERROR
+legacy  cgroup:/sys/fs/cgroup/legacy  -       host       remote:10.0.0.2:60@/run/netns/legacy  no         0       0          0        -
+tenant  100                           -       container  remote:127.0.0.1:6000                 no         0       0          0        -
+web     101                           tenant  container  file:/srv/web/audit.log               yes        3       1200       7        -
 `
 	if got := mustCtl(t, sock, "containers"); got != want {
 		t.Errorf("containers:\ngot\n%s\nwant\n%s", got, want)
@@ -93,7 +93,7 @@ web     101                           tenant  file:/srv/web/audit.log           
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("containers --json: %v\n%s", err, out)
 	}
-	if len(got) != 3 || got[2].Name != "web" || *got[2].ID != 101 || got[2].Rules != 1 || got[2].Delivered != 1200 || got[0].ID != nil {
+	if len(got) != 3 || got[0].View != "host" || got[2].View != "container" || got[2].Name != "web" || *got[2].ID != 101 || got[2].Rules != 1 || got[2].Delivered != 1200 || got[0].ID != nil {
 		t.Errorf("containers --json:\n%s", out)
 	}
 	if !strings.Contains(out, `"id": "101"`) {

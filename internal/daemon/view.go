@@ -16,9 +16,6 @@ type views struct {
 	by map[*deliver.Container]*procs.View
 }
 
-// viewSetter is the router's side of a container's view.
-type viewSetter interface{ SetView(view.Namespaces) }
-
 // attach starts a container's scoped socket and its view.
 func (d *Daemon) attach(t *deliver.Container) error {
 	if err := d.attachScoped(t); err != nil {
@@ -38,13 +35,12 @@ func (d *Daemon) detach(t *deliver.Container) {
 // translated into: nil (the host's values) for view: host, the tracker's
 // View of its cgroup for view: container.
 func (d *Daemon) attachView(t *deliver.Container) {
-	c := t.Config()
-	set, ok := any(t.Routing()).(viewSetter)
-	if !ok || t.Routing() == nil {
+	c, rt := t.Config(), t.Routing()
+	if rt == nil {
 		return
 	}
 	if c.HostView() {
-		set.SetView(nil)
+		rt.SetView(nil)
 		return
 	}
 	var ns view.Namespaces
@@ -67,7 +63,7 @@ func (d *Daemon) attachView(t *deliver.Container) {
 		// A contid (patched kernel), or no tracker: not translated yet.
 		d.log.Warn("the container's copies keep the host's pids and ids: its namespaces are followed only by cgroup, with the process-events tracker", "container", c.Name)
 	}
-	set.SetView(ns)
+	rt.SetView(ns)
 }
 
 func (d *Daemon) detachView(t *deliver.Container) {

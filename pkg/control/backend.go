@@ -120,6 +120,8 @@ type ContainerInfo struct {
 	// Owner is the tool that registered the container ("oci-hook"), ""
 	// for the host admin.
 	Owner string `json:"owner,omitempty"`
+	// View is registry.Container.View: "container" or "host".
+	View string `json:"view,omitempty"`
 	// Rules counts the container's filter rules (rules.Program.Len).
 	Rules int `json:"rules"`
 	// Connected is true while a remote target's connection is up, and for
@@ -361,7 +363,7 @@ type Bucket struct {
 // Describe fills the fields of a ContainerInfo that come from the
 // registration itself; the daemon adds the queue and delivery figures.
 func Describe(c *registry.Container) ContainerInfo {
-	info := ContainerInfo{Name: c.Name, Cgroup: c.Cgroup, Parent: c.Parent, Target: c.Deliver.String(), Socket: c.Socket, Owner: c.Owner}
+	info := ContainerInfo{Name: c.Name, Cgroup: c.Cgroup, Parent: c.Parent, Target: c.Deliver.String(), Socket: c.Socket, Owner: c.Owner, View: c.View}
 	if c.HasID() {
 		id := c.ID
 		info.ID = &id

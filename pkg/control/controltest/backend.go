@@ -200,6 +200,6 @@ func (b *Backend) list() []control.ContainerInfo {
 func (b *Backend) info(c *registry.Container) control.ContainerInfo {
 	d := control.Describe(c)
 	f := b.figures[c.Name]
-	f.Name, f.ID, f.Cgroup, f.Parent, f.Target, f.Socket, f.Owner, f.Rules = d.Name, d.ID, d.Cgroup, d.Parent, d.Target, d.Socket, d.Owner, d.Rules
+	f.Name, f.ID, f.Cgroup, f.Parent, f.Target, f.Socket, f.Owner, f.View, f.Rules = d.Name, d.ID, d.Cgroup, d.Parent, d.Target, d.Socket, d.Owner, d.View, d.Rules
 	return f
 }
