@@ -141,7 +141,9 @@ func TestIntegrationTenantView(t *testing.T) {
 	if init == "" || child == "" {
 		t.Errorf("tenant a: ausearch -p 1 found %q, -p %s found %q; the tenant has:\n%s", init, ra.childPid, child, ausearchText(tenantLog, "-k", keyA))
 	}
-	syscallLine := func(text string) string { return regexp.MustCompile(`(?m)^(node=\S+ )?type=SYSCALL .*$`).FindString(text) }
+	syscallLine := func(text string) string {
+		return regexp.MustCompile(`(?m)^(node=\S+ )?type=SYSCALL .*$`).FindString(text)
+	}
 	for _, c := range []struct {
 		what, line string
 		want       []string
