@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/auditd-ns/auditd-ns/internal/testkernel"
 )
 
 var (
@@ -94,4 +96,35 @@ func stalledPeer(t *testing.T) string {
 		}
 	})
 	return ln.Addr().String()
+}
+
+// TestIntegrationTenantBurst runs only the side with registered
+// containers and a healthy file target, -rounds times, and logs for each
+// round the copies its target got, the copies its queue dropped and the
+// most bytes its queue held (the burst the target had to absorb). It is
+// how the default queue is sized: run it with -tenantqueue 256MiB to see
+// the whole burst. AUDITD_NS_BENCH=1, like the side-by-side.
+func TestIntegrationTenantBurst(t *testing.T) {
+	if os.Getenv("AUDITD_NS_BENCH") != "1" {
+		t.Skip("registers with the kernel for minutes: run it with AUDITD_NS_BENCH=1")
+	}
+	if *containers == 0 {
+		t.Skip("-containers 0")
+	}
+	b := build(t)
+	ctl := testkernel.Take(t)
+	t.Logf("load average %s at start", loadAverage())
+	side := tenantSides()[0]
+	var dropped, peak int64
+	for round := range *rounds {
+		run := runKernel(t, ctl, b, side, round+1, *genTime)
+		if run.Err != "" {
+			t.Errorf("round %d: %s", round+1, run.Err)
+		}
+		dropped += run.Dropped
+		peak = max(peak, run.Peak)
+		t.Logf("round %d: %.0f calls/s, %d of %d events in the first container's file, %d dropped, its queue's peak %.1f KiB",
+			round+1, run.rate(), run.Copies, run.Calls, run.Dropped, float64(run.Peak)/1024)
+	}
+	t.Logf("%d rounds of %s: %d copies dropped, the largest backlog %.1f KiB; load average %s at the end", *rounds, side, dropped, float64(peak)/1024, loadAverage())
 }
