@@ -8,7 +8,7 @@ import "time"
 // closed queue drops the item and counts it.
 //
 // Push waits for nothing but the queue's lock, which Read holds while it
-// copies out one batch (at most 256 KiB), and it takes no longer than a
+// copies out one batch (at most 1 MiB from memory), and it takes no longer than a
 // memory copy unless memory is full: it then moves the oldest items to the
 // spool, handing the kernel 64 KiB at a time (a write to the page cache, no
 // fsync). In steady state it allocates nothing.

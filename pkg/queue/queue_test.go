@@ -320,3 +320,43 @@ func TestPeakMemoryBytes(t *testing.T) {
 		t.Errorf("PeakMemoryBytes %d, MemoryBytes %d; want 5200 and 100", st.PeakMemoryBytes, st.MemoryBytes)
 	}
 }
+
+// TestReadTakesAMiBFromMemory: a reader that fell behind takes up to 1 MiB
+// of copies from memory in one Read (one hold of the lock the pushes
+// need), and a spooled backlog at most 256 KiB at a time, since that may
+// read the disk under the lock.
+func TestReadTakesAMiBFromMemory(t *testing.T) {
+	item := make([]byte, 200)
+	for _, tc := range []struct {
+		name     string
+		lim      queue.Limits
+		dir      bool
+		min, max int // bytes one Read must and may return
+	}{
+		{name: "memory", lim: queue.Limits{Memory: 8 << 20}, min: 900 << 10, max: 1<<20 + 200},
+		{name: "spool", lim: queue.Limits{Memory: 64 << 10, Spool: 16 << 20}, dir: true, min: 200 << 10, max: 256<<10 + 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := ""
+			if tc.dir {
+				dir = t.TempDir()
+			}
+			q := open(t, dir, tc.lim)
+			defer closeQueue(t, q)
+			for range 8000 { // 1.6 MB
+				q.Push(item)
+			}
+			items, err := q.Read(context.Background(), 100000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, it := range items {
+				n += len(it.Data)
+			}
+			if n < tc.min || n > tc.max {
+				t.Errorf("one Read returned %d bytes (%d items), want %d to %d", n, len(items), tc.min, tc.max)
+			}
+		})
+	}
+}

@@ -6,9 +6,17 @@ import (
 	"runtime"
 )
 
-// maxReadBytes bounds the Data one Read returns (beyond its first item), so
-// that a Read holds the queue's lock for a bounded time.
-const maxReadBytes = 256 << 10
+// maxReadBytes bounds the Data one Read returns from memory (beyond its
+// first item), so that a Read holds the queue's lock for a bounded time: a
+// memory copy of 1 MiB. A reader that fell behind takes the lock once per
+// MiB, not once per 256 KiB: on a busy host the router pushes all the
+// time, and each time the reader waits for the lock it falls further
+// behind. maxSpoolReadBytes bounds what one Read takes from the spool,
+// which may mean reading the disk under the lock.
+const (
+	maxReadBytes      = 1 << 20
+	maxSpoolReadBytes = 256 << 10
+)
 
 // Read blocks until at least one unread item is available, ctx ends or the
 // queue is closed (ErrClosed), and returns at most max items, oldest first
@@ -79,13 +87,13 @@ func (q *Queue) collect(limit int) (items []Item, more bool) {
 // all of them and there is room for more, or else whether it stopped to
 // yield the lock.
 func (q *Queue) collectSpool(limit int) (done, yield bool) {
-	budget := maxReadBytes
+	budget := maxSpoolReadBytes
 	for {
 		last, ok := q.sp.last()
 		if !ok || q.readSeq > last {
 			return true, false
 		}
-		if len(q.out) >= limit || len(q.outBuf) >= maxReadBytes {
+		if len(q.out) >= limit || len(q.outBuf) >= maxSpoolReadBytes {
 			return false, false
 		}
 		f, err := q.sp.next(q.readSeq, &budget)
