@@ -565,7 +565,7 @@ func TestOCIHookExampleConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Files.Dirs[0] != "/var/log/auditd-ns/containers/{id}" || c.memory != 4<<20 || c.maxMemory != 16<<20 || c.maxSpool != 0 {
+	if c.Files.Dirs[0] != "/var/log/auditd-ns/containers/{id}" || c.memory != 16<<20 || c.maxMemory != 64<<20 || c.maxSpool != 0 {
 		t.Errorf("configs/oci-hook.yaml read as %+v", c)
 	}
 	var runc struct {

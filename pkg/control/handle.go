@@ -92,6 +92,9 @@ func (s *Server) register(ctx context.Context, req *Request) (*Response, error) 
 			return nil, errorf(req.Op, CodeInvalid, "%v", err)
 		}
 		p := s.policy().withChainOf(c.ID)
+		if c, err = p.FitMemory(s.Backend.Tree(), s.Scope, c); err != nil {
+			return nil, errorf(req.Op, CodeInvalid, "%v", err)
+		}
 		o.Guard = func(t *registry.Tree) error { return CheckScope(t, s.Scope, c, p) }
 	}
 	info, err := s.Backend.Register(ctx, c, o)

@@ -248,3 +248,40 @@ func (p *ScopePolicy) checkQuotas(t *registry.Tree, c *registry.Container) strin
 	}
 	return ""
 }
+
+// FitMemory gives c, registered through the socket of scope, the queue
+// memory the scope can hold when c's file names none: the default
+// (registry.DefaultMemory), or less when the scope's own queue is smaller
+// (a scoped container's may not be larger) or when an enclosing quota has
+// less left. So the default follows the quota, and a quota smaller than
+// the default still admits containers. A file that names queue.memory is
+// left as it is, and checked (CheckScope). t is the tree as it is; the
+// check under the registration's lock has the last word.
+func (p *ScopePolicy) FitMemory(t *registry.Tree, scope string, c *registry.Container) (*registry.Container, error) {
+	s := t.ByName(scope)
+	parent := t.ByName(c.Parent)
+	if s == nil || parent == nil {
+		return c, nil // CheckScope refuses it
+	}
+	own := min(int64(registry.DefaultMemory), s.Queue.Memory)
+	n := own
+	for _, a := range append([]*registry.Container{parent}, t.Ancestors(parent)...) {
+		if a.Socket == "" && a.Quota == nil {
+			continue
+		}
+		left := p.quotaOf(a).Memory
+		for _, d := range t.Subtree(a.Name) {
+			if d.Name != c.Name {
+				left -= d.Queue.Memory
+			}
+		}
+		n = min(n, left)
+	}
+	if n < 1 {
+		n = own // nothing left: CheckScope says which quota
+	}
+	if n == c.Queue.Memory {
+		return c, nil
+	}
+	return c.WithMemory(n)
+}

@@ -195,3 +195,46 @@ func TestScopedJetStreamRefused(t *testing.T) {
 		t.Errorf("a scoped jetstream target: %v", err)
 	}
 }
+
+// TestScopedDefaultMemoryFollowsTheQuota: a container registered through
+// a scoped socket without a queue.memory of its own gets the default, or
+// less when its scope's own queue is smaller or an enclosing quota has
+// less left, instead of being refused; one that names its memory keeps it
+// and is checked as it is.
+func TestScopedDefaultMemoryFollowsTheQuota(t *testing.T) {
+	b := newBackend(t)
+	ctx := context.Background()
+	// tenant-a and tenant-a1 hold the default each already.
+	quota := int64(2*registry.DefaultMemory + 3<<20)
+	c := dial(t, serve(t, &control.Server{Backend: b, Scope: "tenant", Policy: policy(control.ScopePolicy{Quota: registry.Quota{Memory: quota}})}))
+	memoryOf := func(name string) int64 {
+		t.Helper()
+		d := b.Tree().ByName(name)
+		if d == nil {
+			t.Fatalf("%s is not registered", name)
+		}
+		return d.Queue.Memory
+	}
+	// The scope's own queue is 4MiB: smaller than the default.
+	if _, err := c.Register(ctx, "d.yaml", []byte(child("d1", "tenant-a", "")), false); err != nil {
+		t.Fatalf("a container of default size inside a scope whose queue is smaller: %v", err)
+	}
+	if m := memoryOf("d1"); m != 3<<20 {
+		t.Errorf("d1 has %d bytes of queue memory, want the 3MiB the quota left", m)
+	}
+	wantCode(t, register(t, c, child("d2", "tenant", "")), control.CodeForbidden, `the quota of "tenant" is exceeded`)
+	if _, err := c.Register(ctx, "d.yaml", []byte(child("d1", "tenant-a", "queue: {spool: 1MiB}\n")), true); err != nil {
+		t.Fatalf("replacing d1, its memory left to the daemon: %v", err)
+	}
+	if m := memoryOf("d1"); m != 3<<20 {
+		t.Errorf("d1 replaced has %d bytes of queue memory, want 3MiB: it does not count against itself", m)
+	}
+	wantCode(t, register(t, c, child("d1", "tenant-a", "queue: {memory: 4MiB}\n"), true), control.CodeForbidden,
+		`the quota of "tenant" is exceeded: queue memory inside it would total`)
+}
+
+func register(t *testing.T, c *control.Client, src string, replace ...bool) error {
+	t.Helper()
+	_, err := c.Register(context.Background(), "d.yaml", []byte(src), len(replace) > 0 && replace[0])
+	return err
+}

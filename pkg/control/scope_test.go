@@ -125,7 +125,7 @@ func TestScopedSiblings(t *testing.T) {
 func TestScopeGuardAtChange(t *testing.T) {
 	b := newBackend(t)
 	tree := b.Tree()
-	src := child("job", "tenant-a", "")
+	src := child("job", "tenant-a", "queue: {memory: 1MiB}\n") // within tenant's own
 	c, err := registry.Parse([]byte(src), "job.yaml")
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"strconv"
 
 	"gopkg.in/yaml.v3"
 
@@ -155,4 +156,29 @@ func setKey(m *yaml.Node, key string, v *yaml.Node) {
 	if !set {
 		m.Content = append(m.Content, scalar(key), v)
 	}
+}
+
+// WithMemory returns c with a queue memory limit of n bytes when its file
+// names none (it has the default), and c itself when it names one: a
+// scoped registration that leaves the size to the daemon gets what its
+// scope can hold (control.FitMemory).
+func (c *Container) WithMemory(n int64) (*Container, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(c.Source, &doc); err == nil && len(doc.Content) > 0 && doc.Content[0].Kind == yaml.MappingNode {
+		if q := value(doc.Content[0], "queue"); q != nil && q.Kind == yaml.MappingNode && value(q, "memory") != nil {
+			return c, nil
+		}
+	}
+	return c.edit("setting queue.memory", func(m *yaml.Node) error {
+		q := value(m, "queue")
+		if q == nil {
+			q = &yaml.Node{Kind: yaml.MappingNode, Style: yaml.FlowStyle}
+			setKey(m, "queue", q)
+		}
+		if q.Kind != yaml.MappingNode {
+			return fmt.Errorf("queue is not a mapping")
+		}
+		setKey(q, "memory", scalar(strconv.FormatInt(n, 10)))
+		return nil
+	})
 }
