@@ -123,6 +123,9 @@ func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int
 	run.BacklogWait = int64(st1.BacklogWaitTimeActual) - int64(st0.BacklogWaitTimeActual)
 	_, err = ctl.DeleteRules()
 	must(t, err)
+	if ten.firstLog != "" {
+		drainTenant(b.auditdNS, dir, "t0")
+	}
 	if ten.containersDir != "" {
 		run.Peak = peakQueued(b.auditdNS, dir, "t0")
 	}
