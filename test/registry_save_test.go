@@ -21,7 +21,9 @@ func TestIntegrationUnsavedChangeRefused(t *testing.T) {
 	dir := t.TempDir()
 	addr := fmt.Sprintf("127.0.0.1:%d", port(t))
 	cfg := filepath.Join(dir, "auditd-ns.yaml")
-	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf("local_events: no\nlisten: {address: %q}\nlog_file: %s/log/audit.log\nstate_dir: %s/state\ncontrol_socket: %s/control.sock\n", addr, dir, dir, dir)), 0o600))
+	must(t, os.MkdirAll(filepath.Join(dir, "containers"), 0o700))
+	must(t, os.WriteFile(filepath.Join(dir, "containers", "admin.yaml"), []byte(fmt.Sprintf("name: admin\nid: 43\ndeliver: {file: %s/admin.log}\n", dir)), 0o600))
+	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf("local_events: no\nlisten: {address: %q}\nlog_file: %s/log/audit.log\nstate_dir: %s/state\ncontrol_socket: %s/control.sock\ncontainers_dir: %s/containers\n", addr, dir, dir, dir, dir)), 0o600))
 	d := exec.Command(binary, "run", "--config", cfg)
 	errFile := filepath.Join(dir, "stderr")
 	derr, err := os.Create(errFile)
@@ -116,5 +118,47 @@ func TestIntegrationUnsavedChangeRefused(t *testing.T) {
 	}
 	if out := running(); strings.Contains(out, "web") {
 		t.Errorf("web still runs after its unregistration:\n%s", out)
+	}
+
+	// A container of containers_dir is that file's: one registered over
+	// it at run time would be saved beside it, and the next start would
+	// refuse the two. The registration is refused, naming the file.
+	conf := filepath.Join(dir, "containers", "admin.yaml")
+	over := filepath.Join(dir, "over.yaml")
+	must(t, os.WriteFile(over, []byte(fmt.Sprintf("name: admin\nid: 43\ndeliver: {file: %s/over.log}\n", dir)), 0o600))
+	if out, err := ctl(t, dir, "register", "--replace", over); err == nil || !strings.Contains(out, conf) {
+		t.Errorf("replacing a container of containers_dir: %v\n%s", err, out)
+	}
+	if out, err := ctl(t, dir, "unregister", "--spool", "admin"); err != nil {
+		t.Fatalf("ctl unregister admin: %v\n%s", err, out)
+	}
+	if out, err := ctl(t, dir, "register", over); err == nil || !strings.Contains(out, conf) {
+		t.Errorf("registering the name of a container of containers_dir: %v\n%s", err, out)
+	}
+	// The daemon starts again with what it saved.
+	d.Process.Kill()
+	d.Wait()
+	again := exec.Command(binary, "run", "--config", cfg)
+	out, err := os.Create(filepath.Join(dir, "stderr-again"))
+	must(t, err)
+	again.Stderr = out
+	must(t, again.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- again.Wait() }()
+	t.Cleanup(func() { again.Process.Kill(); <-exited })
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		select {
+		case err := <-exited:
+			exited <- err
+			b, _ := os.ReadFile(out.Name())
+			t.Fatalf("the daemon did not start again with what it saved: %v\n%s", err, b)
+		default:
+		}
+		if _, err := ctl(t, dir, "status"); err == nil {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal("the daemon did not answer 10s after it started again")
+		}
 	}
 }

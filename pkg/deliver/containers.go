@@ -75,6 +75,10 @@ type Containers struct {
 	mu   sync.Mutex // guards tree and live
 	tree *registry.Tree
 	live map[string]*Container
+	// config holds the files of the containers Load was given (the
+	// daemon's containers_dir), by name: their registration is that file,
+	// which Register does not write, so it refuses their names.
+	config map[string]string
 }
 
 // Container is one running container: its queue, its entry in the router,
@@ -165,6 +169,10 @@ func (cs *Containers) Load(ctx context.Context, cfg []*registry.Container) error
 	defer cs.mu.Unlock()
 	cs.ctx = ctx
 	cs.tree = tree
+	cs.config = map[string]string{}
+	for _, c := range cfg {
+		cs.config[c.Name] = c.File
+	}
 	for _, c := range tree.Containers() {
 		t, err := cs.start(c)
 		if err != nil {
@@ -249,6 +257,10 @@ func (cs *Containers) Register(c *registry.Container, o RegisterOptions) (*Conta
 	old := cs.live[c.Name]
 	if cs.tree.ByName(c.Name) != nil && !o.Replace {
 		return nil, fmt.Errorf("registering %q: %w", c.Name, ErrExists)
+	}
+	if file, ok := cs.config[c.Name]; ok {
+		// Saved, it would clash with that file at the next start.
+		return nil, fmt.Errorf("registering %q: %w: %s (the daemon's containers_dir) defines it: change that file instead", c.Name, ErrConflict, file)
 	}
 	tree, err := cs.tree.With(c)
 	if err != nil {
