@@ -168,6 +168,48 @@ func TestStoreAndLoadDir(t *testing.T) {
 	}
 }
 
+// Snapshot's restore puts the stored file back as it was: the old text
+// after a Save over it, no file after the Save of a new one.
+func TestStoreSnapshot(t *testing.T) {
+	s, err := registry.OpenStore(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, _ := registry.Parse([]byte("name: a\nid: 1\ndeliver: {file: /one}\n"), "api")
+	two, _ := registry.Parse([]byte("name: a\nid: 1\ndeliver: {file: /two}\n"), "api")
+	restore, err := s.Snapshot("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(one); err != nil {
+		t.Fatal(err)
+	}
+	if err := restore(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Load(); len(got) != 0 {
+		t.Fatalf("after restoring no file: %d containers stored", len(got))
+	}
+	if err := s.Save(one); err != nil {
+		t.Fatal(err)
+	}
+	if restore, err = s.Snapshot("a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(two); err != nil {
+		t.Fatal(err)
+	}
+	if err := restore(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Load(); len(got) != 1 || got[0].Deliver.File != "/one" {
+		t.Errorf("after restoring: %+v", got)
+	}
+	if _, err := s.Snapshot("../x"); err == nil {
+		t.Error("a snapshot of an invalid name succeeded")
+	}
+}
+
 func TestParseSize(t *testing.T) {
 	for in, want := range map[string]int64{"4MiB": 4 << 20, "512KiB": 512 << 10, "1GiB": 1 << 30, "10MB": 10e6, "1048576": 1 << 20, "7B": 7} {
 		if got, err := registry.ParseSize(in); err != nil || got != want {
