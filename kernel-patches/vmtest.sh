@@ -151,6 +151,10 @@ if [ -n "${VMTEST_BASE:-}" ]; then
 			fi
 		done
 	done
+	# The in-guest reader's share, measured apart (overhead.go).
+	for l in "${blogs[@]}" "${plogs[@]}"; do
+		tr -d '\r' < "$l" | sed -n "s|^INFO overhead-reader: |vmtest: $(basename "$l"): reader: |p"
+	done
 	for l in "${blogs[@]}" "${plogs[@]}"; do
 		bad=$(splats "$l")
 		if [ -n "$bad" ]; then

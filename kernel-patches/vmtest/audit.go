@@ -58,6 +58,18 @@ type auditd struct {
 	recs []record
 	seq  uint32
 	lost atomic.Int64 // socket overflows seen by read
+
+	// While discarding (the overhead loops), read counts the records
+	// and notes the guest time of the last one.
+	counted atomic.Int64
+	last    atomic.Int64 // time.Now().UnixNano() of the last record
+
+	// pause and resume stop the reader between two reads, so that the
+	// overhead loops do not pay for it (see overhead.go).
+	pmu    sync.Mutex
+	pcond  *sync.Cond
+	paused bool
+	parked bool
 }
 
 var daemon *auditd
@@ -73,6 +85,7 @@ func startAuditd() (*auditd, error) {
 		return nil, err
 	}
 	a := &auditd{ctl: ctl}
+	a.pcond = sync.NewCond(&a.pmu)
 	st := make([]byte, 44)
 	binary.LittleEndian.PutUint32(st[0:], statusPID|statusEnabled)
 	binary.LittleEndian.PutUint32(st[4:], 1)
@@ -80,15 +93,75 @@ func startAuditd() (*auditd, error) {
 	if err := a.request(recv, auditSet, st); err != nil {
 		return nil, fmt.Errorf("registering as audit daemon: %w", err)
 	}
-	_ = unix.SetsockoptInt(recv, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 16<<20)
+	// Room for a paused reader's records: one overhead round of
+	// recordedCalls events of up to 4 records of about 2.3 KiB each
+	// (the kernel doubles the value).
+	_ = unix.SetsockoptInt(recv, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 64<<20)
+	// The reader wakes at least every 10 ms, so that pause is quick.
+	tv := unix.NsecToTimeval(int64(10 * time.Millisecond))
+	_ = unix.SetsockoptTimeval(recv, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	go a.read(recv)
-	st = make([]byte, 44)
-	binary.LittleEndian.PutUint32(st[0:], statusBacklogLimit)
-	binary.LittleEndian.PutUint32(st[20:], 8192)
-	if err := a.request(ctl, auditSet, st); err != nil {
-		return nil, fmt.Errorf("setting the backlog limit: %w", err)
+	if err := a.setBacklogLimit(8192); err != nil {
+		return nil, err
 	}
 	return a, nil
+}
+
+// setBacklogLimit sets the kernel's audit_backlog_limit.
+func (a *auditd) setBacklogLimit(n uint32) error {
+	st := make([]byte, 44)
+	binary.LittleEndian.PutUint32(st[0:], statusBacklogLimit)
+	binary.LittleEndian.PutUint32(st[20:], n)
+	if err := a.request(a.ctl, auditSet, st); err != nil {
+		return fmt.Errorf("setting the backlog limit to %d: %w", n, err)
+	}
+	return nil
+}
+
+// pause stops the reader before its next read and waits until it has
+// stopped: records then wait in the kernel's socket buffer, and no user
+// space work of this process runs for them until resume.
+func (a *auditd) pause() {
+	a.pmu.Lock()
+	defer a.pmu.Unlock()
+	a.paused = true
+	for !a.parked {
+		a.pcond.Wait()
+	}
+}
+
+// resume lets the reader go on.
+func (a *auditd) resume() {
+	a.pmu.Lock()
+	defer a.pmu.Unlock()
+	a.paused = false
+	a.pcond.Broadcast()
+}
+
+// park is where the reader waits while paused.
+func (a *auditd) park() {
+	a.pmu.Lock()
+	defer a.pmu.Unlock()
+	for a.paused {
+		a.parked = true
+		a.pcond.Broadcast()
+		a.pcond.Wait()
+	}
+	a.parked = false
+}
+
+// quiet waits until no record has been counted for 100 ms and returns
+// the count.
+func (a *auditd) quiet() int64 {
+	n := a.counted.Load()
+	for {
+		time.Sleep(100 * time.Millisecond)
+		m := a.counted.Load()
+		if m == n {
+			return n
+		}
+		n = m
+	}
 }
 
 func nlSocket() (int, error) {
@@ -186,6 +259,7 @@ var headerRE = regexp.MustCompile(`^audit\((\d+\.\d+):(\d+)\): ?`)
 func (a *auditd) read(fd int) {
 	buf := make([]byte, 1<<16)
 	for {
+		a.park()
 		n, _, err := unix.Recvfrom(fd, buf, 0)
 		if err != nil {
 			if err == unix.EINTR || err == unix.EAGAIN {
@@ -204,14 +278,16 @@ func (a *auditd) read(fd int) {
 			continue
 		}
 		typ := int(binary.LittleEndian.Uint16(buf[4:]))
+		if discard.Load() && typ != containerOp {
+			a.counted.Add(1)
+			a.last.Store(time.Now().UnixNano())
+			continue
+		}
 		data := strings.TrimRight(string(buf[unix.NLMSG_HDRLEN:n]), "\x00\n")
 		r := record{typ: typ, text: data}
 		if m := headerRE.FindStringSubmatch(data); m != nil {
 			r.ts, r.serial = m[1], m[2]
 			r.text = data[len(m[0]):]
-		}
-		if discard.Load() && r.typ != containerOp {
-			continue
 		}
 		a.mu.Lock()
 		a.recs = append(a.recs, r)

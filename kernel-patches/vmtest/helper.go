@@ -61,9 +61,10 @@ func runHelper(args []string) int {
 		pid, _ := strconv.Atoi(args[1])
 		h.expect("kill "+args[1], syscall.Kill(pid, syscall.SIGTERM), "success")
 	case "bench":
-		// bench N: time N audited syscalls.
+		// bench N ROUNDS: time N audited syscalls, ROUNDS times.
 		n, _ := strconv.Atoi(args[1])
-		bench(n)
+		rounds, _ := strconv.Atoi(args[2])
+		bench(n, rounds)
 	case "netns-bench":
 		// netns-bench N: time N network namespace creations.
 		n, _ := strconv.Atoi(args[1])
