@@ -39,9 +39,17 @@ func container(t testing.TB, src string) *registry.Container {
 	return c
 }
 
-// setup registers containers (YAML sources) and returns the router, its
-// sinks by name, and a function that submits records and waits for routing.
-func setup(t testing.TB, attr router.Attributor, srcs ...string) (*router.Router, map[string]*sink, func(recs ...[2]string)) {
+// stops holds, by router, the function that stops the Run startRouter
+// started.
+var stops sync.Map
+
+// startRouter registers containers (YAML sources) with a new router, runs
+// it until the test ends (or flush), and returns it, its containers and
+// their sinks by name. Events close on their EOE only: the event timeout
+// is an hour, so that a submitter kept off the CPU between two records of
+// an event, as on a loaded machine, never splits it. Events without an
+// EOE are closed by flush.
+func startRouter(t testing.TB, attr router.Attributor, srcs ...string) (*router.Router, map[string]*router.Container, map[string]*sink) {
 	t.Helper()
 	var cs []*registry.Container
 	for _, s := range srcs {
@@ -51,7 +59,7 @@ func setup(t testing.TB, attr router.Attributor, srcs ...string) (*router.Router
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := router.New(router.Options{EventTimeout: 50 * time.Millisecond, Attribute: attr})
+	r := router.New(router.Options{EventTimeout: time.Hour, Attribute: attr})
 	sinks := map[string]*sink{}
 	containers := map[string]*router.Container{}
 	for _, c := range cs {
@@ -62,19 +70,39 @@ func setup(t testing.TB, attr router.Attributor, srcs ...string) (*router.Router
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	submit := func(recs ...[2]string) {
-		want := r.Stats().Records + uint64(len(recs))
-		for _, rec := range recs {
-			typ, _ := record.TypeByName(rec[0])
-			r.Submit(typ, []byte(rec[1]))
-		}
-		deadline := time.Now().Add(5 * time.Second)
-		for r.Stats().Records < want && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
+	stop := sync.OnceFunc(func() { cancel(); <-done })
+	stops.Store(r, stop)
+	t.Cleanup(stop)
+	return r, containers, sinks
+}
+
+// flush stops the Run of a router from startRouter: it routes every record
+// submitted, then closes the events still open (a syscall event without
+// its EOE as partial) and routes them too.
+func flush(r *router.Router) {
+	f, _ := stops.Load(r)
+	f.(func())()
+}
+
+// submitSync submits records to r and returns once they are routed and
+// the events they closed are copied (Router.Sync: no deadline to miss).
+func submitSync(t testing.TB, r *router.Router, recs ...[2]string) {
+	t.Helper()
+	for _, rec := range recs {
+		typ, _ := record.TypeByName(rec[0])
+		r.Submit(typ, []byte(rec[1]))
 	}
-	return r, sinks, submit
+	if err := r.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setup is startRouter with a function that submits records and waits for
+// them to be routed.
+func setup(t testing.TB, attr router.Attributor, srcs ...string) (*router.Router, map[string]*sink, func(recs ...[2]string)) {
+	t.Helper()
+	r, _, sinks := startRouter(t, attr, srcs...)
+	return r, sinks, func(recs ...[2]string) { submitSync(t, r, recs...) }
 }
 
 func event(serial int, contid string, key string) [][2]string {
@@ -94,9 +122,12 @@ func flat(evs ...[][2]string) [][2]string {
 	return out
 }
 
+// waitLines returns s's lines once it has n (at once after a Sync or a
+// flush, which leave nothing on its way to s), or after a minute: the
+// deadline only bounds how long a failing test takes.
 func waitLines(t testing.TB, s *sink, n int) []string {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		s.mu.Lock()
 		got := slices.Clone(s.lines)
@@ -118,7 +149,6 @@ func TestChainRoutingAndTrimming(t *testing.T) {
 	mid := waitLines(t, sinks["mid"], 3)
 	outer := waitLines(t, sinks["outer"], 3)
 	other := waitLines(t, sinks["other"], 3)
-	time.Sleep(100 * time.Millisecond)
 	if len(mid) != 3 || !strings.HasSuffix(mid[1], "record=1300 contid=42,^7") {
 		t.Errorf("mid got %q; want the event with its chain trimmed to 42,^7", mid)
 	}
@@ -142,7 +172,6 @@ func TestRulesAndStrip(t *testing.T) {
 		"name: a\nid: 5\ndeliver: {file: /x/a}\nrules:\n  - keep: {key: wanted}\n    strip: [CONTAINER_ID]\n  - default: drop\n")
 	submit(flat(event(1, "5", "noise"), event(2, "5", "wanted"))...)
 	got := waitLines(t, sinks["a"], 2)
-	time.Sleep(100 * time.Millisecond)
 	want := []string{
 		`type=SYSCALL msg=audit(1700000000.123:2): arch=c000003e syscall=59 success=yes exit=0 ppid=1 pid=100 auid=1000 uid=0 comm="true" exe="/usr/bin/true" key="wanted"`,
 		`type=EOE msg=audit(1700000000.123:2): `,
@@ -156,7 +185,6 @@ func TestMalformedAndBadChainAreNotRouted(t *testing.T) {
 	r, sinks, submit := setup(t, nil, "name: a\nid: 5\ndeliver: {file: /x/a}\n")
 	submit([][2]string{{"SYSCALL", "garbage without a header"}}...)
 	submit(flat(event(3, "5,^x", "k"))...)
-	time.Sleep(200 * time.Millisecond)
 	st := r.Stats()
 	if st.Malformed != 1 || st.BadChain != 1 {
 		t.Errorf("stats %+v: want 1 malformed, 1 bad chain", st)
@@ -167,12 +195,38 @@ func TestMalformedAndBadChainAreNotRouted(t *testing.T) {
 }
 
 func TestPartialEvent(t *testing.T) {
-	r, sinks, submit := setup(t, nil, "name: a\nid: 5\ndeliver: {file: /x/a}\n")
+	// Closed by the timeout: both records are submitted before Run
+	// starts, so that it takes them in one batch, however late.
+	c := container(t, "name: a\nid: 5\ndeliver: {file: /x/a}\n")
+	tree, err := registry.Build([]*registry.Container{c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := router.New(router.Options{EventTimeout: 50 * time.Millisecond})
+	s := &sink{}
+	r.Set(tree, map[string]*router.Container{"a": router.NewContainer(c, s)})
 	ev := event(4, "5", "k")
-	submit(ev[:2]...) // no EOE
-	got := waitLines(t, sinks["a"], 2)
-	if len(got) != 2 || r.Stats().Partial != 1 {
-		t.Errorf("partial event: %d lines, stats %+v", len(got), r.Stats())
+	for _, rec := range ev[:2] { // no EOE
+		typ, _ := record.TypeByName(rec[0])
+		r.Submit(typ, []byte(rec[1]))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	for r.Stats().Partial == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	if st := r.Stats(); len(s.lines) != 2 || st.Partial != 1 || st.Events != 1 {
+		t.Errorf("closed by timeout: %d lines, stats %+v; want 2 lines, one event, partial", len(s.lines), st)
+	}
+	// Closed as the router stops.
+	r2, sinks, submit := setup(t, nil, "name: a\nid: 5\ndeliver: {file: /x/a}\n")
+	submit(ev[:2]...)
+	flush(r2)
+	if st := r2.Stats(); len(sinks["a"].lines) != 2 || st.Partial != 1 || st.Events != 1 {
+		t.Errorf("closed at the stop: %d lines, stats %+v; want 2 lines, one event, partial", len(sinks["a"].lines), st)
 	}
 }
 
@@ -313,7 +367,7 @@ func serialOf(line string) int {
 // using the network namespace; each registered container on any of them
 // gets one copy, showing only its own chains, cut at itself.
 func TestNetfilterChains(t *testing.T) {
-	_, sinks, submit := setup(t, nil,
+	r, sinks, submit := setup(t, nil,
 		"name: host\nid: 1\ndeliver: {file: /x/h}\n",
 		"name: a\nid: 600\nparent: host\ndeliver: {file: /x/a}\n",
 		"name: b\nid: 601\nparent: host\ndeliver: {file: /x/b}\n")
@@ -322,6 +376,7 @@ func TestNetfilterChains(t *testing.T) {
 		{"NETFILTER_PKT", ts + "mark=0x0 saddr=10.0.0.1 daddr=10.0.0.2 proto=6"},
 		{"CONTAINER_ID", ts + "record=1324 contid=600,^1,601,^1"},
 	}...)
+	flush(r) // a netfilter event has no EOE
 	for name, want := range map[string]string{"a": "contid=600", "b": "contid=601", "host": "contid=600,^1,601,^1"} {
 		got := waitLines(t, sinks[name], 2)
 		if len(got) != 2 || !strings.HasSuffix(got[1], "record=1324 "+want) {
@@ -353,12 +408,8 @@ func TestOverflow(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for r.Stats().Records < 1440 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
 	cancel()
-	<-done
+	<-done // Run routes what was submitted as it stops
 	if got := r.Stats().Records; got != 1440 {
 		t.Errorf("Records = %d, want 1440 (4000 submitted, 2560 overflowed)", got)
 	}
@@ -380,16 +431,12 @@ func TestSubmitKeepsOrder(t *testing.T) {
 			time.Sleep(time.Millisecond) // let the router fetch unfinished batches
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for r.Stats().Events < events && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(100 * time.Millisecond) // an event split in two closes after 50 ms
+	flush(r) // an event split in two is routed as two, the first partial
 	st := r.Stats()
 	if st.Events != events || st.Partial != 0 || st.Overflow != 0 {
 		t.Errorf("stats %+v: want %d events, none partial, no overflow", st, events)
 	}
-	if got := len(waitLines(t, sinks["a"], 3*events)); got != 3*events {
+	if got := len(waitLines(t, sinks["a"], 0)); got != 3*events {
 		t.Errorf("a got %d lines, want %d", got, 3*events)
 	}
 }
@@ -407,7 +454,6 @@ func TestCgroupAttributionMovedLater(t *testing.T) {
 	})
 	_, sinks, submit := setup(t, attr, "name: a\ncgroup: /cg/a\ndeliver: {file: /x/a}\n")
 	submit(event(40, "", "k")...)
-	time.Sleep(100 * time.Millisecond)
 	if n := len(waitLines(t, sinks["a"], 0)); n != 0 {
 		t.Fatalf("a got %d lines before the move", n)
 	}
@@ -449,10 +495,6 @@ func TestCgroupAttributionPID(t *testing.T) {
 			n = 2
 		}
 		got := waitLines(t, sinks["a"], before+n)
-		if !tc.want {
-			time.Sleep(100 * time.Millisecond)
-			got = waitLines(t, sinks["a"], 0)
-		}
 		if len(got) != before+n {
 			t.Errorf("%q: a got %d lines, want %d", tc.text, len(got)-before, n)
 		}
@@ -566,7 +608,7 @@ func TestSettledPidSkipsDelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := router.New(router.Options{EventTimeout: 50 * time.Millisecond, Delay: delay, Attribute: attr})
+	r := router.New(router.Options{EventTimeout: time.Hour, Delay: delay, Attribute: attr})
 	s := &sink{}
 	r.Set(tree, map[string]*router.Container{"a": router.NewContainer(c, s)})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -658,11 +700,13 @@ func TestCgroupAttributionUserText(t *testing.T) {
 		}
 		return -1
 	})
-	_, sinks, submit := setup(t, attr, "name: a\ncgroup: /cg/a\ndeliver: {file: /x/a}\n")
+	r, sinks, submit := setup(t, attr, "name: a\ncgroup: /cg/a\ndeliver: {file: /x/a}\n")
 	submit([2]string{"USER_AVC", "audit(1700000000.123:70): pid=4000 uid=0 auid=0 ses=1 subj=unconfined msg='op=x ppid=7 pid=8 exe=\"/bin/x\"'"})
 	submit([2]string{"USER", "audit(1700000000.124:71): msg='ppid=7 pid=8'"})
-	time.Sleep(200 * time.Millisecond)
-	if got := waitLines(t, sinks["a"], 0); len(got) != 0 {
-		t.Errorf("a got %q; asked %q", got, asked)
+	flush(r) // user messages have no EOE
+	// The USER_AVC event is attributed by the pid the kernel wrote; the
+	// USER one names none.
+	if got := waitLines(t, sinks["a"], 0); len(got) != 0 || !slices.Equal(asked, []string{"4000 0"}) {
+		t.Errorf("a got %q; asked %q (want nothing, asked for pid 4000 only)", got, asked)
 	}
 }

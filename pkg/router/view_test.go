@@ -7,10 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/auditd-ns/auditd-ns/pkg/record"
-	"github.com/auditd-ns/auditd-ns/pkg/registry"
 	"github.com/auditd-ns/auditd-ns/pkg/router"
 	"github.com/auditd-ns/auditd-ns/pkg/view"
 )
@@ -47,28 +45,8 @@ func setupViews(t testing.TB, srcs ...string) (map[string]*router.Container, map
 
 func setupViewsAttr(t testing.TB, attr router.Attributor, srcs ...string) (map[string]*router.Container, map[string]*sink, func(recs ...[2]string) [][]byte) {
 	t.Helper()
-	var cs []*registry.Container
-	for _, s := range srcs {
-		cs = append(cs, container(t, s))
-	}
-	tree, err := registry.Build(cs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := router.New(router.Options{EventTimeout: 50 * time.Millisecond, Attribute: attr})
-	sinks := map[string]*sink{}
-	containers := map[string]*router.Container{}
-	for _, c := range cs {
-		sinks[c.Name] = &sink{}
-		containers[c.Name] = router.NewContainer(c, sinks[c.Name])
-	}
-	r.Set(tree, containers)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	r, containers, sinks := startRouter(t, attr, srcs...)
 	submit := func(recs ...[2]string) [][]byte {
-		want := r.Stats().Records + uint64(len(recs))
 		var given [][]byte
 		for _, rec := range recs {
 			typ, _ := record.TypeByName(rec[0])
@@ -76,9 +54,8 @@ func setupViewsAttr(t testing.TB, attr router.Attributor, srcs ...string) (map[s
 			given = append(given, b)
 			r.Submit(typ, b)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for r.Stats().Records < want && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
+		if err := r.Sync(context.Background()); err != nil {
+			t.Fatal(err)
 		}
 		return given
 	}
@@ -216,11 +193,12 @@ func TestViewSessions(t *testing.T) {
 
 // What a tenant writes in a user message is its own: never translated.
 func TestViewUserMessage(t *testing.T) {
-	cs, sinks, submit := setupViews(t, "name: a\nid: 5\ndeliver: {file: /x/a}\n")
+	r, cs, sinks := startRouter(t, nil, "name: a\nid: 5\ndeliver: {file: /x/a}\n")
 	cs["a"].SetView(newNSMap(t, map[uint32]uint32{5001: 3}, "0 100000 65536", "0 100000 65536"))
 	ts := "audit(1700000000.123:30): "
-	submit([2]string{"USER_AVC", ts + `pid=5001 uid=100000 auid=4294967295 ses=4294967295 subj=unconfined msg='pid=5001 uid=100000 auid=100000 msg=' ppid=5001'`},
+	submitSync(t, r, [2]string{"USER_AVC", ts + `pid=5001 uid=100000 auid=4294967295 ses=4294967295 subj=unconfined msg='pid=5001 uid=100000 auid=100000 msg=' ppid=5001'`},
 		[2]string{"CONTAINER_ID", ts + "record=1107 contid=5"})
+	flush(r) // a user message has no EOE
 	got := waitLines(t, sinks["a"], 2)
 	want := `type=USER_AVC msg=audit(1700000000.123:30): pid=3 uid=0 auid=4294967295 ses=4294967295 subj=unconfined msg='pid=5001 uid=100000 auid=100000 msg=' ppid=5001'`
 	if len(got) == 0 || got[0] != want {
