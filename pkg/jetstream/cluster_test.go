@@ -132,7 +132,7 @@ func TestClusterNodeKilledExactlyOnce(t *testing.T) {
 	c := natstest.Start(t, 3, u)
 	js := c.AddStreams(u.Admin, 3)
 
-	const n = 30000
+	const n = 30000 / raceScale
 	type host struct {
 		name       string
 		cred       natstest.User
@@ -150,9 +150,9 @@ func TestClusterNodeKilledExactlyOnce(t *testing.T) {
 		h.tenantSubj, _ = TenantSubject("t1", h.name)
 		h.hq, h.tq = openQueue(t), openQueue(t)
 		conn := Conn{URL: c.URL(), Credentials: h.cred.SeedFile, InboxPrefix: "_INBOX_" + h.name, MaxBackoff: time.Second}
-		h.hp = &Publisher{Conn: conn, Subject: h.hostSubj, Stream: natstest.HostStream, Queue: h.hq, AckTimeout: 2 * time.Second,
+		h.hp = &Publisher{Conn: conn, Subject: h.hostSubj, Stream: natstest.HostStream, Queue: h.hq, AckTimeout: 2 * time.Second * raceScale,
 			Logger: hclog.New(&hclog.LoggerOptions{Name: h.name, Level: hclog.Warn})}
-		h.tp = &Publisher{Conn: conn, Subject: h.tenantSubj, Stream: natstest.TenantStream, Queue: h.tq, AckTimeout: 2 * time.Second}
+		h.tp = &Publisher{Conn: conn, Subject: h.tenantSubj, Stream: natstest.TenantStream, Queue: h.tq, AckTimeout: 2 * time.Second * raceScale}
 		for _, p := range []*Publisher{h.hp, h.tp} {
 			wg.Add(1)
 			go func() {
