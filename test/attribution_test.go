@@ -59,7 +59,11 @@ func TestIntegrationCgroupMoveAfterExec(t *testing.T) {
 			t.Fatalf("the moved process: %v", err)
 		}
 	}
-	time.Sleep(time.Second)
+	// Wait for the events, not for a time (see waitKeyCount); the exact
+	// counts, the zeroes too, are taken once the daemon has stopped and
+	// routed everything it had.
+	waitKeyCount(d.log, keyProg, rounds, 30*time.Second)
+	waitKeyCount(filepath.Join(dir, "a/audit.log"), keyProg, rounds, 30*time.Second)
 	d.stop()
 	for _, tc := range []struct {
 		file, key string
@@ -116,7 +120,7 @@ func TestIntegrationCgroupBackToBackHelpers(t *testing.T) {
 			c.Wait()
 		}
 	}
-	time.Sleep(time.Second)
+	waitKeyCount(d.log, key, 2*rounds, 30*time.Second)
 	d.stop()
 	if got := ausearchCount(t, d.log, "-k", key); got != 2*rounds {
 		t.Errorf("host log: %d helper execs, want %d", got, 2*rounds)

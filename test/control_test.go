@@ -60,7 +60,7 @@ func TestIntegrationControl(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return string(b)
 	}
-	waitFor(t, 10*time.Second, func() bool { return ausearchCount(t, filepath.Join(dir, "web/audit.log"), "-k", key) == 3 }, "3 events in web's target")
+	waitFor(t, 30*time.Second, func() bool { return ausearchCount(t, filepath.Join(dir, "web/audit.log"), "-k", key) == 3 }, "3 events in web's target")
 	m1 := scrape()
 
 	// New rules: keep nothing but key other.

@@ -32,7 +32,7 @@ func TestIntegrationExecCount(t *testing.T) {
 	for range n {
 		must(t, exec.Command(prog).Run())
 	}
-	time.Sleep(300 * time.Millisecond)
+	waitKeyCount(d.log, key, n, 30*time.Second)
 	d.stop()
 	if got := ausearchCount(t, d.log, "-k", key); got != n {
 		t.Errorf("ausearch -k %s found %d events, want %d", key, got, n)

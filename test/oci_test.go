@@ -136,7 +136,8 @@ func TestIntegrationOCIHookDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatalf("runc run: %v\n%s\ndaemon:\n%s", err, out, d.stderrText())
 	}
-	time.Sleep(300 * time.Millisecond)
+	waitKeyCount(d.log, key, 2, 30*time.Second)
+	waitKeyCount(target, key, 2, 30*time.Second)
 	d.stop()
 	if got := ausearchCount(t, d.log, "-k", key); got != 2 {
 		t.Errorf("host log: %d oci events, want 2", got)

@@ -185,7 +185,8 @@ func TestIntegrationPodmanHook(t *testing.T) {
 	if out, err := p.command(p.runArgs(plain, uid+1, nil, []string{"--rm"}, "/bin/busybox", "true")...).CombinedOutput(); err != nil {
 		t.Fatalf("podman run (no annotations): %v\n%s", err, out)
 	}
-	time.Sleep(300 * time.Millisecond)
+	waitKeyCount(d.log, key, 2, 30*time.Second)
+	waitKeyCount(target, key, 2, 30*time.Second)
 	d.stop()
 	if got := ausearchCount(t, d.log, "-k", key); got != 2 {
 		t.Errorf("host log: %d events of the container, want 2", got)
