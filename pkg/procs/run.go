@@ -80,8 +80,12 @@ func (t *Tracker) Run(ctx context.Context) error {
 		mark := t.now()
 		// Process events first: a write to cgroup.procs comes after the
 		// writer's fork, whose event is then already applied.
-		if err := t.drain(); err != nil {
-			return err
+		// fd is -1 without process events (Options.ContID on a kernel
+		// without them).
+		if t.fd >= 0 {
+			if err := t.drain(); err != nil {
+				return err
+			}
 		}
 		if t.moveFd >= 0 {
 			t.drainMoves()

@@ -31,6 +31,11 @@ type Options struct {
 	// not stored (counted in Stats.Dropped; Lookup then reads /proc).
 	// Zero means 262144 (a few tens of MB at most).
 	MaxEntries int
+	// ContID makes a tracker for a kernel with the container-ID patches:
+	// it follows no cgroups (no seed, no fanotify, no reads at exec) and
+	// serves only the Views of NewContIDView, fed by SetContID and by
+	// fork and exit events. Attribute and NewView are not for it.
+	ContID bool
 }
 
 // Defaults of Options.
@@ -132,6 +137,8 @@ type Tracker struct {
 	nsc        nsCache
 	hostUserNS uint64       // inode of the initial user namespace (this process's)
 	newNSSys   func() nsSys // tests' model; nil reads /proc
+	ids        *idTable     // Options.ContID: the followed processes (contid.go)
+	idSys      idSys        // tests' model; nil reads /proc
 	captures   atomic.Uint64
 
 	// Of Run's goroutine:
@@ -161,6 +168,9 @@ func NewTracker(log hclog.Logger, opt Options) (*Tracker, error) {
 	}
 	if opt.MaxEntries <= 0 {
 		opt.MaxEntries = DefaultCgroupMaxEntries
+	}
+	if opt.ContID {
+		return newIDTracker(log, opt)
 	}
 	mi, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
@@ -346,6 +356,10 @@ func (t *Tracker) overrun() {
 		t.lastWarned = time.Now()
 		t.log.Warn("process events lost: the kernel's socket buffer overflowed", "overruns", t.overruns.Load())
 	}
+	if t.ids != nil {
+		t.idSweep()
+		return
+	}
 	if time.Since(t.lastSweep) > 5*time.Second {
 		t.lastSweep = time.Now()
 		t.resweeps.Add(1)
@@ -365,6 +379,10 @@ func (t *Tracker) handle(ev procEvent) {
 			return
 		}
 		t.forks.Add(1)
+		if t.ids != nil {
+			t.idFork(ev.TGID, ev.Parent, t.kernelTime(ev.Time))
+			return
+		}
 		// The event names the new process's parent, which with
 		// CLONE_PARENT (runc's nsexec uses it) is not the process that
 		// forked it, whose cgroups it has; and clone3 can place it in
@@ -374,6 +392,10 @@ func (t *Tracker) handle(ev procEvent) {
 		t.readProc(ev.TGID, false)
 	case procEventExec:
 		t.execs.Add(1)
+		if t.ids != nil {
+			t.idExec(ev.TGID)
+			return
+		}
 		ts := t.kernelTime(ev.Time)
 		known := t.table.exec(ev.TGID, ts)
 		ok := t.readProc(ev.TGID, false)
@@ -388,6 +410,10 @@ func (t *Tracker) handle(ev procEvent) {
 			return
 		}
 		t.exits.Add(1)
+		if t.ids != nil {
+			t.idExit(ev.TGID, t.kernelTime(ev.Time))
+			return
+		}
 		if _, ok := t.unverified[ev.TGID]; ok {
 			// A zombie's /proc/PID/cgroup is still there until it is reaped.
 			delete(t.unverified, ev.TGID)
@@ -536,6 +562,7 @@ func (t *Tracker) Stats() Stats {
 	if vl := t.views.Load(); vl != nil {
 		s.Views = len(vl.views)
 	}
+	s.Views += t.ids.idViews()
 	s.Captures = t.captures.Load()
 	return s
 }

@@ -104,9 +104,11 @@ type idMaps struct {
 // few, so that records of the earlier one's processes still translate.
 // Its user namespace is its init's.
 type View struct {
-	t   *Tracker
-	dir string
-	d   CgroupDir
+	t      *Tracker
+	dir    string
+	d      CgroupDir
+	contid uint64 // the container's audit container ID, when byID
+	byID   bool   // made by NewContIDView: its processes are in t.ids
 
 	mu        sync.Mutex // guards the fields below; readers use the atomics
 	initLevel int        // level of the inits' namespaces, -1 before one
@@ -123,7 +125,8 @@ type View struct {
 // maxInits bounds the pid namespaces of inits a View keeps.
 const maxInits = 8
 
-// Dir is the registered cgroup directory the View is of.
+// Dir is the registered cgroup directory the View is of ("contid N" for
+// a View made by NewContIDView).
 func (v *View) Dir() string { return v.dir }
 
 // Pid returns host pid p's value in the container's pid namespace, for
@@ -143,7 +146,12 @@ func (v *View) Pid(p uint32, at int64) uint32 {
 	if (*nss)[0].level == 0 {
 		return p // the container shares the host's pid namespace: every pid is seen as it is
 	}
-	c := v.t.table.nsAt(p, at)
+	var c *nsCap
+	if v.byID {
+		c = v.t.ids.nsAt(p, at)
+	} else {
+		c = v.t.table.nsAt(p, at)
+	}
 	if c == nil {
 		return 0
 	}
@@ -271,6 +279,10 @@ func (t *Tracker) NewView(dir string) (*View, error) {
 // Close stops capturing for the View's container; what it knows stays.
 func (v *View) Close() {
 	t := v.t
+	if v.byID {
+		t.ids.closeID(v)
+		return
+	}
 	t.viewMu.Lock()
 	defer t.viewMu.Unlock()
 	old := t.views.Load()
