@@ -57,25 +57,27 @@ type Daemon struct {
 	// their errors. life is the daemon's context without its cancellation:
 	// the services outlive a stop signal by the shutdown's drain, then
 	// stopServices cancels life last.
-	g           errgroup.Group
-	life        context.Context
-	lifeStop    context.CancelFunc
-	routerStop  context.CancelFunc
-	routerDone  chan struct{}
-	tracker     *procs.Tracker // attributes records to cgroups on a stock kernel
-	trackerStop context.CancelFunc
-	controlStop context.CancelFunc
-	scoped      scoped
-	views       views // the containers' namespaces (view.go)
-	started     time.Time
-	namespaces  namespaceBook
-	chains      chainBook // contid ancestry from the kernel's op=set records
-	stats       Stats
-	statMu      sync.Mutex    // guards stats, except Records
-	records     atomic.Uint64 // Stats.Records, counted in pass
-	plugins     *plugin.Runner
-	pluginLine  atomic.Pointer[lineFunc]      // the plugins' line format (plugins.go)
-	pluginFeed  atomic.Pointer[plugin.Runner] // plugins, for the host log's own records (hostlog.Options.OnDaemon)
+	g             errgroup.Group
+	life          context.Context
+	lifeStop      context.CancelFunc
+	routerStop    context.CancelFunc
+	routerDone    chan struct{}
+	tracker       *procs.Tracker // attributes records to cgroups on a stock kernel
+	idTracker     *procs.Tracker // on a patched kernel: follows contid containers' processes for their views
+	idTrackerStop context.CancelFunc
+	trackerStop   context.CancelFunc
+	controlStop   context.CancelFunc
+	scoped        scoped
+	views         views // the containers' namespaces (view.go)
+	started       time.Time
+	namespaces    namespaceBook
+	chains        chainBook // contid ancestry from the kernel's op=set records
+	stats         Stats
+	statMu        sync.Mutex    // guards stats, except Records
+	records       atomic.Uint64 // Stats.Records, counted in pass
+	plugins       *plugin.Runner
+	pluginLine    atomic.Pointer[lineFunc]      // the plugins' line format (plugins.go)
+	pluginFeed    atomic.Pointer[plugin.Runner] // plugins, for the host log's own records (hostlog.Options.OnDaemon)
 }
 
 // Stats is what the daemon reports about itself and the kernel.
@@ -370,10 +372,16 @@ func (d *Daemon) stopServices() error {
 	if d.trackerStop != nil {
 		d.trackerStop()
 	}
+	if d.idTrackerStop != nil {
+		d.idTrackerStop()
+	}
 	d.lifeStop()
 	err := d.g.Wait()
 	if d.tracker != nil {
 		d.tracker.Close()
+	}
+	if d.idTracker != nil {
+		d.idTracker.Close()
 	}
 	return err
 }

@@ -88,6 +88,9 @@ func (d *Daemon) pass(typ uint16, data []byte) {
 	d.namespaces.note(typ, data)
 	if d.kern != nil {
 		d.chains.note(typ, data)
+		if d.idTracker != nil && typ == record.TypeContainerOp {
+			d.noteSet(data)
+		}
 	}
 	d.records.Add(1)
 }
