@@ -58,71 +58,14 @@ func setAuditPID(a *auditd, pid uint32) error {
 // "inner" (801) nested in "outer" (800), and checks where events land.
 func testE2E(t *T) {
 	a := needDaemon(t)
-	if _, err := os.Stat(auditdNS); err != nil {
-		t.Skipf("no %s in the initramfs", auditdNS)
-	}
-	for name, body := range e2eFiles {
-		p := filepath.Join("/tmp/e2e", name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatalf("%v", err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatalf("%v", err)
-		}
-	}
-	if err := setAuditPID(a, 0); err != nil {
-		t.Fatalf("unregistering the test daemon: %v", errnoName(err))
-	}
-	// Afterwards a fresh test daemon registers: the kernel sends records
-	// to the socket that registered.
-	defer func() {
-		d, err := startAuditd()
-		if err != nil {
-			t.Errorf("re-registering the test daemon: %v", err)
-			return
-		}
-		// Keep what the first daemon saw, for the SAMPLE lines.
-		old := a.since(0)
-		d.mu.Lock()
-		d.recs = append(old, d.recs...)
-		d.mu.Unlock()
-		daemon = d
-	}()
-	d := exec.Command(auditdNS, "run", "--config", "/tmp/e2e/auditd-ns.yaml")
-	out, _ := os.Create("/tmp/e2e/daemon.out")
-	d.Stdout, d.Stderr = out, out
-	if err := d.Start(); err != nil {
-		t.Fatalf("starting auditd-ns: %v", err)
-	}
-	defer func() {
-		_ = d.Process.Signal(syscall.SIGTERM)
-		_ = d.Wait()
-		if len(t.fails) > 0 {
-			b, _ := os.ReadFile("/tmp/e2e/daemon.out")
-			t.Errorf("auditd-ns output:\n%s", b)
-		}
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for auditPID(a) != uint32(d.Process.Pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("auditd-ns never registered with the kernel")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	// Registered is not ready: wait for its rules and its containers.
-	for !e2eReady(a) {
-		if time.Now().After(deadline) {
-			t.Fatalf("auditd-ns never loaded its rules and containers")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	stop := e2eDaemon(t, a, "/tmp/e2e", e2eFiles)
+	defer stop()
+	defer e2eOutput(t, "/tmp/e2e")
 	inOuter := runIn(t, "", "800")
 	inInner := runIn(t, "800", "801")
 	outside := runIn(t, "", "")
 	scopedIDs(t)
-	time.Sleep(2 * time.Second)
-	_ = d.Process.Signal(syscall.SIGTERM)
-	_ = d.Wait()
+	stop()
 
 	has := func(file string, pid int) bool {
 		b, _ := os.ReadFile(file)
@@ -154,16 +97,87 @@ func testE2E(t *T) {
 	}
 }
 
-// e2eReady tells whether auditd-ns has loaded its rule and started its
-// containers.
-func e2eReady(a *auditd) bool {
-	rules, _ := a.listRules()
-	loaded := false
-	for _, r := range rules {
-		loaded = loaded || strings.Contains(string(r), "e2e")
+// e2eDaemon writes files under dir and runs auditd-ns with them as the
+// guest's audit daemon (its config dir/auditd-ns.yaml, its output in
+// dir/daemon.out) until the returned stop is called (more than once is
+// fine): stop waits 2s for the records to be written, stops it, and
+// registers a fresh test daemon.
+func e2eDaemon(t *T, a *auditd, dir string, files map[string]string) (stop func()) {
+	if _, err := os.Stat(auditdNS); err != nil {
+		t.Skipf("no %s in the initramfs", auditdNS)
 	}
-	b, _ := os.ReadFile("/tmp/e2e/daemon.out")
-	return loaded && strings.Contains(string(b), "containers started")
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatalf("%v", err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatalf("%v", err)
+		}
+	}
+	if err := setAuditPID(a, 0); err != nil {
+		t.Fatalf("unregistering the test daemon: %v", errnoName(err))
+	}
+	// Afterwards a fresh test daemon registers: the kernel sends records
+	// to the socket that registered.
+	reregister := func() {
+		d, err := startAuditd()
+		if err != nil {
+			t.Errorf("re-registering the test daemon: %v", err)
+			return
+		}
+		// Keep what the first daemon saw, for the SAMPLE lines.
+		old := a.since(0)
+		d.mu.Lock()
+		d.recs = append(old, d.recs...)
+		d.mu.Unlock()
+		daemon = d
+	}
+	outPath := filepath.Join(dir, "daemon.out")
+	d := exec.Command(auditdNS, "run", "--config", filepath.Join(dir, "auditd-ns.yaml"))
+	out, _ := os.Create(outPath)
+	d.Stdout, d.Stderr = out, out
+	if err := d.Start(); err != nil {
+		reregister()
+		t.Fatalf("starting auditd-ns: %v", err)
+	}
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		time.Sleep(2 * time.Second)
+		_ = d.Process.Signal(syscall.SIGTERM)
+		_ = d.Wait()
+		reregister()
+	}
+	ready := func() bool {
+		rules, _ := a.listRules()
+		loaded := false
+		for _, r := range rules {
+			loaded = loaded || strings.Contains(string(r), "e2e")
+		}
+		b, _ := os.ReadFile(outPath)
+		return loaded && strings.Contains(string(b), "containers started")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for auditPID(a) != uint32(d.Process.Pid) {
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("auditd-ns never registered with the kernel")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Registered is not ready: wait for its rules and its containers.
+	for !ready() {
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("auditd-ns never loaded its rules and containers")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return stop
 }
 
 // scopedIDs: an orchestrator in container outer (800) registers through

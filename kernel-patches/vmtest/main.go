@@ -43,6 +43,16 @@ func main() {
 	switch mode {
 	case "overhead":
 		r.run("overhead", testOverheadOnly)
+	case "e2e":
+		// Only the end-to-end tests of auditd-ns (vmtest.sh BZIMAGE e2e),
+		// a quick run while working on the daemon.
+		if daemon, _ = startAuditd(); daemon != nil {
+			for _, tc := range tests {
+				if strings.HasPrefix(tc.name, "e2e/") {
+					r.run(tc.name, tc.fn)
+				}
+			}
+		}
 	default:
 		if hasContid() {
 			var err error
