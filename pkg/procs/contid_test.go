@@ -2,12 +2,14 @@ package procs
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
 )
 
-// idWorld is a model of processes' audit container IDs.
+// idWorld is a model of processes' audit container IDs. It lists the
+// highest pids first: a container's later processes before its init.
 type idWorld map[uint32]uint64
 
 func (w idWorld) pids() []uint32 {
@@ -15,6 +17,8 @@ func (w idWorld) pids() []uint32 {
 	for p := range w {
 		out = append(out, p)
 	}
+	slices.Sort(out)
+	slices.Reverse(out)
 	return out
 }
 
@@ -126,7 +130,8 @@ func TestContIDForkBeforeSetRead(t *testing.T) {
 
 // TestContIDRegisteredAfterSet: the container is registered after its
 // processes were given the contid: the scan when the View is made finds
-// them (and those of a container nested in it), not others.
+// them (and those of a container nested in it), not others, whatever
+// the order /proc lists them in.
 func TestContIDRegisteredAfterSet(t *testing.T) {
 	w := newNSWorld()
 	const host, hostUser = 1000, 2000
