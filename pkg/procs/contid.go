@@ -1,9 +1,7 @@
 package procs
 
 import (
-	"cmp"
 	"fmt"
-	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -348,19 +346,8 @@ func (t *Tracker) NewContIDView(id uint64, nested func(uint64) bool) (*View, err
 		it.mu.Unlock()
 		found = append(found, pid)
 	}
-	// Inits first, the shallowest first: the namespace cache walks an
-	// init's namespaces anew (an inode may be reused), so a process of
-	// its namespace (or one below it) captured before it would name an
-	// older walk of the same namespace.
 	sys := t.scanSys()
-	key := make(map[uint32]int, len(found))
-	for _, pid := range found {
-		key[pid] = math.MaxInt
-		if n, _, err := sys.nspid(pid, nil); err == nil && len(n) > 1 && n[len(n)-1] == 1 {
-			key[pid] = len(n)
-		}
-	}
-	slices.SortStableFunc(found, func(a, b uint32) int { return cmp.Compare(key[a], key[b]) })
+	initsFirst(sys, found)
 	for _, pid := range found {
 		t.idCapture(sys, pid, true)
 	}

@@ -1,7 +1,9 @@
 package procs
 
 import (
+	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -269,11 +271,34 @@ func (t *Tracker) NewView(dir string) (*View, error) {
 	t.views.Store(next)
 	t.viewMu.Unlock()
 	// The processes already there, those captured for another View too.
-	r := t.scanSys()
-	for _, pid := range t.table.within(d) {
-		t.captureWith(r, pid, true)
-	}
+	t.captureKnown(t.scanSys(), t.table.within(d))
 	return v, nil
+}
+
+// captureKnown captures, for the Views, processes the tracker already knew
+// when a View was made.
+func (t *Tracker) captureKnown(sys nsSys, pids []uint32) {
+	initsFirst(sys, pids)
+	for _, pid := range pids {
+		t.captureWith(sys, pid, true)
+	}
+}
+
+// initsFirst orders processes captured together: inits (pid 1 in their
+// own pid namespace) first, the shallowest first, then the rest as they
+// were. The namespace cache walks an init's namespaces anew (an inode may
+// be reused), so a process of its namespace (or one below it) captured
+// before it would name an older walk of the same namespace, one its View
+// does not know: it would translate to 0.
+func initsFirst(sys nsSys, pids []uint32) {
+	key := make(map[uint32]int, len(pids))
+	for _, pid := range pids {
+		key[pid] = math.MaxInt
+		if n, _, err := sys.nspid(pid, nil); err == nil && len(n) > 1 && n[len(n)-1] == 1 {
+			key[pid] = len(n)
+		}
+	}
+	slices.SortStableFunc(pids, func(a, b uint32) int { return cmp.Compare(key[a], key[b]) })
 }
 
 // Close stops capturing for the View's container; what it knows stays.

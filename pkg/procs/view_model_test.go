@@ -117,3 +117,42 @@ func TestViewModel(t *testing.T) {
 		t.Errorf("the first init's namespace was forgotten: %v", nss)
 	}
 }
+
+// TestCaptureKnownInitsFirst: a container already running when its View is
+// made, its processes known to the tracker (listed here child first, as a
+// map's order may give them): every one translates, the init's child too.
+func TestCaptureKnownInitsFirst(t *testing.T) {
+	w := &nsWorld{pids: map[uint32][]uint32{}, chain: map[uint32][]uint64{}, userns: map[uint32]uint64{}, uidMap: map[uint32]string{}}
+	const host, hostUser = 1000, 2000
+	tr := &Tracker{log: hclog.NewNullLogger(), table: newPidTable(1<<10, 1e12), hostUserNS: hostUser,
+		newNSSys: func() nsSys { return w }}
+	procs := []struct {
+		pid   uint32
+		nspid []uint32
+		chain []uint64
+		cg    string
+	}{
+		{503, []uint32{503, 3, 2}, []uint64{3002, 3001, host}, "/a/inner"}, // in a nested pid namespace
+		{502, []uint32{502, 2}, []uint64{3001, host}, "/a"},
+		{504, []uint32{504, 4, 1}, []uint64{3002, 3001, host}, "/a/inner"}, // the nested namespace's init
+		{501, []uint32{501, 1}, []uint64{3001, host}, "/a"},                // the container's init
+	}
+	var pids []uint32
+	for _, p := range procs {
+		w.pids[p.pid], w.chain[p.pid], w.userns[p.pid], w.uidMap[p.pid] = p.nspid, p.chain, 4001, "0 100000 65536"
+		tr.table.observe(p.pid, []byte("0::"+p.cg+"\n"), 10, true, false)
+		pids = append(pids, p.pid)
+	}
+	v := &View{t: tr, dir: "/cg/a", d: CgroupDir{Dir: "/cg/a", V2: true, Path: "/a"}, initLevel: -1}
+	v.needMaps.Store(true)
+	tr.views.Store(&viewList{gen: 1, views: []*View{v}})
+	tr.captureKnown(w, pids)
+	for pid, want := range map[uint32]uint32{501: 1, 502: 2, 503: 3, 504: 4} {
+		if got := v.Pid(pid, 20); got != want {
+			t.Errorf("Pid(%d) = %d, want %d", pid, got, want)
+		}
+	}
+	if got := pids[:2]; got[0] != 501 || got[1] != 504 {
+		t.Errorf("captured in the order %v, want the inits 501 then 504 first", pids)
+	}
+}
