@@ -281,16 +281,9 @@ func (t *Tracker) idCapture(sys nsSys, pid uint32, again bool) {
 		return
 	}
 	if c == nil {
-		nspid, ino, err := sys.nspid(pid, nil)
-		if err != nil {
-			return // gone: nothing to keep
-		}
-		ns, err := t.nsc.chain(sys, pid, ino, nspid)
-		if err != nil {
-			t.log.Debug("reading a process's pid namespaces", "pid", pid, "error", err)
+		if c = t.readNS(sys, pid); c == nil {
 			return
 		}
-		c = &nsCap{ns: ns, nspid: slices.Clip(nspid)}
 		it.mu.Lock()
 		if it.live(pid) != p {
 			it.mu.Unlock()

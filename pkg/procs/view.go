@@ -381,16 +381,9 @@ func (t *Tracker) captureWith(sys nsSys, pid uint32, again bool) {
 		return
 	}
 	if c == nil {
-		nspid, ino, err := sys.nspid(pid, nil)
-		if err != nil {
-			return // gone: nothing to keep
-		}
-		ns, err := t.nsc.chain(sys, pid, ino, nspid)
-		if err != nil {
-			t.log.Debug("reading a process's pid namespaces", "pid", pid, "error", err)
+		if c = t.readNS(sys, pid); c == nil {
 			return
 		}
-		c = &nsCap{ns: ns, nspid: slices.Clip(nspid)}
 		if !t.table.setCapture(pid, c) {
 			return
 		}
@@ -411,3 +404,18 @@ type unknown struct{}
 func (unknown) Pid(uint32, int64) uint32 { return 0 }
 func (unknown) UID(uint32) uint32        { return view.Overflow }
 func (unknown) GID(uint32) uint32        { return view.Overflow }
+
+// readNS reads what a process's copies are translated by: its NSpid and
+// its pid namespaces, placed. nil when it is gone or they cannot be read.
+func (t *Tracker) readNS(sys nsSys, pid uint32) *nsCap {
+	nspid, ino, err := sys.nspid(pid, nil)
+	if err != nil {
+		return nil // gone: nothing to keep
+	}
+	ns, err := t.nsc.chain(sys, pid, ino, nspid)
+	if err != nil {
+		t.log.Debug("reading a process's pid namespaces", "pid", pid, "error", err)
+		return nil
+	}
+	return &nsCap{ns: ns, nspid: slices.Clip(nspid)}
+}
