@@ -40,6 +40,14 @@ type kernelRun struct {
 	Copies   int64   // events in the generator's container's file target (tenant sides)
 	Dropped  int64   // records its queue dropped, as that file says (op=queue-lost)
 	Peak     int64   // most bytes its queue held in memory (tenant sides)
+	// What the tenant side's daemon said at the end of the run (ctl status
+	// --json, after the drain): the router's events attributed to no
+	// container, closed without their EOE (partial) and records it did not
+	// route because it was too far behind (overflow); the first
+	// container's copies routed (records its queue took), delivered,
+	// dropped and still queued. -1: the daemon did not answer.
+	Unattributed, Partial, Overflow        int64
+	Routed, Delivered, QDropped, QueuedEnd int64
 	// What kept the generator from calling faster, from its own thread's
 	// accounts (loadgen): its CPU seconds, the seconds it waited for a CPU,
 	// the seconds it slept (the rest of its wall time: on the kernel's full
@@ -124,10 +132,12 @@ func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int
 	_, err = ctl.DeleteRules()
 	must(t, err)
 	if ten.firstLog != "" {
-		drainTenant(b.auditdNS, dir, "t0")
+		if err := drainTenant(b.auditdNS, dir, "t0"); err != nil {
+			t.Logf("%s round %d: draining t0: %v", side, round, err)
+		}
 	}
 	if ten.containersDir != "" {
-		run.Peak = peakQueued(b.auditdNS, dir, "t0")
+		tenantFigures(b.auditdNS, dir, "t0", &run)
 	}
 	if err := r.stop(); err != nil && side != "auditd" {
 		t.Logf("%s: stopping: %v: %s", side, err, r.stderrText())
@@ -140,26 +150,36 @@ func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int
 	t.Logf("%s round %d: %d calls in %.2fs (%.0f/s), %d of them logged, %d records, lost %d, CPU %.2fs, copies %d, dropped %d; generator CPU %.2fs, waited for a CPU %.2fs, slept %.2fs (backlog wait %d jiffies), preempted %d times %s",
 		side, round, run.Calls, run.Seconds, run.rate(), run.Syscalls, run.Records, run.Lost, run.CPU, run.Copies, run.Dropped,
 		run.GenCPU, run.GenRunDelay, run.GenSlept, run.BacklogWait, run.GenPreempted, run.Err)
+	if ten.containersDir != "" {
+		t.Logf("%s round %d: router: %d events unattributed, %d partial, %d records overflowed (not routed); t0: %d records routed, %d delivered, %d dropped, %d still queued",
+			side, round, run.Unattributed, run.Partial, run.Overflow, run.Routed, run.Delivered, run.QDropped, run.QueuedEnd)
+	}
 	return run
 }
 
-// peakQueued asks the daemon whose state is in dir for the most bytes the
-// named container's queue held; -1 when it cannot tell.
-func peakQueued(binary, dir, name string) int64 {
+// tenantFigures asks the daemon whose state is in dir for the router's
+// counts and the named container's queue figures (the fields of run
+// after Peak); -1 each when it cannot tell.
+func tenantFigures(binary, dir, name string, run *kernelRun) {
+	run.Peak, run.Unattributed, run.Partial, run.Overflow = -1, -1, -1, -1
+	run.Routed, run.Delivered, run.QDropped, run.QueuedEnd = -1, -1, -1, -1
 	out, err := exec.Command(binary, "ctl", "--socket", filepath.Join(dir, "control.sock"), "status", "--json").Output()
 	if err != nil {
-		return -1
+		return
 	}
 	var st control.Status
 	if json.Unmarshal(out, &st) != nil {
-		return -1
+		return
+	}
+	if r := st.Router; r != nil {
+		run.Unattributed, run.Partial, run.Overflow = int64(r.Unattributed), int64(r.Partial), int64(r.Overflow)
 	}
 	for _, c := range st.Containers {
 		if c.Name == name {
-			return int64(c.PeakQueuedBytes)
+			run.Peak, run.Routed, run.Delivered = int64(c.PeakQueuedBytes), int64(c.Routed), int64(c.Delivered)
+			run.QDropped, run.QueuedEnd = int64(c.Dropped), int64(c.Queued)
 		}
 	}
-	return -1
 }
 
 // parseGen reads loadgen's "CALLS SECONDS CPU RUNDELAY SLEPT VOLUNTARY

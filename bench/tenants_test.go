@@ -139,22 +139,27 @@ func TestIntegrationTenantBurst(t *testing.T) {
 // hold an event when the host log is complete). Copies still queued when
 // the daemon stops are lost without a notice in the file, so a run that
 // stopped earlier would count them as neither delivered nor dropped.
-func drainTenant(binary, dir, name string) {
+func drainTenant(binary, dir, name string) error {
 	var last uint64
 	stable := 0
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline) && stable < 2; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); stable < 2; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("container %s still delivering after a minute", name)
+		}
 		out, err := exec.Command(binary, "ctl", "--socket", filepath.Join(dir, "control.sock"), "status", "--json").Output()
 		if err != nil {
-			return
+			return fmt.Errorf("ctl status: %w", err)
 		}
 		var st control.Status
-		if json.Unmarshal(out, &st) != nil {
-			return
+		if err := json.Unmarshal(out, &st); err != nil {
+			return fmt.Errorf("ctl status: %w", err)
 		}
+		found := false
 		for _, c := range st.Containers {
 			if c.Name != name {
 				continue
 			}
+			found = true
 			if c.Queued == 0 && c.Delivered+c.Dropped == last {
 				stable++
 			} else {
@@ -162,5 +167,9 @@ func drainTenant(binary, dir, name string) {
 			}
 			last = c.Delivered + c.Dropped
 		}
+		if !found {
+			return fmt.Errorf("no container %s in ctl status", name)
+		}
 	}
+	return nil
 }
