@@ -187,27 +187,30 @@ func (r *report) kernelMarkdown(w *bytes.Buffer) {
 	}
 	fmt.Fprintf(w, ".\n")
 	if ts := tenantSides(); len(sides) > len(kernelSides) && len(ts) == 2 {
-		var dropped, peak int64
+		var dropped, peak, overflow, unattributed int64
 		for _, k := range r.Kernel {
 			if k.Side == ts[0] {
 				dropped += k.Dropped
 				peak = max(peak, k.Peak)
+				overflow += max(k.Overflow, 0)
+				unattributed += max(k.Unattributed, 0)
 			}
 		}
 		fmt.Fprintf(w, "\nWith %d registered containers (cgroup attribution, a file target each, the default memory queue, "+
 			"the generator in the first): generator rate %s/auditd-ns %s; CPU per event %s/auditd %s. "+
-			"The first container's file target got %.1f%% of the events (median) and its queue dropped **%d** copies in all "+
-			"(target 0). Isolation, the first container's target a TCP peer that never reads: generator rate stalled/not stalled %s "+
+			"The first container's file target got %s of the events (median (min–max)) and its queue dropped **%d** copies in all "+
+			"(target 0); the router left **%d** records unrouted in all (its overflow: more than 65,536 records behind, they "+
+			"reach the host log but no container, and no tenant is told; target 0) and attributed %d events to no container. Isolation, the first container's target a TCP peer that never reads: generator rate stalled/not stalled %s "+
 			"(not the same work: the stalled queue fills and then drops, while the file target writes every copy). "+
 			"The largest burst the first container's file target fell behind by: %.1f MiB of copies in its queue (most of any run).\n",
 			*containers, ts[0], against(med[ts[0]].Med, med["auditd-ns"].Med, 0.9, false),
-			ts[0], against(cpu[ts[0]].Med, cpu["auditd"].Med, 0.6, true), copiesShare(r.Kernel, ts[0]), dropped,
+			ts[0], against(cpu[ts[0]].Med, cpu["auditd"].Med, 0.6, true), copiesShare(r.Kernel, ts[0]).format("%.1f%%"), dropped, overflow, unattributed,
 			against(med[ts[1]].Med, med[ts[0]].Med, 0.98, false), float64(peak)/(1<<20))
 	}
-	fmt.Fprintf(w, "\n<details><summary>Every run</summary>\n\n| round | reader | calls | seconds | syscalls/s | events logged | records (lines) | lost | CPU s | events in the first container's file | its queue dropped | its queue's peak, KiB | generator CPU s | generator waited for a CPU, s | generator slept, s | backlog wait, jiffies | error |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "\n<details><summary>Every run</summary>\n\n| round | reader | calls | seconds | syscalls/s | events logged | records (lines) | lost | CPU s | events in the first container's file | its queue dropped | its queue's peak, KiB | router overflow (records not routed) | events attributed to no container | generator CPU s | generator waited for a CPU, s | generator slept, s | backlog wait, jiffies | error |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, k := range r.Kernel {
-		fmt.Fprintf(w, "| %d | %s | %d | %.2f | %.0f | %d | %d | %d | %.2f | %d | %d | %d | %.2f | %.2f | %.2f | %d | %s |\n", k.Round, k.Side, k.Calls, k.Seconds, k.rate(), k.Syscalls, k.Records, k.Lost, k.CPU, k.Copies, k.Dropped, k.Peak>>10,
-			k.GenCPU, k.GenRunDelay, k.GenSlept, k.BacklogWait, k.Err)
+		fmt.Fprintf(w, "| %d | %s | %d | %.2f | %.0f | %d | %d | %d | %.2f | %d | %d | %d | %s | %s | %.2f | %.2f | %.2f | %d | %s |\n", k.Round, k.Side, k.Calls, k.Seconds, k.rate(), k.Syscalls, k.Records, k.Lost, k.CPU, k.Copies, k.Dropped, k.Peak>>10,
+			tenantCount(k, k.Overflow), tenantCount(k, k.Unattributed), k.GenCPU, k.GenRunDelay, k.GenSlept, k.BacklogWait, k.Err)
 	}
 	fmt.Fprintf(w, "\n</details>\n")
 }
@@ -302,16 +305,28 @@ func senderCPU(runs []deliveryRun) string {
 	return summarize(v).format("%.2f")
 }
 
-// copiesShare is the median share, in percent, of a side's events that
-// reached the first container's file target.
-func copiesShare(runs []kernelRun, side string) float64 {
+// copiesShare is the share, in percent, of a side's events that reached
+// the first container's file target, over its runs.
+func copiesShare(runs []kernelRun, side string) stats {
 	var v []float64
 	for _, k := range runs {
 		if k.Side == side && k.Err == "" && k.Syscalls > 0 {
 			v = append(v, float64(k.Copies)/float64(k.Syscalls)*100)
 		}
 	}
-	return summarize(v).Med
+	return summarize(v)
+}
+
+// tenantCount prints a figure of a tenant side's daemon: empty for the
+// other sides, "?" when the daemon did not answer (-1).
+func tenantCount(k kernelRun, n int64) string {
+	switch {
+	case !strings.HasPrefix(k.Side, "auditd-ns-") || k.Side == "auditd-ns-base":
+		return ""
+	case n < 0:
+		return "?"
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // paired is the median (min–max) over rounds of f(side a)/f(side b)

@@ -104,8 +104,10 @@ func stalledPeer(t *testing.T) string {
 
 // TestIntegrationTenantBurst runs only the side with registered
 // containers and a healthy file target, -rounds times, and logs for each
-// round the copies its target got, the copies its queue dropped and the
-// most bytes its queue held (the burst the target had to absorb). It is
+// round the copies its target got, the copies its queue dropped, the most
+// bytes its queue held (the burst the target had to absorb), and the
+// records the router left unrouted (its overflow: those reach no
+// container, and no tenant is told). It is
 // how the default queue is sized: run it with -tenantqueue 256MiB to see
 // the whole burst. AUDITD_NS_BENCH=1, like the side-by-side.
 func TestIntegrationTenantBurst(t *testing.T) {
@@ -119,7 +121,7 @@ func TestIntegrationTenantBurst(t *testing.T) {
 	ctl := testkernel.Take(t)
 	t.Logf("load average %s at start", loadAverage())
 	side := tenantSides()[0]
-	var dropped, peak int64
+	var dropped, peak, overflow int64
 	for round := range *rounds {
 		run := runKernel(t, ctl, b, side, round+1, *genTime)
 		if run.Err != "" {
@@ -127,10 +129,13 @@ func TestIntegrationTenantBurst(t *testing.T) {
 		}
 		dropped += run.Dropped
 		peak = max(peak, run.Peak)
-		t.Logf("round %d: %.0f calls/s, %d of %d events in the first container's file, %d dropped, its queue's peak %.1f KiB",
-			round+1, run.rate(), run.Copies, run.Calls, run.Dropped, float64(run.Peak)/1024)
+		overflow += max(run.Overflow, 0)
+		t.Logf("round %d: %.0f calls/s, %d of %d events in the first container's file, %d dropped, its queue's peak %.1f KiB; "+
+			"the router left %d records unrouted (overflow) and attributed %d events to no container",
+			round+1, run.rate(), run.Copies, run.Calls, run.Dropped, float64(run.Peak)/1024, run.Overflow, run.Unattributed)
 	}
-	t.Logf("%d rounds of %s: %d copies dropped, the largest backlog %.1f KiB; load average %s at the end", *rounds, side, dropped, float64(peak)/1024, loadAverage())
+	t.Logf("%d rounds of %s: %d copies dropped, %d records the router left unrouted, the largest backlog %.1f KiB; load average %s at the end",
+		*rounds, side, dropped, overflow, float64(peak)/1024, loadAverage())
 }
 
 // drainTenant waits, at most a minute, until the named container of the
