@@ -51,26 +51,11 @@ func (r *nsReader) readFile(pid uint32, file string) ([]byte, error) {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	if r.buf == nil {
-		r.buf = make([]byte, 4096)
+	b, err := readFD(fd, &r.buf)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.path, err)
 	}
-	n := 0
-	for {
-		if n == len(r.buf) {
-			if n >= 1<<20 {
-				return nil, fmt.Errorf("%s: longer than 1MiB", r.path)
-			}
-			r.buf = append(r.buf, make([]byte, len(r.buf))...)
-		}
-		m, err := unix.Read(fd, r.buf[n:])
-		if err != nil {
-			return nil, err
-		}
-		if m == 0 {
-			return r.buf[:n], nil
-		}
-		n += m
-	}
+	return b, nil
 }
 
 func (r *nsReader) nsIno(pid uint32, typ string) (uint64, error) {

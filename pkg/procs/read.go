@@ -2,6 +2,7 @@ package procs
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -83,20 +84,30 @@ func (r *procReader) read(pid uint32) ([]byte, error) {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	if r.buf == nil {
-		r.buf = make([]byte, 4096)
+	return readFD(fd, &r.buf)
+}
+
+// readFD reads fd to its end into *buf, which it grows as needed (to 1 MiB
+// at most: /proc files are the kernel's, but a bound costs nothing). The
+// content is valid until *buf is next used.
+func readFD(fd int, buf *[]byte) ([]byte, error) {
+	if *buf == nil {
+		*buf = make([]byte, 4096)
 	}
 	n := 0
 	for {
-		if n == len(r.buf) {
-			r.buf = append(r.buf, make([]byte, len(r.buf))...)
+		if n == len(*buf) {
+			if n >= 1<<20 {
+				return nil, errors.New("longer than 1MiB")
+			}
+			*buf = append(*buf, make([]byte, n)...)
 		}
-		m, err := unix.Read(fd, r.buf[n:])
+		m, err := unix.Read(fd, (*buf)[n:])
 		if err != nil {
 			return nil, err
 		}
 		if m == 0 {
-			return r.buf[:n], nil
+			return (*buf)[:n], nil
 		}
 		n += m
 	}
