@@ -3,7 +3,9 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -48,6 +50,12 @@ type kernelRun struct {
 	// dropped and still queued. -1: the daemon did not answer.
 	Unattributed, Partial, Overflow        int64
 	Routed, Delivered, QDropped, QueuedEnd int64
+	// RouterLag is the most records the router was behind the host log
+	// (host log records less those routed or overflowed), sampled every
+	// 50 ms over the run with -lagtrace (0 without); its overflow begins
+	// past 65,536.
+	RouterLag  int64
+	lagSamples string // the samples, in thousands of records (-lagtrace)
 	// What kept the generator from calling faster, from its own thread's
 	// accounts (loadgen): its CPU seconds, the seconds it waited for a CPU,
 	// the seconds it slept (the rest of its wall time: on the kernel's full
@@ -114,6 +122,10 @@ func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int
 	if ten.genCgroup != "" {
 		gen.Args = append(gen.Args, "-cgroup", ten.genCgroup)
 	}
+	var lag *lagWatch
+	if ten.containersDir != "" && *lagTrace {
+		lag = watchLag(filepath.Join(dir, "control.sock"))
+	}
 	out, gerr := runTimeout(gen, d+time.Minute)
 	if gerr == nil {
 		gerr = parseGen(out, &run)
@@ -122,6 +134,9 @@ func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int
 		run.Err = gerr.Error()
 	}
 	drain(ctl, r, run.Calls)
+	if lag != nil {
+		run.RouterLag, run.lagSamples = lag.stop()
+	}
 	cpu1, err := testaudit.CPUSeconds(r.cmd.Process.Pid)
 	must(t, err)
 	run.CPU = cpu1 - cpu0
@@ -151,10 +166,66 @@ func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int
 		side, round, run.Calls, run.Seconds, run.rate(), run.Syscalls, run.Records, run.Lost, run.CPU, run.Copies, run.Dropped,
 		run.GenCPU, run.GenRunDelay, run.GenSlept, run.BacklogWait, run.GenPreempted, run.Err)
 	if ten.containersDir != "" {
-		t.Logf("%s round %d: router: %d events unattributed, %d partial, %d records overflowed (not routed); t0: %d records routed, %d delivered, %d dropped, %d still queued",
-			side, round, run.Unattributed, run.Partial, run.Overflow, run.Routed, run.Delivered, run.QDropped, run.QueuedEnd)
+		t.Logf("%s round %d: router: %d events unattributed, %d partial, %d records overflowed (not routed), at most %d records behind (-lagtrace); t0: %d records routed, %d delivered, %d dropped, %d still queued",
+			side, round, run.Unattributed, run.Partial, run.Overflow, run.RouterLag, run.Routed, run.Delivered, run.QDropped, run.QueuedEnd)
+		if lag != nil {
+			t.Logf("%s round %d: the router's lag every 50 ms, thousands of records (* overflowing): %s", side, round, run.lagSamples)
+		}
 	}
 	return run
+}
+
+// lagTrace makes tenant runs sample the router's lag (a status request
+// every 50 ms: the daemon's CPU figure then includes answering them).
+var lagTrace = flag.Bool("lagtrace", false, "sample how far the router is behind the host log every 50 ms in the tenant sides' runs, and log the samples")
+
+// lagWatch samples how far the router of a daemon is behind its host log.
+type lagWatch struct {
+	quit, done chan struct{}
+	max        int64
+	tr         strings.Builder
+}
+
+// watchLag samples every 50 ms until stop.
+func watchLag(sock string) *lagWatch {
+	w := &lagWatch{quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		ctx := context.Background()
+		c, err := control.Dial(ctx, sock)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		var over uint64
+		for tick := time.NewTicker(50 * time.Millisecond); ; {
+			select {
+			case <-w.quit:
+				tick.Stop()
+				return
+			case <-tick.C:
+			}
+			st, err := c.Status(ctx)
+			if err != nil || st.Router == nil || st.HostLog == nil {
+				return
+			}
+			n := int64(st.HostLog.Records) - int64(st.Router.Records) - int64(st.Router.Overflow)
+			w.max = max(w.max, n)
+			fmt.Fprintf(&w.tr, " %d", n/1000)
+			if st.Router.Overflow > over {
+				over = st.Router.Overflow
+				w.tr.WriteString("*")
+			}
+		}
+	}()
+	return w
+}
+
+// stop ends the sampling: the most records behind, and the samples.
+func (w *lagWatch) stop() (int64, string) {
+	close(w.quit)
+	<-w.done
+	return w.max, w.tr.String()
 }
 
 // tenantFigures asks the daemon whose state is in dir for the router's
