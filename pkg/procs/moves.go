@@ -173,7 +173,8 @@ func (t *Tracker) exited(pid uint32) {
 //     and is the container's from its last exec;
 //   - the cgroup's members are seen there (a process an orchestrator or a
 //     helper moved);
-//   - a writer already gone may have moved itself, or been a helper
+//   - a writer already gone (or exiting, for a v1 cgroup: it then reads
+//     as in the roots) may have moved itself, or been a helper
 //     writing another pid (back to back with others): from its last
 //     sighting on, its records go only to a container holding both places
 //     (taking it for a process that moved itself would give a host
@@ -187,13 +188,21 @@ func (t *Tracker) handleWrite(writer uint32, path string, alone bool) (explained
 	if derr != nil {
 		return true
 	}
+	// A zombie is still readable after its exit was handled: that is the
+	// writer gone, not a new process with its pid.
 	b, err := t.sys.read(writer)
-	if err == nil {
-		moved, ok := t.store(writer, b, false, false)
+	if err == nil && !t.table.exitedProc(writer) {
+		moved, blind, ok := t.store(writer, b, false, false)
 		if ok {
 			t.capture(writer)
 		}
-		if ok && alone && t.table.selfMove(writer, d, moved, t.watermark.Load()) {
+		switch {
+		case ok && blind && !d.V2:
+			// Exiting: its v1 places read as the roots, where it is
+			// is not known, as for a writer gone.
+			t.gone.Add(1)
+			t.table.gone(writer, d)
+		case ok && alone && t.table.selfMove(writer, d, moved, t.watermark.Load()):
 			t.moves.Add(1)
 		}
 		explained = moved
@@ -224,7 +233,7 @@ func (t *Tracker) members(dir string, d CgroupDir, writer uint32) int {
 		if err != nil || pid == 0 || uint32(pid) == writer {
 			continue
 		}
-		if _, there := t.table.placed(uint32(pid), d); !there && t.readProcOf(uint32(pid), false, true) {
+		if _, there := t.table.placed(uint32(pid), d); !there && t.readProcOK(uint32(pid), false, true) {
 			placed++
 		}
 	}

@@ -14,48 +14,82 @@ import (
 // process, now; begun says it is from the sweep of /proc at start. False
 // means the process is gone. For Run's goroutine (and NewTracker's).
 func (t *Tracker) readProc(pid uint32, begun bool) bool {
-	return t.readProcOf(pid, begun, false)
+	ok, _ := t.readProcOf(pid, begun, false)
+	return ok
+}
+
+// readProcOK is readProcOf's ok.
+func (t *Tracker) readProcOK(pid uint32, begun, other bool) bool {
+	ok, _ := t.readProcOf(pid, begun, other)
+	return ok
 }
 
 // readProcOf is readProc; other says the process is read because it is
-// listed in a cgroup another process wrote to.
-func (t *Tracker) readProcOf(pid uint32, begun, other bool) bool {
+// listed in a cgroup another process wrote to. blind says the read told
+// nothing of its v1 places (see store).
+func (t *Tracker) readProcOf(pid uint32, begun, other bool) (ok, blind bool) {
 	b, err := t.sys.read(pid)
 	if err != nil {
-		return false
+		return false, false
 	}
-	_, ok := t.store(pid, b, begun, other)
+	_, blind, ok = t.store(pid, b, begun, other)
 	if ok {
 		t.capture(pid)
 	}
-	return ok
+	return ok, blind
 }
 
 // store puts content read from /proc/PID/cgroup in the history. An exiting
 // process (and a zombie) reads as in the root of every v1 hierarchy, the
-// kernel having moved it there: when the content is new for the pid and
-// the process is exiting, its v1 places are kept from the history (or left
-// unknown), and only the v2 line, which stays right, is taken. moved says
-// the process was seen in other cgroups than before.
-func (t *Tracker) store(pid uint32, b []byte, begun, other bool) (moved, ok bool) {
-	if key, live := t.table.live(pid); (!live || key != string(b)) && t.sys.exiting(pid) {
+// kernel having moved it there: when every v1 line of the content reads
+// the root and the process is exiting, the read is blind for v1: its v1
+// places are kept from the history (or left unknown), only the v2 line,
+// which stays right, is taken, and the read is no sighting in them (the
+// last one stays the last). moved says the process was seen in other
+// cgroups than before.
+func (t *Tracker) store(pid uint32, b []byte, begun, other bool) (moved, blind, ok bool) {
+	if allV1Roots(b) && t.sys.exiting(pid) {
 		cg, err := parseProcCgroup(b)
 		if err != nil {
-			return false, false
+			return false, false, false
 		}
+		blind = true
 		var old Cgroups
-		if live {
+		if _, live := t.table.live(pid); live {
 			old, _ = t.table.current(pid)
 		}
 		cg.V1 = old.V1
 		b = cg.procFormat()
 	}
-	moved, err := t.table.observe(pid, b, t.now(), begun, other)
+	moved, err := t.table.observeRead(pid, b, t.now(), begun, other, blind)
 	if err != nil {
 		t.log.Debug("unreadable /proc/PID/cgroup", "pid", pid, "error", err)
-		return false, false
+		return false, false, false
 	}
-	return moved, true
+	return moved, blind, true
+}
+
+// allV1Roots reports whether content of /proc/PID/cgroup has v1 lines
+// ("ID:controllers:path", ID not 0) and all of them read the root, as an
+// exiting process's do. Unparsable lines count as not the root.
+func allV1Roots(b []byte) bool {
+	n := 0
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte{'\n'})
+		if len(line) == 0 {
+			continue
+		}
+		if bytes.HasPrefix(line, []byte("0::")) {
+			continue
+		}
+		i := bytes.LastIndexByte(line, ':')
+		if i < 0 || string(line[i+1:]) != "/" {
+			return false
+		}
+		n++
+	}
+	return n > 0
 }
 
 // procSys is what the tracker reads of the system: /proc/PID/cgroup,

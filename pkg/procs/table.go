@@ -239,6 +239,14 @@ func (t *pidTable) current(pid uint32) (Cgroups, bool) {
 	return c[len(c)-1].cg, true
 }
 
+// exitedProc reports whether pid's newest process in the table has exited.
+func (t *pidTable) exitedProc(pid uint32) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	p := t.pids[pid]
+	return p != nil && p.exited != 0
+}
+
 // live reports whether pid's newest process is in the table and alive, and
 // if so its current set's content.
 func (t *pidTable) live(pid uint32) (key string, ok bool) {
@@ -309,6 +317,13 @@ func (t *pidTable) release(s *cgset) {
 // another set than before moved between the last sighting and now. It
 // reports whether a stretch began.
 func (t *pidTable) observe(pid uint32, content []byte, now int64, begun, other bool) (moved bool, err error) {
+	return t.observeRead(pid, content, now, begun, other, false)
+}
+
+// observeRead is observe; blind says the read told nothing of the v1
+// places (their content is the history's): the same set then is no
+// sighting, the last one stays the last.
+func (t *pidTable) observeRead(pid uint32, content []byte, now int64, begun, other, blind bool) (moved bool, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s, err := t.intern(content)
@@ -334,7 +349,9 @@ func (t *pidTable) observe(pid uint32, content []byte, now int64, begun, other b
 	last := p.last()
 	var buf [4]*cgset
 	if c := p.lastSets(buf[:0]); len(c) == 1 && c[0] == s {
-		last.seen = max(last.seen, now)
+		if !blind {
+			last.seen = max(last.seen, now)
+		}
 		return false, nil
 	}
 	s.refs++

@@ -53,8 +53,10 @@ type Stats struct {
 	Overruns uint64 // reads that failed with ENOBUFS: the kernel dropped events
 	Resweeps uint64 // /proc rescans after an overrun
 	// ExecMissed counts execs whose /proc/PID/cgroup was gone before it was
-	// read: the entry keeps the cgroups inherited at fork, which are wrong
-	// if the process moved itself before exec.
+	// read, or read only once the process was exiting on a host with v1
+	// hierarchies (an exiting process reads as in the root of each): the
+	// entry keeps the (v1) cgroups inherited at fork, which are wrong if
+	// the process moved itself before exec.
 	ExecMissed uint64
 
 	// Watching reports whether writes to cgroup.procs are watched (needs
@@ -62,7 +64,7 @@ type Stats struct {
 	// even when they are gone before their exec is read.
 	Watching   bool
 	Moves      uint64 // writers seen in the cgroup they wrote to: they moved themselves
-	Gone       uint64 // writes whose writer was gone when read: what it wrote is unknown, it stays where it was seen
+	Gone       uint64 // writes whose writer was gone when read (or exiting, for a v1 cgroup): what it wrote is unknown, it stays where it was seen
 	MoveErrors uint64 // unreadable fanotify events
 
 	Hits       uint64 // Attribute calls answered from the history
@@ -398,11 +400,16 @@ func (t *Tracker) handle(ev procEvent) {
 		}
 		ts := t.kernelTime(ev.Time)
 		known := t.table.exec(ev.TGID, ts)
-		ok := t.readProc(ev.TGID, false)
+		ok, blind := t.readProcOf(ev.TGID, false, false)
 		if !ok {
 			t.execMissed.Add(1)
 			t.unverified[ev.TGID] = struct{}{}
-		} else if !known {
+		} else if blind {
+			// Already exiting: its v1 places read as the roots, and will
+			// at its exit too. Only the v2 place was read.
+			t.execMissed.Add(1)
+		}
+		if ok && !known {
 			t.table.exec(ev.TGID, ts) // a process first known by this read
 		}
 	case procEventExit:
@@ -417,7 +424,7 @@ func (t *Tracker) handle(ev procEvent) {
 		if _, ok := t.unverified[ev.TGID]; ok {
 			// A zombie's /proc/PID/cgroup is still there until it is reaped.
 			delete(t.unverified, ev.TGID)
-			if t.readProc(ev.TGID, false) {
+			if ok, blind := t.readProcOf(ev.TGID, false, false); ok && !blind {
 				t.execMissed.Add(^uint64(0))
 			}
 		}
