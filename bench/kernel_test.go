@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -50,6 +49,9 @@ type kernelRun struct {
 	// dropped and still queued. -1: the daemon did not answer.
 	Unattributed, Partial, Overflow        int64
 	Routed, Delivered, QDropped, QueuedEnd int64
+	// Behind0 and BehindEnd are the host log's records the router had not
+	// taken before the load and at the end (routerBehind).
+	Behind0, BehindEnd int64
 	// RouterLag is the most records the router was behind the host log
 	// (host log records less those routed or overflowed), sampled every
 	// 50 ms over the run with -lagtrace (0 without); its overflow begins
@@ -123,6 +125,13 @@ func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int
 		gen.Args = append(gen.Args, "-cgroup", ten.genCgroup)
 	}
 	var lag *lagWatch
+	behind0 := int64(-1)
+	if ten.containersDir != "" {
+		st, err := daemonStatus(b.auditdNS, dir)
+		must(t, err)
+		behind0 = routerBehind(st)
+	}
+	run.Behind0 = behind0
 	if ten.containersDir != "" && *lagTrace {
 		lag = watchLag(filepath.Join(dir, "control.sock"))
 	}
@@ -147,7 +156,7 @@ func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int
 	_, err = ctl.DeleteRules()
 	must(t, err)
 	if ten.firstLog != "" {
-		if err := drainTenant(b.auditdNS, dir, "t0"); err != nil {
+		if err := drainTenant(b.auditdNS, dir, "t0", behind0); err != nil {
 			t.Logf("%s round %d: draining t0: %v", side, round, err)
 		}
 	}
@@ -166,8 +175,8 @@ func runKernel(t *testing.T, ctl *source.Control, b bins, side string, round int
 		side, round, run.Calls, run.Seconds, run.rate(), run.Syscalls, run.Records, run.Lost, run.CPU, run.Copies, run.Dropped,
 		run.GenCPU, run.GenRunDelay, run.GenSlept, run.BacklogWait, run.GenPreempted, run.Err)
 	if ten.containersDir != "" {
-		t.Logf("%s round %d: router: %d events unattributed, %d partial, %d records overflowed (not routed), at most %d records behind (-lagtrace); t0: %d records routed, %d delivered, %d dropped, %d still queued",
-			side, round, run.Unattributed, run.Partial, run.Overflow, run.RouterLag, run.Routed, run.Delivered, run.QDropped, run.QueuedEnd)
+		t.Logf("%s round %d: router: %d events unattributed, %d partial, %d records overflowed (not routed), at most %d records behind (-lagtrace), %d before the load and %d at the end; t0: %d records routed, %d delivered, %d dropped, %d still queued",
+			side, round, run.Unattributed, run.Partial, run.Overflow, run.RouterLag, run.Behind0, run.BehindEnd, run.Routed, run.Delivered, run.QDropped, run.QueuedEnd)
 		if lag != nil {
 			t.Logf("%s round %d: the router's lag every 50 ms, thousands of records (* overflowing): %s", side, round, run.lagSamples)
 		}
@@ -234,14 +243,11 @@ func (w *lagWatch) stop() (int64, string) {
 func tenantFigures(binary, dir, name string, run *kernelRun) {
 	run.Peak, run.Unattributed, run.Partial, run.Overflow = -1, -1, -1, -1
 	run.Routed, run.Delivered, run.QDropped, run.QueuedEnd = -1, -1, -1, -1
-	out, err := exec.Command(binary, "ctl", "--socket", filepath.Join(dir, "control.sock"), "status", "--json").Output()
+	st, err := daemonStatus(binary, dir)
 	if err != nil {
 		return
 	}
-	var st control.Status
-	if json.Unmarshal(out, &st) != nil {
-		return
-	}
+	run.BehindEnd = routerBehind(st)
 	if r := st.Router; r != nil {
 		run.Unattributed, run.Partial, run.Overflow = int64(r.Unattributed), int64(r.Partial), int64(r.Overflow)
 	}

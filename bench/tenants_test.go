@@ -146,25 +146,24 @@ func TestIntegrationTenantBurst(t *testing.T) {
 }
 
 // drainTenant waits, at most a minute, until the named container of the
-// daemon whose state is in dir has delivered what it was given: nothing
-// queued, and nothing more delivered over 200 ms (the router may still
-// hold an event when the host log is complete). Copies still queued when
-// the daemon stops are lost without a notice in the file, so a run that
-// stopped earlier would count them as neither delivered nor dropped.
-func drainTenant(binary, dir, name string) error {
+// daemon whose state is in dir has delivered what it was given: the router
+// no further behind the host log than behind0 (what it was before the
+// load: the daemon's own records and those before the containers were
+// registered never reach it), nothing queued, and nothing more delivered
+// over 200 ms (the router may still hold an event when the host log is
+// complete). Copies still queued when the daemon stops are lost without a
+// notice in the file, so a run that stopped earlier would count them as
+// neither delivered nor dropped.
+func drainTenant(binary, dir, name string, behind0 int64) error {
 	var last uint64
 	stable := 0
 	for deadline := time.Now().Add(time.Minute); stable < 2; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("container %s still delivering after a minute", name)
 		}
-		out, err := exec.Command(binary, "ctl", "--socket", filepath.Join(dir, "control.sock"), "status", "--json").Output()
+		st, err := daemonStatus(binary, dir)
 		if err != nil {
-			return fmt.Errorf("ctl status: %w", err)
-		}
-		var st control.Status
-		if err := json.Unmarshal(out, &st); err != nil {
-			return fmt.Errorf("ctl status: %w", err)
+			return err
 		}
 		found := false
 		for _, c := range st.Containers {
@@ -172,7 +171,7 @@ func drainTenant(binary, dir, name string) error {
 				continue
 			}
 			found = true
-			if c.Queued == 0 && c.Delivered+c.Dropped == last {
+			if c.Queued == 0 && c.Delivered+c.Dropped == last && routerBehind(st) <= behind0 {
 				stable++
 			} else {
 				stable = 0
@@ -184,4 +183,26 @@ func drainTenant(binary, dir, name string) error {
 		}
 	}
 	return nil
+}
+
+// daemonStatus is ctl status --json of the daemon whose state is in dir.
+func daemonStatus(binary, dir string) (control.Status, error) {
+	var st control.Status
+	out, err := exec.Command(binary, "ctl", "--socket", filepath.Join(dir, "control.sock"), "status", "--json").Output()
+	if err != nil {
+		return st, fmt.Errorf("ctl status: %w", err)
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		return st, fmt.Errorf("ctl status: %w", err)
+	}
+	return st, nil
+}
+
+// routerBehind is how many of the host log's records the router has
+// neither taken nor counted as overflow; -1 when the status lacks either.
+func routerBehind(st control.Status) int64 {
+	if st.Router == nil || st.HostLog == nil {
+		return -1
+	}
+	return int64(st.HostLog.Records) - int64(st.Router.Records) - int64(st.Router.Overflow)
 }
