@@ -86,10 +86,12 @@ type Stats struct {
 	ReceiveError uint64
 	// Foreign counts netlink messages dropped because another process,
 	// not the kernel, sent them to the daemon's socket.
-	Foreign     uint64
-	KernelLost  uint32
-	Backlog     uint32
-	BacklogWait uint32 // the kernel's backlog_wait_time_actual
+	Foreign uint64
+	// RouterOverflow is the router's overflow when last polled.
+	RouterOverflow uint64
+	KernelLost     uint32
+	Backlog        uint32
+	BacklogWait    uint32 // the kernel's backlog_wait_time_actual
 
 	LastPoll time.Time
 }

@@ -129,10 +129,29 @@ func (d *Daemon) checkForeign() {
 	}
 }
 
+// checkOverflow logs, and records in the host log, records the router left
+// unrouted because too many waited for it: their copies reached no
+// container, and no tenant's queue knows of them.
+func (d *Daemon) checkOverflow() {
+	if d.router == nil {
+		return
+	}
+	n := d.router.Stats().Overflow
+	d.statMu.Lock()
+	prev := d.stats.RouterOverflow
+	d.stats.RouterOverflow = n
+	d.statMu.Unlock()
+	if n > prev {
+		d.log.Warn("the router fell behind: records were not copied to any container", "new", n-prev, "total", n)
+		d.hlog.Daemon(record.TypeDaemonErr, record.DaemonText("router-overflow", fmt.Sprintf("unrouted=%d new=%d", n, n-prev), false))
+	}
+}
+
 // poll reads the kernel's lost and backlog counters, and writes a record to
 // the host log when lost has risen.
 func (d *Daemon) poll() {
 	d.checkForeign()
+	d.checkOverflow()
 	st, err := d.ctl.Status()
 	if err != nil {
 		d.log.Warn("polling the kernel's audit status", "error", err)
