@@ -84,17 +84,27 @@ func benchPhases(b *testing.B, ctl *source.Control, healthy bool, dir string) {
 		if cur < 0 || names[cur] == "" {
 			return
 		}
-		cs, err := c.Containers(ctx)
-		must(b, err)
-		for _, ci := range cs {
-			switch ci.Name {
-			case "stalled":
-				dropped += ci.Dropped
-			case "healthy":
-				delivered += ci.Delivered
+		// A short run on a slow machine may end before the stalled queue
+		// has filled (its memory, the sender's window and the socket's
+		// buffers): the load goes on until it has, for at most 10 s.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			cs, err := c.Containers(ctx)
+			must(b, err)
+			var d, v uint64
+			for _, ci := range cs {
+				switch ci.Name {
+				case "stalled":
+					d = ci.Dropped
+				case "healthy":
+					v = ci.Delivered
+				}
+			}
+			if names[cur] != "stalled" || d > 0 || time.Now().After(deadline) {
+				dropped, delivered = dropped+d, delivered+v
+				break
 			}
 		}
-		_, err = c.Unregister(ctx, names[cur], control.ModeSpool, 0)
+		_, err := c.Unregister(ctx, names[cur], control.ModeSpool, 0)
 		must(b, err)
 	}
 	set := func(k int) {
