@@ -111,7 +111,31 @@ func TestIntegrationControl(t *testing.T) {
 	if err != nil || !strings.Contains(out, `"attribution": "cgroup"`) && !strings.Contains(out, `"attribution":"cgroup"`) {
 		t.Errorf("ctl status --json: %v\n%s", err, out)
 	}
+	// The process-events tracker attributed web's events: its counters,
+	// the missed execs and ambiguous lookups among them, are in the status
+	// and the metrics.
+	var st struct {
+		Tracker *struct {
+			Attribution string  `json:"attribution"`
+			Events      uint64  `json:"events"`
+			Hits        uint64  `json:"hits"`
+			ExecMissed  *uint64 `json:"exec_missed"`
+			Ambiguous   *uint64 `json:"ambiguous"`
+		} `json:"tracker"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || st.Tracker == nil || st.Tracker.Attribution != "cgroup" ||
+		st.Tracker.Events == 0 || st.Tracker.Hits == 0 || st.Tracker.ExecMissed == nil || st.Tracker.Ambiguous == nil {
+		t.Errorf("ctl status --json has no tracker counters (exec_missed, ambiguous) of the attribution: %v\n%s", err, out)
+	}
+	if out, err := ctl(t, dir, "status"); err != nil || !regexp.MustCompile(`(?m)^tracker: +cgroup, [1-9][0-9]* process events, .*[0-9]+ execs missed.* [0-9]+ ambiguous`).MatchString(out) {
+		t.Errorf("ctl status has no tracker line: %v\n%s", err, out)
+	}
 	m2 := scrape()
+	for _, name := range []string{"auditd_ns_tracker_missed_execs_total", "auditd_ns_tracker_ambiguous_lookups_total", "auditd_ns_tracker_hit_lookups_total"} {
+		if !regexp.MustCompile(`(?m)^# HELP ` + name + ` .+\n(?:#.*\n)*` + name + `\{attribution="cgroup"\} [0-9]`).MatchString(m2) {
+			t.Errorf("metrics have no %s with its HELP:\n%s", name, m2)
+		}
+	}
 	if m1 == m2 || !strings.Contains(m2, "web") {
 		t.Errorf("metrics did not move between scrapes:\n%s", m2)
 	}

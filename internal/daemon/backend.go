@@ -177,10 +177,29 @@ func (b backend) Status(ctx context.Context) (control.Status, error) {
 		st.Router = &control.RouterStatus{Records: rs.Records, Events: rs.Events, Partial: rs.Partial, Unattributed: rs.Unattributed,
 			Overflow: rs.Overflow, Malformed: rs.Malformed, BadChain: rs.BadChain}
 	}
+	st.Tracker = b.d.trackerStatus()
 	st.Plugins = b.d.pluginStatus()
 	st.Export = b.d.export.status()
 	st.Consume = b.d.consumeStatus()
 	var err error
 	st.Containers, err = b.Containers(ctx)
 	return st, err
+}
+
+// trackerStatus is the process-events tracker's figures, nil when none
+// runs. At most one does: the cgroup one on a stock kernel, the contid
+// one on a patched kernel.
+func (d *Daemon) trackerStatus() *control.TrackerStatus {
+	tr, attr := d.tracker, control.AttributionCgroup
+	if tr == nil {
+		tr, attr = d.idTracker, control.AttributionContid
+	}
+	if tr == nil {
+		return nil
+	}
+	s := tr.Stats()
+	return &control.TrackerStatus{Attribution: attr, Watching: s.Watching, Events: s.Events, Overruns: s.Overruns,
+		ExecMissed: s.ExecMissed, Moves: s.Moves, Gone: s.Gone,
+		Hits: s.Hits, ParentHits: s.ParentHits, Ambiguous: s.Ambiguous, Misses: s.Misses,
+		Processes: s.Entries, Dropped: s.Dropped}
 }

@@ -182,6 +182,10 @@ type Status struct {
 	// Router is nil in a scoped socket's answers too, and when the daemon
 	// routes nothing (no containers_dir).
 	Router *RouterStatus `json:"router,omitempty"`
+	// Tracker is the process-events tracker's (nil in a scoped socket's
+	// answers, and when none runs: it could not start, or the daemon
+	// routes nothing).
+	Tracker *TrackerStatus `json:"tracker,omitempty"`
 	// Containers are every container (a scoped socket: the scope's
 	// subtree), parents before children.
 	Containers []ContainerInfo `json:"containers"`
@@ -332,6 +336,49 @@ type RouterStatus struct {
 	Overflow  uint64 `json:"overflow"`
 	Malformed uint64 `json:"malformed"`
 	BadChain  uint64 `json:"bad_chain"`
+}
+
+// TrackerStatus counts the work of the process-events tracker (package
+// procs, procs.Stats) since the daemon started: on a stock kernel the
+// attribution of records to containers by cgroup, on a patched kernel the
+// processes of containers known by contid, for their views.
+type TrackerStatus struct {
+	// Attribution is AttributionCgroup when the tracker attributes
+	// records, AttributionContid when it only follows contid containers'
+	// processes.
+	Attribution string `json:"attribution"`
+	// Watching is true while writes to cgroup.procs are watched (a
+	// process that moves itself is then seen doing so).
+	Watching bool `json:"watching"`
+	// Events counts the process events read (fork, exec, exit); Overruns,
+	// the reads the kernel answered with ENOBUFS, having dropped events.
+	Events   uint64 `json:"events"`
+	Overruns uint64 `json:"overruns"`
+	// ExecMissed counts execs whose /proc/PID/cgroup was gone before it was
+	// read (or read only once the process was exiting, on a host with v1
+	// hierarchies): the process keeps the cgroups it had at its fork, wrong
+	// if it moved itself before its exec.
+	ExecMissed uint64 `json:"exec_missed"`
+	// Moves counts writers of a cgroup.procs seen in the cgroup they wrote
+	// to (they moved themselves); Gone, writes whose writer was gone when
+	// read, which stay bounded between its last two sightings.
+	Moves uint64 `json:"moves"`
+	Gone  uint64 `json:"gone"`
+	// Hits and ParentHits count the records' lookups answered from the
+	// process's history, or from its parent's (its fork was missed);
+	// Ambiguous, those of them that fell where a move is only bounded,
+	// answered by the cgroup holding every place the process may have been
+	// (the record goes to no container narrower than that one); Misses,
+	// the lookups not answered (the record goes to the host log only).
+	Hits       uint64 `json:"hits"`
+	ParentHits uint64 `json:"parent_hits"`
+	Ambiguous  uint64 `json:"ambiguous"`
+	Misses     uint64 `json:"misses"`
+	// Processes is the processes whose history is kept, exited ones kept
+	// for a while included; Dropped counts live processes not kept because
+	// the table was full of live ones.
+	Processes int    `json:"processes"`
+	Dropped   uint64 `json:"dropped"`
 }
 
 // LatencyBackend is a Backend that also measures delivery latency: the

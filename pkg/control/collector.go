@@ -63,6 +63,23 @@ var routerFamilies = []family[RouterStatus]{
 	{newDesc("auditd_ns_router_bad_chain_events_total", "Events whose CONTAINER_ID chain did not parse."), prometheus.CounterValue, func(r *RouterStatus) float64 { return float64(r.BadChain) }},
 }
 
+// trackerFamilies are the process-events tracker's, with its attribution
+// as a label (cgroup or contid).
+var trackerFamilies = []family[TrackerStatus]{
+	{newDesc("auditd_ns_tracker_watching", "1 while the process-events tracker watches writes to cgroup.procs (processes that move themselves are seen).", "attribution"), prometheus.GaugeValue, func(t *TrackerStatus) float64 { return boolf(t.Watching) }},
+	{newDesc("auditd_ns_tracker_process_events_total", "Process events (fork, exec, exit) the tracker read.", "attribution"), prometheus.CounterValue, func(t *TrackerStatus) float64 { return float64(t.Events) }},
+	{newDesc("auditd_ns_tracker_overruns_total", "Reads of process events that failed because the kernel had dropped some (ENOBUFS).", "attribution"), prometheus.CounterValue, func(t *TrackerStatus) float64 { return float64(t.Overruns) }},
+	{newDesc("auditd_ns_tracker_missed_execs_total", "Execs whose process was gone (or, with v1 cgroups, exiting) before its cgroups were read: it keeps those of its fork, wrong if it moved itself before the exec.", "attribution"), prometheus.CounterValue, func(t *TrackerStatus) float64 { return float64(t.ExecMissed) }},
+	{newDesc("auditd_ns_tracker_self_moves_total", "Writers of a cgroup.procs seen in the cgroup they wrote to: processes that moved themselves.", "attribution"), prometheus.CounterValue, func(t *TrackerStatus) float64 { return float64(t.Moves) }},
+	{newDesc("auditd_ns_tracker_gone_moves_total", "Writes to a cgroup.procs whose writer was gone when read: where it went is known only between two sightings.", "attribution"), prometheus.CounterValue, func(t *TrackerStatus) float64 { return float64(t.Gone) }},
+	{newDesc("auditd_ns_tracker_hit_lookups_total", "Records' process lookups answered from the process's history.", "attribution"), prometheus.CounterValue, func(t *TrackerStatus) float64 { return float64(t.Hits) }},
+	{newDesc("auditd_ns_tracker_parent_lookups_total", "Records' process lookups answered from the parent's history (the fork was missed).", "attribution"), prometheus.CounterValue, func(t *TrackerStatus) float64 { return float64(t.ParentHits) }},
+	{newDesc("auditd_ns_tracker_ambiguous_lookups_total", "Lookups that fell where a move is only bounded: the cgroup holding every place the process may have been answered, no narrower container.", "attribution"), prometheus.CounterValue, func(t *TrackerStatus) float64 { return float64(t.Ambiguous) }},
+	{newDesc("auditd_ns_tracker_missed_lookups_total", "Records' process lookups not answered: the record went to the host log only.", "attribution"), prometheus.CounterValue, func(t *TrackerStatus) float64 { return float64(t.Misses) }},
+	{newDesc("auditd_ns_tracker_processes", "Processes whose cgroup history the tracker keeps, recently exited ones included.", "attribution"), prometheus.GaugeValue, func(t *TrackerStatus) float64 { return float64(t.Processes) }},
+	{newDesc("auditd_ns_tracker_dropped_processes_total", "Live processes not kept because the tracker's table was full of live ones.", "attribution"), prometheus.CounterValue, func(t *TrackerStatus) float64 { return float64(t.Dropped) }},
+}
+
 // containerFamilies have a container label.
 var containerFamilies = []family[ContainerInfo]{
 	{newDesc("auditd_ns_container_connected", "1 while the container's target is connected (remote) or open (file).", "container"), prometheus.GaugeValue, func(c *ContainerInfo) float64 { return boolf(c.Connected) }},
@@ -130,6 +147,9 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, f := range routerFamilies {
 		ch <- f.desc
 	}
+	for _, f := range trackerFamilies {
+		ch <- f.desc
+	}
 	for _, f := range containerFamilies {
 		ch <- f.desc
 	}
@@ -169,6 +189,9 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if r := st.Router; r != nil {
 		collectAll(ch, routerFamilies, r)
+	}
+	if t := st.Tracker; t != nil {
+		collectAll(ch, trackerFamilies, t, t.Attribution)
 	}
 	constMetric(ch, containersDesc, prometheus.GaugeValue, float64(len(st.Containers)))
 	for i := range st.Containers {

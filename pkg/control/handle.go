@@ -180,7 +180,7 @@ func (s *Server) status(ctx context.Context) (*Response, error) {
 		return nil, err
 	}
 	if s.Scope != "" {
-		st.Kernel, st.HostLog, st.Router, st.Plugins, st.Export, st.Consume = nil, nil, nil, nil, nil, nil
+		st.Kernel, st.HostLog, st.Router, st.Tracker, st.Plugins, st.Export, st.Consume = nil, nil, nil, nil, nil, nil, nil
 	}
 	st.Containers = s.visible(st.Containers)
 	if st.Containers == nil {

@@ -89,11 +89,12 @@ func TestScopedSocket(t *testing.T) {
 	}
 	b.SetJetStream(&control.ExportStatus{URL: "nats://10.0.0.11:4222", Subject: "audit.host.web01", LastError: "host's error"},
 		&control.ConsumeStatus{URL: "nats://10.0.0.11:4222", Durable: "security"})
+	b.SetTracker(&control.TrackerStatus{Attribution: control.AttributionCgroup, ExecMissed: 1})
 	st, err := c.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Kernel != nil || st.HostLog != nil || st.Router != nil || st.Export != nil || st.Consume != nil || len(st.Containers) != 5 {
+	if st.Kernel != nil || st.HostLog != nil || st.Router != nil || st.Tracker != nil || st.Export != nil || st.Consume != nil || len(st.Containers) != 5 {
 		t.Errorf("a scoped socket's status shows the host's figures or others' containers: %+v", st)
 	}
 	if got := strings.Join(b.Calls(), "|"); got != "register job|register job2|register sock|rules-push tenant-a|unregister job spool 30s" {

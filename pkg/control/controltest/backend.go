@@ -21,6 +21,7 @@ type Backend struct {
 	kernel  control.KernelStatus
 	hostLog control.HostLogStatus
 	router  control.RouterStatus
+	tracker *control.TrackerStatus
 	export  *control.ExportStatus
 	consume *control.ConsumeStatus
 	calls   []string
@@ -54,6 +55,10 @@ func (b *Backend) SetHostLog(h control.HostLogStatus) { b.mu.Lock(); b.hostLog =
 
 // SetRouter sets the router figures Status reports.
 func (b *Backend) SetRouter(r control.RouterStatus) { b.mu.Lock(); b.router = r; b.mu.Unlock() }
+
+// SetTracker sets the process-events tracker figures Status reports (nil:
+// none).
+func (b *Backend) SetTracker(t *control.TrackerStatus) { b.mu.Lock(); b.tracker = t; b.mu.Unlock() }
 
 // SetJetStream sets the JetStream export and consumer Status reports (nil:
 // none).
@@ -178,6 +183,10 @@ func (b *Backend) Status(ctx context.Context) (control.Status, error) {
 	defer b.mu.Unlock()
 	k, h, r := b.kernel, b.hostLog, b.router
 	st := control.Status{PID: 4242, Kernel: &k, HostLog: &h, Router: &r, Containers: b.list()}
+	if b.tracker != nil {
+		t := *b.tracker
+		st.Tracker = &t
+	}
 	if b.export != nil {
 		e := *b.export
 		st.Export = &e
