@@ -318,3 +318,25 @@ func TestRestartMidEvent(t *testing.T) {
 	}
 	exactlyOnce(t, "audit.host.host-a", streamLines(t, js, natstest.HostStream, "audit.host.host-a"), 6)
 }
+
+// TestDaemonKernelIDsApart: the daemon's own records are numbered by a
+// serial of their own, so a DAEMON_* record and a kernel record may have
+// the same audit(SEC.MSEC:SERIAL). Each is stored: their Nats-Msg-Ids
+// differ (before, the stream took the second for a duplicate of the first).
+func TestDaemonKernelIDsApart(t *testing.T) {
+	u := natstest.NewUsers(t)
+	c := natstest.Start(t, 1, u)
+	js := c.AddStreams(u.Admin, 1)
+	lines := [][]byte{
+		[]byte(`type=DAEMON_START msg=audit(1764800000.100:7): op=start ver=1 format=raw kernel=6 auid=0 pid=1 uid=0 ses=1 res=success key="host-a-r0"`),
+		[]byte(`type=SYSCALL msg=audit(1764800000.200:8): arch=c000003e syscall=59 success=yes key="host-a-r1"`),
+		[]byte(`type=SYSCALL msg=audit(1764800000.100:7): arch=c000003e syscall=59 success=yes key="host-a-r2"`),
+		[]byte(`type=DAEMON_ROTATE msg=audit(1764800000.300:9): op=rotate key="host-a-r3"`),
+		[]byte(`type=SYSCALL msg=audit(1764800000.300:9): arch=c000003e syscall=59 success=yes key="host-a-r4"`),
+	}
+	p := publishAll(t, c, u.HostA, "host-a", "audit.host.host-a", natstest.HostStream, lines)
+	if st := p.Status(); st.Duplicates != 0 {
+		t.Errorf("%d records taken for duplicates: %+v", st.Duplicates, st)
+	}
+	exactlyOnce(t, "audit.host.host-a", streamLines(t, js, natstest.HostStream, "audit.host.host-a"), len(lines))
+}

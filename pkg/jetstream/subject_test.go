@@ -83,6 +83,11 @@ func TestMsgID(t *testing.T) {
 		"no header",
 		"type=X msg=audit(12:34): no dot",
 		"type=X msg=audit(1.2:3x): bad serial",
+		"type=DAEMON_START msg=audit(1764800000.123:77): op=start",
+		"type=SYSCALL msg=audit(1764800000.123:77): a=b",
+		"node=x type=DAEMON_ROTATE msg=audit(1764800000.123:77): op=rotate",
+		"node=x type=DAEMON_ROTATE msg=audit(1764800000.123:77): op=rotate",
+		"node=type=DAEMON_END msg=audit(1764800000.123:77): op=end",
 	}
 	want := []string{
 		"h:1764800000.123:77:0",
@@ -92,6 +97,11 @@ func TestMsgID(t *testing.T) {
 		"h:q:5",
 		"h:q:6",
 		"h:q:7",
+		"h:d:1764800000.123:77:0",
+		"h:1764800000.123:77:0",
+		"h:d:1764800000.123:77:0",
+		"h:d:1764800000.123:77:1",
+		"h:1764800000.123:77:0",
 	}
 	var pos position
 	for i, l := range lines {
