@@ -123,7 +123,7 @@ func (b backend) info(t *deliver.Container) control.ContainerInfo {
 	info.Delivered = q.Committed
 	info.Dropped = q.Dropped.Total()
 	info.Drops = map[string]uint64{"full": q.Dropped.Full, "too-large": q.Dropped.TooLarge, "spool-error": q.Dropped.SpoolError,
-		"corrupt": q.Dropped.Corrupt, "crash": q.Dropped.Crash, "closed": q.Dropped.Closed}
+		"corrupt": q.Dropped.Corrupt, "crash": q.Dropped.Crash, "closed": q.Dropped.Closed, "router-overflow": q.Dropped.RouterOverflow}
 	s := t.Target().Status()
 	info.Connected, info.Acked = s.Connected, s.Acked
 	info.InFlight, info.Retried = s.InFlight, s.Retried

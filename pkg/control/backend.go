@@ -162,7 +162,10 @@ type ContainerInfo struct {
 	ReceiverWaitSeconds float64 `json:"receiver_wait_seconds,omitempty"`
 	// Dropped counts copies lost, the sum of Drops; Drops gives them by
 	// reason, with queue.Drops' reasons as keys: "full", "too-large",
-	// "spool-error", "corrupt", "crash", "closed".
+	// "spool-error", "corrupt", "crash", "closed", "router-overflow" (the
+	// records of the host the router left unrouted while the container was
+	// registered: whose they were is unknown, so every container counts
+	// all of them).
 	Dropped uint64            `json:"dropped"`
 	Drops   map[string]uint64 `json:"drops,omitempty"`
 	// LastError is the last delivery error, with its time.

@@ -89,6 +89,10 @@ func (f *File) Run(ctx context.Context, r queue.Reader) error {
 				notice = remote.LostNotice(notice[:0], it.Lost, it.Data, time.Now())
 				werr = errors.Join(werr, f.w.WriteLine(notice))
 			}
+			if it.Unrouted != nil {
+				notice = remote.UnroutedNotice(notice[:0], it.Unrouted, it.Data, time.Now())
+				werr = errors.Join(werr, f.w.WriteLine(notice))
+			}
 			werr = errors.Join(werr, f.w.WriteLine(it.Data))
 		}
 		if werr = errors.Join(werr, f.w.Flush()); werr != nil {

@@ -12,6 +12,15 @@ type gap struct {
 	// Both count as delivered if the reader commits past them, and become
 	// lost if it rewinds.
 	inflight, told uint64
+	// un are records the router left unrouted before seq (never pushed),
+	// unTold those of them reported with an item the reader was given and
+	// that was dropped since; they follow lost and told.
+	un, unTold Unrouted
+}
+
+// empty reports whether g says nothing is missing.
+func (g *gap) empty() bool {
+	return g.lost == 0 && g.inflight == 0 && g.told == 0 && g.un.Records == 0 && g.unTold.Records == 0
 }
 
 // addGap records that copies are missing just before seq: lost unread and
@@ -30,12 +39,15 @@ func addGap(gs []gap, from, seq, lost, inflight, readSeq uint64) []gap {
 		g.inflight += m.inflight
 		if m.seq < readSeq {
 			g.told += m.told + m.lost
+			g.unTold = g.unTold.Then(m.unTold).Then(m.un)
 		} else {
 			g.lost += m.lost
 			g.told += m.told
+			g.un = g.un.Then(m.un)
+			g.unTold = g.unTold.Then(m.unTold)
 		}
 	}
-	if g.lost == 0 && g.inflight == 0 && g.told == 0 {
+	if g.empty() {
 		return gs
 	}
 	if i == j {
@@ -64,17 +76,23 @@ func dropGaps(gs []gap, seq uint64) ([]gap, uint64) {
 	return append(gs[:0], gs[i:]...), delivered
 }
 
-// lostBefore returns the copies lost just before seq.
-func lostBefore(gs []gap, seq uint64) uint64 {
-	for _, g := range gs {
+// missingBefore returns the copies lost just before seq and the records
+// left unrouted there (nil: none).
+func missingBefore(gs []gap, seq uint64) (uint64, *Unrouted) {
+	for i := range gs {
+		g := &gs[i]
 		if g.seq == seq {
-			return g.lost
+			if g.un.Records == 0 {
+				return g.lost, nil
+			}
+			u := g.un
+			return g.lost, &u
 		}
 		if g.seq > seq {
 			break
 		}
 	}
-	return 0
+	return 0, nil
 }
 
 // rewindGaps makes the in-flight drops and told losses lost again: after
@@ -86,6 +104,8 @@ func rewindGaps(gs []gap) uint64 {
 		n += gs[i].inflight
 		gs[i].lost += gs[i].inflight + gs[i].told
 		gs[i].inflight, gs[i].told = 0, 0
+		gs[i].un = gs[i].unTold.Then(gs[i].un)
+		gs[i].unTold = Unrouted{}
 	}
 	return n
 }
@@ -99,7 +119,8 @@ func deliveredGaps(gs []gap) ([]gap, uint64) {
 	for _, g := range gs {
 		delivered += g.inflight
 		g.inflight, g.told = 0, 0
-		if g.lost > 0 {
+		g.unTold = Unrouted{}
+		if g.lost > 0 || g.un.Records > 0 {
 			out = append(out, g)
 		}
 	}

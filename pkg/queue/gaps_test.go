@@ -78,3 +78,9 @@ func TestRingWraps(t *testing.T) {
 		}
 	}
 }
+
+// lostBefore returns the copies lost just before seq.
+func lostBefore(gs []gap, seq uint64) uint64 {
+	lost, _ := missingBefore(gs, seq)
+	return lost
+}

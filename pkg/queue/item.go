@@ -19,6 +19,13 @@ type Item struct {
 	// count only if it rewinds; a Lost the reader was given is given again
 	// after a Rewind, until the item is committed.
 	Lost uint64
+	// Unrouted, when not nil, says that records of the host were left
+	// unrouted (the router fell behind) immediately before this item, after
+	// the Lost copies: they are in the host log, and some of them may have
+	// been this container's. A reader tells the tenant in the stream, as it
+	// does Lost, and it is given again after a Rewind the same way. It is
+	// the reader's to keep.
+	Unrouted *Unrouted
 }
 
 // Reader is what a delivery target drains. Read hands out items that have

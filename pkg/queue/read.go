@@ -128,7 +128,11 @@ func (q *Queue) spoolUnreadable(err error) {
 func (q *Queue) add(seq uint64, a, b []byte) {
 	start := len(q.outBuf)
 	q.outBuf = append(append(q.outBuf, a...), b...)
-	q.out = append(q.out, Item{Seq: seq, Data: q.outBuf[start:len(q.outBuf):len(q.outBuf)], Lost: lostBefore(q.gaps, seq)})
+	it := Item{Seq: seq, Data: q.outBuf[start:len(q.outBuf):len(q.outBuf)]}
+	if len(q.gaps) > 0 {
+		it.Lost, it.Unrouted = missingBefore(q.gaps, seq)
+	}
+	q.out = append(q.out, it)
 	q.readSeq = seq + 1
 }
 

@@ -24,6 +24,10 @@ import (
 //	24  u64 last seq committed
 //	32  u64 number of gaps (at most maxGaps)
 //	40  maxGaps × (u64 seq, u64 lost): copies lost before seq, not yet told
+//	1064 maxGaps × (u64 records, u64 first time, u64 first serial,
+//	    u64 last time, u64 last serial): records left unrouted before the
+//	    same gap's seq (Unrouted; a time is SEC*1000+MSEC); zero in a state
+//	    file written before it was added
 const (
 	stateFile = "state"
 	stateSize = 4096
@@ -34,6 +38,8 @@ const (
 	offCommitted = 24
 	offNGaps     = 32
 	offGaps      = 40
+	offUnrouted  = offGaps + 16*maxGaps
+	unroutedLen  = 40
 )
 
 var stateMagic = [8]byte{'A', 'U', 'Q', 'S', 'T', 'A', 'T', 'E'}
@@ -97,9 +103,26 @@ func (st *state) gaps() []gap {
 	gs := make([]gap, 0, n)
 	for i := range int(n) {
 		o := offGaps + 16*i
-		gs = append(gs, gap{seq: st.get(o), lost: st.get(o + 8)})
+		gs = append(gs, gap{seq: st.get(o), lost: st.get(o + 8), un: st.getUnrouted(i)})
 	}
 	return gs
+}
+
+func (st *state) getUnrouted(i int) Unrouted {
+	o := offUnrouted + unroutedLen*i
+	first, last := st.get(o+8), st.get(o+24)
+	return Unrouted{Records: st.get(o),
+		First: Stamp{Sec: first / 1000, Msec: uint32(first % 1000), Serial: st.get(o + 16)},
+		Last:  Stamp{Sec: last / 1000, Msec: uint32(last % 1000), Serial: st.get(o + 32)}}
+}
+
+func (st *state) putUnrouted(i int, u Unrouted) {
+	o := offUnrouted + unroutedLen*i
+	st.put(o, u.Records)
+	st.put(o+8, u.First.Sec*1000+uint64(u.First.Msec))
+	st.put(o+16, u.First.Serial)
+	st.put(o+24, u.Last.Sec*1000+uint64(u.Last.Msec))
+	st.put(o+32, u.Last.Serial)
 }
 
 // putGaps stores gs, merging the newest into one if there are too many.
@@ -111,12 +134,14 @@ func (st *state) putGaps(gs []gap) {
 		last := gap{seq: gs[len(gs)-1].seq}
 		for _, g := range gs[maxGaps-1:] {
 			last.lost += g.lost + g.inflight + g.told
+			last.un = last.un.Then(g.unTold).Then(g.un)
 		}
 		gs = append(gs[:maxGaps-1:maxGaps-1], last)
 	}
 	for i, g := range gs {
 		st.put(offGaps+16*i, g.seq)
 		st.put(offGaps+16*i+8, g.lost+g.inflight+g.told)
+		st.putUnrouted(i, g.unTold.Then(g.un))
 	}
 	st.put(offNGaps, uint64(len(gs)))
 }

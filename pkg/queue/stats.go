@@ -39,11 +39,16 @@ type Drops struct {
 	// Closed counts copies pushed after Close, and copies in a queue
 	// without a spool when it was closed.
 	Closed uint64
+	// RouterOverflow counts records of the host that the router left
+	// unrouted while the queue was open (Queue.Unrouted): whose they were
+	// is unknown, so every container counts all of them, and it bounds
+	// the copies this one lost so.
+	RouterOverflow uint64
 }
 
 // Total is the sum of the drops of every reason.
 func (d Drops) Total() uint64 {
-	return d.Full + d.TooLarge + d.SpoolError + d.Corrupt + d.Crash + d.Closed
+	return d.Full + d.TooLarge + d.SpoolError + d.Corrupt + d.Crash + d.Closed + d.RouterOverflow
 }
 
 // Stats returns the queue's figures.

@@ -34,7 +34,8 @@
 // dropped, newlines, carriage returns, NUL and 0x1d bytes inside a record
 // are replaced by '?', and an oversize record is cut with a visible
 // " truncated=N" field (N is the original length). A queue item with
-// Lost > 0 is preceded by a notice record, see [LostNotice].
+// Lost > 0 is preceded by a notice record, see [LostNotice], and one
+// with Unrouted by another, see [UnroutedNotice].
 //
 // # Listener
 //

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/auditd-ns/auditd-ns/pkg/queue"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 )
 
@@ -21,5 +22,33 @@ func LostNotice(dst []byte, n uint64, next []byte, now time.Time) []byte {
 	}
 	text := "op=queue-lost lost=" + strconv.FormatUint(n, 10)
 	dst = record.AppendLine(dst, "", record.TypeDaemonErr, record.AppendPayload(nil, now, 0, text))
+	return dst[:len(dst)-1] // a frame's payload has no newline
+}
+
+// UnroutedNotice returns the record line sent before a queue item whose
+// Unrouted is u (records of the host the router left unrouted: some may
+// have been the tenant's):
+//
+//	type=DAEMON_ERR msg=audit(SEC.MSEC:0): op=queue-lost cause=router-overflow unrouted=N first=SEC.MSEC:SERIAL last=SEC.MSEC:SERIAL
+//
+// first and last are the headers of the first and last record left
+// unrouted, each left out when unknown. The timestamp is as LostNotice's.
+func UnroutedNotice(dst []byte, u *queue.Unrouted, next []byte, now time.Time) []byte {
+	if sec, msec, ok := record.LineTime(next); ok {
+		now = time.Unix(int64(sec), int64(msec)*int64(time.Millisecond))
+	}
+	text := []byte("op=queue-lost cause=router-overflow unrouted=")
+	text = strconv.AppendUint(text, u.Records, 10)
+	for _, s := range []struct {
+		name  string
+		stamp queue.Stamp
+	}{{" first=", u.First}, {" last=", u.Last}} {
+		if !s.stamp.IsZero() {
+			text = append(text, s.name...)
+			text = record.AppendTime(text, s.stamp.Sec, s.stamp.Msec)
+			text = strconv.AppendUint(append(text, ':'), s.stamp.Serial, 10)
+		}
+	}
+	dst = record.AppendLine(dst, "", record.TypeDaemonErr, record.AppendPayload(nil, now, 0, string(text)))
 	return dst[:len(dst)-1] // a frame's payload has no newline
 }

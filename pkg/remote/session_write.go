@@ -78,6 +78,10 @@ func (ss *session) encodeItem(pending []entry, it queue.Item, now time.Time) []e
 		ss.payload = LostNotice(ss.payload[:0], it.Lost, it.Data, now)
 		pending = ss.writeFrame(pending, TypeMessage, ss.payload, entry{notice: true})
 	}
+	if it.Unrouted != nil {
+		ss.payload = UnroutedNotice(ss.payload[:0], it.Unrouted, it.Data, now)
+		pending = ss.writeFrame(pending, TypeMessage, ss.payload, entry{notice: true})
+	}
 	var v verdict
 	ss.payload, v = sanitize(ss.payload[:0], it.Data, ss.cfg.maxPayload)
 	e := entry{item: it.Seq, last: true, v: v}

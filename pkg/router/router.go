@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/cpu"
 
+	"github.com/auditd-ns/auditd-ns/pkg/queue"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
 	"github.com/auditd-ns/auditd-ns/pkg/rules"
@@ -75,6 +76,9 @@ type Router struct {
 	batches  chan *batch // emptied batches, for reuse
 	waiting  atomic.Int64
 	overflow atomic.Uint64
+	// unrouted are the records left unrouted since the last batch handed
+	// over; the next batch carries them to Run.
+	unrouted queue.Unrouted
 	_        cpu.CacheLinePad
 
 	// Used only by Run's goroutine.
@@ -112,6 +116,9 @@ type syncWait struct {
 type batch struct {
 	buf []byte
 	n   int
+	// un are records left unrouted (overflow) just before this batch's:
+	// Run tells every container's queue before routing the batch.
+	un queue.Unrouted
 }
 
 // A batch is handed over when it holds this many records or bytes, so
@@ -199,6 +206,7 @@ func (r *Router) Submit(typ uint16, data []byte) {
 		default:
 			b = &batch{buf: make([]byte, 0, batchBytes+8<<10)}
 		}
+		b.un, r.unrouted = r.unrouted, queue.Unrouted{}
 		r.cur = b
 	}
 	b.buf = binary.LittleEndian.AppendUint16(b.buf, typ)
@@ -223,7 +231,33 @@ func (r *Router) send(b *batch) {
 	}
 	r.waiting.Add(-int64(b.n))
 	r.overflow.Add(uint64(b.n))
+	r.unrouted = r.unrouted.Then(b.un).Then(b.unrouted())
 	r.recycle(b)
+}
+
+// unrouted describes b's records: their number, and the headers of the
+// first and the last (zero when one cannot be parsed).
+func (b *batch) unrouted() queue.Unrouted {
+	u := queue.Unrouted{Records: uint64(b.n)}
+	var last []byte
+	for p := b.buf; len(p) >= 6; {
+		n := int(binary.LittleEndian.Uint32(p[2:]))
+		if last == nil {
+			u.First = headerOf(p[6 : 6+n])
+		}
+		last, p = p[6:6+n], p[6+n:]
+	}
+	u.Last = headerOf(last)
+	return u
+}
+
+// headerOf returns the header of a record's data, or the zero Stamp.
+func headerOf(data []byte) queue.Stamp {
+	var rec record.Record
+	if record.Parse(&rec, 0, data) != nil {
+		return queue.Stamp{}
+	}
+	return queue.Stamp{Sec: rec.Sec, Msec: rec.Msec, Serial: rec.Serial}
 }
 
 // fetch takes, in order, the full batches waiting in r.in and then the
@@ -245,6 +279,11 @@ func (r *Router) fetch() []*batch {
 		r.cur = nil
 		r.waiting.Add(int64(b.n))
 		got = append(got, b)
+	} else if r.unrouted.Records > 0 {
+		// Records overflowed and none came since: an empty batch takes
+		// the news to the containers.
+		got = append(got, &batch{un: r.unrouted})
+		r.unrouted = queue.Unrouted{}
 	}
 	r.mu.Unlock()
 	r.fetched = got
@@ -373,8 +412,13 @@ func (r *Router) drain(rec *record.Record) {
 	r.asm.Flush(r.release)
 }
 
-// addBatch adds b's records in order, then recycles b.
+// addBatch adds b's records in order, then recycles b. Records left
+// unrouted before b's are told first to every container.
 func (r *Router) addBatch(rec *record.Record, b *batch, now time.Time) {
+	if b.un.Records > 0 {
+		r.tellUnrouted(b.un)
+		b.un = queue.Unrouted{}
+	}
 	r.waiting.Add(-int64(b.n))
 	r.records.Add(uint64(b.n))
 	for p := b.buf; len(p) >= 6; {
@@ -384,6 +428,23 @@ func (r *Router) addBatch(rec *record.Record, b *batch, now time.Time) {
 		p = p[6+n:]
 	}
 	r.recycle(b)
+}
+
+// UnroutedRecorder is a Pusher that can be told of records the router
+// left unrouted; *queue.Queue is one.
+type UnroutedRecorder interface {
+	Unrouted(u queue.Unrouted)
+}
+
+// tellUnrouted records u in the queue of every registered container: the
+// router cannot know whose the records were, so each is told that some of
+// its copies may be missing there.
+func (r *Router) tellUnrouted(u queue.Unrouted) {
+	for _, c := range r.table.Load().byName {
+		if q, ok := c.Queue.(UnroutedRecorder); ok {
+			q.Unrouted(u)
+		}
+	}
 }
 
 func (r *Router) add(rec *record.Record, typ uint16, buf []byte, now time.Time) {
