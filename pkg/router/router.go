@@ -339,21 +339,33 @@ func (r *Router) Run(ctx context.Context) error {
 		case b := <-r.in:
 			r.addBatch(&rec, b, time.Now())
 		case <-fetchTick.C:
-			now := time.Now()
-			for _, b := range r.fetch() {
-				r.addBatch(&rec, b, now)
-			}
+			r.addFetched(&rec, time.Now())
 		case now := <-tick.C:
-			r.asm.Expire(now, r.release)
-			r.answer(false)
+			r.tick(&rec, now)
 		case done := <-r.syncs:
 			now := time.Now()
-			for _, b := range r.fetch() {
-				r.addBatch(&rec, b, now)
-			}
+			r.addFetched(&rec, now)
 			r.waits = append(r.waits, syncWait{at: now, done: done})
 			r.answer(false)
 		}
+	}
+}
+
+// tick closes the events idle for the timeout and answers the Sync calls
+// it can. It first takes the records waiting to be fetched (up to
+// fetchEvery): an event whose next records wait there is not idle, and
+// would otherwise be closed without them (a syscall event as partial,
+// the rest then routed as an event of their own).
+func (r *Router) tick(rec *record.Record, now time.Time) {
+	r.addFetched(rec, now)
+	r.asm.Expire(now, r.release)
+	r.answer(false)
+}
+
+// addFetched adds the records fetch takes.
+func (r *Router) addFetched(rec *record.Record, now time.Time) {
+	for _, b := range r.fetch() {
+		r.addBatch(rec, b, now)
 	}
 }
 
