@@ -25,6 +25,60 @@ func ctl(t *testing.T, dir string, args ...string) (string, error) {
 	return string(out), err
 }
 
+// holdIn runs one process that joins cgroup dir by itself and execs prog
+// (a private copy of cat) reading a pipe, and holds it there until done
+// says its event has come where the test looks (or 30 s have passed: the
+// caller then counts exactly and fails), then closes the pipe and waits
+// for it to end. Alive when the tracker reads its write to cgroup.procs and
+// its exec, it is always placed (a process that moves itself and exits at
+// once may be gone first: its events then go to no container, by design).
+func holdIn(t *testing.T, dir, prog string, done func() bool, what string) {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", "-c", fmt.Sprintf("echo $$ > %s/cgroup.procs && exec %s", dir, prog))
+	in, err := cmd.StdinPipe()
+	must(t, err)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	must(t, cmd.Start())
+	ok := false
+	for end := time.Now().Add(30 * time.Second); !ok && time.Now().Before(end); {
+		if ok = done(); !ok {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	in.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("running in %s: %v\n%s", dir, err, out.String())
+	}
+	if !ok {
+		t.Fatalf("timed out after 30s waiting for %s", what)
+	}
+}
+
+// keyCount counts the SYSCALL records of rule key key in file.
+func keyCount(file, key string) int {
+	b, _ := os.ReadFile(file)
+	return strings.Count(string(b), ` key="`+key+`"`)
+}
+
+// webFiltered is the copies web's rules dropped, from ctl containers.
+func webFiltered(t *testing.T, dir string) uint64 {
+	out, err := ctl(t, dir, "containers", "--json")
+	var list []struct {
+		Name     string `json:"name"`
+		Filtered uint64 `json:"filtered"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &list) != nil {
+		return 0
+	}
+	for _, c := range list {
+		if c.Name == "web" {
+			return c.Filtered
+		}
+	}
+	return 0
+}
+
 // TestIntegrationControl registers a container at run time through `ctl`,
 // routes to it, pushes new rules, lists it (table and JSON), scrapes the
 // metrics endpoint while records flow, and unregisters it with a drain.
@@ -34,7 +88,7 @@ func TestIntegrationControl(t *testing.T) {
 	dir := t.TempDir()
 	id := fmt.Sprint(os.Getpid())
 	cg := makeCgroup(t, "/sys/fs/cgroup/unified", "auditd-ns-ctl-"+id)
-	prog := privateTrue(t, dir)
+	prog := privateCopy(t, dir, "/bin/cat", "cat-for-test")
 	key, other := testKey("exec"), testKey("other")
 	metrics := fmt.Sprintf("127.0.0.1:%d", port(t))
 	writeConfig(t, dir, fmt.Sprintf("state_dir: %s/state\nmetrics_address: %s\n", dir, metrics),
@@ -50,7 +104,10 @@ func TestIntegrationControl(t *testing.T) {
 	if out, err := ctl(t, dir, "register", file); err == nil || !strings.Contains(out, "already registered") {
 		t.Errorf("registering twice: %v\n%s", err, out)
 	}
-	runIn(t, cg, prog, 3)
+	webLog := filepath.Join(dir, "web/audit.log")
+	for i := 1; i <= 3; i++ {
+		holdIn(t, cg, prog, func() bool { return keyCount(webLog, key) >= i }, fmt.Sprintf("exec %d in web's target", i))
+	}
 	scrape := func() string {
 		resp, err := http.Get("http://" + metrics + "/metrics")
 		if err != nil {
@@ -60,7 +117,9 @@ func TestIntegrationControl(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return string(b)
 	}
-	waitFor(t, 30*time.Second, func() bool { return ausearchCount(t, filepath.Join(dir, "web/audit.log"), "-k", key) == 3 }, "3 events in web's target")
+	if got := ausearchCount(t, webLog, "-k", key); got != 3 {
+		t.Errorf("web's target has %d exec events, want 3", got)
+	}
 	m1 := scrape()
 
 	// New rules: keep nothing but key other.
@@ -88,9 +147,12 @@ func TestIntegrationControl(t *testing.T) {
 	if out, err := ctl(t, dir, "rules", "push", "web", rulesFile); err == nil || !strings.Contains(out, "rules.yaml:1:") {
 		t.Errorf("pushing bad rules: %v\n%s", err, out)
 	}
-	runIn(t, cg, prog, 2)
-	time.Sleep(500 * time.Millisecond)
-	if got := ausearchCount(t, filepath.Join(dir, "web/audit.log"), "-k", key); got != 3 {
+	// Each exec is held until web's rules have dropped it (its filtered
+	// count): routed to web, not written.
+	for i := uint64(1); i <= 2; i++ {
+		holdIn(t, cg, prog, func() bool { return webFiltered(t, dir) >= i }, fmt.Sprintf("exec %d filtered by web's rules", i))
+	}
+	if got := ausearchCount(t, webLog, "-k", key); got != 3 {
 		t.Errorf("after pushing rules that drop exec, web has %d exec events, want still 3", got)
 	}
 
