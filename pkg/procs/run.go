@@ -78,6 +78,9 @@ func (t *Tracker) Run(ctx context.Context) error {
 		}
 		t.syncClocks()
 		mark := t.now()
+		if t.ids == nil {
+			t.followed()
+		}
 		// Process events first: a write to cgroup.procs comes after the
 		// writer's fork, whose event is then already applied.
 		// fd is -1 without process events (Options.ContID on a kernel

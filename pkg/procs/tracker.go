@@ -80,6 +80,12 @@ type Stats struct {
 
 	Views    int    // containers whose processes' namespaces are captured (view: container)
 	Captures uint64 // processes whose namespaces were captured for them
+
+	// Idle reports that no cgroup directory is registered (Follow) and
+	// no View made: forks and execs are then not read from /proc.
+	Idle bool
+	// Reads counts the reads of /proc/PID/cgroup at forks and execs.
+	Reads uint64
 }
 
 // Tracker follows which cgroups each process is in, from the kernel's
@@ -121,6 +127,14 @@ type Tracker struct {
 	events, forks, execs, exits, overruns, resweeps, execMissed atomic.Uint64
 	hits, ambiguous, parentHits, misses                         atomic.Uint64
 	moves, gone, moveErrors                                     atomic.Uint64
+	reads                                                       atomic.Uint64
+
+	// idleAsked: Follow was last given no directory. Run's goroutine
+	// goes idle (idle) when it is set and no View is made, and reads
+	// /proc again, after a sweep of it, when it is not.
+	idleAsked atomic.Bool
+	idleNow   atomic.Bool // idle, for Stats
+	idle      bool        // of Run's goroutine
 
 	monoOff   atomic.Int64 // CLOCK_REALTIME minus CLOCK_MONOTONIC, ns
 	watermark atomic.Int64 // every event queued before this time is handled
@@ -391,6 +405,10 @@ func (t *Tracker) handle(ev procEvent) {
 		// another cgroup. So it is read too: the inherited place counts
 		// only where that read agrees.
 		t.table.fork(ev.TGID, ev.Parent, t.kernelTime(ev.Time))
+		if t.idle {
+			return // the parent's places, inherited, until a sweep reads it
+		}
+		t.reads.Add(1)
 		t.readProc(ev.TGID, false)
 	case procEventExec:
 		t.execs.Add(1)
@@ -400,6 +418,10 @@ func (t *Tracker) handle(ev procEvent) {
 		}
 		ts := t.kernelTime(ev.Time)
 		known := t.table.exec(ev.TGID, ts)
+		if t.idle {
+			return
+		}
+		t.reads.Add(1)
 		ok, blind := t.readProcOf(ev.TGID, false, false)
 		if !ok {
 			t.execMissed.Add(1)
@@ -571,5 +593,6 @@ func (t *Tracker) Stats() Stats {
 	}
 	s.Views += t.ids.idViews()
 	s.Captures = t.captures.Load()
+	s.Idle, s.Reads = t.idleNow.Load(), t.reads.Load()
 	return s
 }

@@ -277,3 +277,59 @@ func TestIntegrationCgroupTrackerHelperWroteOther(t *testing.T) {
 		}
 	}
 }
+
+// waitStats polls the tracker's counters until ok says yes (2s at most).
+func waitStats(t *testing.T, tr *procs.Tracker, what string, ok func(procs.Stats) bool) procs.Stats {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		s := tr.Stats()
+		if ok(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: stats %+v", what, s)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestIntegrationCgroupTrackerIdle checks that with no cgroup directory
+// registered the tracker reads no /proc/PID/cgroup at forks and execs,
+// and that once one is, it reads them again and places processes there.
+func TestIntegrationCgroupTrackerIdle(t *testing.T) {
+	tr := startTracker(t, procs.Options{})
+	dir := tempCgroup(t, "/sys/fs/cgroup/unified")
+	tr.Follow(nil)
+	before := waitStats(t, tr, "idle", func(s procs.Stats) bool { return s.Idle })
+	var pids []uint32
+	for range 10 {
+		cmd := exec.Command("/bin/true")
+		if err := cmd.Run(); err != nil {
+			t.Fatal(err)
+		}
+		pids = append(pids, uint32(cmd.Process.Pid))
+	}
+	// Each /bin/true forked and exec'd: wait until the tracker has
+	// handled their exits, so that their forks and execs are behind.
+	for _, pid := range pids {
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			if _, ok := tr.Current(pid); ok || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	after := waitStats(t, tr, "the execs", func(s procs.Stats) bool { return s.Execs >= before.Execs+10 })
+	if after.Reads != before.Reads || !after.Idle {
+		t.Errorf("idle with no directory registered: %d reads of /proc at forks and execs (want 0) over %d execs; stats before %+v, after %+v",
+			after.Reads-before.Reads, after.Execs-before.Execs, before, after)
+	}
+	tr.Follow([]string{dir})
+	waitStats(t, tr, "reading again", func(s procs.Stats) bool { return !s.Idle })
+	checkAttributed(t, tr, dir)
+	if s := tr.Stats(); s.Reads < after.Reads+20 {
+		t.Errorf("a directory registered: %d reads of /proc at forks and execs of 20 processes, want at least 20; stats %+v", s.Reads-after.Reads, s)
+	}
+}

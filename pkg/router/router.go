@@ -27,6 +27,20 @@ type Attributor interface {
 	Settled(at int64) bool
 }
 
+// follower is an Attributor told the registered cgroup directories at
+// each change, none at first (*procs.Tracker: it reads no process while
+// none is registered).
+type follower interface {
+	Follow(dirs []string)
+}
+
+// follow tells the attributor the directories of t, when it asks.
+func (r *Router) follow(t *table) {
+	if f, ok := r.opt.Attribute.(follower); ok {
+		f.Follow(t.dirs)
+	}
+}
+
 // Options configures a Router.
 type Options struct {
 	// EventTimeout closes an event that saw no EOE (default 500ms).
@@ -156,6 +170,7 @@ func New(opt Options) *Router {
 	r.asm = NewAssembler(opt.EventTimeout, opt.Delay, r.route)
 	r.asm.early = r.settled
 	r.table.Store(&table{byID: map[uint64]*Container{}, byName: map[string]*Container{}, parent: map[*Container]*Container{}})
+	r.follow(r.table.Load())
 	return r
 }
 
@@ -187,6 +202,7 @@ func (r *Router) Set(tree *registry.Tree, containers map[string]*Container) {
 		t.dirs = append(t.dirs, tn.C.Cgroup)
 	}
 	r.table.Store(t)
+	r.follow(t)
 }
 
 // Submit hands one record (already in the host log) to the router. It

@@ -727,3 +727,37 @@ func TestCgroupAttributionUserText(t *testing.T) {
 		t.Errorf("a got %q; asked %q (want nothing, asked for pid 4000 only)", got, asked)
 	}
 }
+
+// followAttr is an attributor that keeps what Follow told it.
+type followAttr struct {
+	attrFunc
+	told [][]string
+}
+
+func (f *followAttr) Follow(dirs []string) { f.told = append(f.told, slices.Clone(dirs)) }
+
+// TestFollowTellsTheAttributor checks that the attributor learns the
+// registered cgroup directories: none when the router is made, then those
+// of each Set (so that procs.Tracker reads no process while none is).
+func TestFollowTellsTheAttributor(t *testing.T) {
+	f := &followAttr{attrFunc: func(uint32, uint32, int64, []string) int { return -1 }}
+	r := router.New(router.Options{Attribute: f})
+	a := container(t, "name: a\ncgroup: /cg/a\ndeliver: {file: /x/a}\n")
+	b := container(t, "name: b\ncgroup: /cg/a/b\nparent: a\ndeliver: {file: /x/b}\n")
+	tree, err := registry.Build([]*registry.Container{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Set(tree, map[string]*router.Container{"a": router.NewContainer(a, &sink{}), "b": router.NewContainer(b, &sink{})})
+	empty, _ := registry.Build(nil)
+	r.Set(empty, map[string]*router.Container{})
+	want := [][]string{nil, {"/cg/a/b", "/cg/a"}, nil}
+	if len(f.told) != len(want) {
+		t.Fatalf("Follow was told %q, want %q", f.told, want)
+	}
+	for i := range want {
+		if !slices.Equal(f.told[i], want[i]) {
+			t.Errorf("Follow call %d: %q, want %q", i, f.told[i], want[i])
+		}
+	}
+}
