@@ -25,7 +25,7 @@ func (r *Router) route(ev *record.Event, pid int64) {
 		return
 	}
 	r.scan.Reset(ev)
-	r.ends, r.cids = r.ends[:0], r.cids[:0]
+	r.ends, r.cids, r.found = r.ends[:0], r.cids[:0], false
 	if i := subjectContainerID(ev); i >= 0 {
 		c := r.parsedCID(ev, i)
 		r.sent = r.sent[:0]
@@ -251,12 +251,17 @@ func leadingUint(v []byte) (uint64, bool) {
 // copy pushes the event's records that tn's rules keep into tn's queue,
 // all in one push. own is tn's contid when the event carries chains
 // (trimmed at it). In the container view (tn.View() set) each line is
-// translated into a buffer of the copy's own; ev is only read.
+// translated into a buffer of the copy's own: its id fields are found
+// once per event for all the copies (findFields), and a line none of
+// whose values changes is pushed from the event's lines, as in the host
+// view. ev is only read.
 func (r *Router) copy(tn *Container, ev *record.Event, own uint64, chained bool) {
 	var ns view.Namespaces
+	var ses *view.Sessions
 	if v := tn.view.Load(); v != nil {
 		ns = v.ns
-		noteSessions(tn.ses.Load(), ev)
+		ses = tn.ses.Load()
+		noteSessions(ses, ev)
 	}
 	v, _ := tn.Rules().MatchScan(&r.scan)
 	if !v.Keep {
@@ -269,41 +274,49 @@ func (r *Router) copy(tn *Container, ev *record.Event, own uint64, chained bool)
 	var at int64
 	if ns != nil {
 		at = stamp(ev)
+		r.findFields(ev)
 	}
 	for i := range ev.Records {
 		rec := &ev.Records[i]
 		if !v.Keeps(rec.Type) {
 			continue
 		}
-		var line []byte // the copy's line before translation, ending in \n
 		if rec.Type == record.TypeContainerID && chained {
 			data := r.trim(ev, i, own)
 			if data == nil {
 				continue
 			}
+			start := len(r.trimmed)
 			if ns == nil {
-				start := len(r.trimmed)
 				r.trimmed = record.AppendLine(r.trimmed, r.opt.Node, rec.Type, data)
 				r.picks = append(r.picks, pick{start, len(r.trimmed) - 1, true})
 				continue
 			}
 			r.viewed = record.AppendLine(r.viewed[:0], r.opt.Node, rec.Type, data)
-			line = r.viewed
-		} else {
-			start := 0
-			if i > 0 {
-				start = r.ends[i-1]
+			line := r.viewed[:len(r.viewed)-1]
+			r.cfields.Find(rec.Type, line)
+			out, changed := r.cfields.Translate(r.trimmed, ns, at, ses)
+			if !changed {
+				out = append(r.trimmed, line...)
 			}
-			if ns == nil {
-				r.picks = append(r.picks, pick{start, r.ends[i] - 1, false})
+			r.trimmed = out
+			r.picks = append(r.picks, pick{start, len(r.trimmed), true})
+			continue
+		}
+		start := 0
+		if i > 0 {
+			start = r.ends[i-1]
+		}
+		if ns != nil {
+			// The line's node= and type= prefix holds no id field.
+			at0 := len(r.trimmed)
+			if out, changed := r.fields[i].Translate(r.trimmed, ns, at, ses); changed {
+				r.trimmed = out
+				r.picks = append(r.picks, pick{at0, len(r.trimmed), true})
 				continue
 			}
-			line = r.lines[start:r.ends[i]]
 		}
-		// The line's node= and type= prefix holds no id field.
-		start := len(r.trimmed)
-		r.trimmed = view.Rewrite(r.trimmed, rec.Type, line[:len(line)-1], ns, at, tn.ses.Load())
-		r.picks = append(r.picks, pick{start, len(r.trimmed), true})
+		r.picks = append(r.picks, pick{start, r.ends[i] - 1, false})
 	}
 	// Slices into trimmed only now that it has stopped growing.
 	items := r.items[:0]
@@ -318,6 +331,25 @@ func (r *Router) copy(tn *Container, ev *record.Event, own uint64, chained bool)
 	if len(items) > 0 {
 		tn.Queue.PushAll(items)
 		tn.copies.Add(uint64(len(items)))
+	}
+}
+
+// findFields finds, once per event, the id fields of each of its copy
+// lines (format's), for the copies in a container view.
+func (r *Router) findFields(ev *record.Event) {
+	if r.found {
+		return
+	}
+	r.found = true
+	if cap(r.fields) < len(ev.Records) {
+		r.fields = append(r.fields[:cap(r.fields)], make([]view.Fields, len(ev.Records)-cap(r.fields))...)
+	}
+	r.fields = r.fields[:len(ev.Records)]
+	start := 0
+	for i := range ev.Records {
+		// The line without its \n.
+		r.fields[i].Find(ev.Records[i].Type, r.lines[start:r.ends[i]-1])
+		start = r.ends[i]
 	}
 }
 

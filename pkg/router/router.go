@@ -14,6 +14,7 @@ import (
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
 	"github.com/auditd-ns/auditd-ns/pkg/rules"
+	"github.com/auditd-ns/auditd-ns/pkg/view"
 )
 
 // Attributor finds, on a stock kernel, which of the cgroup directories
@@ -101,11 +102,14 @@ type Router struct {
 	cids    []cid        // the event's CONTAINER_ID records, parsed
 	sent    []*Container // containers an event was copied to (one copy each)
 	scan    rules.Scan
-	lines   []byte // the event's records as copy lines, each ending in \n
-	ends    []int  // lines[ends[i-1]:ends[i]] is record i's (ends[-1] = 0)
-	trimmed []byte // a container's rewritten lines: trimmed CONTAINER_ID, translated
-	viewed  []byte // one record's data translated (view.Rewrite)
-	picks   []pick // the lines a container gets
+	lines   []byte        // the event's records as copy lines, each ending in \n
+	ends    []int         // lines[ends[i-1]:ends[i]] is record i's (ends[-1] = 0)
+	trimmed []byte        // a container's rewritten lines: trimmed CONTAINER_ID, translated
+	viewed  []byte        // a trimmed CONTAINER_ID line, before its translation
+	fields  []view.Fields // the id fields of each copy line (lines), for the container view
+	found   bool          // fields are the event's
+	cfields view.Fields   // the id fields of viewed
+	picks   []pick        // the lines a container gets
 	items   [][]byte
 	data    []byte
 	waits   []syncWait // Sync calls not yet answered

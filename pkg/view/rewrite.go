@@ -3,6 +3,7 @@ package view
 import (
 	"bytes"
 	"strconv"
+	"sync"
 
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 )
@@ -32,6 +33,7 @@ func (host) GID(id uint32) uint32         { return id }
 // Record types with special cases (include/uapi/linux/audit.h).
 const (
 	typeLogin        = 1006 // LOGIN: its ses= is a session begun
+	typeSyscall      = 1300 // SYSCALL: ses= is the last id the kernel writes
 	typeConfigChange = 1305 // CONFIG_CHANGE: "audit_pid=NEW old=OLD"
 	typeObjPID       = 1318 // OBJ_PID: every id printed with %d
 	typeNetfilterCfg = 1325 // NETFILTER_CFG: starts with a name the user chose
@@ -113,20 +115,61 @@ func fieldKind(name []byte) (kind, uint32) {
 // record's type. Sessions not in s become unset; a LOGIN record's ses= is
 // first noted in s as begun. A nil s leaves sessions as they are; a nil ns
 // appends data unchanged. See the package doc for the fields and for what
-// is never translated. data is only read.
+// is never translated. data is only read. To translate one record for
+// several containers, Find its fields once and Translate each copy.
 func Rewrite(dst []byte, typ uint16, data []byte, ns Namespaces, at int64, s *Sessions) []byte {
 	if ns == nil {
 		return append(dst, data...)
 	}
-	if typ == typeNetfilterCfg {
-		return rewriteNetfilterCfg(dst, data, ns, at)
+	f := fieldsPool.Get().(*Fields)
+	defer fieldsPool.Put(f)
+	f.Find(typ, data)
+	out, changed := f.Translate(dst, ns, at, s)
+	f.data = nil
+	if changed {
+		return out
 	}
-	last := 0
+	return append(dst, data...)
+}
+
+// fieldsPool keeps Rewrite's Fields, so that it allocates nothing.
+var fieldsPool = sync.Pool{New: func() any { return new(Fields) }}
+
+// Fields is the id fields of one record, found once (Find) and translated
+// for each container a copy of it goes to (Translate): the walk over the
+// record's fields, most of a translation's cost, is made once per record,
+// not once per copy. The zero Fields is ready for Find; reused, it does
+// not allocate once it has grown to the records' number of id fields.
+type Fields struct {
+	data []byte
+	ids  []idField
+}
+
+// idField is one id field's decimal value, parsed, in data[start:end].
+type idField struct {
+	start, end int32
+	id         uint32
+	k          kind
+	signed     bool // print with %d: OBJ_PID's, or written negative
+	login      bool // LOGIN's ses=: a session begun
+}
+
+// Find finds the id fields of record data of type typ (see Rewrite for
+// what data is), forgetting those found before. data is kept, not copied:
+// it must not change until the last Translate.
+func (f *Fields) Find(typ uint16, data []byte) {
+	f.data, f.ids = data, f.ids[:0]
+	if noIDs(typ) {
+		return
+	}
+	if typ == typeNetfilterCfg {
+		f.findNetfilterCfg(data)
+		return
+	}
 	afterAuditPid := false
 	var seen uint32 // the id fields met so far
-	tr := translator{ns: ns, at: at, s: s}
-	for f := record.NewFields(data); f.Next(); {
-		name, v := f.Name(), f.Value()
+	for w := record.NewFields(data); w.Next(); {
+		name, v := w.Name(), w.Value()
 		if len(v) > 0 && v[0] == '\'' && string(name) == "msg" {
 			break // a user message's text, to the end
 		}
@@ -141,37 +184,87 @@ func Rewrite(dst []byte, typ uint16, data []byte, ns Namespaces, at int64, s *Se
 			continue // the kernel writes each id field once: a second is text
 		}
 		seen |= bit
-		if k == sesID && typ == typeLogin && string(name) == "ses" && s != nil {
-			if id, _, ok := parseID(v); ok {
-				s.Begin(id)
-			}
+		f.add(w.Offset(), v, k, typ == typeObjPID, k == sesID && typ == typeLogin && string(name) == "ses")
+		if typ == typeSyscall && k == sesID {
+			break // SYSCALL's last id: comm, exe, subj and key follow
 		}
-		off := f.Offset()
-		dst = append(dst, data[last:off]...)
-		dst = tr.appendID(dst, k, typ == typeObjPID, v)
-		last = off + len(v)
 	}
-	return append(dst, data[last:]...)
 }
 
-// rewriteNetfilterCfg translates only the record's last pid=: the kernel
+// noIDs reports whether the kernel writes records of type typ with no id
+// field: each of their values is a number it chose, quoted or hex (no
+// name=value inside), or nothing. User space can log only types
+// 1100-1199 and 2100-2999, so these come from the kernel alone, and they
+// are not walked: most of an event's records are of these types.
+func noIDs(typ uint16) bool {
+	switch typ {
+	case 1306, // SOCKADDR: saddr=HEX
+		1307, // CWD: cwd="..." or hex
+		1309, // EXECVE: argc=N a0="..." (quoted or hex, a0_len=N, a0[0]=...)
+		1320, // EOE: empty
+		1327: // PROCTITLE: proctitle="..." or hex
+		return true
+	}
+	return false
+}
+
+// add keeps the field whose value v starts at off, when it is a decimal
+// id other than Unset: any other value is copied as it is.
+func (f *Fields) add(off int, v []byte, k kind, signed, login bool) {
+	id, neg, ok := parseID(v)
+	if !ok || id == Unset {
+		return
+	}
+	f.ids = append(f.ids, idField{start: int32(off), end: int32(off + len(v)), id: id, k: k, signed: signed || neg, login: login})
+}
+
+// findNetfilterCfg finds only the record's last pid=: the kernel
 // writes "table=NAME family=... op=... pid=PID subj=... comm=...", and NAME
 // (an nftables table's) is the user's, unescaped, spaces and all. What
 // follows the pid is an LSM label and an escaped comm.
-func rewriteNetfilterCfg(dst, data []byte, ns Namespaces, at int64) []byte {
+func (f *Fields) findNetfilterCfg(data []byte) {
 	i := bytes.LastIndex(data, []byte(" pid="))
 	if i < 0 {
-		return append(dst, data...)
+		return
 	}
 	off := i + len(" pid=")
 	end := off
 	for end < len(data) && data[end] != ' ' {
 		end++
 	}
-	dst = append(dst, data[:off]...)
-	tr := translator{ns: ns, at: at}
-	dst = tr.appendID(dst, pidID, false, data[off:end])
-	return append(dst, data[end:]...)
+	f.add(off, data[off:end], pidID, false, false)
+}
+
+// Translate appends to dst the record Find was given, translated through
+// ns as seen at time at with sessions s (as Rewrite), and reports whether
+// any value changed. When none did, it appends nothing: the record's own
+// bytes are its translation. A LOGIN record's ses= is noted in s as
+// begun, as Rewrite does.
+func (f *Fields) Translate(dst []byte, ns Namespaces, at int64, s *Sessions) ([]byte, bool) {
+	tr := translator{ns: ns, at: at, s: s}
+	last, changed := 0, false
+	for i := range f.ids {
+		x := &f.ids[i]
+		if x.login && s != nil {
+			s.Begin(x.id)
+		}
+		out := tr.translate(x.k, x.id)
+		if out == x.id {
+			continue // keeps its exact bytes
+		}
+		changed = true
+		dst = append(dst, f.data[last:x.start]...)
+		if x.signed {
+			dst = strconv.AppendInt(dst, int64(int32(out)), 10)
+		} else {
+			dst = strconv.AppendUint(dst, uint64(out), 10)
+		}
+		last = int(x.end)
+	}
+	if !changed {
+		return dst, false
+	}
+	return append(dst, f.data[last:]...), true
 }
 
 // translator translates the ids of one record. It remembers the last
@@ -186,40 +279,27 @@ type translator struct {
 	memo uint8 // 1: uid is set, 2: gid is set
 }
 
-// appendID appends the translation of v, an id of kind k. A value that is
-// not a decimal id, or is Unset, or translates to itself is appended as it
-// is. signed: the kernel prints the field with %d.
-func (t *translator) appendID(dst []byte, k kind, signed bool, v []byte) []byte {
-	id, neg, ok := parseID(v)
-	if !ok || id == Unset {
-		return append(dst, v...)
-	}
-	out := id
+// translate returns the translation of id, an id of kind k (not Unset).
+func (t *translator) translate(k kind, id uint32) uint32 {
 	switch k {
 	case pidID:
-		out = t.ns.Pid(id, t.at)
+		return t.ns.Pid(id, t.at)
 	case uidID:
 		if t.memo&1 == 0 || t.uid[0] != id {
 			t.uid, t.memo = [2]uint32{id, t.ns.UID(id)}, t.memo|1
 		}
-		out = t.uid[1]
+		return t.uid[1]
 	case gidID:
 		if t.memo&2 == 0 || t.gid[0] != id {
 			t.gid, t.memo = [2]uint32{id, t.ns.GID(id)}, t.memo|2
 		}
-		out = t.gid[1]
+		return t.gid[1]
 	case sesID:
 		if t.s != nil && !t.s.Has(id) {
-			out = Unset
+			return Unset
 		}
 	}
-	if out == id {
-		return append(dst, v...)
-	}
-	if signed || neg {
-		return strconv.AppendInt(dst, int64(int32(out)), 10)
-	}
-	return strconv.AppendUint(dst, uint64(out), 10)
+	return id
 }
 
 // parseID reads a 32-bit id printed with %u, or with %d (neg: it had a

@@ -230,6 +230,10 @@ func TestRewriteLeavesTenantText(t *testing.T) {
 		`audit(1.000:5): table=x msg='a:3 family=2 entries=1 op=nft_register_table pid=5002 subj=unconfined comm="nft"`,
 		`audit(1.000:5): table=x msg='a:3 family=2 entries=1 op=nft_register_table pid=8 subj=unconfined comm="nft"`,
 	}, {
+		"a SYSCALL label holding an id field the record lacks", 1300,
+		`audit(1.000:7): ppid=5000 pid=5001 uid=100000 ses=4294967295 comm="x" subj=prof ouid=100000 oses=3 (enforce) key=(null)`,
+		`audit(1.000:7): ppid=1 pid=7 uid=0 ses=4294967295 comm="x" subj=prof ouid=100000 oses=3 (enforce) key=(null)`,
+	}, {
 		"a label holding fields after the kernel's", 1300,
 		`audit(1.000:7): ppid=5000 pid=5001 uid=100000 gid=200000 ses=4294967295 comm="x" subj=prof pid=5001 uid=100000 gid=200000 (enforce) key=(null)`,
 		`audit(1.000:7): ppid=1 pid=7 uid=0 gid=0 ses=4294967295 comm="x" subj=prof pid=5001 uid=100000 gid=200000 (enforce) key=(null)`,
