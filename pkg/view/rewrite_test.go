@@ -290,3 +290,25 @@ func TestRewriteCorpus(t *testing.T) {
 		t.Errorf("%d corpus lines, %d changed: the corpus is not what it was", lines, changed)
 	}
 }
+
+// One Find serves the copies of a record for several containers: each
+// Translate gives what Rewrite gives for its namespaces, and reports no
+// change (appending nothing) where none translates.
+func TestFieldsSharedByCopies(t *testing.T) {
+	var f view.Fields
+	for _, c := range rewriteCases {
+		f.Find(c.typ, []byte(c.in))
+		for round := range 2 { // Translate leaves f as it was
+			got, changed := f.Translate([]byte("x"), newNS(t), 42, view.NewSessions(8))
+			if !changed {
+				got = append(got, c.in...)
+			}
+			if string(got) != "x"+c.want || changed != (c.in != c.want) {
+				t.Errorf("%s, copy %d: changed %v, got\n%s\nwant\n%s", c.name, round, changed, got[1:], c.want)
+			}
+			if got, changed := f.Translate([]byte("x"), view.Host, 42, nil); changed || string(got) != "x" {
+				t.Errorf("%s, host view: changed %v, appended %q", c.name, changed, got[1:])
+			}
+		}
+	}
+}
