@@ -46,9 +46,18 @@
 // field of a name is translated: a second one is in text that some LSM
 // label or name put there. NETFILTER_CFG starts with table=NAME, whose
 // name an nftables user chooses and the kernel does not escape: there only
-// the last pid= (the kernel's, written after the name) is translated. Records of types with no id
-// fields the kernel writes (EXECVE, PROCTITLE, CWD, SOCKADDR, ...) need no
-// exception: their values are quoted or hex.
+// the last pid= (the kernel's, written after the name) is translated. In a
+// SYSCALL record nothing after ses= is: the kernel writes comm, exe, subj
+// (an LSM label, which may hold spaces) and key after it. Records of types
+// with no id fields the kernel writes (EXECVE, PROCTITLE, CWD, SOCKADDR,
+// EOE) are not walked at all: their values are quoted or hex, and only the
+// kernel logs those types.
+//
+// # One walk per record
+//
+// Fields finds a record's id fields once; Translate then writes its copy
+// for each container the record goes to, and appends nothing when no
+// value changes (the router then pushes the record's own line).
 //
 // # ENRICHED copies
 //
