@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -14,21 +13,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/auditd-ns/auditd-ns/internal/config"
+	"github.com/auditd-ns/auditd-ns/internal/leaktest"
 )
 
-// ownGoroutines returns the stacks of the goroutines that run the
-// project's code, but for the test's own.
-func ownGoroutines() []string {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "github.com/auditd-ns/auditd-ns/") && !strings.Contains(g, "testing.tRunner") && !strings.Contains(g, "daemon.ownGoroutines") {
-			out = append(out, g)
-		}
-	}
-	return out
-}
+// project is the prefix of the project's functions, for leaktest.
+const project = "github.com/auditd-ns/auditd-ns/"
 
 // TestRunLeavesNoGoroutine runs the daemon (listener mode: no kernel) with
 // a container registered, a control client connected and a peer sending,
@@ -74,7 +63,7 @@ func TestRunLeavesNoGoroutine(t *testing.T) {
 	}
 	defer peer.Close()
 	defer ctl.Close()
-	if n := len(ownGoroutines()); n < 5 {
+	if n := len(leaktest.Goroutines(project)); n < 5 {
 		t.Fatalf("%d goroutines of the daemon seen while it runs: the check would see no leak", n)
 	}
 	cancel()
@@ -86,11 +75,7 @@ func TestRunLeavesNoGoroutine(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not return 30s after its context ended")
 	}
-	gs := ownGoroutines()
-	for end := time.Now().Add(time.Second); len(gs) > 0 && time.Now().Before(end); gs = ownGoroutines() {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if len(gs) > 0 {
+	if gs := leaktest.Left(time.Second, project); len(gs) > 0 {
 		t.Errorf("%d goroutines left after Run returned:\n%s", len(gs), strings.Join(gs, "\n\n"))
 	}
 }

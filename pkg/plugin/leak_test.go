@@ -5,32 +5,17 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/auditd-ns/auditd-ns/internal/leaktest"
 )
 
 // goroutines returns the stacks of the goroutines that run this package's
 // code, but for the tests' own, and those that have done their work and
 // only return: Runner.goroutine's, once its WaitGroup is told.
 func goroutines() []string {
-	buf := make([]byte, 64<<10)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		ours := strings.Count(g, "auditd-ns/pkg/plugin.") - strings.Count(g, "auditd-ns/pkg/plugin.(*Runner).goroutine")
-		if ours > 0 && !strings.Contains(g, "testing.tRunner") && !strings.Contains(g, "plugin.goroutines()") {
-			out = append(out, g)
-		}
-	}
-	return out
+	return leaktest.Goroutines("auditd-ns/pkg/plugin.", "auditd-ns/pkg/plugin.(*Runner).goroutine")
 }
 
 // TestMain fails the package when a goroutine of it outlives the tests.
