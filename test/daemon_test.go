@@ -177,11 +177,7 @@ func testKey(what string) string {
 // this test's executions and no one else's.
 func privateTrue(t testing.TB, dir string) string {
 	t.Helper()
-	prog := filepath.Join(dir, "true-for-test")
-	b, err := os.ReadFile("/bin/true")
-	must(t, err)
-	must(t, os.WriteFile(prog, b, 0o755))
-	return prog
+	return privateCopy(t, dir, "/bin/true", "true-for-test")
 }
 
 // busyHost runs, until the test ends, what a busy host runs beside it: a

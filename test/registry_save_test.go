@@ -19,28 +19,9 @@ import (
 // mode: no kernel needed.
 func TestIntegrationUnsavedChangeRefused(t *testing.T) {
 	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", port(t))
-	cfg := filepath.Join(dir, "auditd-ns.yaml")
 	must(t, os.MkdirAll(filepath.Join(dir, "containers"), 0o700))
 	must(t, os.WriteFile(filepath.Join(dir, "containers", "admin.yaml"), []byte(fmt.Sprintf("name: admin\nid: 43\ndeliver: {file: %s/admin.log}\n", dir)), 0o600))
-	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf("local_events: no\nlisten: {address: %q}\nlog_file: %s/log/audit.log\nstate_dir: %s/state\ncontrol_socket: %s/control.sock\ncontainers_dir: %s/containers\n", addr, dir, dir, dir, dir)), 0o600))
-	d := exec.Command(binary, "run", "--config", cfg)
-	errFile := filepath.Join(dir, "stderr")
-	derr, err := os.Create(errFile)
-	must(t, err)
-	d.Stderr = derr
-	watchRaces(t, errFile)
-	must(t, d.Start())
-	t.Cleanup(func() {
-		d.Process.Kill()
-		d.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(errFile)
-			t.Logf("daemon stderr:\n%s", b)
-		}
-	})
-	waitAccepting(t, addr)
-	waitFor(t, 10*time.Second, func() bool { _, err := ctl(t, dir, "status"); return err == nil }, "the control socket")
+	d, cfg := runControlDaemon(t, dir, "containers_dir: "+dir+"/containers\n")
 
 	// Blocked, the store's directory is a read-only bind mount of itself:
 	// it reads, but nothing in it changes, root's writes included.

@@ -61,16 +61,26 @@ func TestIntegrationRuleLimits(t *testing.T) {
 }
 
 // controlDaemon runs auditd-ns in listener mode (no kernel) with the extra
-// config, and returns its directory once its control socket is up.
+// config, and returns its directory once its control socket answers.
 func controlDaemon(t *testing.T, extra string) string {
 	t.Helper()
 	dir := t.TempDir()
+	runControlDaemon(t, dir, extra)
+	return dir
+}
+
+// runControlDaemon runs auditd-ns in listener mode (no kernel) in dir, its
+// control socket dir/control.sock, with the extra config, until the test
+// ends. It returns the daemon and its config file once the socket answers.
+func runControlDaemon(t *testing.T, dir, extra string) (*exec.Cmd, string) {
+	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", port(t))
 	cfg := filepath.Join(dir, "auditd-ns.yaml")
 	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf("local_events: no\nlisten: {address: %q}\nlog_file: %s/log/audit.log\nstate_dir: %s/state\ncontrol_socket: %s/control.sock\n%s", addr, dir, dir, dir, extra)), 0o600))
 	d := exec.Command(binary, "run", "--config", cfg)
 	errFile := filepath.Join(dir, "stderr")
-	derr, _ := os.Create(errFile)
+	derr, err := os.Create(errFile)
+	must(t, err)
 	d.Stderr = derr
 	watchRaces(t, errFile)
 	must(t, d.Start())
@@ -82,8 +92,9 @@ func controlDaemon(t *testing.T, extra string) string {
 			t.Logf("daemon stderr:\n%s", b)
 		}
 	})
-	waitFor(t, 10*time.Second, func() bool { _, err := os.Stat(filepath.Join(dir, "control.sock")); return err == nil }, "the control socket")
-	return dir
+	waitAccepting(t, addr)
+	waitFor(t, 10*time.Second, func() bool { _, err := ctl(t, dir, "status"); return err == nil }, "the control socket")
+	return d, cfg
 }
 
 // limitsContainer returns a function writing a container file with n
