@@ -368,20 +368,8 @@ func (it *idTable) idViews() int {
 
 // newIDTracker is NewTracker for Options.ContID.
 func newIDTracker(log hclog.Logger, opt Options) (*Tracker, error) {
-	t := &Tracker{
-		log:    log,
-		table:  newPidTable(1, int64(opt.Retain)),
-		ids:    newIDTable(opt.MaxEntries, int64(opt.Retain)),
-		clock:  realtime,
-		sys:    &procReader{},
-		dirs:   map[string]CgroupDir{},
-		buf:    make([]byte, 8192),
-		seq:    uint32(os.Getpid()),
-		wakeFd: -1,
-		moveFd: -1,
-
-		unverified: make(map[uint32]struct{}),
-	}
+	t := newTracker(log, newPidTable(1, int64(opt.Retain)))
+	t.ids = newIDTable(opt.MaxEntries, int64(opt.Retain))
 	err := t.open()
 	if err == nil {
 		err = t.subscribe()

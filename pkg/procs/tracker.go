@@ -207,22 +207,8 @@ func NewTracker(log hclog.Logger, opt Options) (*Tracker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting the cgroup tracker: /proc/self/cgroup: %w", err)
 	}
-	t := &Tracker{
-		log:    log,
-		root:   opt.Root,
-		table:  newPidTable(opt.MaxEntries, int64(opt.Retain)),
-		clock:  realtime,
-		sys:    &procReader{},
-		dirs:   map[string]CgroupDir{},
-		buf:    make([]byte, 8192),
-		seq:    uint32(os.Getpid()),
-		wakeFd: -1,
-		moveFd: -1,
-		mounts: mounts,
-		self:   self,
-
-		unverified: make(map[uint32]struct{}),
-	}
+	t := newTracker(log, newPidTable(opt.MaxEntries, int64(opt.Retain)))
+	t.root, t.mounts, t.self = opt.Root, mounts, self
 	if err := t.open(); err != nil {
 		t.Close()
 		return nil, fmt.Errorf("starting the cgroup tracker: %w", err)
@@ -244,6 +230,23 @@ func NewTracker(log hclog.Logger, opt Options) (*Tracker, error) {
 	t.seed()
 	t.watermark.Store(t.now())
 	return t, nil
+}
+
+// newTracker is a Tracker of either kind with nothing open yet.
+func newTracker(log hclog.Logger, table *pidTable) *Tracker {
+	return &Tracker{
+		log:    log,
+		table:  table,
+		clock:  realtime,
+		sys:    &procReader{},
+		dirs:   map[string]CgroupDir{},
+		buf:    make([]byte, 8192),
+		seq:    uint32(os.Getpid()),
+		wakeFd: -1,
+		moveFd: -1,
+
+		unverified: make(map[uint32]struct{}),
+	}
 }
 
 // now is the table clock: CLOCK_REALTIME, the clock of audit stamps, in ns.
