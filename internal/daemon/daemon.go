@@ -317,6 +317,7 @@ func (d *Daemon) logOptions(cfg *config.Config) hostlog.Options {
 	opt.OnDaemon = func(typ uint16, data []byte) { d.pluginFeed.Load().Submit(typ, data); d.export.flush() }
 	if cfg.ExportJetStream != nil {
 		opt.OnLine = func(line []byte) { d.export.add(line) }
+		opt.Tap = func(lines []byte) []byte { return d.export.tap(lines) }
 	}
 	opt.Halt = func(reason string) {
 		d.log.Error("stopping the daemon", "reason", reason)

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,29 +19,62 @@ import (
 )
 
 // export is the host log's copy to NATS JetStream (export_jetstream): every
-// line the host log formats (hostlog.Options.OnLine: the kernel's records,
-// the daemon's own DAEMON_* records, a listener's lines) is pushed to a
-// bounded queue of its own, which never blocks the host log, and a
-// Publisher drains it.
+// line the host log formats (the kernel's records, the daemon's own
+// DAEMON_* records, a listener's lines) is pushed to a bounded queue of
+// its own, which never blocks the host log, and a Publisher drains it.
+//
+// The host log hands over its whole written buffer (hostlog.Options.Tap:
+// up to 64 KiB of lines, once per write to the file) and gets an empty
+// one back, so that the export costs the receiving goroutine a lock and a
+// wake per buffer, no copy; the export's own goroutine (split) cuts the
+// buffers into lines and pushes them to the queue. Lines the host log
+// does not keep (write_logs no, suspended) and those of an ENRICHED log
+// come one at a time (hostlog.Options.OnLine, add) and are copied into a
+// buffer of the export's own, in the same order. When split falls behind
+// by more than exportPending buffers, the goroutine handing one over
+// pushes them all itself: the queue then drops its oldest copies and
+// counts them, as any target's does, and the host log never waits for
+// the network.
 type export struct {
 	q      *queue.Queue
 	p      *jetstream.Publisher
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error // Run's, once done is closed
-	// Lines wait here to be pushed exportBatch at a time (or at the next
-	// flush): one lock of the queue and one wake of the publisher for all
-	// of them. mu guards them: the host log gives lines under its own
-	// lock, from whichever goroutine writes, and the receiving goroutine
-	// flushes when the source goes idle.
-	mu    sync.Mutex
-	slab  []byte
-	ends  []int
-	batch [][]byte
+	// flushLog hands the host log's buffered lines over (before stop).
+	flushLog func()
+
+	mu    sync.Mutex // guards the fields below, never held while pushing
+	bufs  [][]byte   // buffers of whole lines, oldest first
+	loose bool       // the last of bufs is add's: it may grow
+	free  [][]byte   // emptied buffers, for Tap and add
+	spare [][]byte   // split's emptied list, to become bufs again
+	wake  chan struct{}
+
+	// pushMu is held by whoever pushes buffers to the queue (split, or
+	// the host log's goroutine when split is behind), so that they go in
+	// order.
+	pushMu sync.Mutex
+	batch  [][]byte
 }
 
-// exportBatch is how many lines the export pushes at once.
-const exportBatch = 64
+// exportPending is how many buffers may wait for split before the
+// goroutine handing one over pushes them itself.
+const exportPending = 16
+
+// exportLoose is the size at which add's buffer is handed to split.
+const exportLoose = 64 << 10
+
+// exportPush is how many lines are pushed to the queue at once.
+const exportPush = 256
+
+// newExport returns an export to q with its split goroutine, which
+// ctx ends.
+func newExport(ctx context.Context, q *queue.Queue) *export {
+	e := &export{q: q, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	go e.split(ctx)
+	return e
+}
 
 // startExport opens the export's queue (its spool in
 // STATE_DIR/export/jetstream) and starts its publisher. Nil config, nil
@@ -75,17 +109,23 @@ func (d *Daemon) startExport(jc *config.JetStream) (*export, error) {
 		}
 		return nil, fmt.Errorf("export_jetstream: %w", err)
 	}
-	e := &export{q: q, done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(d.life))
+	e := newExport(ctx, q)
+	e.cancel = cancel
+	e.flushLog = func() {
+		if w := d.hlog; w != nil {
+			w.Flush()
+		}
+	}
 	e.p = &jetstream.Publisher{
 		Conn:    jetstream.Conn{URL: jc.URL, Credentials: jc.Credentials, InboxPrefix: jc.InboxPrefix},
 		Subject: jc.Subject, Stream: jc.Stream, Queue: q, Logger: log,
 	}
 	if err := e.p.Check(); err != nil {
+		cancel()
 		q.Close()
 		return nil, fmt.Errorf("export_jetstream: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.WithoutCancel(d.life))
-	e.cancel = cancel
 	go func() {
 		defer close(e.done)
 		if e.err = e.p.Run(ctx); e.err != nil {
@@ -97,45 +137,151 @@ func (d *Daemon) startExport(jc *config.JetStream) (*export, error) {
 	return e, nil
 }
 
-// add takes a copy of one line of the host log (hostlog.Options.OnLine);
-// it is pushed with the next exportBatch, or at the next flush.
+// tap takes the host log's written buffer (hostlog.Options.Tap) and
+// returns an empty one. With no export it gives the buffer back.
+func (e *export) tap(lines []byte) []byte {
+	if e == nil {
+		return lines[:0]
+	}
+	e.mu.Lock()
+	e.bufs = append(e.bufs, lines)
+	e.loose = false
+	next := e.takeFree()
+	behind := len(e.bufs) > exportPending
+	e.mu.Unlock()
+	if behind {
+		e.pushAll()
+	} else {
+		e.signal()
+	}
+	if next == nil {
+		next = make([]byte, 0, cap(lines))
+	}
+	return next
+}
+
+// add takes a copy of one line (hostlog.Options.OnLine: one the host log
+// does not keep, or of an ENRICHED log); it is handed to split with its
+// buffer once that is full, or at the next flush or tap.
 func (e *export) add(line []byte) {
 	if e == nil {
 		return
 	}
 	e.mu.Lock()
-	e.slab = append(e.slab, line...)
-	e.ends = append(e.ends, len(e.slab))
-	if len(e.ends) >= exportBatch {
-		e.flushLocked()
+	if !e.loose {
+		b := e.takeFree()
+		if b == nil {
+			b = make([]byte, 0, exportLoose+16<<10)
+		}
+		e.bufs = append(e.bufs, b)
+		e.loose = true
+	}
+	last := &e.bufs[len(e.bufs)-1]
+	*last = append(append(*last, line...), '\n')
+	full := len(*last) >= exportLoose
+	if full {
+		e.loose = false
 	}
 	e.mu.Unlock()
+	if full {
+		e.signal()
+	}
 }
 
-// flush pushes the lines that add holds. The receiving goroutine calls it
+// takeFree returns an emptied buffer, or nil; e.mu is held.
+func (e *export) takeFree() []byte {
+	n := len(e.free)
+	if n == 0 {
+		return nil
+	}
+	b := e.free[n-1]
+	e.free = e.free[:n-1]
+	return b
+}
+
+// signal wakes split.
+func (e *export) signal() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// flush has split push what add holds. The receiving goroutine calls it
 // when the source goes idle, a listener after each line, the host log
 // after each of the daemon's own records.
 func (e *export) flush() {
 	if e == nil {
 		return
 	}
-	e.mu.Lock()
-	e.flushLocked()
-	e.mu.Unlock()
+	e.signal()
 }
 
-func (e *export) flushLocked() {
-	if len(e.ends) == 0 {
-		return
+// split pushes the buffers handed over to the queue, line by line, until
+// ctx ends.
+func (e *export) split(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.wake:
+		}
+		e.pushAll()
 	}
-	e.batch = e.batch[:0]
-	start := 0
-	for _, end := range e.ends {
-		e.batch = append(e.batch, e.slab[start:end])
-		start = end
+}
+
+// pushAll pushes every buffer handed over, in order, and keeps them for
+// reuse.
+func (e *export) pushAll() {
+	e.pushMu.Lock()
+	defer e.pushMu.Unlock()
+	for {
+		e.mu.Lock()
+		work := e.bufs
+		e.bufs, e.spare, e.loose = e.spare[:0], nil, false
+		e.mu.Unlock()
+		if len(work) == 0 {
+			e.mu.Lock()
+			e.spare = work
+			e.mu.Unlock()
+			return
+		}
+		for _, b := range work {
+			e.push(b)
+		}
+		e.mu.Lock()
+		for i, b := range work {
+			if len(e.free) < exportPending+2 {
+				e.free = append(e.free, b[:0])
+			}
+			work[i] = nil
+		}
+		e.spare = work[:0]
+		e.mu.Unlock()
 	}
-	e.q.PushAll(e.batch)
-	e.slab, e.ends = e.slab[:0], e.ends[:0]
+}
+
+// push pushes the lines of b (each ends with a newline) to the queue,
+// exportPush at a time, without their newlines.
+func (e *export) push(b []byte) {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			i = len(b)
+		}
+		if i > 0 {
+			e.batch = append(e.batch, b[:i])
+		}
+		b = b[min(i+1, len(b)):]
+		if len(e.batch) == exportPush {
+			e.q.PushAll(e.batch)
+			e.batch = e.batch[:0]
+		}
+	}
+	if len(e.batch) > 0 {
+		e.q.PushAll(e.batch)
+		e.batch = e.batch[:0]
+	}
 }
 
 // stop gives the publisher up to wait to empty the queue, then stops it;
@@ -145,7 +291,10 @@ func (e *export) stop(wait time.Duration) error {
 	if e == nil {
 		return nil
 	}
-	e.flush()
+	if e.flushLog != nil {
+		e.flushLog()
+	}
+	e.pushAll()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	e.q.WaitEmpty(ctx)
 	cancel()

@@ -68,7 +68,8 @@ func BenchmarkHostLogExport(b *testing.B) {
 				b.Fatal(err)
 			}
 			ctx, cancel := context.WithCancel(context.Background())
-			d.export = &export{q: q, done: make(chan struct{}), cancel: cancel}
+			d.export = newExport(ctx, q)
+			d.export.cancel = cancel
 			go func() {
 				defer close(d.export.done)
 				for {

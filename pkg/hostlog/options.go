@@ -137,6 +137,14 @@ type Options struct {
 	// the log drops it (write_logs = no, suspended). It is called with
 	// the writer's lock held, must not block, and must not keep line.
 	OnLine func(line []byte)
+	// Tap, when set, takes OnLine's place for the lines a RAW log keeps:
+	// at each write of the buffer to the file (failed or not) it is given
+	// the buffer, whole lines each with its newline, and returns the empty
+	// buffer to fill next; it may keep the one it was given, which the
+	// Writer no longer touches. Lines the log does not keep, and every
+	// line of an ENRICHED log, still go to OnLine. It is called with the
+	// writer's lock held and must not block.
+	Tap func(lines []byte) []byte
 	// Logger receives warnings and errors. Nil means no logging.
 	Logger hclog.Logger
 }

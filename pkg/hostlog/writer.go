@@ -156,7 +156,7 @@ func (w *Writer) writeLocked(typ uint16, data []byte) error {
 	if keep || w.opt.OnLine != nil {
 		start := len(w.buf)
 		w.buf = record.AppendLine(w.buf, w.opt.Node, typ, data)
-		if w.opt.OnLine != nil {
+		if w.opt.OnLine != nil && !(keep && w.tapping()) {
 			w.opt.OnLine(w.buf[start : len(w.buf)-1])
 		}
 		if !keep {
@@ -203,7 +203,7 @@ func (w *Writer) flushLocked() error {
 	if err != nil {
 		return w.writeFailed(err, n)
 	}
-	w.buf = w.buf[:0]
+	w.reuse()
 	w.unsynced += records
 	if err := w.syncPolicy(); err != nil {
 		return w.writeFailed(err, 0)
@@ -264,7 +264,7 @@ func (w *Writer) syncLoop() {
 // could not be written are dropped and counted.
 func (w *Writer) writeFailed(err error, written int) error {
 	lost := countLines(w.buf[written:])
-	w.buf = w.buf[:0]
+	w.reuse()
 	if written > 0 && w.size > 0 {
 		// Never leave a torn line: cut the file back to its last newline.
 		if cut, rerr := repairTail(w.f, w.size); rerr == nil {
@@ -279,6 +279,18 @@ func (w *Writer) writeFailed(err error, written int) error {
 	w.opt.Logger.Error("writing the log failed", "what", what, "error", err, "lost", lost, "action", act.String())
 	w.run(act, what)
 	return fmt.Errorf("writing log %s: %w", w.opt.Path, err)
+}
+
+// tapping reports whether Tap takes the lines the log keeps.
+func (w *Writer) tapping() bool { return w.opt.Tap != nil && w.opt.Format != Enriched }
+
+// reuse empties the buffer once written, giving its lines to Tap.
+func (w *Writer) reuse() {
+	if w.tapping() {
+		w.buf = w.opt.Tap(w.buf)[:0]
+		return
+	}
+	w.buf = w.buf[:0]
 }
 
 func countLines(b []byte) int { return bytes.Count(b, []byte{'\n'}) }
@@ -355,7 +367,7 @@ func (w *Writer) WriteLine(line []byte) error {
 		start := len(w.buf)
 		w.buf = append(w.buf, line...)
 		record.ReplaceLineBreaks(w.buf[start:])
-		if w.opt.OnLine != nil {
+		if w.opt.OnLine != nil && !(keep && w.tapping()) {
 			w.opt.OnLine(w.buf[start:])
 		}
 		if !keep {
