@@ -345,10 +345,16 @@ func (d *Daemon) runConsume(ctx context.Context, sigs <-chan os.Signal) error {
 		Conn:   jetstream.Conn{URL: cc.URL, Credentials: cc.Credentials, InboxPrefix: cc.InboxPrefix},
 		Stream: cc.Stream, Durable: cc.Durable, Filter: cc.Subject,
 		Log: consumeLog{d}, Logger: d.log.Named("consume"),
+		// The durable's name is a file name (letters, digits, '-', '_').
+		SeqFile: filepath.Join(cfg.StateDir, "consume", cc.Durable+".seq"),
 	}
 	if err := c.Check(); err != nil {
 		d.hlog.Close()
 		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(c.SeqFile), 0o700); err != nil {
+		d.hlog.Close()
+		return fmt.Errorf("consume_jetstream: %w", err)
 	}
 	d.consumer.Store(c)
 	if err := d.startContainers(nil, d.attributor(d.life, false)); err != nil {

@@ -2,11 +2,15 @@ package jetstream
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -55,11 +59,23 @@ type Consumer struct {
 	Logger hclog.Logger
 	// Batch is the most messages fetched at a time. Zero means DefaultBatch.
 	Batch int
+	// SeqFile, when set, is a file where the consumer keeps, across
+	// restarts, the stream sequence of the last message whose line it
+	// wrote and flushed: rewritten after each flush, before the ack. A
+	// message delivered again at or below it (its ack was lost: a
+	// restart, a cut connection) is acknowledged without being written
+	// again. Without it the same holds within one Run only.
+	SeqFile string
+
+	// ackWait is the durable's AckWait; zero means 30 s.
+	ackWait time.Duration
 
 	mu sync.Mutex
 	st ConsumerStatus
 
-	buf []byte
+	buf     []byte
+	written uint64   // the stream sequence of the last message written and flushed
+	seqF    *os.File // SeqFile, open
 }
 
 // ConsumerStatus is a snapshot of a Consumer.
@@ -72,6 +88,10 @@ type ConsumerStatus struct {
 	// Redelivered counts messages the server sent again: their earlier
 	// delivery was not acknowledged in time (a crash, a slow write).
 	Redelivered uint64
+	// AlreadyWritten counts messages delivered again whose line had been
+	// written and flushed (at or below SeqFile's sequence): acknowledged,
+	// not written twice.
+	AlreadyWritten uint64
 	// Pending is the consumer's lag: the messages of its filter that
 	// the stream holds beyond the last one fetched (the server's count,
 	// as of that message).
@@ -143,6 +163,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return err
 	}
 	log := orNull(c.Logger)
+	if c.SeqFile != "" {
+		f, seq, err := openSeqFile(c.SeqFile)
+		if f == nil {
+			return fmt.Errorf("jetstream consumer: %w", err)
+		}
+		if err != nil {
+			// Damaged: what the durable delivers again may be written twice.
+			c.setErr(err)
+			log.Warn("jetstream consumer: starting from the durable's acknowledged position", "error", err)
+		}
+		defer f.Close()
+		c.seqF, c.written = f, seq
+	}
 	conn := c.Conn.named("auditd-ns consumer " + c.Durable)
 	nc, err := conn.connect(connHooks{
 		up:   func() { c.count(func(s *ConsumerStatus) { s.Connected = true; s.Connects++ }) },
@@ -196,7 +229,7 @@ func (c *Consumer) bind(ctx context.Context, js jetstream.JetStream) (jetstream.
 		FilterSubject: c.Filter,
 		AckPolicy:     jetstream.AckAllPolicy,
 		MaxAckPending: 4096,
-		AckWait:       30 * time.Second,
+		AckWait:       cmp.Or(c.ackWait, 30*time.Second),
 	})
 	if err == nil {
 		return cons, nil
@@ -215,12 +248,21 @@ func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, n int) er
 		return err
 	}
 	var last jetstream.Msg
-	acked := uint64(0)
+	acked, top := uint64(0), c.written
 	for m := range mb.Messages() {
+		md, mdErr := m.Metadata()
+		if mdErr == nil && md.Sequence.Stream <= c.written {
+			// Written and flushed before; its ack was lost.
+			c.count(func(s *ConsumerStatus) { s.AlreadyWritten++; s.Redelivered++; s.Pending = md.NumPending })
+			last = m
+			acked++
+			continue
+		}
 		if err := c.write(m); err != nil {
 			return err
 		}
-		if md, err := m.Metadata(); err == nil {
+		if mdErr == nil {
+			top = max(top, md.Sequence.Stream)
 			c.count(func(s *ConsumerStatus) {
 				s.Pending = md.NumPending
 				if md.NumDelivered > 1 {
@@ -242,6 +284,14 @@ func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, n int) er
 	}
 	if err := c.Log.Flush(); err != nil {
 		return fmt.Errorf("writing the log: %w", err)
+	}
+	if top > c.written {
+		c.written = top
+		if err := c.saveSeq(); err != nil {
+			// The lines are written: acknowledged all the same; a
+			// restart may write them again.
+			c.setErr(err)
+		}
 	}
 	// AckAll: one ack covers the batch.
 	if err := last.Ack(); err != nil {
@@ -308,4 +358,44 @@ func stripNode(line []byte) []byte {
 		line = line[i+1:]
 	}
 	return line
+}
+
+// seqLen is the length of SeqFile's content: a stream sequence in 20
+// digits and a newline, rewritten in place.
+const seqLen = 21
+
+// openSeqFile opens (or creates) a consumer's SeqFile and reads its
+// sequence. A file that does not hold one is an error naming it, with
+// the file open (to be rewritten) and the sequence 0.
+func openSeqFile(path string) (*os.File, uint64, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, 0, fmt.Errorf("seq file: %w", err)
+	}
+	b := make([]byte, seqLen+1)
+	n, err := f.ReadAt(b, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		f.Close()
+		return nil, 0, fmt.Errorf("seq file %s: %w", path, err)
+	}
+	if n == 0 {
+		return f, 0, nil
+	}
+	seq, perr := strconv.ParseUint(string(bytes.TrimSuffix(b[:n], []byte("\n"))), 10, 64)
+	if n != seqLen || b[seqLen-1] != '\n' || perr != nil {
+		return f, 0, fmt.Errorf("seq file %s: not a stream sequence (%d bytes: %.24q)", path, n, b[:n])
+	}
+	return f, seq, nil
+}
+
+// saveSeq writes the last written sequence to SeqFile.
+func (c *Consumer) saveSeq() error {
+	if c.seqF == nil {
+		return nil
+	}
+	b := fmt.Appendf(nil, "%020d\n", c.written)
+	if _, err := c.seqF.WriteAt(b, 0); err != nil {
+		return fmt.Errorf("seq file %s: %w", c.SeqFile, err)
+	}
+	return nil
 }

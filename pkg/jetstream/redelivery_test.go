@@ -1,9 +1,12 @@
 package jetstream
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +26,7 @@ type ackEater struct {
 	l      net.Listener
 	target string
 	eat    atomic.Bool
+	refuse atomic.Bool // close new connections at once
 	eaten  atomic.Int64
 	mu     sync.Mutex
 	conns  []net.Conn
@@ -40,6 +44,10 @@ func newAckEater(t *testing.T, target string) *ackEater {
 			c, err := l.Accept()
 			if err != nil {
 				return
+			}
+			if p.refuse.Load() {
+				c.Close()
+				continue
 			}
 			s, err := net.Dial("tcp", p.target)
 			if err != nil {
@@ -169,4 +177,135 @@ func TestPublishAckLost(t *testing.T) {
 		t.Errorf("acked %d new (%d before the loss) and %d duplicates, for %d records", st.Acked, first, st.Duplicates, n)
 	}
 	exactlyOnce(t, subject, streamLines(t, js, natstest.HostStream, subject), n)
+}
+
+// cutLog is a consumer's log that, at its first flush, flushes, then
+// cuts the consumer's connection and refuses the next ones, and ends its
+// Run: the lines are in the file, their ack never reaches the server.
+type cutLog struct {
+	LineWriter
+	relay  *ackEater
+	cancel context.CancelFunc
+	once   sync.Once
+}
+
+func (l *cutLog) Flush() error {
+	err := l.LineWriter.Flush()
+	l.once.Do(func() {
+		l.relay.refuse.Store(true)
+		l.relay.cut()
+		l.cancel()
+	})
+	return err
+}
+
+// TestConsumerRedeliveredNotWrittenTwice: a consumer writes and flushes
+// its first batch, then loses its connection before its ack reaches the
+// server and stops (a crash). Restarted with the same SeqFile, it is
+// given that batch again by the server (Redelivered): it acknowledges it
+// without writing it twice, and writes the rest, each record once. Without
+// SeqFile's sequence the batch would be in the log twice (at least once:
+// docs/jetstream.md).
+func TestConsumerRedeliveredNotWrittenTwice(t *testing.T) {
+	u := natstest.NewUsers(t)
+	c := natstest.Start(t, 1, u)
+	js := c.AddStreams(u.Admin, 1)
+	const n = 500
+	lines, _ := records("host-a", n)
+	subj, _ := TenantSubject("t1", "host-a")
+	publishAll(t, c, u.HostA, "host-a", subj, natstest.TenantStream, lines)
+	relay := newAckEater(t, c.URLs()[0])
+	dir := t.TempDir()
+	path, seqFile := filepath.Join(dir, "audit.log"), filepath.Join(dir, "t1.seq")
+	w := openLog(t, path)
+	run := func(log LineWriter, ctx context.Context, cond func(ConsumerStatus) bool) ConsumerStatus {
+		cs := &Consumer{Conn: Conn{URL: relay.url(), Credentials: u.T1.SeedFile, InboxPrefix: "_INBOX_t1", MaxBackoff: 200 * time.Millisecond},
+			Stream: natstest.TenantStream, Durable: "t1", Filter: "audit.tenant.t1.>", Log: log, Batch: 100,
+			SeqFile: seqFile, ackWait: time.Second}
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- cs.Run(ctx) }()
+		deadline := time.Now().Add(60 * time.Second)
+		for ctx.Err() == nil && !cond(cs.Status()) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		return cs.Status()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	st := run(&cutLog{LineWriter: w, relay: relay, cancel: cancel}, ctx, func(ConsumerStatus) bool { return false })
+	if st.Written != 100 {
+		t.Fatalf("first run: %+v, want the first batch of 100 written", st)
+	}
+	// The durable holds the batch as delivered, not acknowledged.
+	cons, err := js.Consumer(context.Background(), natstest.TenantStream, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.AckFloor.Stream != 0 || info.NumAckPending == 0 {
+		t.Fatalf("the first batch's ack reached the server: ack floor %d, pending acks %d", info.AckFloor.Stream, info.NumAckPending)
+	}
+
+	// Restarted once the ack wait is over, the consumer is given the
+	// batch again first (restarted sooner, its ack of later messages,
+	// AckAll, would cover the batch).
+	time.Sleep(1500 * time.Millisecond)
+	relay.refuse.Store(false)
+	st = run(w, context.Background(), func(s ConsumerStatus) bool { return s.Acked >= n && s.Pending == 0 })
+	t.Logf("second run: written %d acked %d redelivered %d already written %d", st.Written, st.Acked, st.Redelivered, st.AlreadyWritten)
+	if st.Redelivered < 100 {
+		t.Error("the server did not deliver the first batch again: the lost ack was not tested")
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got [][]byte
+	for l := range bytes.Lines(b) {
+		got = append(got, l)
+	}
+	exactlyOnce(t, "the consumer's log", got, n)
+}
+
+// TestSeqFile: a missing SeqFile reads as 0, a written one as its
+// sequence, and one that holds anything else is an error naming it, with
+// the file open to be rewritten from 0.
+func TestSeqFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t1.seq")
+	f, seq, err := openSeqFile(path)
+	if err != nil || seq != 0 {
+		t.Fatalf("new file: %d, %v", seq, err)
+	}
+	c := &Consumer{SeqFile: path, seqF: f, written: 1234567}
+	if err := c.saveSeq(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if f, seq, err = openSeqFile(path); err != nil || seq != 1234567 {
+		t.Fatalf("written file: %d, %v", seq, err)
+	}
+	f.Close()
+	for _, bad := range []string{"12\n", "0000000000000000000x\n", strings.Repeat("9", 20) + "\n", "00000000000000000001\n\n"} {
+		if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, seq, err := openSeqFile(path)
+		if f == nil || seq != 0 || err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("%q: %d, %v, want an error naming the file", bad, seq, err)
+		}
+		if f != nil {
+			f.Close()
+		}
+	}
 }
