@@ -322,6 +322,18 @@ func (c *Consumer) write(m jetstream.Msg) error {
 			c.count(func(s *ConsumerStatus) { s.LostNotices++ })
 		}
 	}
+	if v := m.Headers().Get(UnroutedHeader); v != "" {
+		if u, ok := parseUnrouted(v); ok {
+			c.buf = append(c.buf[:0], "node="...)
+			c.buf = append(c.buf, host...)
+			c.buf = append(c.buf, ' ')
+			c.buf = remote.UnroutedNotice(c.buf, &u, data, time.Now())
+			if err := c.Log.WriteLine(c.buf); err != nil {
+				return fmt.Errorf("writing the log: %w", err)
+			}
+			c.count(func(s *ConsumerStatus) { s.LostNotices++ })
+		}
+	}
 	if len(data) == 0 {
 		return nil
 	}

@@ -24,6 +24,12 @@ const (
 	// before this message's record. A message with an empty body and this
 	// header is a notice alone.
 	LostHeader = "Auditd-Ns-Lost"
+	// UnroutedHeader, when present, says that records of the host were
+	// left unrouted (the router fell behind) just before this message's
+	// record: "N first=SEC.MSEC:SERIAL last=SEC.MSEC:SERIAL", N the number
+	// of records, first and last the headers of the first and last of
+	// them, each left out when unknown (queue.Unrouted).
+	UnroutedHeader = "Auditd-Ns-Unrouted"
 )
 
 // Publisher defaults.
@@ -290,7 +296,7 @@ func (p *Publisher) send(js jetstream.JetStream, host string, items []queue.Item
 		data := bytes.TrimSuffix(it.Data, []byte("\n"))
 		if len(data) == 0 || record.IsEOE(data) {
 			p.count(func(s *Status) { s.Skipped++ })
-			if it.Lost == 0 {
+			if it.Lost == 0 && it.Unrouted == nil {
 				pd.skip = true
 				p.out = append(p.out, pd)
 				continue
@@ -306,6 +312,9 @@ func (p *Publisher) send(js jetstream.JetStream, host string, items []queue.Item
 			msg.Header.Set(jetstream.MsgIDHeader, string(p.msgID))
 			if it.Lost > 0 {
 				msg.Header.Set(LostHeader, strconv.FormatUint(it.Lost, 10))
+			}
+			if it.Unrouted != nil {
+				msg.Header.Set(UnroutedHeader, formatUnrouted(*it.Unrouted))
 			}
 			if p.Stream != "" {
 				msg.Header.Set(jetstream.ExpectedStreamHeader, p.Stream)
@@ -362,8 +371,10 @@ func (p *Publisher) advance(ctx context.Context) error {
 				} else {
 					s.Acked++
 				}
-				if pd.fut.Msg().Header.Get(LostHeader) != "" {
-					s.LostNotices++
+				for _, h := range []string{LostHeader, UnroutedHeader} {
+					if pd.fut.Msg().Header.Get(h) != "" {
+						s.LostNotices++
+					}
 				}
 			})
 		}

@@ -37,18 +37,24 @@ func UnroutedNotice(dst []byte, u *queue.Unrouted, next []byte, now time.Time) [
 	if sec, msec, ok := record.LineTime(next); ok {
 		now = time.Unix(int64(sec), int64(msec)*int64(time.Millisecond))
 	}
-	text := []byte("op=queue-lost cause=router-overflow unrouted=")
-	text = strconv.AppendUint(text, u.Records, 10)
+	text := AppendUnrouted([]byte("op=queue-lost cause=router-overflow unrouted="), u)
+	dst = record.AppendLine(dst, "", record.TypeDaemonErr, record.AppendPayload(nil, now, 0, string(text)))
+	return dst[:len(dst)-1] // a frame's payload has no newline
+}
+
+// AppendUnrouted appends u as UnroutedNotice gives it after "unrouted=":
+// N, then " first=SEC.MSEC:SERIAL" and " last=SEC.MSEC:SERIAL" when known.
+func AppendUnrouted(dst []byte, u *queue.Unrouted) []byte {
+	dst = strconv.AppendUint(dst, u.Records, 10)
 	for _, s := range []struct {
 		name  string
 		stamp queue.Stamp
 	}{{" first=", u.First}, {" last=", u.Last}} {
 		if !s.stamp.IsZero() {
-			text = append(text, s.name...)
-			text = record.AppendTime(text, s.stamp.Sec, s.stamp.Msec)
-			text = strconv.AppendUint(append(text, ':'), s.stamp.Serial, 10)
+			dst = append(dst, s.name...)
+			dst = record.AppendTime(dst, s.stamp.Sec, s.stamp.Msec)
+			dst = strconv.AppendUint(append(dst, ':'), s.stamp.Serial, 10)
 		}
 	}
-	dst = record.AppendLine(dst, "", record.TypeDaemonErr, record.AppendPayload(nil, now, 0, string(text)))
-	return dst[:len(dst)-1] // a frame's payload has no newline
+	return dst
 }
