@@ -55,7 +55,7 @@ type kernelRun struct {
 	// RouterLag is the most records the router was behind the host log
 	// (host log records less those routed or overflowed), sampled every
 	// 50 ms over the run with -lagtrace (0 without); its overflow begins
-	// past 65,536.
+	// past the router's backlog (262,144 records).
 	RouterLag  int64
 	lagSamples string // the samples, in thousands of records (-lagtrace)
 	// What kept the generator from calling faster, from its own thread's

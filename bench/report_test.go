@@ -199,8 +199,8 @@ func (r *report) kernelMarkdown(w *bytes.Buffer) {
 		fmt.Fprintf(w, "\nWith %d registered containers (cgroup attribution, a file target each, the default memory queue, "+
 			"the generator in the first): generator rate %s/auditd-ns %s; CPU per event %s/auditd %s. "+
 			"The first container's file target got %s of the events (median (min–max)) and its queue dropped **%d** copies in all "+
-			"(target 0); the router left **%d** records unrouted in all (its overflow: more than 65,536 records behind, they "+
-			"reach the host log but no container, and no tenant is told; target 0) and attributed %d events to no container. Isolation, the first container's target a TCP peer that never reads: generator rate stalled/not stalled %s "+
+			"(target 0); the router left **%d** records unrouted in all (its overflow: more than 262,144 records behind, they "+
+			"reach the host log but no container, and every tenant is told how many; target 0) and attributed %d events to no container. Isolation, the first container's target a TCP peer that never reads: generator rate stalled/not stalled %s "+
 			"(not the same work: the stalled queue fills and then drops, while the file target writes every copy). "+
 			"The largest burst the first container's file target fell behind by: %.1f MiB of copies in its queue (most of any run).\n",
 			*containers, ts[0], against(med[ts[0]].Med, med["auditd-ns"].Med, 0.9, false),
