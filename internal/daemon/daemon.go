@@ -202,7 +202,6 @@ func (d *Daemon) start() error {
 	if d.kern, err = source.OpenKernel(); err != nil {
 		return err
 	}
-	d.log.Debug("processors for Go code", "gomaxprocs", source.AddSpareProcs())
 	if err := d.kern.Register(); err != nil {
 		if errors.Is(err, syscall.EEXIST) {
 			return fmt.Errorf("registering with the kernel: another audit daemon is registered (%s)", d.describeRegistered())

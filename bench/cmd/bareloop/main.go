@@ -43,7 +43,6 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	source.AddSpareProcs() // as auditd-ns does: the same receive path
 	defer k.Close()
 	if err := k.SetBatch(*batch); err != nil {
 		return err
