@@ -52,7 +52,10 @@ func TestExportGetsTheLogsLines(t *testing.T) {
 			}
 			// Enough for many 64 KiB buffers, with the daemon's own
 			// records and whole lines (a listener's) between them.
-			const n = 20000
+			n := 20000
+			if tc.behind {
+				n = 150000 // more than exportPending buffers
+			}
 			lines := n
 			for i := range n {
 				switch {
@@ -71,6 +74,9 @@ func TestExportGetsTheLogsLines(t *testing.T) {
 			}
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
+			}
+			if tc.behind && e.selfPushes.Load() == 0 {
+				t.Error("the writer's goroutine never pushed the buffers itself")
 			}
 			e.pushAll()
 			var got [][]byte

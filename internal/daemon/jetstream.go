@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/auditd-ns/auditd-ns/internal/beneath"
@@ -32,9 +33,9 @@ import (
 // come one at a time (hostlog.Options.OnLine, add) and are copied into a
 // buffer of the export's own, in the same order. When split falls behind
 // by more than exportPending buffers, the goroutine handing one over
-// pushes them all itself: the queue then drops its oldest copies and
-// counts them, as any target's does, and the host log never waits for
-// the network.
+// pushes them all itself (its queue drops its oldest copies when full and
+// counts them, as any target's does): the host log never waits for the
+// network.
 type export struct {
 	q      *queue.Queue
 	p      *jetstream.Publisher
@@ -56,11 +57,21 @@ type export struct {
 	// order.
 	pushMu sync.Mutex
 	batch  [][]byte
+	// selfPushes counts the times the host log's goroutine pushed the
+	// buffers itself (split was behind).
+	selfPushes atomic.Uint64
 }
 
-// exportPending is how many buffers may wait for split before the
-// goroutine handing one over pushes them itself.
-const exportPending = 16
+// exportPending is how many buffers (of up to 80 KiB) may wait for split
+// before the goroutine handing one over pushes them itself: 20 MiB at
+// most, a burst of about 60,000 records at the host log's full speed
+// while split gets no CPU. With 16, a loaded machine's bursts made the
+// host log's goroutine push them about once per 6,000 records
+// (docs/BENCHMARKS.md).
+const exportPending = 256
+
+// exportFree is how many emptied buffers are kept for reuse.
+const exportFree = 16
 
 // exportLoose is the size at which add's buffer is handed to split.
 const exportLoose = 64 << 10
@@ -150,6 +161,7 @@ func (e *export) tap(lines []byte) []byte {
 	behind := len(e.bufs) > exportPending
 	e.mu.Unlock()
 	if behind {
+		e.selfPushes.Add(1)
 		e.pushAll()
 	} else {
 		e.signal()
@@ -251,7 +263,7 @@ func (e *export) pushAll() {
 		}
 		e.mu.Lock()
 		for i, b := range work {
-			if len(e.free) < exportPending+2 {
+			if len(e.free) < exportFree {
 				e.free = append(e.free, b[:0])
 			}
 			work[i] = nil

@@ -158,6 +158,7 @@ func BenchmarkHostLogExport(b *testing.B) {
 	b.ReportMetric(cpe/cpn, "cpu-export/none")
 	b.Logf("by the clock: none %.0f, queue %.0f, export %.0f records/s (medians of %d rounds of %d); queue/none %.3f, export/none %.3f", mn, mq, me, rounds, b.N, mq/mn, me/mn)
 	b.Logf("by the ingest thread's CPU time: none %.0f, queue %.0f, export %.0f records/s; queue/none %.3f, export/none %.3f", cpn, cpq, cpe, cpq/cpn, cpe/cpn)
+	b.Logf("the ingest goroutine pushed the buffers itself (the export's goroutine behind): queue %d times, export %d times", qonly.export.selfPushes.Load(), exp.export.selfPushes.Load())
 	b.Logf("rounds in turn, by the clock: none %.0f; queue %.0f; export %.0f", rn, rq, re)
 	b.Logf("rounds in turn, by CPU time: none %.0f; queue %.0f; export %.0f; export acked %d, duplicates %d, retried %d", cn, cq, ce, st.Acked, st.Duplicates, st.Retried)
 }
