@@ -365,12 +365,15 @@ func printStatus(out io.Writer, st control.Status) error {
 			r.Records, r.Events, r.Partial, r.Unattributed, r.Overflow, r.Malformed, r.BadChain)
 	}
 	if t := st.Tracker; t != nil {
-		watch := ""
+		watch, idle := "", ""
 		if !t.Watching {
 			watch = ", cgroup.procs NOT watched"
 		}
-		fmt.Fprintf(out, "tracker:     %s, %d process events, %d overruns, %d execs missed, %d self-moves, %d gone movers%s; lookups: %d hits, %d by parent, %d ambiguous, %d missed; %d processes, %d dropped\n",
-			t.Attribution, t.Events, t.Overruns, t.ExecMissed, t.Moves, t.Gone, watch, t.Hits, t.ParentHits, t.Ambiguous, t.Misses, t.Processes, t.Dropped)
+		if t.Idle {
+			idle = " (idle: no container to follow)"
+		}
+		fmt.Fprintf(out, "tracker:     %s%s, %d process events, %d /proc reads, %d overruns, %d execs missed, %d self-moves, %d gone movers%s; lookups: %d hits, %d by parent, %d ambiguous, %d missed; %d processes, %d dropped\n",
+			t.Attribution, idle, t.Events, t.ProcReads, t.Overruns, t.ExecMissed, t.Moves, t.Gone, watch, t.Hits, t.ParentHits, t.Ambiguous, t.Misses, t.Processes, t.Dropped)
 	}
 	for _, p := range st.Plugins {
 		fmt.Fprintf(out, "plugin:      %s (%s): %s, %d sent, %d dropped, %d/%d queued, %d restarts", p.Name, p.Path, p.State, p.Sent, p.Dropped, p.Queued, p.QDepth, p.Restarts)

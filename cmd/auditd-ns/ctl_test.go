@@ -114,11 +114,11 @@ func TestCtlStatus(t *testing.T) {
 	b.SetHostLog(control.HostLogStatus{Path: "/var/log/audit/audit.log", Records: 10, Bytes: 999, Rotations: 1})
 	b.SetRouter(control.RouterStatus{Records: 9, Events: 3, Partial: 1, Overflow: 4})
 	b.SetTracker(&control.TrackerStatus{Attribution: control.AttributionCgroup, Watching: true, Events: 120, ExecMissed: 3,
-		Moves: 2, Gone: 1, Hits: 40, ParentHits: 5, Ambiguous: 6, Misses: 7, Processes: 300})
+		Moves: 2, Gone: 1, Hits: 40, ParentHits: 5, Ambiguous: 6, Misses: 7, Processes: 300, Idle: true, ProcReads: 11})
 	want := `kernel:      enabled 1, audit pid 77, lost 2, backlog 5/8192, attribution contid
 host log:    /var/log/audit/audit.log, writing, 10 records, 999 bytes, 1 rotations, 0 dropped
 router:      9 records, 3 events (1 partial), 0 unattributed, 4 overflow, 0 malformed, 0 bad chains
-tracker:     cgroup, 120 process events, 0 overruns, 3 execs missed, 2 self-moves, 1 gone movers; lookups: 40 hits, 5 by parent, 6 ambiguous, 7 missed; 300 processes, 0 dropped
+tracker:     cgroup (idle: no container to follow), 120 process events, 11 /proc reads, 0 overruns, 3 execs missed, 2 self-moves, 1 gone movers; lookups: 40 hits, 5 by parent, 6 ambiguous, 7 missed; 300 processes, 0 dropped
 containers:  0
 `
 	if got := mustCtl(t, sock, "status"); got != want {
@@ -126,7 +126,8 @@ containers:  0
 	}
 	var st control.Status
 	if err := json.Unmarshal([]byte(mustCtl(t, sock, "status", "--json")), &st); err != nil || st.Kernel.Lost != 2 || st.HostLog.Bytes != 999 || st.Router.Overflow != 4 ||
-		st.Tracker == nil || st.Tracker.ExecMissed != 3 || st.Tracker.Ambiguous != 6 {
+		st.Tracker == nil || st.Tracker.ExecMissed != 3 || st.Tracker.Ambiguous != 6 ||
+		!st.Tracker.Idle || st.Tracker.ProcReads != 11 {
 		t.Errorf("status --json: %+v %v", st, err)
 	}
 }

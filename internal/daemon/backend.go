@@ -201,5 +201,5 @@ func (d *Daemon) trackerStatus() *control.TrackerStatus {
 	return &control.TrackerStatus{Attribution: attr, Watching: s.Watching, Events: s.Events, Overruns: s.Overruns,
 		ExecMissed: s.ExecMissed, Moves: s.Moves, Gone: s.Gone,
 		Hits: s.Hits, ParentHits: s.ParentHits, Ambiguous: s.Ambiguous, Misses: s.Misses,
-		Processes: s.Entries, Dropped: s.Dropped}
+		Processes: s.Entries, Dropped: s.Dropped, Idle: s.Idle, ProcReads: s.Reads}
 }

@@ -382,6 +382,12 @@ type TrackerStatus struct {
 	// the table was full of live ones.
 	Processes int    `json:"processes"`
 	Dropped   uint64 `json:"dropped"`
+	// Idle is true while no container the tracker attributes to is
+	// registered (and none asks for a view): forks and execs are then not
+	// read from /proc. ProcReads counts the reads of /proc/PID/cgroup at
+	// forks and execs.
+	Idle      bool   `json:"idle"`
+	ProcReads uint64 `json:"proc_reads"`
 }
 
 // LatencyBackend is a Backend that also measures delivery latency: the

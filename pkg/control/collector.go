@@ -77,6 +77,8 @@ var trackerFamilies = []family[TrackerStatus]{
 	{newDesc("auditd_ns_tracker_ambiguous_lookups_total", "Lookups that fell where a move is only bounded: the cgroup holding every place the process may have been answered, no narrower container.", "attribution"), prometheus.CounterValue, func(t *TrackerStatus) float64 { return float64(t.Ambiguous) }},
 	{newDesc("auditd_ns_tracker_missed_lookups_total", "Records' process lookups not answered: the record went to the host log only.", "attribution"), prometheus.CounterValue, func(t *TrackerStatus) float64 { return float64(t.Misses) }},
 	{newDesc("auditd_ns_tracker_processes", "Processes whose cgroup history the tracker keeps, recently exited ones included.", "attribution"), prometheus.GaugeValue, func(t *TrackerStatus) float64 { return float64(t.Processes) }},
+	{newDesc("auditd_ns_tracker_idle", "1 while no container the tracker attributes to is registered (and none asks for a view): forks and execs are not read from /proc.", "attribution"), prometheus.GaugeValue, func(t *TrackerStatus) float64 { return boolf(t.Idle) }},
+	{newDesc("auditd_ns_tracker_proc_reads_total", "Reads of /proc/PID/cgroup at forks and execs.", "attribution"), prometheus.CounterValue, func(t *TrackerStatus) float64 { return float64(t.ProcReads) }},
 	{newDesc("auditd_ns_tracker_dropped_processes_total", "Live processes not kept because the tracker's table was full of live ones.", "attribution"), prometheus.CounterValue, func(t *TrackerStatus) float64 { return float64(t.Dropped) }},
 }
 

@@ -125,7 +125,7 @@ func TestMetrics(t *testing.T) {
 	b.SetKernel(control.KernelStatus{Enabled: 1, Lost: 3, Backlog: 7, BacklogLimit: 8192, Attribution: control.AttributionContid})
 	b.SetHostLog(control.HostLogStatus{Path: "/var/log/audit/audit.log", Records: 100, Bytes: 20000, Rotations: 1})
 	b.SetRouter(control.RouterStatus{Records: 90, Events: 30, Overflow: 2, Unattributed: 5})
-	b.SetTracker(&control.TrackerStatus{Attribution: control.AttributionCgroup, Watching: true, Events: 500, ExecMissed: 4, Hits: 80, Ambiguous: 2, Processes: 310})
+	b.SetTracker(&control.TrackerStatus{Attribution: control.AttributionCgroup, Watching: true, Events: 500, ExecMissed: 4, Hits: 80, Ambiguous: 2, Processes: 310, Idle: true, ProcReads: 40})
 	url := serveMetrics(t, b)
 
 	b.SetFigures("other", control.ContainerInfo{Connected: true, Queued: 5, QueuedBytes: 900, Delivered: 40, Acked: 40})
@@ -135,7 +135,7 @@ func TestMetrics(t *testing.T) {
 		Dropped: 3, Drops: map[string]uint64{"full": 2}})
 	b.SetHostLog(control.HostLogStatus{Records: 160, Bytes: 32000, Rotations: 1})
 	b.SetRouter(control.RouterStatus{Records: 150, Events: 50, Overflow: 2, Unattributed: 6, Malformed: 1})
-	b.SetTracker(&control.TrackerStatus{Attribution: control.AttributionCgroup, Events: 700, ExecMissed: 9, Hits: 120, Ambiguous: 5, Misses: 1, Processes: 290})
+	b.SetTracker(&control.TrackerStatus{Attribution: control.AttributionCgroup, Events: 700, ExecMissed: 9, Hits: 120, Ambiguous: 5, Misses: 1, Processes: 290, ProcReads: 65})
 	after := scrape(t, url)
 
 	for _, tc := range []struct {
@@ -158,6 +158,8 @@ func TestMetrics(t *testing.T) {
 		{`auditd_ns_tracker_process_events_total{attribution="cgroup"}`, 500, 700},
 		{`auditd_ns_tracker_processes{attribution="cgroup"}`, 310, 290},
 		{`auditd_ns_tracker_watching{attribution="cgroup"}`, 1, 0},
+		{`auditd_ns_tracker_idle{attribution="cgroup"}`, 1, 0},
+		{`auditd_ns_tracker_proc_reads_total{attribution="cgroup"}`, 40, 65},
 		{`auditd_ns_kernel_attribution{mode="contid"}`, 1, 1},
 		{`auditd_ns_containers`, 4, 4},
 		{`auditd_ns_container_queued_bytes{container="other"}`, 900, 200},
