@@ -62,7 +62,7 @@ if [ -f "$dir/bzImage" ]; then
 fi
 
 start=$(date +%s)
-tree=$cache/tree-$flavour
+tree=${KERNEL_TREE:-$cache/tree-$flavour}
 top=$(basename "$tarball" .tar.xz)
 # A prefix build starts from the full series' tree: fewer files differ.
 if [ "${flavour%%-*}" = upto ] && [ ! -f "$tree/.unpacked" ] && [ -f "$cache/tree-series/.unpacked" ]; then
