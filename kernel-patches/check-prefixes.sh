@@ -21,6 +21,7 @@
 #   What it cannot see: an untouched file broken by a changed header
 #   (the series only adds to headers the files it touches include).
 #   With --nons, the whole series alone, in the config-nons tree
+#   (tree-nons, the one kernel-check builds its config-nons kernel in)
 #   (compile and warnings; its symbols are not checked, as there is no
 #   unpatched config-nons kernel to check them against): a quicker
 #   stand-in for the whole config-nons kernel that kernel-check builds.
@@ -38,14 +39,14 @@ nons=0
 mapfile -t patches < <(ls "$here"/series/0*.patch | grep -v /0000-)
 base=$cache/tree-base
 if [ $nons = 1 ]; then
-	tree=$cache/tree-series-config-nons
-	from=$cache/tree-series-config-nons
+	tree=${KERNEL_NONS_TREE:-$cache/tree-nons}
+	from=$tree
 else
 	tree=$cache/tree-check
 	from=$cache/tree-series
 fi
 if [ ! -f "$cache/tree-series/vmlinux" ] || [ ! -f "$base/vmlinux" ] || [ ! -f "$from/include/generated/autoconf.h" ]; then
-	echo "check-prefixes: needs the plain and base kernels built (make kernel kernel-base) and, for --nons, its tree configured (build-kernel.sh --extra config-nons)" >&2
+	echo "check-prefixes: needs the plain and base kernels built (make kernel kernel-base) and, for --nons, its tree configured (make kernel-check builds it)" >&2
 	exit 1
 fi
 if [ ! -f "$tree/.unpacked" ]; then
