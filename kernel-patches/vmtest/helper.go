@@ -65,6 +65,13 @@ func runHelper(args []string) int {
 		n, _ := strconv.Atoi(args[1])
 		rounds, _ := strconv.Atoi(args[2])
 		bench(n, rounds)
+	case "deep-bench":
+		// deep-bench D MAX BASE N: bench at the end of a chain (overhead.go).
+		d, _ := strconv.Atoi(args[1])
+		max, _ := strconv.Atoi(args[2])
+		base, _ := strconv.Atoi(args[3])
+		n, _ := strconv.Atoi(args[4])
+		h.deepBench(d, max, base, n)
 	case "netns-bench":
 		// netns-bench N: time N network namespace creations.
 		n, _ := strconv.Atoi(args[1])
