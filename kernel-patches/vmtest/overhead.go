@@ -19,7 +19,7 @@ import (
 const (
 	filteredCalls = 100000
 	recordedCalls = 3000
-	netnsCalls    = 10000
+	netnsCalls    = 2000
 )
 
 // discard makes the audit reader count records instead of keeping them.
