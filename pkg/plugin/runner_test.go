@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -185,6 +186,13 @@ func TestAFUnix(t *testing.T) {
 // new one, restarts a changed one and stops a removed one, as auditd's
 // SIGHUP does.
 func TestReload(t *testing.T) {
+	// The daemon handles SIGHUP, so the programs it starts get its default
+	// action. A test binary run with SIGHUP ignored (under nohup) would
+	// pass SIG_IGN down instead, and a shell cannot trap a signal ignored
+	// on entry: handle it here as the daemon does.
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
 	// (A read that the trapped SIGHUP interrupts fails as at EOF: the
 	// trap tells them apart.)
 	a := script(t, `trap 'hup=1; echo hup >>"$1/hups"' HUP
