@@ -47,23 +47,12 @@ func init() {
 // MAX and give EMLINK past it. Each level's child does the same.
 func (h *helper) deep(d, max, base int) {
 	h.contidIs(os.Getpid(), strconv.Itoa(base+d-1))
-	args := []string{"sh", "-c", `read x; exec "$@"`, "sh", "/init", "helper", "deep",
-		strconv.Itoa(d + 1), strconv.Itoa(max), strconv.Itoa(base)}
-	cmd := exec.Command("/bin/busybox", args...)
-	cmd.Stdout = os.Stdout
-	in, err := cmd.StdinPipe()
-	if err != nil || cmd.Start() != nil {
-		h.check(false, "starting level %d: %v", d+1, err)
+	cmd, in := h.startHeld(d+1, "deep", strconv.Itoa(d+1), strconv.Itoa(max), strconv.Itoa(base))
+	if cmd == nil {
 		return
 	}
-	for i := 0; i < 500; i++ {
-		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid)); l == "/bin/busybox" {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 	next := strconv.Itoa(base + d)
-	err = writeContid(cmd.Process.Pid, next)
+	err := writeContid(cmd.Process.Pid, next)
 	if d+1 > max {
 		h.expect(fmt.Sprintf("nest %s at depth %d", next, d+1), err, "EMLINK")
 		_ = cmd.Process.Kill()
@@ -71,9 +60,38 @@ func (h *helper) deep(d, max, base int) {
 		return
 	}
 	h.expect(fmt.Sprintf("nest %s at depth %d", next, d+1), err, "success")
+	h.release(d+1, cmd, in)
+}
+
+// startHeld starts "/init helper ROLE ARGS..." as a child of busybox sh
+// that waits for a line on its stdin before it execs, and returns once
+// the child runs busybox (its contid can be set before the role runs);
+// nil if it could not start. release lets it go and waits for it.
+func (h *helper) startHeld(level int, role string, args ...string) (*exec.Cmd, io.WriteCloser) {
+	cmd := exec.Command("/bin/busybox", append([]string{"sh", "-c", `read x; exec "$@"`, "sh", "/init", "helper", role}, args...)...)
+	cmd.Stdout = os.Stdout
+	in, err := cmd.StdinPipe()
+	if err == nil {
+		err = cmd.Start()
+	}
+	if err != nil {
+		h.check(false, "starting level %d: %v", level, err)
+		return nil, nil
+	}
+	for i := 0; i < 500; i++ {
+		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid)); l == "/bin/busybox" {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return cmd, in
+}
+
+// release lets a child startHeld made go on, and checks that it ran.
+func (h *helper) release(level int, cmd *exec.Cmd, in io.WriteCloser) {
 	_, _ = in.Write([]byte("go\n"))
 	in.Close()
-	h.check(cmd.Wait() == nil, "level %d ran", d+1)
+	h.check(cmd.Wait() == nil, "level %d ran", level)
 }
 
 // testNestingDepth (bug 11): containers nest AUDIT_CONTID_DEPTH deep and

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -105,25 +104,13 @@ func (h *helper) deepBench(d, max, base, n int) {
 		bench(n, 1)
 		return
 	}
-	cmd := exec.Command("/bin/busybox", "sh", "-c", `read x; exec "$@"`, "sh", "/init", "helper", "deep-bench",
-		strconv.Itoa(d+1), strconv.Itoa(max), strconv.Itoa(base), strconv.Itoa(n))
-	cmd.Stdout = os.Stdout
-	in, err := cmd.StdinPipe()
-	if err != nil || cmd.Start() != nil {
-		h.check(false, "starting level %d: %v", d+1, err)
+	cmd, in := h.startHeld(d+1, "deep-bench", strconv.Itoa(d+1), strconv.Itoa(max), strconv.Itoa(base), strconv.Itoa(n))
+	if cmd == nil {
 		return
-	}
-	for i := 0; i < 500; i++ {
-		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid)); l == "/bin/busybox" {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 	next := strconv.Itoa(base + d)
 	h.expect(fmt.Sprintf("nest %s at depth %d", next, d+1), writeContid(cmd.Process.Pid, next), "success")
-	_, _ = in.Write([]byte("go\n"))
-	in.Close()
-	h.check(cmd.Wait() == nil, "level %d ran", d+1)
+	h.release(d+1, cmd, in)
 }
 
 // benchNetns times n unshare(CLONE_NEWNET) calls, each of which creates a
