@@ -107,7 +107,7 @@ func stalledPeer(t *testing.T) string {
 // round the copies its target got, the copies its queue dropped, the most
 // bytes its queue held (the burst the target had to absorb), and the
 // records the router left unrouted (its overflow: those reach no
-// container, and no tenant is told). A round fails when events are
+// container; every container is told how many, which this does not count). A round fails when events are
 // missing from that file with no queue-lost notice to account for them. It is
 // how the default queue is sized: run it with -tenantqueue 256MiB to see
 // the whole burst. AUDITD_NS_BENCH=1, like the side-by-side.

@@ -118,32 +118,32 @@ func (d *Daemon) count(f func(*Stats)) {
 // process sent to the daemon's netlink socket since the last poll: they
 // were dropped, but someone with CAP_NET_ADMIN tried to forge records.
 func (d *Daemon) checkForeign() {
-	n := d.kern.Foreign()
-	d.statMu.Lock()
-	prev := d.stats.Foreign
-	d.stats.Foreign = n
-	d.statMu.Unlock()
-	if n > prev {
-		d.log.Warn("dropped netlink messages that did not come from the kernel", "new", n-prev, "total", n)
-		d.hlog.Daemon(record.TypeDaemonErr, record.DaemonText("foreign-netlink", fmt.Sprintf("dropped=%d new=%d", n, n-prev), false))
-	}
+	d.reportRise(&d.stats.Foreign, d.kern.Foreign(), "foreign-netlink", "dropped",
+		"dropped netlink messages that did not come from the kernel")
 }
 
 // checkOverflow logs, and records in the host log, records the router left
 // unrouted because too many waited for it: their copies reached no
-// container, and no tenant's queue knows of them.
+// container (the router tells every container's queue of them).
 func (d *Daemon) checkOverflow() {
 	if d.router == nil {
 		return
 	}
-	n := d.router.Stats().Overflow
+	d.reportRise(&d.stats.RouterOverflow, d.router.Stats().Overflow, "router-overflow", "unrouted",
+		"the router fell behind: records were not copied to any container")
+}
+
+// reportRise stores the counter n in *last (a field of d.stats) and, when
+// it rose since, warns and writes DAEMON_ERR op=OP KEY=N new=RISE to the
+// host log.
+func (d *Daemon) reportRise(last *uint64, n uint64, op, key, warning string) {
 	d.statMu.Lock()
-	prev := d.stats.RouterOverflow
-	d.stats.RouterOverflow = n
+	prev := *last
+	*last = n
 	d.statMu.Unlock()
 	if n > prev {
-		d.log.Warn("the router fell behind: records were not copied to any container", "new", n-prev, "total", n)
-		d.hlog.Daemon(record.TypeDaemonErr, record.DaemonText("router-overflow", fmt.Sprintf("unrouted=%d new=%d", n, n-prev), false))
+		d.log.Warn(warning, "new", n-prev, "total", n)
+		d.hlog.Daemon(record.TypeDaemonErr, record.DaemonText(op, fmt.Sprintf("%s=%d new=%d", key, n, n-prev), false))
 	}
 }
 

@@ -92,14 +92,7 @@ func TestReceiverBoundInStatusAndMetrics(t *testing.T) {
 	if f := info("fine"); f.ReceiverBound {
 		t.Errorf("fine, a file target with nothing queued, is receiver bound")
 	}
-	srv := httptest.NewServer(control.MetricsHandler(b, nil))
-	defer srv.Close()
-	resp, err := srv.Client().Get(srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := scrapeMetrics(t, b)
 	for _, want := range []string{
 		`auditd_ns_container_receiver_bound{container="slow"} 1`,
 		`auditd_ns_container_receiver_bound{container="fine"} 0`,
@@ -111,4 +104,21 @@ func TestReceiverBoundInStatusAndMetrics(t *testing.T) {
 	if !strings.Contains(string(body), `auditd_ns_container_receiver_wait_seconds_total{container="slow"}`) {
 		t.Errorf("the metrics lack the receiver wait of slow")
 	}
+}
+
+// scrapeMetrics returns what the metrics endpoint serves for b.
+func scrapeMetrics(t *testing.T, b control.Backend) []byte {
+	t.Helper()
+	srv := httptest.NewServer(control.MetricsHandler(b, nil))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
 }

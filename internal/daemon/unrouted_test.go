@@ -3,8 +3,6 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +12,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/auditd-ns/auditd-ns/internal/config"
-	"github.com/auditd-ns/auditd-ns/pkg/control"
 	"github.com/auditd-ns/auditd-ns/pkg/hostlog"
 	"github.com/auditd-ns/auditd-ns/pkg/record"
 	"github.com/auditd-ns/auditd-ns/pkg/registry"
@@ -120,14 +117,7 @@ func TestRouterOverflowToldToTenants(t *testing.T) {
 			t.Errorf("%s: dropped %d, drops %v: want 3072 router-overflow", info.Name, info.Dropped, info.Drops)
 		}
 	}
-	srv := httptest.NewServer(control.MetricsHandler(b, nil))
-	defer srv.Close()
-	resp, err := srv.Client().Get(srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := scrapeMetrics(t, b)
 	for _, name := range []string{"a", "b"} {
 		if want := `auditd_ns_container_dropped_copies_total{container="` + name + `",reason="router-overflow"} 3072`; !strings.Contains(string(body), want) {
 			t.Errorf("the metrics lack %q", want)

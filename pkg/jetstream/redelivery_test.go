@@ -93,7 +93,7 @@ func (p *ackEater) cut() {
 }
 
 // storedOn is how many messages stream holds on subject, asked directly.
-func storedOn(t *testing.T, js jetstream.JetStream, stream, subject string) uint64 {
+func storedOn(t testing.TB, js jetstream.JetStream, stream, subject string) uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
